@@ -1,0 +1,17 @@
+//! The Gatehouse domain: the things an identity service is about, and the rules that hold
+//! between them. It knows nothing of HTTP, SQL or JSON: the HTTP layer converts wire types to
+//! these, and the store persists them behind the [`store::Store`] trait.
+
+pub mod audit;
+pub mod client;
+pub mod error;
+pub mod group;
+pub mod ids;
+pub mod permission;
+pub mod pool;
+pub mod session;
+pub mod store;
+pub mod time;
+pub mod user;
+
+pub use error::ParseError;

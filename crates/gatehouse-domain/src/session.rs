@@ -1,0 +1,73 @@
+//! Sessions (one sign-in or one impersonation) and the revocation of tokens.
+
+use crate::ids::{ClientId, PoolId, PoolSlug, SessionId, UserId, Username};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub pool: PoolId,
+    pub user_id: UserId,
+    pub username: Username,
+    pub client_id: Option<ClientId>,
+    pub kind: SessionKind,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionKind {
+    SignIn,
+    /// An impersonation: who really acts, and why.
+    Impersonation {
+        actor: Actor,
+        reason: Option<String>,
+    },
+}
+
+impl Session {
+    pub fn is_active_at(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+/// Who performed an action: a user (possibly of the staff pool), an app client, or Gatehouse.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// The user id or client id.
+    pub id: String,
+    /// The username, for users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The pool the actor belongs to (the staff pool for staff).
+    pub pool: PoolSlug,
+    /// The client through which a user acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<ClientId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    Client,
+    System,
+}
+
+impl Actor {
+    /// A readable name: the username of a user, the id of a client.
+    pub fn display_name(&self) -> &str {
+        self.username.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// One revoked access token (RFC 7009), kept until it would have expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub pool: PoolId,
+    pub jti: String,
+    pub expires_at: Timestamp,
+    pub revoked_at: Timestamp,
+}

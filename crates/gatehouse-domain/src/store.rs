@@ -1,0 +1,211 @@
+//! The storage trait. Every call is scoped to one pool; every mutation commits together with
+//! the audit event that records it, so an action is never done without its audit record and
+//! no audit record describes an action that did not happen.
+
+use async_trait::async_trait;
+
+use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
+use crate::client::AppClient;
+use crate::group::Group;
+use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
+use crate::pool::{HostName, Pool, PoolSettings, SigningAlg};
+use crate::session::{RevokedToken, Session};
+use crate::time::Timestamp;
+use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (a username, group name, host, link already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The row to change does not exist in this pool.
+    #[error("not found")]
+    NotFound,
+    /// The database failed; the message is for logs, never for clients.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A pool's signing key as stored: the private key sealed with the master key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub pool: PoolId,
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub state: KeyState,
+    /// AES-256-GCM sealed PKCS#8 document (nonce first).
+    pub sealed_private_key: Vec<u8>,
+    /// The public JWK, as JSON text.
+    pub public_jwk: String,
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("pool", &self.pool)
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not yet signing.
+    Next,
+    /// Signing.
+    Current,
+    /// Published so that tokens it signed still verify.
+    Previous,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Current => "current",
+            KeyState::Previous => "previous",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "next" => Some(Self::Next),
+            "current" => Some(Self::Current),
+            "previous" => Some(Self::Previous),
+            _ => None,
+        }
+    }
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionFilter {
+    /// Sessions of one user that are neither revoked nor expired at the given time.
+    ActiveOfUser(UserId, Timestamp),
+    /// Impersonation sessions that are neither revoked nor expired at the given time.
+    ActiveImpersonations(Timestamp),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Pools and keys.
+
+    /// Creates a pool with its first signing key.
+    async fn create_pool(
+        &self,
+        pool: &Pool,
+        key: &SigningKeyRecord,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn pool_by_slug(&self, slug: &PoolSlug) -> StoreResult<Option<Pool>>;
+    async fn pool_by_host(&self, host: &HostName) -> StoreResult<Option<Pool>>;
+    async fn list_pools(&self) -> StoreResult<Vec<Pool>>;
+    async fn update_pool_settings(
+        &self,
+        pool: PoolId,
+        settings: &PoolSettings,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Replaces the host names bound to a pool. A host bound to another pool is a conflict.
+    async fn set_pool_hosts(
+        &self,
+        pool: PoolId,
+        hosts: &[HostName],
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    async fn signing_keys(&self, pool: PoolId) -> StoreResult<Vec<SigningKeyRecord>>;
+
+    // Users.
+
+    async fn create_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()>;
+    async fn user_by_username(&self, pool: PoolId, username: &Username) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, pool: PoolId, id: UserId) -> StoreResult<Option<User>>;
+    /// Users ordered by username, starting after `after`.
+    async fn list_users(
+        &self,
+        pool: PoolId,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+    /// Replaces every mutable field of the user with this id.
+    async fn update_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()>;
+    /// Deletes the user with its memberships, links, sessions and codes.
+    async fn delete_user(&self, pool: PoolId, id: UserId, audit: &AuditEvent) -> StoreResult<()>;
+    async fn link_identity(&self, link: &FederatedIdentity, audit: &AuditEvent) -> StoreResult<()>;
+    async fn identities_of_user(&self, pool: PoolId, id: UserId) -> StoreResult<Vec<FederatedIdentity>>;
+    /// Stores a verification code, replacing the user's previous one for that attribute.
+    async fn put_verification_code(&self, code: &VerificationCode) -> StoreResult<()>;
+    /// Removes and returns the user's code for that attribute.
+    async fn take_verification_code(
+        &self,
+        pool: PoolId,
+        user: UserId,
+        attribute: VerifiableAttribute,
+    ) -> StoreResult<Option<VerificationCode>>;
+
+    // Groups.
+
+    async fn create_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()>;
+    async fn group(&self, pool: PoolId, name: &GroupName) -> StoreResult<Option<Group>>;
+    /// Groups ordered by name, starting after `after`.
+    async fn list_groups(
+        &self,
+        pool: PoolId,
+        after: Option<&GroupName>,
+        limit: u32,
+    ) -> StoreResult<Vec<Group>>;
+    async fn update_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()>;
+    async fn delete_group(&self, pool: PoolId, name: &GroupName, audit: &AuditEvent) -> StoreResult<()>;
+    /// The user's groups, ordered by name.
+    async fn groups_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Group>>;
+    /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
+    async fn set_user_groups(
+        &self,
+        pool: PoolId,
+        user: UserId,
+        groups: &[GroupName],
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Members ordered by username, starting after `after`.
+    async fn users_in_group(
+        &self,
+        pool: PoolId,
+        group: &GroupName,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>>;
+
+    // App clients.
+
+    async fn create_client(&self, client: &AppClient, audit: &AuditEvent) -> StoreResult<()>;
+    async fn client(&self, pool: PoolId, id: &ClientId) -> StoreResult<Option<AppClient>>;
+    async fn list_clients(&self, pool: PoolId) -> StoreResult<Vec<AppClient>>;
+    async fn delete_client(&self, pool: PoolId, id: &ClientId, audit: &AuditEvent) -> StoreResult<()>;
+
+    // Sessions and revocation.
+
+    async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()>;
+    async fn session(&self, pool: PoolId, id: SessionId) -> StoreResult<Option<Session>>;
+    async fn list_sessions(&self, pool: PoolId, filter: SessionFilter) -> StoreResult<Vec<Session>>;
+    /// Marks a session revoked; `NotFound` if it does not exist or was already revoked.
+    async fn revoke_session(
+        &self,
+        pool: PoolId,
+        id: SessionId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+    /// Revokes one access token by `jti`; revoking it twice is not an error.
+    async fn revoke_token(&self, token: &RevokedToken, audit: &AuditEvent) -> StoreResult<()>;
+    async fn is_token_revoked(&self, pool: PoolId, jti: &str) -> StoreResult<bool>;
+
+    // Audit.
+
+    /// Appends an event that records no state change of its own (a token issued, a denial).
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    async fn list_audit(&self, pool: PoolId, query: &AuditQuery) -> StoreResult<Vec<StoredAuditEvent>>;
+}

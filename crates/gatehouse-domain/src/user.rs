@@ -1,0 +1,263 @@
+//! Users and their profiles.
+
+use std::fmt;
+
+use crate::ParseError;
+use crate::ids::{PoolId, UserId, Username};
+use crate::permission::Role;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub pool: PoolId,
+    pub username: Username,
+    pub enabled: Enabled,
+    pub status: UserStatus,
+    pub attributes: UserAttributes,
+    pub contact_id: Option<String>,
+    pub password: Option<PasswordCredential>,
+    /// Tokens issued at or before this instant are no longer valid (disable, reset, sign-out).
+    pub tokens_not_before: Option<Timestamp>,
+    /// Whether a second factor is enrolled; `disable-mfa` clears it.
+    pub mfa: MfaState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enabled {
+    Yes,
+    No,
+}
+
+impl Enabled {
+    pub fn is_enabled(self) -> bool {
+        self == Enabled::Yes
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MfaState {
+    None,
+    SoftwareToken,
+}
+
+/// A stored password: the argon2id PHC string, and when a temporary one expires.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordCredential {
+    pub phc: String,
+    pub temporary_until: Option<Timestamp>,
+}
+
+impl fmt::Debug for PasswordCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordCredential")
+            .field("phc", &"[redacted]")
+            .field("temporary_until", &self.temporary_until)
+            .finish()
+    }
+}
+
+macro_rules! statuses {
+    ($($variant:ident => $name:literal,)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum UserStatus { $($variant,)* }
+
+        impl UserStatus {
+            pub fn as_str(self) -> &'static str {
+                match self { $(UserStatus::$variant => $name,)* }
+            }
+            pub fn parse(s: &str) -> Result<Self, ParseError> {
+                match s {
+                    $($name => Ok(UserStatus::$variant),)*
+                    _ => Err(ParseError::new("status", format!("unknown status '{s}'"))),
+                }
+            }
+        }
+    };
+}
+
+statuses! {
+    Unconfirmed => "UNCONFIRMED",
+    Confirmed => "CONFIRMED",
+    Archived => "ARCHIVED",
+    Compromised => "COMPROMISED",
+    Unknown => "UNKNOWN",
+    ResetRequired => "RESET_REQUIRED",
+    ForceChangePassword => "FORCE_CHANGE_PASSWORD",
+    ExternalProvider => "EXTERNAL_PROVIDER",
+}
+
+impl UserStatus {
+    /// States from which an administrator may reset the password.
+    pub fn allows_password_reset(self) -> bool {
+        matches!(
+            self,
+            UserStatus::Confirmed | UserStatus::ForceChangePassword | UserStatus::ResetRequired
+        )
+    }
+}
+
+/// OIDC standard claims plus `roles`: the profile of a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserAttributes {
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nickname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoneinfo: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birthdate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+}
+
+/// OIDC address claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+const TEXT_MAX: usize = 2048;
+
+fn check_text(field: &'static str, v: &str, max: usize) -> Result<(), ParseError> {
+    let n = v.chars().count();
+    if n == 0 || n > max {
+        return Err(ParseError::new(field, format!("must be 1 to {max} characters")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ParseError::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_opt(field: &'static str, v: &Option<String>, max: usize) -> Result<(), ParseError> {
+    v.as_deref().map_or(Ok(()), |v| check_text(field, v, max))
+}
+
+impl UserAttributes {
+    /// Checks the limits of the reference schema. `roles` are already parsed.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        check_text("email", &self.email, TEXT_MAX)?;
+        let at = self.email.find('@');
+        if !matches!(at, Some(i) if i > 0 && i + 1 < self.email.len())
+            || self.email.chars().any(char::is_whitespace)
+        {
+            return Err(ParseError::new("email", "not an e-mail address"));
+        }
+        check_text("name", &self.name, TEXT_MAX)?;
+        check_opt("given_name", &self.given_name, TEXT_MAX)?;
+        check_opt("family_name", &self.family_name, TEXT_MAX)?;
+        check_opt("middle_name", &self.middle_name, TEXT_MAX)?;
+        check_opt("nickname", &self.nickname, TEXT_MAX)?;
+        check_opt("preferred_username", &self.preferred_username, 128)?;
+        check_opt("phone", &self.phone, TEXT_MAX)?;
+        check_opt("zoneinfo", &self.zoneinfo, TEXT_MAX)?;
+        check_opt("picture", &self.picture, TEXT_MAX)?;
+        check_opt("website", &self.website, TEXT_MAX)?;
+        check_opt("locale", &self.locale, TEXT_MAX)?;
+        check_opt("profile", &self.profile, TEXT_MAX)?;
+        check_opt("birthdate", &self.birthdate, TEXT_MAX)?;
+        check_opt("gender", &self.gender, TEXT_MAX)?;
+        if self.roles.len() > 64 {
+            return Err(ParseError::new("roles", "at most 64 roles"));
+        }
+        if let Some(a) = &self.address {
+            for (f, v) in [
+                ("address.formatted", &a.formatted),
+                ("address.street_address", &a.street_address),
+                ("address.locality", &a.locality),
+                ("address.region", &a.region),
+                ("address.postal_code", &a.postal_code),
+                ("address.country", &a.country),
+            ] {
+                check_opt(f, v, TEXT_MAX)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A link from an upstream identity to a pool user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedIdentity {
+    pub pool: PoolId,
+    pub provider_name: String,
+    pub provider_user_id: String,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+}
+
+/// A code sent to verify an attribute (`email` or `phone`), stored as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationCode {
+    pub pool: PoolId,
+    pub user_id: UserId,
+    pub attribute: VerifiableAttribute,
+    pub code_sha256: [u8; 32],
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifiableAttribute {
+    Email,
+    Phone,
+}
+
+impl VerifiableAttribute {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "email" => Ok(Self::Email),
+            "phone" | "phone_number" => Ok(Self::Phone),
+            _ => Err(ParseError::new("attribute", "must be 'email' or 'phone'")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+        }
+    }
+}
