@@ -1,1 +1,21 @@
+//! Gatehouse's cryptography, in one place: signing keys and JWS, keys at rest, password hashing,
+//! and secrets. Private-key operations go through aws-lc-rs only.
 
+pub mod jws;
+pub mod keys;
+pub mod password;
+pub mod secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("key generation failed")]
+    KeyGeneration,
+    #[error("the key is malformed or does not match its algorithm")]
+    BadKey,
+    #[error("signing failed")]
+    Signing,
+    #[error("sealed data could not be opened (wrong master key or tampered)")]
+    Unseal,
+    #[error("password hashing failed: {0}")]
+    PasswordHash(String),
+}

@@ -56,7 +56,10 @@ impl GrantType {
             "authorization_code" => Ok(Self::AuthorizationCode),
             "refresh_token" => Ok(Self::RefreshToken),
             Self::TOKEN_EXCHANGE_URN => Ok(Self::TokenExchange),
-            _ => Err(ParseError::new("grant_types", format!("unknown grant type '{s}'"))),
+            _ => Err(ParseError::new(
+                "grant_types",
+                format!("unknown grant type '{s}'"),
+            )),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Groups: named sets of users that may carry roles.
 
+use crate::ParseError;
 use crate::ids::{GroupName, PoolId};
 use crate::permission::Role;
 use crate::time::Timestamp;
-use crate::ParseError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {

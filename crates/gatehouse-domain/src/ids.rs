@@ -99,7 +99,8 @@ impl PoolSlug {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !s.starts_with('-')
             && !s.ends_with('-');
         if ok {
@@ -142,7 +143,10 @@ fn printable_name(
         ));
     }
     if allow_space && s.trim() != s {
-        return Err(ParseError::new(field, "must not start or end with whitespace"));
+        return Err(ParseError::new(
+            field,
+            "must not start or end with whitespace",
+        ));
     }
     Ok(())
 }
@@ -174,7 +178,8 @@ impl ClientId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {

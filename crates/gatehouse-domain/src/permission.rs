@@ -131,7 +131,9 @@ impl BuiltinRole {
 /// A role name as it appears in a user's `roles` attribute or a group's roles. A role is a
 /// built-in role, a permission name (granting that permission), or any other name, which grants
 /// no Gatehouse permission but travels in tokens for downstream services.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Role(String);
 
@@ -200,13 +202,21 @@ impl PermissionSet {
 }
 
 /// An OAuth scope an app client may hold: an OIDC scope or a permission name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Scope(String);
 
 impl Scope {
-    pub const OIDC: &'static [&'static str] =
-        &["openid", "profile", "email", "phone", "address", "offline_access"];
+    pub const OIDC: &'static [&'static str] = &[
+        "openid",
+        "profile",
+        "email",
+        "phone",
+        "address",
+        "offline_access",
+    ];
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if Self::OIDC.contains(&s) || Permission::parse(s).is_ok() {

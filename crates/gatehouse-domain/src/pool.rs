@@ -165,8 +165,7 @@ impl Default for InvitationMessages {
             email_subject: "Your temporary password".to_owned(),
             email_message: "Your username is {username} and temporary password is {####}."
                 .to_owned(),
-            sms_message: "Your username is {username} and temporary password is {####}."
-                .to_owned(),
+            sms_message: "Your username is {username} and temporary password is {####}.".to_owned(),
         }
     }
 }
@@ -188,24 +187,37 @@ impl InvitationMessages {
             }
         }
         if self.email_subject.trim().is_empty() || self.email_subject.chars().count() > 140 {
-            return Err(ParseError::new("EmailSubject", "must be 1 to 140 characters"));
+            return Err(ParseError::new(
+                "EmailSubject",
+                "must be 1 to 140 characters",
+            ));
         }
         if self.email_message.chars().count() > 20_000 {
-            return Err(ParseError::new("EmailMessage", "must be at most 20,000 characters"));
+            return Err(ParseError::new(
+                "EmailMessage",
+                "must be at most 20,000 characters",
+            ));
         }
         if self.sms_message.chars().count() > 140 {
-            return Err(ParseError::new("SMSMessage", "must be at most 140 characters"));
+            return Err(ParseError::new(
+                "SMSMessage",
+                "must be at most 140 characters",
+            ));
         }
         Ok(())
     }
 
     pub fn render(template: &str, username: &str, code: &str) -> String {
-        template.replace(Self::USERNAME, username).replace(Self::CODE, code)
+        template
+            .replace(Self::USERNAME, username)
+            .replace(Self::CODE, code)
     }
 }
 
 /// A DNS host name bound to a pool, lowercased, without port.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct HostName(String);
 
@@ -217,7 +229,9 @@ impl HostName {
             && lower.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     && !label.starts_with('-')
                     && !label.ends_with('-')
             });
@@ -261,7 +275,10 @@ mod tests {
 
     #[test]
     fn host_names_are_checked_and_lowercased() {
-        assert_eq!(HostName::parse("Acme.Example.com").unwrap().as_str(), "acme.example.com");
+        assert_eq!(
+            HostName::parse("Acme.Example.com").unwrap().as_str(),
+            "acme.example.com"
+        );
         assert!(HostName::parse("acme..com").is_err());
         assert!(HostName::parse("acme.com:8080").is_err());
     }

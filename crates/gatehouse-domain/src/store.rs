@@ -122,7 +122,11 @@ pub trait Store: Send + Sync + 'static {
     // Users.
 
     async fn create_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()>;
-    async fn user_by_username(&self, pool: PoolId, username: &Username) -> StoreResult<Option<User>>;
+    async fn user_by_username(
+        &self,
+        pool: PoolId,
+        username: &Username,
+    ) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, pool: PoolId, id: UserId) -> StoreResult<Option<User>>;
     /// Users ordered by username, starting after `after`.
     async fn list_users(
@@ -136,7 +140,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the user with its memberships, links, sessions and codes.
     async fn delete_user(&self, pool: PoolId, id: UserId, audit: &AuditEvent) -> StoreResult<()>;
     async fn link_identity(&self, link: &FederatedIdentity, audit: &AuditEvent) -> StoreResult<()>;
-    async fn identities_of_user(&self, pool: PoolId, id: UserId) -> StoreResult<Vec<FederatedIdentity>>;
+    async fn identities_of_user(
+        &self,
+        pool: PoolId,
+        id: UserId,
+    ) -> StoreResult<Vec<FederatedIdentity>>;
     /// Stores a verification code, replacing the user's previous one for that attribute.
     async fn put_verification_code(&self, code: &VerificationCode) -> StoreResult<()>;
     /// Removes and returns the user's code for that attribute.
@@ -159,7 +167,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<Group>>;
     async fn update_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()>;
-    async fn delete_group(&self, pool: PoolId, name: &GroupName, audit: &AuditEvent) -> StoreResult<()>;
+    async fn delete_group(
+        &self,
+        pool: PoolId,
+        name: &GroupName,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// The user's groups, ordered by name.
     async fn groups_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Group>>;
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
@@ -184,13 +197,19 @@ pub trait Store: Send + Sync + 'static {
     async fn create_client(&self, client: &AppClient, audit: &AuditEvent) -> StoreResult<()>;
     async fn client(&self, pool: PoolId, id: &ClientId) -> StoreResult<Option<AppClient>>;
     async fn list_clients(&self, pool: PoolId) -> StoreResult<Vec<AppClient>>;
-    async fn delete_client(&self, pool: PoolId, id: &ClientId, audit: &AuditEvent) -> StoreResult<()>;
+    async fn delete_client(
+        &self,
+        pool: PoolId,
+        id: &ClientId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
 
     // Sessions and revocation.
 
     async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()>;
     async fn session(&self, pool: PoolId, id: SessionId) -> StoreResult<Option<Session>>;
-    async fn list_sessions(&self, pool: PoolId, filter: SessionFilter) -> StoreResult<Vec<Session>>;
+    async fn list_sessions(&self, pool: PoolId, filter: SessionFilter)
+    -> StoreResult<Vec<Session>>;
     /// Marks a session revoked; `NotFound` if it does not exist or was already revoked.
     async fn revoke_session(
         &self,
@@ -207,5 +226,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an event that records no state change of its own (a token issued, a denial).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
-    async fn list_audit(&self, pool: PoolId, query: &AuditQuery) -> StoreResult<Vec<StoredAuditEvent>>;
+    async fn list_audit(
+        &self,
+        pool: PoolId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<StoredAuditEvent>>;
 }

@@ -165,10 +165,16 @@ const TEXT_MAX: usize = 2048;
 fn check_text(field: &'static str, v: &str, max: usize) -> Result<(), ParseError> {
     let n = v.chars().count();
     if n == 0 || n > max {
-        return Err(ParseError::new(field, format!("must be 1 to {max} characters")));
+        return Err(ParseError::new(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
     if v.chars().any(char::is_control) {
-        return Err(ParseError::new(field, "must not contain control characters"));
+        return Err(ParseError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
