@@ -1,1 +1,116 @@
+//! Gatehouse's HTTP layer: the axum router, wire types, extractors, and the one error mapping.
+//! Handlers are thin: extract the principal, call one service function, convert the result.
 
+pub mod admin;
+pub mod auth;
+pub mod discovery;
+pub mod error;
+pub mod extract;
+pub mod host;
+pub mod impersonation;
+pub mod oauth;
+pub mod ops;
+pub mod pools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use gatehouse_service::Gatehouse;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use ops::{Metrics, Readiness};
+
+/// Largest request body accepted (SPEC §5).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub gh: Arc<Gatehouse>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<dyn Readiness>,
+}
+
+/// Every route a pool serves, relative to its base URL.
+fn pool_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::authorization_server_metadata),
+        )
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route("/oauth2/token", post(oauth::token))
+        .route("/api/auth/oauth2/token", post(oauth::token))
+        .route("/oauth2/introspect", post(oauth::introspect))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route(
+            "/oauth2/userinfo",
+            get(oauth::userinfo).post(oauth::userinfo),
+        )
+        .route("/api/auth/initiate", post(auth::initiate))
+        .route("/api/auth/respond", post(auth::respond))
+        .route(
+            "/api/auth/impersonate",
+            post(impersonation::impersonate_by_body),
+        )
+        .route(
+            "/api/user-management/users/{username}/impersonate",
+            post(impersonation::impersonate_user),
+        )
+        .route(
+            "/api/user-management/impersonations",
+            get(impersonation::list),
+        )
+        .route(
+            "/api/user-management/impersonations/{id}",
+            axum::routing::delete(impersonation::end),
+        )
+        .merge(admin::routes())
+}
+
+/// The whole application: operational endpoints, pool management, every pool under
+/// `/pools/{pool}`, and host-bound pools at their host's root.
+pub fn app(state: AppState) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let routes = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/pools", get(pools::list).post(pools::create))
+        .nest("/pools/{pool}", pool_routes())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .with_state(state.clone());
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            host::route_by_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state, ops::count))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(CatchPanicLayer::custom(ops::panic_response))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}

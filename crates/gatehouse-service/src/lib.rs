@@ -1,1 +1,92 @@
+//! Gatehouse's application services. Each operation takes the pool it runs in and the
+//! [`Principal`] that asks, checks the permission first, then does one thing through the
+//! [`Store`], writing its audit event in the same transaction.
 
+pub mod audit;
+pub mod clients;
+pub mod error;
+pub mod groups;
+pub mod impersonation;
+pub mod keyring;
+pub mod messages;
+pub mod pools;
+pub mod principal;
+pub mod settings;
+pub mod signin;
+pub mod tokens;
+pub mod users;
+
+use std::sync::Arc;
+
+use gatehouse_crypto::keys::MasterKey;
+use gatehouse_crypto::password::PasswordHasher;
+use gatehouse_domain::pool::Pool;
+use gatehouse_domain::store::Store;
+use gatehouse_domain::time::{Clock, Timestamp};
+
+pub use error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
+pub use principal::{Principal, RequestMeta};
+
+use crate::keyring::Keyring;
+use crate::messages::MessageTransport;
+use crate::pools::PoolCache;
+
+/// Everything the services need, built once at start-up and shared.
+pub struct Gatehouse {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    messages: Arc<dyn MessageTransport>,
+    public_url: String,
+    keyring: Keyring,
+    pools: PoolCache,
+}
+
+impl std::fmt::Debug for Gatehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gatehouse")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct GatehouseParts {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub master_key: MasterKey,
+    pub hasher: PasswordHasher,
+    pub messages: Arc<dyn MessageTransport>,
+    /// The externally visible base URL, without a trailing slash.
+    pub public_url: String,
+}
+
+impl Gatehouse {
+    pub fn new(parts: GatehouseParts) -> Self {
+        Self {
+            keyring: Keyring::new(parts.master_key),
+            pools: PoolCache::default(),
+            store: parts.store,
+            clock: parts.clock,
+            hasher: parts.hasher,
+            messages: parts.messages,
+            public_url: parts.public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The pool's base URL, which is also its OIDC issuer.
+    pub fn issuer(&self, pool: &Pool) -> String {
+        format!("{}/pools/{}", self.public_url, pool.slug)
+    }
+}

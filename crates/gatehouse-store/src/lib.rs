@@ -1,1 +1,58 @@
+//! Gatehouse storage: the one implementation of [`gatehouse_domain::store::Store`], for SQLite
+//! (the embedded default) and PostgreSQL (production).
+//!
+//! The SQL is written once, against sqlx's `Any` driver, with `$n` placeholders (SQLite reads
+//! `$n` as the n-th argument too). [`Dialect`] covers the few real differences: the migrations,
+//! how a write transaction starts, and the connection set-up. Every query names a pool id, and
+//! every mutation commits in one transaction with the audit event that records it.
 
+mod audit;
+mod clients;
+mod connect;
+mod error;
+mod groups;
+mod pools;
+mod rows;
+mod sessions;
+mod store_impl;
+mod users;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+use sqlx::AnyPool;
+
+/// The SQL dialect behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// The SQL store. Cheap to clone: it holds a connection pool.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl SqlStore {
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection pool, for work the trait does not cover (maintenance queries, metrics of
+    /// the pool). LISTEN/NOTIFY needs a `PgListener` of its own: the `Any` driver has none.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}

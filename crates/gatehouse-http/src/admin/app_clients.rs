@@ -1,0 +1,236 @@
+//! `/api/user-management/app-clients[/{id}]` in JSON:API (`application/vnd.api+json` both
+//! ways; `application/json` requests are accepted too). The secret appears once, in the answer
+//! to the creation.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use gatehouse_domain::client::AppClient;
+use gatehouse_domain::permission::Scope;
+use gatehouse_domain::pool::Pool;
+use gatehouse_service::clients::NewAppClient;
+use serde::{Deserialize, Serialize};
+
+use super::pool_api_url;
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Authenticated, IdPath, Meta, PoolCtx};
+
+pub const JSON_API: &str = "application/vnd.api+json";
+const RESOURCE_TYPE: &str = "app-client";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/user-management/app-clients", get(list).post(create))
+        .route(
+            "/api/user-management/app-clients/{id}",
+            get(get_one).delete(delete),
+        )
+        .route_layer(middleware::from_fn(json_api_content_type))
+}
+
+/// Every JSON answer of these routes, errors included, is a JSON:API document.
+async fn json_api_content_type(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_API));
+    }
+    res
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDocument {
+    data: CreateResource,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateResource {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    attributes: CreateAttributes,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAttributes {
+    name: String,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    redirect_uris: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClientResource {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    attributes: ClientAttributes,
+    links: SelfLink,
+}
+
+#[derive(Debug, Serialize)]
+struct ClientAttributes {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    scopes: Vec<String>,
+    grant_types: Vec<&'static str>,
+    redirect_uris: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SelfLink {
+    #[serde(rename = "self")]
+    self_: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Document<T> {
+    data: T,
+}
+
+fn resource(
+    state: &AppState,
+    pool: &Pool,
+    client: &AppClient,
+    secret: Option<String>,
+) -> Result<ClientResource, ApiError> {
+    let url = pool_api_url(
+        state,
+        pool,
+        &["user-management", "app-clients", client.client_id.as_str()],
+        &[],
+    )?;
+    Ok(ClientResource {
+        kind: RESOURCE_TYPE,
+        id: client.client_id.to_string(),
+        attributes: ClientAttributes {
+            name: client.name.clone(),
+            secret,
+            scopes: client
+                .scopes
+                .iter()
+                .map(|s| Scope::as_str(s).to_owned())
+                .collect(),
+            grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
+            redirect_uris: client.redirect_uris.clone(),
+        },
+        links: SelfLink { self_: url },
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<CreateDocument>,
+) -> Result<Response, ApiError> {
+    if let Some(kind) = body.data.kind.as_deref().filter(|k| *k != RESOURCE_TYPE) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("data.type must be '{RESOURCE_TYPE}', not '{kind}'"),
+        ));
+    }
+    let a = body.data.attributes;
+    let new = NewAppClient {
+        name: a.name,
+        scopes: a.scopes,
+        grant_types: a.grant_types,
+        redirect_uris: a.redirect_uris,
+    };
+    let (client, secret) = state
+        .gh
+        .create_app_client(&pool, &caller, new, &meta)
+        .await?;
+    let data = resource(&state, &pool, &client, Some(secret.expose().to_owned()))?;
+    let location = HeaderValue::from_str(&data.links.self_).ok();
+    let mut res = (StatusCode::CREATED, Json(Document { data })).into_response();
+    if let Some(location) = location {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    // The secret is in this answer only; no cache may keep it.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+) -> Result<Response, ApiError> {
+    let clients = state.gh.list_app_clients(&pool, &caller).await?;
+    let data = clients
+        .iter()
+        .map(|c| resource(&state, &pool, c, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Document { data }).into_response())
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let client = state.gh.get_app_client(&pool, &caller, &id).await?;
+    let data = resource(&state, &pool, &client, None)?;
+    Ok(Json(Document { data }).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    Meta(meta): Meta,
+) -> Result<StatusCode, ApiError> {
+    state
+        .gh
+        .delete_app_client(&pool, &caller, &id, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn create_documents_parse() {
+        let doc: CreateDocument = serde_json::from_value(json!({
+            "data": {"type": "app-client", "attributes": {"name": "billing", "scopes": ["user:GetUser"]}}
+        }))
+        .unwrap();
+        assert_eq!(doc.data.attributes.name, "billing");
+        assert_eq!(doc.data.kind.as_deref(), Some("app-client"));
+        for bad in [
+            json!({"data": {"type": "app-client", "attributes": {}}}),
+            json!({"data": {"type": "app-client", "attributes": {"name": 3}}}),
+            json!({"data": {"attributes": {"name": "x", "colour": "red"}}}),
+            json!({"data": {"id": "chosen", "attributes": {"name": "x"}}}),
+            json!({"name": "x"}),
+        ] {
+            assert!(
+                serde_json::from_value::<CreateDocument>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

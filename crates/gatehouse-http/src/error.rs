@@ -1,0 +1,203 @@
+//! The one mapping from service errors to HTTP responses. Admin endpoints answer
+//! `{"errors": [{"status", "code", "title", "detail"}]}`; OAuth endpoints answer RFC 6749 §5.2.
+//! Internal errors are logged with the request id and never described to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_service::{OAuthError, OAuthErrorCode, ServiceError};
+use serde::Serialize;
+
+/// An error of the admin and auth APIs.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    errors: [ErrorObject<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ErrorObject<'a> {
+    status: String,
+    code: &'a str,
+    title: &'a str,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+        }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(p) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_request", p.to_string())
+            }
+            ServiceError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::Unauthenticated(m) => Self::unauthenticated(m),
+            ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ServiceError::OAuth(o) => {
+                Self::new(StatusCode::BAD_REQUEST, o.code.as_str(), o.description)
+            }
+            ServiceError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the server failed to handle the request",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = ErrorBody {
+            errors: [ErrorObject {
+                status: self.status.as_u16().to_string(),
+                code: self.code,
+                title,
+                detail: &self.detail,
+            }],
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+/// An error of the OAuth endpoints (RFC 6749 §5.2), never cached.
+#[derive(Debug)]
+pub struct OAuthResponseError {
+    pub error: OAuthError,
+    /// Set when the client tried HTTP Basic authentication, to answer 401 with a challenge.
+    pub basic_challenge: bool,
+    pub internal: bool,
+}
+
+#[derive(Serialize)]
+struct OAuthErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+impl OAuthResponseError {
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::from(OAuthError::new(OAuthErrorCode::InvalidRequest, d))
+    }
+}
+
+impl From<OAuthError> for OAuthResponseError {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            error,
+            basic_challenge: false,
+            internal: false,
+        }
+    }
+}
+
+impl From<ServiceError> for OAuthResponseError {
+    fn from(e: ServiceError) -> Self {
+        let code = |c| OAuthError::new(c, "");
+        let error = match e {
+            ServiceError::OAuth(o) => o,
+            ServiceError::Invalid(p) => {
+                OAuthError::new(OAuthErrorCode::InvalidRequest, p.to_string())
+            }
+            ServiceError::NotFound(what) => {
+                OAuthError::new(OAuthErrorCode::InvalidGrant, format!("{what} not found"))
+            }
+            ServiceError::Conflict(m) => OAuthError::new(OAuthErrorCode::InvalidRequest, m),
+            ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => {
+                OAuthError::new(OAuthErrorCode::InvalidGrant, m)
+            }
+            ServiceError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                return Self {
+                    error: code(OAuthErrorCode::InvalidRequest),
+                    basic_challenge: false,
+                    internal: true,
+                };
+            }
+        };
+        error.into()
+    }
+}
+
+/// Headers every OAuth response carries (RFC 6749 §5.1).
+pub fn no_store(res: &mut Response) {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthResponseError {
+    fn into_response(self) -> Response {
+        let mut res = if self.internal {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(OAuthErrorBody {
+                    error: "server_error",
+                    error_description: "the server failed to handle the request",
+                }),
+            )
+                .into_response()
+        } else {
+            let status = if self.error.code == OAuthErrorCode::InvalidClient {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let mut res = (
+                status,
+                axum::Json(OAuthErrorBody {
+                    error: self.error.code.as_str(),
+                    error_description: &self.error.description,
+                }),
+            )
+                .into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                let challenge = if self.basic_challenge {
+                    "Basic realm=\"gatehouse\""
+                } else {
+                    "Basic realm=\"gatehouse\", error=\"invalid_client\""
+                };
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            res
+        };
+        no_store(&mut res);
+        res
+    }
+}

@@ -1,0 +1,402 @@
+//! The OAuth endpoints: token (client credentials, token exchange), introspection (RFC 7662),
+//! revocation (RFC 7009) and userinfo. Errors follow RFC 6749 §5.2 and are never cached.
+
+use axum::Json;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use gatehouse_crypto::secret::Secret;
+use gatehouse_domain::client::GrantType;
+use gatehouse_domain::ids::Username;
+use gatehouse_service::impersonation::ImpersonationRequest;
+use gatehouse_service::tokens::{AccessClaims, ClientAuthMethod, ClientCredentials};
+use gatehouse_service::{OAuthError, OAuthErrorCode};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, OAuthResponseError, no_store};
+use crate::extract::{Authenticated, Meta, PoolCtx};
+
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const TOKEN_TYPE_USERNAME: &str = "urn:gatehouse:params:oauth:token-type:username";
+
+/// The form of every OAuth request; unknown parameters are ignored (RFC 6749 §3.2).
+#[derive(Debug, Default, Deserialize)]
+pub struct OAuthForm {
+    grant_type: Option<String>,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    token: Option<String>,
+    actor_token: Option<String>,
+    actor_token_type: Option<String>,
+    subject_token: Option<String>,
+    subject_token_type: Option<String>,
+    requested_token_type: Option<String>,
+    /// Gatehouse extension for token exchange: why the impersonation is needed.
+    reason: Option<String>,
+}
+
+/// An `application/x-www-form-urlencoded` body parsed into [`OAuthForm`], with OAuth errors.
+pub struct Form(OAuthForm);
+
+impl FromRequest<AppState> for Form {
+    type Rejection = OAuthResponseError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, OAuthResponseError> {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !ct.starts_with("application/x-www-form-urlencoded") {
+            return Err(OAuthResponseError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| OAuthResponseError::invalid_request("the body could not be read"))?;
+        // Repeated parameters are an error (RFC 6749 §3.2).
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| OAuthResponseError::invalid_request("the body is not a valid form"))?;
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in &pairs {
+            if !seen.insert(k.as_str()) {
+                return Err(OAuthResponseError::invalid_request(format!(
+                    "the parameter {k} is repeated"
+                )));
+            }
+        }
+        let form: OAuthForm = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| OAuthResponseError::invalid_request("the body is not a valid form"))?;
+        Ok(Form(form))
+    }
+}
+
+fn form_decode(s: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+        .ok()?
+        .pop()
+        .map(|(_, v)| v)
+}
+
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret) or the body.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<ClientCredentials, OAuthResponseError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, rest)| rest.trim().to_owned());
+    match (basic, &form.client_secret) {
+        (Some(_), Some(_)) => Err(OAuthResponseError::invalid_request(
+            "use one client authentication method, not two",
+        )),
+        (Some(b64), None) => {
+            let invalid = || OAuthResponseError {
+                error: OAuthError::new(
+                    OAuthErrorCode::InvalidClient,
+                    "malformed Basic credentials",
+                ),
+                basic_challenge: true,
+                internal: false,
+            };
+            let raw = STANDARD.decode(b64.as_bytes()).map_err(|_| invalid())?;
+            let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+            let (id, secret) = raw.split_once(':').ok_or_else(invalid)?;
+            let id = form_decode(id).ok_or_else(invalid)?;
+            let secret = form_decode(secret).ok_or_else(invalid)?;
+            if form.client_id.as_deref().is_some_and(|f| f != id) {
+                return Err(OAuthResponseError::invalid_request(
+                    "client_id differs from the authenticated client",
+                ));
+            }
+            Ok(ClientCredentials {
+                client_id: id,
+                secret: Some(Secret::new(secret)),
+                method: ClientAuthMethod::Basic,
+            })
+        }
+        (None, secret) => {
+            let id = form.client_id.clone().ok_or_else(|| OAuthResponseError {
+                error: OAuthError::new(
+                    OAuthErrorCode::InvalidClient,
+                    "client authentication is required",
+                ),
+                basic_challenge: false,
+                internal: false,
+            })?;
+            Ok(ClientCredentials {
+                client_id: id,
+                secret: secret.clone().map(Secret::new),
+                method: ClientAuthMethod::Post,
+            })
+        }
+    }
+}
+
+/// Marks an `invalid_client` answer to a Basic attempt so it carries the Basic challenge.
+fn with_method(e: impl Into<OAuthResponseError>, creds: &ClientCredentials) -> OAuthResponseError {
+    let mut e = e.into();
+    e.basic_challenge = creds.method == ClientAuthMethod::Basic;
+    e
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    impersonation_id: Option<String>,
+}
+
+fn oauth_json<T: Serialize>(body: T) -> Response {
+    let mut res = Json(body).into_response();
+    no_store(&mut res);
+    res
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    Form(form): Form,
+) -> Result<Response, OAuthResponseError> {
+    let grant = form
+        .grant_type
+        .as_deref()
+        .ok_or_else(|| OAuthResponseError::invalid_request("grant_type is required"))?;
+    let creds = client_credentials(&headers, &form)?;
+    match GrantType::parse(grant) {
+        Ok(GrantType::ClientCredentials) => {
+            let (issued, granted) = state
+                .gh
+                .client_credentials_grant(&pool, &creds, form.scope.as_deref(), &meta)
+                .await
+                .map_err(|e| with_method(e, &creds))?;
+            Ok(oauth_json(TokenResponse {
+                access_token: issued.token.expose().to_owned(),
+                token_type: "Bearer",
+                expires_in: issued.expires_in,
+                scope: Some(
+                    granted
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                issued_token_type: None,
+                impersonation_id: None,
+            }))
+        }
+        Ok(GrantType::TokenExchange) => token_exchange(&state, &pool, &creds, &form, &meta).await,
+        Ok(GrantType::AuthorizationCode | GrantType::RefreshToken) => Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            format!("the {grant} grant is not enabled on this server"),
+        )
+        .into()),
+        Err(_) => Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedGrantType,
+            format!("unknown grant_type '{grant}'"),
+        )
+        .into()),
+    }
+}
+
+/// RFC 8693 token exchange: `actor_token` is the caller's access token, `subject_token` the
+/// username to act as. Mints through the same path as the impersonation endpoints.
+async fn token_exchange(
+    state: &AppState,
+    pool: &std::sync::Arc<gatehouse_domain::pool::Pool>,
+    creds: &ClientCredentials,
+    form: &OAuthForm,
+    meta: &gatehouse_service::RequestMeta,
+) -> Result<Response, OAuthResponseError> {
+    let client = state
+        .gh
+        .authenticate_client(pool, creds)
+        .await
+        .map_err(|e| with_method(e, creds))?;
+    if !client.grant_types.contains(&GrantType::TokenExchange) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "the client may not use token exchange",
+        )
+        .into());
+    }
+    let missing = |p: &str| OAuthResponseError::invalid_request(format!("{p} is required"));
+    let actor_token = form
+        .actor_token
+        .as_deref()
+        .ok_or_else(|| missing("actor_token"))?;
+    let actor_type = form
+        .actor_token_type
+        .as_deref()
+        .ok_or_else(|| missing("actor_token_type"))?;
+    let subject = form
+        .subject_token
+        .as_deref()
+        .ok_or_else(|| missing("subject_token"))?;
+    let subject_type = form
+        .subject_token_type
+        .as_deref()
+        .ok_or_else(|| missing("subject_token_type"))?;
+    if actor_type != TOKEN_TYPE_ACCESS_TOKEN {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedTokenType,
+            format!("actor_token_type must be {TOKEN_TYPE_ACCESS_TOKEN}"),
+        )
+        .into());
+    }
+    if subject_type != TOKEN_TYPE_USERNAME {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnsupportedTokenType,
+            format!("subject_token_type must be {TOKEN_TYPE_USERNAME}"),
+        )
+        .into());
+    }
+    if form
+        .requested_token_type
+        .as_deref()
+        .is_some_and(|t| t != TOKEN_TYPE_ACCESS_TOKEN)
+    {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            "only access tokens can be requested",
+        )
+        .into());
+    }
+    let username = Username::parse(subject)
+        .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidRequest, e.to_string()))?;
+    let caller = state
+        .gh
+        .authenticate_bearer(pool, actor_token)
+        .await
+        .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidGrant, format!("actor_token: {e}")))?;
+    let grant = state
+        .gh
+        .impersonate(
+            pool,
+            &caller,
+            &username,
+            ImpersonationRequest {
+                reason: form.reason.clone(),
+                expires_in: None,
+            },
+            meta,
+        )
+        .await?;
+    Ok(oauth_json(TokenResponse {
+        access_token: grant.token.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: grant.expires_in,
+        scope: None,
+        issued_token_type: Some(TOKEN_TYPE_ACCESS_TOKEN),
+        impersonation_id: Some(grant.impersonation_id.to_string()),
+    }))
+}
+
+#[derive(Serialize)]
+struct Introspection {
+    active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    claims: Option<AccessClaims>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    headers: HeaderMap,
+    Form(form): Form,
+) -> Result<Response, OAuthResponseError> {
+    let creds = client_credentials(&headers, &form)?;
+    let token = form
+        .token
+        .as_deref()
+        .ok_or_else(|| OAuthResponseError::invalid_request("token is required"))?;
+    let claims = state
+        .gh
+        .introspect(&pool, &creds, token)
+        .await
+        .map_err(|e| with_method(e, &creds))?;
+    Ok(oauth_json(Introspection {
+        active: claims.is_some(),
+        token_type: claims.as_ref().map(|_| "Bearer"),
+        claims,
+    }))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    Form(form): Form,
+) -> Result<Response, OAuthResponseError> {
+    let creds = client_credentials(&headers, &form)?;
+    let token = form
+        .token
+        .as_deref()
+        .ok_or_else(|| OAuthResponseError::invalid_request("token is required"))?;
+    state
+        .gh
+        .revoke(&pool, &creds, token, &meta)
+        .await
+        .map_err(|e| with_method(e, &creds))?;
+    let mut res = ().into_response();
+    no_store(&mut res);
+    Ok(res)
+}
+
+#[derive(Serialize)]
+struct UserInfo {
+    sub: String,
+    username: String,
+    #[serde(flatten)]
+    attributes: gatehouse_domain::user::UserAttributes,
+}
+
+/// OIDC userinfo: the profile of the token's user. An ordinary API, so impersonated tokens
+/// work here as the user's own.
+pub async fn userinfo(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(principal): Authenticated,
+) -> Result<Response, ApiError> {
+    let Some(id) = principal.user_id() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "userinfo needs a user's token",
+        ));
+    };
+    let home = state.gh.pool(&principal.home_pool).await?;
+    let user = state
+        .gh
+        .store()
+        .user_by_id(home.id, id)
+        .await
+        .map_err(gatehouse_service::ServiceError::from)?
+        .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))?;
+    let _ = pool;
+    Ok(oauth_json(UserInfo {
+        sub: user.id.to_string(),
+        username: user.username.to_string(),
+        attributes: user.attributes,
+    }))
+}

@@ -1,0 +1,128 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics, and the fallbacks.
+
+use std::any::Any;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Whether the server can serve: its database answers.
+#[async_trait]
+pub trait Readiness: Send + Sync + 'static {
+    async fn ready(&self) -> bool;
+}
+
+/// Request counters by status class, and total handling time, rendered in Prometheus format.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    by_class: [AtomicU64; 5],
+    duration_micros: AtomicU64,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Self::default();
+        let _ = m.started.set(Instant::now());
+        m
+    }
+
+    fn record(&self, status: StatusCode, micros: u64) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        if let Some(c) = self.by_class.get(class) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.duration_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP gatehouse_http_requests_total HTTP requests answered, by status class.\n",
+        );
+        out.push_str("# TYPE gatehouse_http_requests_total counter\n");
+        let mut total = 0;
+        for (i, c) in self.by_class.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            total += n;
+            let _ = writeln!(
+                out,
+                "gatehouse_http_requests_total{{class=\"{}xx\"}} {n}",
+                i + 1
+            );
+        }
+        out.push_str(
+            "# HELP gatehouse_http_request_duration_seconds Time spent answering requests.\n",
+        );
+        out.push_str("# TYPE gatehouse_http_request_duration_seconds summary\n");
+        let secs = self.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "gatehouse_http_request_duration_seconds_sum {secs}");
+        let _ = writeln!(out, "gatehouse_http_request_duration_seconds_count {total}");
+        out.push_str("# HELP gatehouse_uptime_seconds Seconds since the server started.\n");
+        out.push_str("# TYPE gatehouse_uptime_seconds gauge\n");
+        let up = self
+            .started
+            .get()
+            .map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let _ = writeln!(out, "gatehouse_uptime_seconds {up}");
+        out
+    }
+}
+
+pub async fn count(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    state.metrics.record(res.status(), micros);
+    res
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.readiness.ready().await {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such resource")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this resource does not support that method",
+    )
+}
+
+pub fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "the server failed to handle the request",
+    )
+    .into_response()
+}

@@ -1,0 +1,81 @@
+//! Pool management for staff administrators: `GET/POST {public_url}/api/pools`.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use gatehouse_domain::ids::PoolSlug;
+use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
+use gatehouse_service::Principal;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Meta, bearer_token};
+
+/// A principal of the staff pool.
+pub struct Staff(pub Principal);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let staff = state.gh.pool(&PoolSlug::staff()).await?;
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthenticated("a bearer token is required"))?
+            .to_owned();
+        Ok(Staff(state.gh.authenticate_bearer(&staff, &token).await?))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePool {
+    name: String,
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct PoolView {
+    name: String,
+    id: String,
+    issuer: String,
+    hosts: Vec<String>,
+}
+
+fn view(state: &AppState, p: &Pool) -> PoolView {
+    PoolView {
+        name: p.slug.to_string(),
+        id: p.id.to_string(),
+        issuer: state.gh.issuer(p),
+        hosts: p.hosts.iter().map(|h| h.as_str().to_owned()).collect(),
+    }
+}
+
+pub async fn list(State(state): State<AppState>, Staff(p): Staff) -> Result<Response, ApiError> {
+    let pools = state.gh.list_pools(&p).await?;
+    let pools: Vec<PoolView> = pools.iter().map(|x| view(&state, x)).collect();
+    Ok(Json(serde_json::json!({ "pools": pools })).into_response())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Staff(p): Staff,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<CreatePool>,
+) -> Result<Response, ApiError> {
+    let slug = PoolSlug::parse(&body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let hosts = body
+        .hosts
+        .iter()
+        .map(|h| HostName::parse(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let pool = state
+        .gh
+        .create_pool(slug, PoolSettings::default(), hosts, Some(&p), &meta)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &pool))).into_response())
+}

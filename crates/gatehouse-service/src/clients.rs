@@ -1,0 +1,397 @@
+//! App clients: the OAuth clients of a pool. A client's secret is shown once, when it is
+//! created, and kept only as its SHA-256. A caller cannot give a client a permission scope it
+//! does not hold itself.
+
+use gatehouse_crypto::secret::{Secret, random_bytes, random_token};
+use gatehouse_domain::ParseError;
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::client::{AppClient, GrantType, SecretDigest, validate_client_name};
+use gatehouse_domain::ids::ClientId;
+use gatehouse_domain::permission::{Permission, Scope};
+use gatehouse_domain::pool::Pool;
+use gatehouse_domain::store::StoreError;
+
+use crate::audit::EventExt;
+use crate::error::{ServiceError, ServiceResult};
+use crate::tokens::hash_client_secret;
+use crate::{Gatehouse, Principal, RequestMeta};
+
+/// Length of a minted client id.
+pub const CLIENT_ID_CHARS: usize = 26;
+/// Lowercase base32: 32 symbols, so each random byte masked to 5 bits picks one uniformly.
+const CLIENT_ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+pub const MAX_SCOPES: usize = 100;
+pub const MAX_REDIRECT_URIS: usize = 20;
+pub const REDIRECT_URI_MAX_CHARS: usize = 2048;
+
+/// An app client to create, as requested.
+#[derive(Debug, Clone, Default)]
+pub struct NewAppClient {
+    pub name: String,
+    /// OIDC scopes and permission names; none by default.
+    pub scopes: Option<Vec<String>>,
+    /// Defaults to [`default_grant_types`].
+    pub grant_types: Option<Vec<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+}
+
+/// Grant types of a client created without any: client credentials and token exchange.
+pub fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::ClientCredentials, GrantType::TokenExchange]
+}
+
+/// A new random client id: 26 lowercase base32 characters (130 bits).
+pub fn new_client_id() -> ServiceResult<ClientId> {
+    let id: String = random_bytes::<CLIENT_ID_CHARS>()
+        .iter()
+        .map(|b| char::from(CLIENT_ID_ALPHABET[usize::from(b & 31)]))
+        .collect();
+    ClientId::parse(&id).map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+/// Parses scope names, dropping repeats.
+pub fn parse_scopes(names: &[String]) -> Result<Vec<Scope>, ParseError> {
+    if names.len() > MAX_SCOPES {
+        return Err(ParseError::new(
+            "scopes",
+            format!("at most {MAX_SCOPES} scopes"),
+        ));
+    }
+    let mut scopes: Vec<Scope> = Vec::new();
+    for name in names {
+        let scope = Scope::parse(name)?;
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    Ok(scopes)
+}
+
+/// Parses grant type names, dropping repeats; at least one is needed.
+pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>, ParseError> {
+    let mut grants: Vec<GrantType> = Vec::new();
+    for name in names {
+        let grant = GrantType::parse(name)?;
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    if grants.is_empty() {
+        return Err(ParseError::new(
+            "grant_types",
+            "at least one grant type is needed",
+        ));
+    }
+    Ok(grants)
+}
+
+fn bad_uri(reason: &str) -> ParseError {
+    ParseError::new("redirect_uris", format!("a redirect URI {reason}"))
+}
+
+fn valid_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner.strip_suffix(']').is_some_and(|ip| {
+            !ip.is_empty()
+                && ip
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        });
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with(['.', '-'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Checks one redirect URI: an absolute `https` URL, or an `http` URL of the loopback host
+/// (`localhost`, `127.0.0.1`, `[::1]`) for development and native apps; no user info, no
+/// fragment (RFC 6749 §3.1.2). Redirect URIs are later matched exactly.
+pub fn parse_redirect_uri(uri: &str) -> Result<String, ParseError> {
+    if uri.is_empty() || uri.chars().count() > REDIRECT_URI_MAX_CHARS {
+        return Err(bad_uri(&format!(
+            "must be 1 to {REDIRECT_URI_MAX_CHARS} characters"
+        )));
+    }
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad_uri("must not contain spaces or control characters"));
+    }
+    if uri.contains('#') {
+        return Err(bad_uri("must not contain a fragment"));
+    }
+    let (rest, loopback_only) = if let Some(rest) = uri.strip_prefix("https://") {
+        (rest, false)
+    } else if let Some(rest) = uri.strip_prefix("http://") {
+        (rest, true)
+    } else {
+        return Err(bad_uri("must be an https URL, or http on localhost"));
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    if authority.contains('@') {
+        return Err(bad_uri("must not contain user information"));
+    }
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
+        _ => (authority, None),
+    };
+    if let Some(port) = port {
+        if port.is_empty()
+            || port.len() > 5
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u32>().map_or(true, |p| p > 65_535)
+        {
+            return Err(bad_uri("has an invalid port"));
+        }
+    }
+    if !valid_host(host) {
+        return Err(bad_uri("has an invalid host"));
+    }
+    let loopback = matches!(
+        host.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "[::1]"
+    );
+    if loopback_only && !loopback {
+        return Err(bad_uri("must be an https URL, or http on localhost"));
+    }
+    Ok(uri.to_owned())
+}
+
+fn parse_redirect_uris(uris: &[String]) -> Result<Vec<String>, ParseError> {
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(ParseError::new(
+            "redirect_uris",
+            format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for uri in uris {
+        let uri = parse_redirect_uri(uri)?;
+        if !out.contains(&uri) {
+            out.push(uri);
+        }
+    }
+    Ok(out)
+}
+
+fn client_write_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound => ServiceError::NotFound("app client"),
+        e => e.into(),
+    }
+}
+
+impl Gatehouse {
+    /// Creates an app client and returns it with its secret, which is never shown again.
+    pub async fn create_app_client(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        new: NewAppClient,
+        meta: &RequestMeta,
+    ) -> ServiceResult<(AppClient, Secret)> {
+        principal.require(Permission::CreateAppClient)?;
+        validate_client_name(&new.name)?;
+        let scopes = parse_scopes(new.scopes.as_deref().unwrap_or_default())?;
+        let grant_types = match &new.grant_types {
+            Some(names) => parse_grant_types(names)?,
+            None => default_grant_types(),
+        };
+        let redirect_uris = parse_redirect_uris(new.redirect_uris.as_deref().unwrap_or_default())?;
+        if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+            return Err(ParseError::new(
+                "redirect_uris",
+                "the authorization_code grant needs at least one redirect URI",
+            )
+            .into());
+        }
+        let withheld: Vec<&str> = scopes
+            .iter()
+            .filter(|s| s.permission().is_some_and(|p| !principal.holds(p)))
+            .map(Scope::as_str)
+            .collect();
+        if !withheld.is_empty() {
+            return Err(ServiceError::Forbidden(format!(
+                "cannot give a client permissions the caller does not hold: {}",
+                withheld.join(", ")
+            )));
+        }
+        self.insert_client(
+            pool,
+            new.name,
+            scopes,
+            grant_types,
+            redirect_uris,
+            Some(principal),
+            meta,
+        )
+        .await
+    }
+
+    /// The operator's way to create a client (the CLI), with no permission check and the
+    /// default grant types.
+    pub async fn create_client_unchecked(
+        &self,
+        pool: &Pool,
+        name: &str,
+        scopes: Vec<Scope>,
+    ) -> ServiceResult<(AppClient, Secret)> {
+        validate_client_name(name)?;
+        let mut unique: Vec<Scope> = Vec::with_capacity(scopes.len());
+        for s in scopes {
+            if !unique.contains(&s) {
+                unique.push(s);
+            }
+        }
+        self.insert_client(
+            pool,
+            name.to_owned(),
+            unique,
+            default_grant_types(),
+            Vec::new(),
+            None,
+            &RequestMeta::default(),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_client(
+        &self,
+        pool: &Pool,
+        name: String,
+        scopes: Vec<Scope>,
+        grant_types: Vec<GrantType>,
+        redirect_uris: Vec<String>,
+        principal: Option<&Principal>,
+        meta: &RequestMeta,
+    ) -> ServiceResult<(AppClient, Secret)> {
+        let secret = random_token();
+        let client = AppClient {
+            pool: pool.id,
+            client_id: new_client_id()?,
+            name,
+            secret_sha256: Some(SecretDigest(hash_client_secret(&secret))),
+            scopes,
+            grant_types,
+            redirect_uris,
+            created_at: self.now(),
+        };
+        let scope_names: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
+        let event = self
+            .event(pool, AuditAction::AppClientCreated, principal, meta)
+            .subject(&client.client_id)
+            .detail("name", &client.name)
+            .detail("scopes", scope_names.join(" "));
+        self.store.create_client(&client, &event).await?;
+        Ok((client, secret))
+    }
+
+    /// The pool's app clients, oldest first.
+    pub async fn list_app_clients(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+    ) -> ServiceResult<Vec<AppClient>> {
+        principal.require(Permission::RetrieveAppClients)?;
+        Ok(self.store.list_clients(pool.id).await?)
+    }
+
+    pub async fn get_app_client(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        client_id: &str,
+    ) -> ServiceResult<AppClient> {
+        principal.require(Permission::RetrieveAppClients)?;
+        let id = ClientId::parse(client_id).map_err(|_| ServiceError::NotFound("app client"))?;
+        self.store
+            .client(pool.id, &id)
+            .await?
+            .ok_or(ServiceError::NotFound("app client"))
+    }
+
+    /// Deletes an app client; tokens it obtained for itself stop working.
+    pub async fn delete_app_client(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        client_id: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::DeleteAppClient)?;
+        let id = ClientId::parse(client_id).map_err(|_| ServiceError::NotFound("app client"))?;
+        let event = self
+            .event(pool, AuditAction::AppClientDeleted, Some(principal), meta)
+            .subject(&id);
+        self.store
+            .delete_client(pool.id, &id, &event)
+            .await
+            .map_err(client_write_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_26_lowercase_alphanumerics() {
+        let a = new_client_id().unwrap();
+        let b = new_client_id().unwrap();
+        assert_eq!(a.as_str().len(), CLIENT_ID_CHARS);
+        assert!(
+            a.as_str()
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback() {
+        for ok in [
+            "https://app.example.com/cb",
+            "https://app.example.com",
+            "https://app.example.com:8443/cb?x=1",
+            "http://localhost:3000/callback",
+            "http://localhost/cb",
+            "http://127.0.0.1:9999/",
+            "http://[::1]:8080/cb",
+        ] {
+            assert!(parse_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "http://app.example.com/cb",
+            "ftp://x/",
+            "https:///nohost",
+            "https://app.example.com/cb#frag",
+            "https://user@app.example.com/",
+            "https://app.example.com:99999/",
+            "https://app.example.com:/",
+            "https://app example.com/",
+            "/relative",
+            "http://localhost.evil.com/",
+            "javascript:alert(1)",
+        ] {
+            assert!(parse_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn grant_types_and_scopes_parse() {
+        assert_eq!(
+            parse_grant_types(&["client_credentials".into(), "client_credentials".into()]).unwrap(),
+            vec![GrantType::ClientCredentials]
+        );
+        assert!(parse_grant_types(&[]).is_err());
+        assert!(parse_grant_types(&["implicit".into()]).is_err());
+        let scopes =
+            parse_scopes(&["openid".into(), "user:Impersonate".into(), "openid".into()]).unwrap();
+        assert_eq!(scopes.len(), 2);
+        assert!(parse_scopes(&["root".into()]).is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! Impersonation: one path for the seed's endpoint, `POST /api/auth/impersonate` and RFC 8693
+//! token exchange. Every rule is checked here, every refusal is audited, and the session and
+//! its audit event commit together before any token exists.
+
+use gatehouse_domain::ParseError;
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::ids::{SessionId, Username};
+use gatehouse_domain::permission::Permission;
+use gatehouse_domain::pool::Pool;
+use gatehouse_domain::session::{Session, SessionKind};
+use gatehouse_domain::store::{SessionFilter, StoreError};
+
+use crate::audit::EventExt;
+use crate::error::{ServiceError, ServiceResult};
+use crate::principal::Subject;
+use crate::tokens::{ActClaim, TokenSubject};
+use crate::{Gatehouse, Principal, RequestMeta};
+
+/// Default lifetime of an impersonated token, within the pool's maximum.
+pub const DEFAULT_IMPERSONATION_TTL_SECS: u32 = 600;
+pub const MAX_REASON_CHARS: usize = 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ImpersonationRequest {
+    pub reason: Option<String>,
+    pub expires_in: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImpersonationGrant {
+    pub token: gatehouse_crypto::secret::Secret,
+    pub expires_in: u32,
+    pub impersonation_id: SessionId,
+    /// Display name of the caller (username or client id).
+    pub impersonator: String,
+    pub username: Username,
+}
+
+impl Gatehouse {
+    pub async fn impersonate(
+        &self,
+        pool: &Pool,
+        caller: &Principal,
+        target: &Username,
+        request: ImpersonationRequest,
+        meta: &RequestMeta,
+    ) -> ServiceResult<ImpersonationGrant> {
+        match self
+            .check_and_start(pool, caller, target, request, meta)
+            .await
+        {
+            Ok(grant) => Ok(grant),
+            Err(err @ (ServiceError::Forbidden(_) | ServiceError::NotFound(_))) => {
+                let reason = match &err {
+                    ServiceError::Forbidden(m) => m.clone(),
+                    _ => "no such user in this pool".to_owned(),
+                };
+                let mut denied = self
+                    .event(pool, AuditAction::ImpersonationDenied, Some(caller), meta)
+                    .subject(target)
+                    .detail("reason", reason)
+                    .denied();
+                // A chained attempt names the token's impersonator too.
+                denied.impersonator = caller.impersonator();
+                self.store.append_audit(&denied).await?;
+                Err(err)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn check_and_start(
+        &self,
+        pool: &Pool,
+        caller: &Principal,
+        target: &Username,
+        request: ImpersonationRequest,
+        meta: &RequestMeta,
+    ) -> ServiceResult<ImpersonationGrant> {
+        if caller.is_impersonated() {
+            return Err(ServiceError::Forbidden(
+                "an impersonated token cannot impersonate".to_owned(),
+            ));
+        }
+        caller.require(Permission::Impersonate)?;
+        let reason = match request.reason.map(|r| r.trim().to_owned()) {
+            Some(r) if r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control) => {
+                return Err(ParseError::new(
+                    "reason",
+                    "must be at most 1024 characters without control characters",
+                )
+                .into());
+            }
+            Some(r) if r.is_empty() => None,
+            other => other,
+        };
+        let max = pool.settings.max_impersonation_ttl_secs;
+        let ttl = match request.expires_in {
+            None => DEFAULT_IMPERSONATION_TTL_SECS.min(max),
+            Some(n) if n < 1 => {
+                return Err(
+                    ParseError::new("expires_in", "must be a positive number of seconds").into(),
+                );
+            }
+            Some(n) => u32::try_from(n).unwrap_or(u32::MAX).min(max),
+        };
+        let user = self.user_named(pool, target).await?;
+        if !user.enabled.is_enabled() {
+            return Err(ServiceError::Forbidden("the user is disabled".to_owned()));
+        }
+        if caller.home_pool == pool.slug {
+            if let Subject::User { id, .. } = &caller.subject {
+                if *id == user.id {
+                    return Err(ServiceError::Forbidden(
+                        "a user cannot impersonate itself".to_owned(),
+                    ));
+                }
+            }
+        }
+        if self.is_privileged(&user).await? && !caller.holds(Permission::ImpersonatePrivileged) {
+            return Err(ServiceError::Forbidden(format!(
+                "impersonating an administrator requires the {} permission",
+                Permission::ImpersonatePrivileged
+            )));
+        }
+
+        let actor = caller.actor();
+        let now = self.now();
+        let session = Session {
+            id: SessionId::new_random(),
+            pool: pool.id,
+            user_id: user.id,
+            username: user.username.clone(),
+            client_id: caller.token.client_id.clone(),
+            kind: SessionKind::Impersonation {
+                actor: actor.clone(),
+                reason: reason.clone(),
+            },
+            created_at: now,
+            expires_at: now.plus_secs(i64::from(ttl)),
+            revoked_at: None,
+        };
+        let mut started = self
+            .event(pool, AuditAction::ImpersonationStarted, Some(caller), meta)
+            .subject(&user.username)
+            .detail("impersonation_id", session.id)
+            .detail("expires_in", ttl);
+        if let Some(r) = &reason {
+            started = started.detail("reason", r);
+        }
+        self.store.create_session(&session, &started).await?;
+
+        let act = ActClaim {
+            sub: actor.id.clone(),
+            username: actor.username.clone(),
+            pool: actor.pool.to_string(),
+            client_id: actor.client_id.as_ref().map(ToString::to_string),
+        };
+        let groups = self.group_names(&user).await?;
+        let issued = self
+            .mint_access_token(
+                pool,
+                TokenSubject::User {
+                    user: &user,
+                    groups,
+                    sid: session.id,
+                    client_id: caller.token.client_id.clone(),
+                    act: Some(act),
+                },
+                ttl,
+            )
+            .await?;
+        Ok(ImpersonationGrant {
+            token: issued.token,
+            expires_in: ttl,
+            impersonation_id: session.id,
+            impersonator: actor.display_name().to_owned(),
+            username: user.username,
+        })
+    }
+
+    /// Active impersonations of the pool.
+    pub async fn list_impersonations(
+        &self,
+        pool: &Pool,
+        caller: &Principal,
+    ) -> ServiceResult<Vec<Session>> {
+        caller.require(Permission::RetrieveImpersonations)?;
+        Ok(self
+            .store
+            .list_sessions(pool.id, SessionFilter::ActiveImpersonations(self.now()))
+            .await?)
+    }
+
+    /// Ends an impersonation at once. Allowed to holders of `user:EndImpersonation` and to
+    /// whoever started it.
+    pub async fn end_impersonation(
+        &self,
+        pool: &Pool,
+        caller: &Principal,
+        id: SessionId,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        if caller.is_impersonated() {
+            return Err(ServiceError::Forbidden(
+                "impersonated tokens cannot use the admin API".to_owned(),
+            ));
+        }
+        let session = self
+            .store
+            .session(pool.id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("impersonation"))?;
+        let SessionKind::Impersonation { actor, .. } = &session.kind else {
+            return Err(ServiceError::NotFound("impersonation"));
+        };
+        let own = caller.actor();
+        let started_it = actor.id == own.id && actor.pool == own.pool;
+        if !started_it {
+            caller.require(Permission::EndImpersonation)?;
+        }
+        let ended = self
+            .event(pool, AuditAction::ImpersonationEnded, Some(caller), meta)
+            .subject(&session.username)
+            .detail("impersonation_id", id)
+            .detail("impersonator", actor.display_name());
+        match self
+            .store
+            .revoke_session(pool.id, id, self.now(), &ended)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(StoreError::NotFound) => Err(ServiceError::NotFound("impersonation")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Each pool's signing keys, opened from the store once and kept in memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use gatehouse_crypto::jws::VerifyingKey;
+use gatehouse_crypto::keys::{self, MasterKey, PublicJwk, SigningKey};
+use gatehouse_domain::ids::PoolId;
+use gatehouse_domain::pool::SigningAlg;
+use gatehouse_domain::store::{KeyState, SigningKeyRecord, Store};
+use gatehouse_domain::time::Timestamp;
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// A pool's loaded keys: the one that signs, and every published one.
+#[derive(Debug)]
+pub struct PoolKeys {
+    pub signing: SigningKey,
+    pub verifying: Vec<VerifyingKey>,
+    pub jwks: Vec<PublicJwk>,
+}
+
+impl PoolKeys {
+    pub fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.verifying.iter().find(|k| k.kid() == kid)
+    }
+}
+
+pub struct Keyring {
+    master: MasterKey,
+    loaded: RwLock<HashMap<PoolId, Arc<PoolKeys>>>,
+}
+
+impl Keyring {
+    pub fn new(master: MasterKey) -> Self {
+        Self {
+            master,
+            loaded: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Generates a key and seals it for storage.
+    pub fn new_key(
+        &self,
+        pool: PoolId,
+        alg: SigningAlg,
+        state: KeyState,
+        now: Timestamp,
+    ) -> ServiceResult<SigningKeyRecord> {
+        let generated = keys::generate(alg)?;
+        let sealed = self.master.seal(pool, &generated.kid, &generated.pkcs8)?;
+        let public_jwk = serde_json::to_string(&generated.jwk)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        Ok(SigningKeyRecord {
+            pool,
+            kid: generated.kid,
+            alg,
+            state,
+            sealed_private_key: sealed,
+            public_jwk,
+            created_at: now,
+        })
+    }
+
+    pub async fn keys(&self, store: &dyn Store, pool: PoolId) -> ServiceResult<Arc<PoolKeys>> {
+        if let Some(k) = self.cached(pool) {
+            return Ok(k);
+        }
+        let records = store.signing_keys(pool).await?;
+        let mut signing = None;
+        let mut verifying = Vec::new();
+        let mut jwks = Vec::new();
+        for r in &records {
+            let jwk: PublicJwk = serde_json::from_str(&r.public_jwk)
+                .map_err(|e| ServiceError::Internal(format!("stored JWK: {e}")))?;
+            verifying.push(VerifyingKey::from_jwk(&jwk)?);
+            jwks.push(jwk);
+            if r.state == KeyState::Current {
+                let pkcs8 = self.master.open(pool, &r.kid, &r.sealed_private_key)?;
+                signing = Some(SigningKey::from_pkcs8_with_kid(
+                    r.alg,
+                    &pkcs8,
+                    Some(&r.kid),
+                )?);
+            }
+        }
+        let signing = signing
+            .ok_or_else(|| ServiceError::Internal(format!("pool {pool} has no current key")))?;
+        let keys = Arc::new(PoolKeys {
+            signing,
+            verifying,
+            jwks,
+        });
+        if let Ok(mut map) = self.loaded.write() {
+            map.insert(pool, keys.clone());
+        }
+        Ok(keys)
+    }
+
+    fn cached(&self, pool: PoolId) -> Option<Arc<PoolKeys>> {
+        self.loaded.read().ok()?.get(&pool).cloned()
+    }
+}

@@ -1,0 +1,200 @@
+//! The pool settings the admin API manages: the password policy and the templates of the
+//! invitation that delivers a temporary password. A change names only the fields it sets; the
+//! others keep their current values.
+
+use gatehouse_domain::ParseError;
+use gatehouse_domain::permission::Permission;
+use gatehouse_domain::pool::{InvitationMessages, PasswordPolicy, Pool, PoolSettings};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::{Gatehouse, Principal, RequestMeta};
+
+/// A change to the password policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordPolicyUpdate {
+    pub minimum_length: Option<i64>,
+    pub require_lowercase: Option<bool>,
+    pub require_uppercase: Option<bool>,
+    pub require_numbers: Option<bool>,
+    pub require_symbols: Option<bool>,
+    pub temporary_password_validity_days: Option<i64>,
+}
+
+impl PasswordPolicyUpdate {
+    /// The policy with this change applied, checked.
+    pub fn apply(self, mut policy: PasswordPolicy) -> Result<PasswordPolicy, ParseError> {
+        if let Some(n) = self.minimum_length {
+            policy.minimum_length = u8::try_from(n)
+                .map_err(|_| ParseError::new("MinimumLength", "must be between 6 and 99"))?;
+        }
+        if let Some(n) = self.temporary_password_validity_days {
+            policy.temporary_password_validity_days = u16::try_from(n).map_err(|_| {
+                ParseError::new("TemporaryPasswordValidityDays", "must be between 1 and 365")
+            })?;
+        }
+        if let Some(b) = self.require_lowercase {
+            policy.require_lowercase = b;
+        }
+        if let Some(b) = self.require_uppercase {
+            policy.require_uppercase = b;
+        }
+        if let Some(b) = self.require_numbers {
+            policy.require_numbers = b;
+        }
+        if let Some(b) = self.require_symbols {
+            policy.require_symbols = b;
+        }
+        policy.validate_settings()?;
+        Ok(policy)
+    }
+}
+
+/// A change to the invitation templates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvitationMessagesUpdate {
+    pub email_subject: Option<String>,
+    pub email_message: Option<String>,
+    pub sms_message: Option<String>,
+}
+
+impl InvitationMessagesUpdate {
+    /// The templates with this change applied, checked: both messages must keep the
+    /// `{username}` and `{####}` placeholders.
+    pub fn apply(self, mut messages: InvitationMessages) -> Result<InvitationMessages, ParseError> {
+        if let Some(s) = self.email_subject {
+            messages.email_subject = s;
+        }
+        if let Some(s) = self.email_message {
+            messages.email_message = s;
+        }
+        if let Some(s) = self.sms_message {
+            messages.sms_message = s;
+        }
+        messages.validate()?;
+        Ok(messages)
+    }
+}
+
+impl Gatehouse {
+    /// The pool's settings as stored now, not as cached, so that a change does not undo
+    /// another one made meanwhile.
+    async fn current_settings(&self, pool: &Pool) -> ServiceResult<PoolSettings> {
+        Ok(self
+            .store
+            .pool_by_slug(&pool.slug)
+            .await?
+            .ok_or(ServiceError::NotFound("pool"))?
+            .settings)
+    }
+
+    /// The password policy. Public, as in the reference API: clients show it to people
+    /// choosing a password.
+    pub fn password_policy(&self, pool: &Pool) -> PasswordPolicy {
+        pool.settings.password_policy.clone()
+    }
+
+    pub async fn update_password_policy(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        update: PasswordPolicyUpdate,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::UpdatePasswordPolicy)?;
+        let mut settings = self.current_settings(pool).await?;
+        settings.password_policy = update.apply(settings.password_policy)?;
+        self.save_pool_settings(pool, settings, principal, meta, "password_policy")
+            .await
+    }
+
+    pub async fn invitation_messages(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+    ) -> ServiceResult<InvitationMessages> {
+        principal.require(Permission::GetInvitationMessageTemplates)?;
+        Ok(pool.settings.invitation_messages.clone())
+    }
+
+    pub async fn update_invitation_messages(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        update: InvitationMessagesUpdate,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::UpdateInvitationMessageTemplates)?;
+        let mut settings = self.current_settings(pool).await?;
+        settings.invitation_messages = update.apply(settings.invitation_messages)?;
+        self.save_pool_settings(pool, settings, principal, meta, "invitation_messages")
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_changes_keep_unnamed_fields_and_are_checked() {
+        let base = PasswordPolicy::default();
+        let p = PasswordPolicyUpdate {
+            minimum_length: Some(12),
+            require_symbols: Some(true),
+            ..Default::default()
+        }
+        .apply(base.clone())
+        .unwrap();
+        assert_eq!(p.minimum_length, 12);
+        assert!(p.require_symbols);
+        assert_eq!(
+            p.temporary_password_validity_days,
+            base.temporary_password_validity_days
+        );
+
+        for bad in [
+            PasswordPolicyUpdate {
+                minimum_length: Some(5),
+                ..Default::default()
+            },
+            PasswordPolicyUpdate {
+                minimum_length: Some(1000),
+                ..Default::default()
+            },
+            PasswordPolicyUpdate {
+                minimum_length: Some(-1),
+                ..Default::default()
+            },
+            PasswordPolicyUpdate {
+                temporary_password_validity_days: Some(0),
+                ..Default::default()
+            },
+            PasswordPolicyUpdate {
+                temporary_password_validity_days: Some(70_000),
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.apply(base.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn template_changes_need_the_placeholders() {
+        let base = InvitationMessages::default();
+        let ok = InvitationMessagesUpdate {
+            email_subject: Some("Welcome".into()),
+            ..Default::default()
+        }
+        .apply(base.clone())
+        .unwrap();
+        assert_eq!(ok.email_subject, "Welcome");
+        assert_eq!(ok.email_message, base.email_message);
+        let err = InvitationMessagesUpdate {
+            email_message: Some("Hello {username}".into()),
+            ..Default::default()
+        }
+        .apply(base)
+        .unwrap_err();
+        assert_eq!(err.field, "EmailMessage");
+    }
+}

@@ -1,0 +1,257 @@
+//! Password sign-in through the API (`POST /api/auth/initiate` with `USER_PASSWORD`), and the
+//! `NEW_PASSWORD_REQUIRED` challenge that a temporary password leads to.
+
+use gatehouse_crypto::jws::{self, Expect};
+use gatehouse_crypto::secret::{Secret, random_token};
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::client::AppClient;
+use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
+use gatehouse_domain::pool::Pool;
+use gatehouse_domain::session::{RevokedToken, Session, SessionKind};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::user::{PasswordCredential, User, UserStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::EventExt;
+use crate::error::{ServiceError, ServiceResult};
+use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken, TokenSubject};
+use crate::{Gatehouse, RequestMeta};
+
+/// How long a challenge session may be answered.
+const CHALLENGE_TTL_SECS: i64 = 180;
+const TYP_CHALLENGE: &str = "challenge+jwt";
+const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
+
+#[derive(Debug)]
+pub enum SignInOutcome {
+    Tokens(IssuedToken),
+    NewPasswordRequired { session: Secret },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChallengeClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    jti: String,
+    challenge: String,
+}
+
+fn not_authorized() -> ServiceError {
+    ServiceError::Unauthenticated("incorrect username or password".to_owned())
+}
+
+impl Gatehouse {
+    /// The app client a sign-in goes through: a public client by id, a confidential one with
+    /// its secret.
+    async fn sign_in_client(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        secret: Option<Secret>,
+    ) -> ServiceResult<AppClient> {
+        let id = ClientId::parse(client_id)
+            .map_err(|_| ServiceError::Unauthenticated("unknown client".to_owned()))?;
+        let client = self
+            .store
+            .client(pool.id, &id)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthenticated("unknown client".to_owned()))?;
+        if client.secret_sha256.is_some() {
+            self.authenticate_client(
+                pool,
+                &ClientCredentials {
+                    client_id: client_id.to_owned(),
+                    secret,
+                    method: ClientAuthMethod::Post,
+                },
+            )
+            .await
+            .map_err(|_| {
+                ServiceError::Unauthenticated("client authentication failed".to_owned())
+            })?;
+        }
+        Ok(client)
+    }
+
+    pub async fn initiate_password_sign_in(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+        username: &str,
+        password: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<SignInOutcome> {
+        let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        let user = match Username::parse(username) {
+            Ok(u) => self.store.user_by_username(pool.id, &u).await?,
+            Err(_) => None,
+        };
+        let credential = user.as_ref().and_then(|u| u.password.clone());
+        let matches = match &credential {
+            Some(c) => self.hasher.verify(&c.phc, password).await?,
+            None => {
+                // Spend the same work as a real check, so timing does not reveal the user.
+                self.hasher.hash(password).await?;
+                false
+            }
+        };
+        let (Some(user), Some(credential), true) = (user, credential, matches) else {
+            let event = self
+                .event(pool, AuditAction::UserSignInFailed, None, meta)
+                .subject(username.chars().take(128).collect::<String>())
+                .denied();
+            self.store.append_audit(&event).await?;
+            return Err(not_authorized());
+        };
+        if !user.enabled.is_enabled() {
+            return Err(not_authorized());
+        }
+        let now = self.now();
+        if user.status == UserStatus::ForceChangePassword {
+            if credential.temporary_until.is_some_and(|t| t <= now) {
+                return Err(ServiceError::Unauthenticated(
+                    "the temporary password has expired; ask an administrator to reset it"
+                        .to_owned(),
+                ));
+            }
+            let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+            let claims = ChallengeClaims {
+                iss: self.issuer(pool),
+                sub: user.id.to_string(),
+                aud: client.client_id.to_string(),
+                exp: now.plus_secs(CHALLENGE_TTL_SECS).as_secs(),
+                jti: random_token().expose().to_owned(),
+                challenge: NEW_PASSWORD_REQUIRED.to_owned(),
+            };
+            let session = jws::sign(&keys.signing, TYP_CHALLENGE, &claims)?;
+            return Ok(SignInOutcome::NewPasswordRequired {
+                session: Secret::new(session),
+            });
+        }
+        self.start_session(pool, &client, &user, meta).await
+    }
+
+    /// Answers `NEW_PASSWORD_REQUIRED`: sets the new password (checked against the policy),
+    /// confirms the user and signs it in. Each challenge session is good for one answer.
+    pub async fn respond_new_password(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+        session: &str,
+        new_password: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<SignInOutcome> {
+        let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let issuer = self.issuer(pool);
+        let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
+        let claims: ChallengeClaims = jws::verify(
+            session,
+            |kid| keys.verifying_key(kid),
+            &Expect {
+                typ: TYP_CHALLENGE,
+                issuer: &issuer,
+                audience: Some(client.client_id.as_str()),
+            },
+        )
+        .map_err(|_| expired())?;
+        let now = self.now();
+        if claims.exp <= now.as_secs()
+            || claims.challenge != NEW_PASSWORD_REQUIRED
+            || self.store.is_token_revoked(pool.id, &claims.jti).await?
+        {
+            return Err(expired());
+        }
+        pool.settings.password_policy.check(new_password.expose())?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
+        let mut user = self
+            .store
+            .user_by_id(pool.id, user_id)
+            .await?
+            .ok_or_else(expired)?;
+        if user.status != UserStatus::ForceChangePassword || !user.enabled.is_enabled() {
+            return Err(expired());
+        }
+        let used = self
+            .event(pool, AuditAction::TokenRevoked, None, meta)
+            .subject(&user.username)
+            .detail("challenge", NEW_PASSWORD_REQUIRED);
+        self.store
+            .revoke_token(
+                &RevokedToken {
+                    pool: pool.id,
+                    jti: claims.jti,
+                    expires_at: Timestamp(claims.exp),
+                    revoked_at: now,
+                },
+                &used,
+            )
+            .await?;
+        user.password = Some(PasswordCredential {
+            phc: self.hasher.hash(new_password).await?,
+            temporary_until: None,
+        });
+        user.status = UserStatus::Confirmed;
+        user.updated_at = now;
+        let event = self
+            .event(pool, AuditAction::UserUpdated, None, meta)
+            .subject(&user.username)
+            .detail("change", "password set at first sign-in");
+        self.store.update_user(&user, &event).await?;
+        self.start_session(pool, &client, &user, meta).await
+    }
+
+    async fn start_session(
+        &self,
+        pool: &Pool,
+        client: &AppClient,
+        user: &User,
+        meta: &RequestMeta,
+    ) -> ServiceResult<SignInOutcome> {
+        let now = self.now();
+        let ttl = pool.settings.access_token_ttl_secs;
+        let session = Session {
+            id: SessionId::new_random(),
+            pool: pool.id,
+            user_id: user.id,
+            username: user.username.clone(),
+            client_id: Some(client.client_id.clone()),
+            kind: SessionKind::SignIn,
+            created_at: now,
+            expires_at: now.plus_secs(i64::from(ttl)),
+            revoked_at: None,
+        };
+        let mut event = self
+            .event(pool, AuditAction::UserSignedIn, None, meta)
+            .subject(&user.username)
+            .detail("session_id", session.id)
+            .actor(gatehouse_domain::session::Actor {
+                kind: gatehouse_domain::session::ActorKind::User,
+                id: user.id.to_string(),
+                username: Some(user.username.to_string()),
+                pool: pool.slug.clone(),
+                client_id: Some(client.client_id.clone()),
+            });
+        event.client_id = Some(client.client_id.clone());
+        self.store.create_session(&session, &event).await?;
+        let groups = self.group_names(user).await?;
+        let issued = self
+            .mint_access_token(
+                pool,
+                TokenSubject::User {
+                    user,
+                    groups,
+                    sid: session.id,
+                    client_id: Some(client.client_id.clone()),
+                    act: None,
+                },
+                ttl,
+            )
+            .await?;
+        Ok(SignInOutcome::Tokens(issued))
+    }
+}

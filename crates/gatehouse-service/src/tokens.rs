@@ -1,0 +1,587 @@
+//! Access tokens: the claims, the one minting path, client authentication, the
+//! client-credentials grant, bearer authentication, introspection (RFC 7662) and revocation
+//! (RFC 7009).
+
+use gatehouse_crypto::jws::{self, Expect, JwsError, TYP_ACCESS_TOKEN};
+use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::client::{AppClient, GrantType};
+use gatehouse_domain::ids::{ClientId, PoolSlug, SessionId, UserId, Username};
+use gatehouse_domain::permission::{Permission, PermissionSet, Role, Scope};
+use gatehouse_domain::pool::{Pool, StaffAccess};
+use gatehouse_domain::session::{Actor, ActorKind, RevokedToken};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::user::User;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::EventExt;
+use crate::error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
+use crate::principal::{Subject, TokenFacts};
+use crate::{Gatehouse, Principal, RequestMeta};
+
+/// The `act` claim (RFC 8693 §4.1): who really acts behind an impersonated token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActClaim {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub pool: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+impl ActClaim {
+    pub fn to_actor(&self) -> Actor {
+        let kind = if self.username.is_some() {
+            ActorKind::User
+        } else {
+            ActorKind::Client
+        };
+        Actor {
+            kind,
+            id: self.sub.clone(),
+            username: self.username.clone(),
+            pool: PoolSlug::parse(&self.pool).unwrap_or_else(|_| PoolSlug::staff()),
+            client_id: self
+                .client_id
+                .as_deref()
+                .and_then(|c| ClientId::parse(c).ok()),
+        }
+    }
+}
+
+/// Claims of a Gatehouse access token (RFC 9068 plus Gatehouse's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    pub token_use: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActClaim>,
+}
+
+/// What a minted token is for; everything else in the claims follows from it.
+#[derive(Debug, Clone)]
+pub enum TokenSubject<'a> {
+    Client {
+        client: &'a AppClient,
+        scopes: &'a [Scope],
+    },
+    User {
+        user: &'a User,
+        groups: Vec<String>,
+        sid: SessionId,
+        client_id: Option<ClientId>,
+        act: Option<ActClaim>,
+    },
+}
+
+/// A minted access token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: Secret,
+    pub claims: AccessClaims,
+    pub expires_in: u32,
+}
+
+/// How a client authenticated at an OAuth endpoint.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: Option<Secret>,
+    pub method: ClientAuthMethod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    Basic,
+    Post,
+}
+
+/// A verified, unexpired, unrevoked access token of a pool.
+#[derive(Debug, Clone)]
+pub struct ValidToken {
+    pub claims: AccessClaims,
+    /// The pool that issued it (the called pool, or `staff`).
+    pub issuer_pool: std::sync::Arc<Pool>,
+}
+
+/// Why a token is not valid. Shown to clients only as "invalid token" with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidToken {
+    #[error("the token is malformed or its signature is invalid")]
+    Signature,
+    #[error("the token was not issued by this pool")]
+    ForeignIssuer,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("the token's user no longer exists or is disabled")]
+    UserGone,
+    #[error("the token's client no longer exists")]
+    ClientGone,
+}
+
+pub fn hash_client_secret(secret: &Secret) -> [u8; 32] {
+    sha256(secret.expose().as_bytes())
+}
+
+impl Gatehouse {
+    /// The one minting path: every access token Gatehouse issues is made here.
+    pub async fn mint_access_token(
+        &self,
+        pool: &Pool,
+        subject: TokenSubject<'_>,
+        lifetime_secs: u32,
+    ) -> ServiceResult<IssuedToken> {
+        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let now = self.now();
+        let issuer = self.issuer(pool);
+        let base = AccessClaims {
+            aud: issuer.clone(),
+            iss: issuer,
+            sub: String::new(),
+            exp: now.plus_secs(i64::from(lifetime_secs)).as_secs(),
+            iat: now.as_secs(),
+            jti: random_token().expose().to_owned(),
+            client_id: None,
+            scope: None,
+            sid: None,
+            username: None,
+            groups: None,
+            roles: None,
+            token_use: "access".to_owned(),
+            act: None,
+        };
+        let claims = match subject {
+            TokenSubject::Client { client, scopes } => AccessClaims {
+                sub: client.client_id.to_string(),
+                client_id: Some(client.client_id.to_string()),
+                scope: Some(
+                    scopes
+                        .iter()
+                        .map(Scope::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                ..base
+            },
+            TokenSubject::User {
+                user,
+                groups,
+                sid,
+                client_id,
+                act,
+            } => AccessClaims {
+                sub: user.id.to_string(),
+                client_id: client_id.map(|c| c.to_string()),
+                sid: Some(sid.to_string()),
+                username: Some(user.username.to_string()),
+                groups: Some(groups),
+                roles: Some(
+                    user.attributes
+                        .roles
+                        .iter()
+                        .map(|r| r.as_str().to_owned())
+                        .collect(),
+                ),
+                act,
+                ..base
+            },
+        };
+        let token = jws::sign(&keys.signing, TYP_ACCESS_TOKEN, &claims)?;
+        Ok(IssuedToken {
+            token: Secret::new(token),
+            claims,
+            expires_in: lifetime_secs,
+        })
+    }
+
+    /// Authenticates a client at an OAuth endpoint (client_secret_basic or client_secret_post).
+    pub async fn authenticate_client(
+        &self,
+        pool: &Pool,
+        creds: &ClientCredentials,
+    ) -> ServiceResult<AppClient> {
+        let invalid = || {
+            ServiceError::OAuth(OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "client authentication failed",
+            ))
+        };
+        let id = ClientId::parse(&creds.client_id).map_err(|_| invalid())?;
+        let client = self.store.client(pool.id, &id).await?;
+        // Hash even when the client is unknown, so timing does not tell which ids exist.
+        let presented = creds.secret.as_ref().map(hash_client_secret);
+        let (Some(client), Some(presented)) = (client, presented) else {
+            return Err(invalid());
+        };
+        match client.secret_sha256 {
+            Some(stored) if constant_time_eq(&stored.0, &presented) => Ok(client),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The client-credentials grant. Requested scopes the client lacks are dropped; none
+    /// requested means all of the client's scopes.
+    pub async fn client_credentials_grant(
+        &self,
+        pool: &Pool,
+        creds: &ClientCredentials,
+        requested_scope: Option<&str>,
+        meta: &RequestMeta,
+    ) -> ServiceResult<(IssuedToken, Vec<Scope>)> {
+        let client = self.authenticate_client(pool, creds).await?;
+        if !client.grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                "the client may not use the client_credentials grant",
+            )
+            .into());
+        }
+        let granted: Vec<Scope> = match requested_scope.map(str::trim) {
+            Some(req) if !req.is_empty() => {
+                let wanted: Vec<&str> = req.split_ascii_whitespace().collect();
+                client
+                    .scopes
+                    .iter()
+                    .filter(|s| wanted.contains(&s.as_str()))
+                    .cloned()
+                    .collect()
+            }
+            _ => client.scopes.clone(),
+        };
+        let issued = self
+            .mint_access_token(
+                pool,
+                TokenSubject::Client {
+                    client: &client,
+                    scopes: &granted,
+                },
+                pool.settings.access_token_ttl_secs,
+            )
+            .await?;
+        let mut event = self
+            .event(pool, AuditAction::TokenIssued, None, meta)
+            .subject(&client.client_id)
+            .detail("grant_type", "client_credentials")
+            .detail("jti", &issued.claims.jti)
+            .actor(Actor {
+                kind: ActorKind::Client,
+                id: client.client_id.to_string(),
+                username: None,
+                pool: pool.slug.clone(),
+                client_id: Some(client.client_id.clone()),
+            });
+        event.client_id = Some(client.client_id.clone());
+        self.store.append_audit(&event).await?;
+        Ok((issued, granted))
+    }
+
+    /// Verifies an access token presented to `pool`: signature, issuer, expiry, revocation,
+    /// and that its user or client still stands. Staff tokens are accepted by client pools
+    /// that allow staff access.
+    pub async fn validate_access_token(
+        &self,
+        pool: &std::sync::Arc<Pool>,
+        token: &str,
+        allow_staff: StaffTokens,
+    ) -> ServiceResult<Result<ValidToken, InvalidToken>> {
+        let own_issuer = self.issuer(pool);
+        let unverified_iss = jws::unverified_issuer(token);
+        let issuer_pool = match unverified_iss.as_deref() {
+            Some(iss) if iss == own_issuer => pool.clone(),
+            Some(iss)
+                if allow_staff == StaffTokens::Accept
+                    && !pool.slug.is_staff()
+                    && pool.settings.staff_access == StaffAccess::Allowed =>
+            {
+                let staff = self.pool(&PoolSlug::staff()).await?;
+                if iss != self.issuer(&staff) {
+                    return Ok(Err(InvalidToken::ForeignIssuer));
+                }
+                staff
+            }
+            Some(_) => return Ok(Err(InvalidToken::ForeignIssuer)),
+            None => return Ok(Err(InvalidToken::Signature)),
+        };
+        let keys = self
+            .keyring
+            .keys(self.store.as_ref(), issuer_pool.id)
+            .await?;
+        let issuer = self.issuer(&issuer_pool);
+        let expect = Expect {
+            typ: TYP_ACCESS_TOKEN,
+            issuer: &issuer,
+            audience: None,
+        };
+        let claims: AccessClaims = match jws::verify(token, |kid| keys.verifying_key(kid), &expect)
+        {
+            Ok(c) => c,
+            Err(JwsError::Malformed | JwsError::AlgorithmNotAllowed | JwsError::WrongType(_))
+            | Err(JwsError::UnknownKey | JwsError::Invalid(_)) => {
+                return Ok(Err(InvalidToken::Signature));
+            }
+        };
+        let now = self.now();
+        if claims.exp <= now.as_secs() {
+            return Ok(Err(InvalidToken::Expired));
+        }
+        if self
+            .store
+            .is_token_revoked(issuer_pool.id, &claims.jti)
+            .await?
+        {
+            return Ok(Err(InvalidToken::Revoked));
+        }
+        if let Some(sid) = claims.sid.as_deref() {
+            let sid = SessionId::parse(sid).map_err(|_| ServiceError::Internal("sid".into()))?;
+            match self.store.session(issuer_pool.id, sid).await? {
+                Some(s) if s.is_active_at(now) => {}
+                _ => return Ok(Err(InvalidToken::Revoked)),
+            }
+        }
+        Ok(Ok(ValidToken {
+            claims,
+            issuer_pool,
+        }))
+    }
+
+    /// Turns a bearer token into the principal it proves, with its current permissions.
+    pub async fn authenticate_bearer(
+        &self,
+        pool: &std::sync::Arc<Pool>,
+        token: &str,
+    ) -> ServiceResult<Principal> {
+        let valid = self
+            .validate_access_token(pool, token, StaffTokens::Accept)
+            .await?
+            .map_err(|e| ServiceError::Unauthenticated(e.to_string()))?;
+        self.principal_of(valid)
+            .await?
+            .map_err(|e| ServiceError::Unauthenticated(e.to_string()))
+    }
+
+    async fn principal_of(
+        &self,
+        valid: ValidToken,
+    ) -> ServiceResult<Result<Principal, InvalidToken>> {
+        let ValidToken {
+            claims,
+            issuer_pool,
+        } = valid;
+        let client_id = claims
+            .client_id
+            .as_deref()
+            .and_then(|c| ClientId::parse(c).ok());
+        let facts = TokenFacts {
+            jti: claims.jti.clone(),
+            sid: claims.sid.as_deref().and_then(|s| SessionId::parse(s).ok()),
+            client_id: client_id.clone(),
+            act: claims.act.clone(),
+            expires_at: claims.exp,
+        };
+        if claims.username.is_none() {
+            // A client's own token.
+            let Some(id) = client_id else {
+                return Ok(Err(InvalidToken::Signature));
+            };
+            let Some(client) = self.store.client(issuer_pool.id, &id).await? else {
+                return Ok(Err(InvalidToken::ClientGone));
+            };
+            let token_scopes: Vec<&str> = claims
+                .scope
+                .as_deref()
+                .unwrap_or_default()
+                .split_ascii_whitespace()
+                .collect();
+            // A scope removed from the client since issuance no longer counts.
+            let permissions = PermissionSet::from_permissions(
+                client
+                    .scopes
+                    .iter()
+                    .filter(|s| token_scopes.contains(&s.as_str()))
+                    .filter_map(Scope::permission),
+            );
+            return Ok(Ok(Principal {
+                subject: Subject::Client { client_id: id },
+                home_pool: issuer_pool.slug.clone(),
+                permissions,
+                token: facts,
+            }));
+        }
+        let user_id =
+            UserId::parse(&claims.sub).map_err(|_| ServiceError::Internal("sub".into()))?;
+        let Some(user) = self.store.user_by_id(issuer_pool.id, user_id).await? else {
+            return Ok(Err(InvalidToken::UserGone));
+        };
+        if !user.enabled.is_enabled() {
+            return Ok(Err(InvalidToken::UserGone));
+        }
+        if user
+            .tokens_not_before
+            .is_some_and(|nb| claims.iat <= nb.as_secs())
+        {
+            return Ok(Err(InvalidToken::Revoked));
+        }
+        let permissions = self.user_permissions(&user).await?;
+        Ok(Ok(Principal {
+            subject: Subject::User {
+                id: user.id,
+                username: user.username.clone(),
+            },
+            home_pool: issuer_pool.slug.clone(),
+            permissions,
+            token: facts,
+        }))
+    }
+
+    /// A user's permissions: its roles, its groups' roles, and self-service.
+    pub async fn user_permissions(&self, user: &User) -> ServiceResult<PermissionSet> {
+        let groups = self.store.groups_of_user(user.pool, user.id).await?;
+        let mut set = PermissionSet::from_roles(&user.attributes.roles);
+        for g in &groups {
+            set.extend(&PermissionSet::from_roles(&g.roles));
+        }
+        for p in Permission::SELF_SERVICE {
+            set.insert(*p);
+        }
+        Ok(set)
+    }
+
+    /// Whether a user is privileged: an administrator, or able to impersonate.
+    pub async fn is_privileged(&self, user: &User) -> ServiceResult<bool> {
+        let admin = Role::parse("admin").map_err(ServiceError::from)?;
+        let groups = self.store.groups_of_user(user.pool, user.id).await?;
+        let has_admin = user.attributes.roles.contains(&admin)
+            || groups.iter().any(|g| g.roles.contains(&admin));
+        Ok(has_admin
+            || self
+                .user_permissions(user)
+                .await?
+                .contains(Permission::Impersonate))
+    }
+
+    /// RFC 7662 introspection. The caller is an authenticated client of the pool; tokens of
+    /// other pools are reported inactive.
+    pub async fn introspect(
+        &self,
+        pool: &std::sync::Arc<Pool>,
+        creds: &ClientCredentials,
+        token: &str,
+    ) -> ServiceResult<Option<AccessClaims>> {
+        self.authenticate_client(pool, creds).await?;
+        let Ok(valid) = self
+            .validate_access_token(pool, token, StaffTokens::Refuse)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .principal_of(valid.clone())
+            .await?
+            .ok()
+            .map(|_| valid.claims))
+    }
+
+    /// RFC 7009 revocation. Unknown or invalid tokens are not an error. Revoking an
+    /// impersonated token ends its impersonation.
+    pub async fn revoke(
+        &self,
+        pool: &std::sync::Arc<Pool>,
+        creds: &ClientCredentials,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        let client = self.authenticate_client(pool, creds).await?;
+        let Ok(valid) = self
+            .validate_access_token(pool, token, StaffTokens::Refuse)
+            .await?
+        else {
+            return Ok(());
+        };
+        let claims = valid.claims;
+        if claims.client_id.as_deref() != Some(client.client_id.as_str()) {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                "the token was not issued to this client",
+            )
+            .into());
+        }
+        let mut event = self
+            .event(pool, AuditAction::TokenRevoked, None, meta)
+            .subject(claims.username.as_deref().unwrap_or(&claims.sub))
+            .detail("jti", &claims.jti);
+        event.client_id = Some(client.client_id.clone());
+        let revoked = RevokedToken {
+            pool: pool.id,
+            jti: claims.jti.clone(),
+            expires_at: Timestamp(claims.exp),
+            revoked_at: self.now(),
+        };
+        self.store.revoke_token(&revoked, &event).await?;
+        if let (Some(act), Some(sid)) = (&claims.act, claims.sid.as_deref()) {
+            if let Ok(sid) = SessionId::parse(sid) {
+                let mut ended = self
+                    .event(pool, AuditAction::ImpersonationEnded, None, meta)
+                    .subject(claims.username.as_deref().unwrap_or(&claims.sub))
+                    .detail("impersonation_id", sid)
+                    .detail("via", "revocation")
+                    .detail("impersonator", act.to_actor().display_name());
+                ended.client_id = Some(client.client_id.clone());
+                match self
+                    .store
+                    .revoke_session(pool.id, sid, self.now(), &ended)
+                    .await
+                {
+                    Ok(()) | Err(gatehouse_domain::store::StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up a user of the pool by a username taken from a request.
+    pub async fn user_named(&self, pool: &Pool, username: &Username) -> ServiceResult<User> {
+        self.store
+            .user_by_username(pool.id, username)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))
+    }
+
+    /// Names of the groups a user belongs to, for the `groups` claim.
+    pub async fn group_names(&self, user: &User) -> ServiceResult<Vec<String>> {
+        Ok(self
+            .store
+            .groups_of_user(user.pool, user.id)
+            .await?
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect())
+    }
+}
+
+/// Whether staff-pool tokens are acceptable where a pool's token is expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffTokens {
+    Accept,
+    Refuse,
+}

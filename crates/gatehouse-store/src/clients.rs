@@ -1,0 +1,103 @@
+//! App clients.
+
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::client::{AppClient, GrantType, SecretDigest};
+use gatehouse_domain::ids::{ClientId, PoolId};
+use gatehouse_domain::store::StoreResult;
+use gatehouse_domain::time::Timestamp;
+use sqlx::any::AnyRow;
+
+use crate::error::{ResultExt, corrupt, expect_row};
+use crate::rows::{get, json, opt_digest, parsed, to_json};
+use crate::{SqlStore, audit};
+
+const COLUMNS: &str =
+    "pool_id, client_id, name, secret_sha256, scopes, grant_types, redirect_uris, created_at";
+
+pub(crate) async fn create(
+    store: &SqlStore,
+    client: &AppClient,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+    let mut tx = store.begin().await?;
+    sqlx::query(&format!(
+        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))
+    .bind(client.pool.to_string())
+    .bind(client.client_id.as_str())
+    .bind(client.name.as_str())
+    .bind(client.secret_sha256.map(|d| d.0.to_vec()))
+    .bind(to_json(&client.scopes)?)
+    .bind(to_json(&grant_types)?)
+    .bind(to_json(&client.redirect_uris)?)
+    .bind(client.created_at.as_secs())
+    .execute(&mut *tx)
+    .await
+    .conflict("an app client with this id already exists")?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
+}
+
+pub(crate) async fn get_one(
+    store: &SqlStore,
+    pool: PoolId,
+    id: &ClientId,
+) -> StoreResult<Option<AppClient>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM app_clients WHERE pool_id = $1 AND client_id = $2"
+    ))
+    .bind(pool.to_string())
+    .bind(id.as_str())
+    .fetch_optional(&store.pool)
+    .await
+    .store()?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(crate) async fn list(store: &SqlStore, pool: PoolId) -> StoreResult<Vec<AppClient>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM app_clients WHERE pool_id = $1 ORDER BY created_at, client_id"
+    ))
+    .bind(pool.to_string())
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(crate) async fn delete(
+    store: &SqlStore,
+    pool: PoolId,
+    id: &ClientId,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query("DELETE FROM app_clients WHERE pool_id = $1 AND client_id = $2")
+        .bind(pool.to_string())
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .store()?;
+    expect_row(done.rows_affected())?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
+}
+
+fn from_row(row: &AnyRow) -> StoreResult<AppClient> {
+    let grant_names: Vec<String> = json(row, "grant_types")?;
+    let grant_types = grant_names
+        .iter()
+        .map(|g| GrantType::parse(g).map_err(|e| corrupt("grant_types", e)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(AppClient {
+        pool: parsed(row, "pool_id", PoolId::parse)?,
+        client_id: parsed(row, "client_id", ClientId::parse)?,
+        name: get(row, "name")?,
+        secret_sha256: opt_digest(row, "secret_sha256")?.map(SecretDigest),
+        scopes: json(row, "scopes")?,
+        grant_types,
+        redirect_uris: json(row, "redirect_uris")?,
+        created_at: Timestamp(get(row, "created_at")?),
+    })
+}

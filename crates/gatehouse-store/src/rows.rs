@@ -1,0 +1,81 @@
+//! Reading columns and converting between stored and domain representations.
+
+use gatehouse_domain::store::{StoreError, StoreResult};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{Any, AnyRow};
+use sqlx::{Decode, Row, Type};
+
+use crate::error::corrupt;
+
+/// Reads one column, mapping a decode failure to a backend error.
+pub(crate) fn get<'r, T>(row: &'r AnyRow, column: &str) -> StoreResult<T>
+where
+    T: Decode<'r, Any> + Type<Any>,
+{
+    row.try_get(column)
+        .map_err(|e| StoreError::Backend(format!("column {column}: {e}")))
+}
+
+/// Reads a JSON text column into `T`.
+pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<T> {
+    let text: String = get(row, column)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+}
+
+/// Reads an optional JSON text column into `T`.
+pub(crate) fn opt_json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> StoreResult<Option<T>> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| corrupt(column, e)))
+        .transpose()
+}
+
+/// Writes a value as JSON text.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
+}
+
+/// Reads a text column and parses it with a domain parser.
+pub(crate) fn parsed<T, E: std::fmt::Display>(
+    row: &AnyRow,
+    column: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> StoreResult<T> {
+    let text: String = get(row, column)?;
+    parse(&text).map_err(|e| corrupt(column, e))
+}
+
+/// Reads an optional text column and parses it with a domain parser.
+pub(crate) fn opt_parsed<T, E: std::fmt::Display>(
+    row: &AnyRow,
+    column: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> StoreResult<Option<T>> {
+    let text: Option<String> = get(row, column)?;
+    text.map(|t| parse(&t).map_err(|e| corrupt(column, e)))
+        .transpose()
+}
+
+/// Reads a 32-byte digest column.
+pub(crate) fn digest(row: &AnyRow, column: &str) -> StoreResult<[u8; 32]> {
+    let bytes: Vec<u8> = get(row, column)?;
+    to_digest(bytes, column)
+}
+
+/// Reads an optional 32-byte digest column.
+pub(crate) fn opt_digest(row: &AnyRow, column: &str) -> StoreResult<Option<[u8; 32]>> {
+    let bytes: Option<Vec<u8>> = get(row, column)?;
+    bytes.map(|b| to_digest(b, column)).transpose()
+}
+
+fn to_digest(bytes: Vec<u8>, column: &str) -> StoreResult<[u8; 32]> {
+    let len = bytes.len();
+    bytes
+        .try_into()
+        .map_err(|_| corrupt(column, format!("{len} bytes, expected 32")))
+}
+
+/// A boolean as stored: 0 or 1.
+pub(crate) fn flag(on: bool) -> i64 {
+    i64::from(on)
+}

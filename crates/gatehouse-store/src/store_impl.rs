@@ -1,0 +1,239 @@
+//! [`Store`] for [`SqlStore`]: each method hands over to the module of its concern.
+
+use async_trait::async_trait;
+use gatehouse_domain::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
+use gatehouse_domain::client::AppClient;
+use gatehouse_domain::group::Group;
+use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
+use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
+use gatehouse_domain::session::{RevokedToken, Session};
+use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreResult};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
+
+use crate::{SqlStore, audit, clients, groups, pools, sessions, users};
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_pool(
+        &self,
+        pool: &Pool,
+        key: &SigningKeyRecord,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        pools::create(self, pool, key, audit).await
+    }
+
+    async fn pool_by_slug(&self, slug: &PoolSlug) -> StoreResult<Option<Pool>> {
+        pools::by_slug(self, slug).await
+    }
+
+    async fn pool_by_host(&self, host: &HostName) -> StoreResult<Option<Pool>> {
+        pools::by_host(self, host).await
+    }
+
+    async fn list_pools(&self) -> StoreResult<Vec<Pool>> {
+        pools::list(self).await
+    }
+
+    async fn update_pool_settings(
+        &self,
+        pool: PoolId,
+        settings: &PoolSettings,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        pools::update_settings(self, pool, settings, audit).await
+    }
+
+    async fn set_pool_hosts(
+        &self,
+        pool: PoolId,
+        hosts: &[HostName],
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        pools::set_hosts(self, pool, hosts, audit).await
+    }
+
+    async fn signing_keys(&self, pool: PoolId) -> StoreResult<Vec<SigningKeyRecord>> {
+        pools::signing_keys(self, pool).await
+    }
+
+    async fn create_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()> {
+        users::create(self, user, audit).await
+    }
+
+    async fn user_by_username(
+        &self,
+        pool: PoolId,
+        username: &Username,
+    ) -> StoreResult<Option<User>> {
+        users::by_username(self, pool, username).await
+    }
+
+    async fn user_by_id(&self, pool: PoolId, id: UserId) -> StoreResult<Option<User>> {
+        users::by_id(self, pool, id).await
+    }
+
+    async fn list_users(
+        &self,
+        pool: PoolId,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        users::list(self, pool, after, limit).await
+    }
+
+    async fn update_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()> {
+        users::update(self, user, audit).await
+    }
+
+    async fn delete_user(&self, pool: PoolId, id: UserId, audit: &AuditEvent) -> StoreResult<()> {
+        users::delete(self, pool, id, audit).await
+    }
+
+    async fn link_identity(&self, link: &FederatedIdentity, audit: &AuditEvent) -> StoreResult<()> {
+        users::link_identity(self, link, audit).await
+    }
+
+    async fn identities_of_user(
+        &self,
+        pool: PoolId,
+        id: UserId,
+    ) -> StoreResult<Vec<FederatedIdentity>> {
+        users::identities(self, pool, id).await
+    }
+
+    async fn put_verification_code(&self, code: &VerificationCode) -> StoreResult<()> {
+        users::put_code(self, code).await
+    }
+
+    async fn take_verification_code(
+        &self,
+        pool: PoolId,
+        user: UserId,
+        attribute: VerifiableAttribute,
+    ) -> StoreResult<Option<VerificationCode>> {
+        users::take_code(self, pool, user, attribute).await
+    }
+
+    async fn create_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()> {
+        groups::create(self, group, audit).await
+    }
+
+    async fn group(&self, pool: PoolId, name: &GroupName) -> StoreResult<Option<Group>> {
+        groups::get_one(self, pool, name).await
+    }
+
+    async fn list_groups(
+        &self,
+        pool: PoolId,
+        after: Option<&GroupName>,
+        limit: u32,
+    ) -> StoreResult<Vec<Group>> {
+        groups::list(self, pool, after, limit).await
+    }
+
+    async fn update_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()> {
+        groups::update(self, group, audit).await
+    }
+
+    async fn delete_group(
+        &self,
+        pool: PoolId,
+        name: &GroupName,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        groups::delete(self, pool, name, audit).await
+    }
+
+    async fn groups_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Group>> {
+        groups::of_user(self, pool, user).await
+    }
+
+    async fn set_user_groups(
+        &self,
+        pool: PoolId,
+        user: UserId,
+        groups: &[GroupName],
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        groups::set_user_groups(self, pool, user, groups, audit).await
+    }
+
+    async fn users_in_group(
+        &self,
+        pool: PoolId,
+        group: &GroupName,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> StoreResult<Vec<User>> {
+        groups::members(self, pool, group, after, limit).await
+    }
+
+    async fn create_client(&self, client: &AppClient, audit: &AuditEvent) -> StoreResult<()> {
+        clients::create(self, client, audit).await
+    }
+
+    async fn client(&self, pool: PoolId, id: &ClientId) -> StoreResult<Option<AppClient>> {
+        clients::get_one(self, pool, id).await
+    }
+
+    async fn list_clients(&self, pool: PoolId) -> StoreResult<Vec<AppClient>> {
+        clients::list(self, pool).await
+    }
+
+    async fn delete_client(
+        &self,
+        pool: PoolId,
+        id: &ClientId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        clients::delete(self, pool, id, audit).await
+    }
+
+    async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
+        sessions::create(self, session, audit).await
+    }
+
+    async fn session(&self, pool: PoolId, id: SessionId) -> StoreResult<Option<Session>> {
+        sessions::get_one(self, pool, id).await
+    }
+
+    async fn list_sessions(
+        &self,
+        pool: PoolId,
+        filter: SessionFilter,
+    ) -> StoreResult<Vec<Session>> {
+        sessions::list(self, pool, filter).await
+    }
+
+    async fn revoke_session(
+        &self,
+        pool: PoolId,
+        id: SessionId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        sessions::revoke(self, pool, id, at, audit).await
+    }
+
+    async fn revoke_token(&self, token: &RevokedToken, audit: &AuditEvent) -> StoreResult<()> {
+        sessions::revoke_token(self, token, audit).await
+    }
+
+    async fn is_token_revoked(&self, pool: PoolId, jti: &str) -> StoreResult<bool> {
+        sessions::is_token_revoked(self, pool, jti).await
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        audit::append(self, event).await
+    }
+
+    async fn list_audit(
+        &self,
+        pool: PoolId,
+        query: &AuditQuery,
+    ) -> StoreResult<Vec<StoredAuditEvent>> {
+        audit::list(self, pool, query).await
+    }
+}

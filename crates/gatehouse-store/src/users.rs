@@ -1,0 +1,322 @@
+//! Users, their links to upstream identities, and their verification codes.
+
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::ids::{PoolId, UserId, Username};
+use gatehouse_domain::store::{StoreError, StoreResult};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::user::{
+    Enabled, FederatedIdentity, MfaState, PasswordCredential, User, UserStatus,
+    VerifiableAttribute, VerificationCode,
+};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::error::{ResultExt, expect_row};
+use crate::rows::{digest, flag, get, json, parsed, to_json};
+use crate::{SqlStore, audit};
+
+/// The columns of `users`, in the order [`from_row`] reads them by name.
+pub(crate) const COLUMNS: &str = "pool_id, id, username, enabled, status, attributes, contact_id, \
+     password_phc, password_temporary_until, tokens_not_before, mfa, created_at, updated_at";
+
+/// [`COLUMNS`] qualified by the alias `u`, for joins.
+pub(crate) const COLUMNS_U: &str = "u.pool_id, u.id, u.username, u.enabled, u.status, \
+     u.attributes, u.contact_id, u.password_phc, u.password_temporary_until, \
+     u.tokens_not_before, u.mfa, u.created_at, u.updated_at";
+
+const USERNAME_TAKEN: &str = "a user with this username already exists";
+
+pub(crate) async fn create(store: &SqlStore, user: &User, event: &AuditEvent) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query(&format!(
+        "INSERT INTO users ({COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ))
+    .bind(user.pool.to_string())
+    .bind(user.id.to_string())
+    .bind(user.username.as_str())
+    .bind(flag(user.enabled.is_enabled()))
+    .bind(user.status.as_str())
+    .bind(to_json(&user.attributes)?)
+    .bind(user.contact_id.as_deref())
+    .bind(user.password.as_ref().map(|p| p.phc.as_str()))
+    .bind(
+        user.password
+            .as_ref()
+            .and_then(|p| p.temporary_until)
+            .map(Timestamp::as_secs),
+    )
+    .bind(user.tokens_not_before.map(Timestamp::as_secs))
+    .bind(mfa_str(user.mfa))
+    .bind(user.created_at.as_secs())
+    .bind(user.updated_at.as_secs())
+    .execute(&mut *tx)
+    .await
+    .conflict(USERNAME_TAKEN)?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
+}
+
+pub(crate) async fn by_username(
+    store: &SqlStore,
+    pool: PoolId,
+    username: &Username,
+) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND username = $2"
+    ))
+    .bind(pool.to_string())
+    .bind(username.as_str())
+    .fetch_optional(&store.pool)
+    .await
+    .store()?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(crate) async fn by_id(store: &SqlStore, pool: PoolId, id: UserId) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND id = $2"
+    ))
+    .bind(pool.to_string())
+    .bind(id.to_string())
+    .fetch_optional(&store.pool)
+    .await
+    .store()?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub(crate) async fn list(
+    store: &SqlStore,
+    pool: PoolId,
+    after: Option<&Username>,
+    limit: u32,
+) -> StoreResult<Vec<User>> {
+    let rows = match after {
+        Some(after) => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND username > $2 \
+                 ORDER BY username LIMIT $3"
+            ))
+            .bind(pool.to_string())
+            .bind(after.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(&store.pool)
+            .await
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM users WHERE pool_id = $1 ORDER BY username LIMIT $2"
+            ))
+            .bind(pool.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&store.pool)
+            .await
+        }
+    }
+    .store()?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(crate) async fn update(store: &SqlStore, user: &User, event: &AuditEvent) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query(
+        "UPDATE users SET username = $3, enabled = $4, status = $5, attributes = $6, \
+         contact_id = $7, password_phc = $8, password_temporary_until = $9, \
+         tokens_not_before = $10, mfa = $11, updated_at = $12 \
+         WHERE pool_id = $1 AND id = $2",
+    )
+    .bind(user.pool.to_string())
+    .bind(user.id.to_string())
+    .bind(user.username.as_str())
+    .bind(flag(user.enabled.is_enabled()))
+    .bind(user.status.as_str())
+    .bind(to_json(&user.attributes)?)
+    .bind(user.contact_id.as_deref())
+    .bind(user.password.as_ref().map(|p| p.phc.as_str()))
+    .bind(
+        user.password
+            .as_ref()
+            .and_then(|p| p.temporary_until)
+            .map(Timestamp::as_secs),
+    )
+    .bind(user.tokens_not_before.map(Timestamp::as_secs))
+    .bind(mfa_str(user.mfa))
+    .bind(user.updated_at.as_secs())
+    .execute(&mut *tx)
+    .await
+    .conflict(USERNAME_TAKEN)?;
+    expect_row(done.rows_affected())?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
+}
+
+pub(crate) async fn delete(
+    store: &SqlStore,
+    pool: PoolId,
+    id: UserId,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    // Memberships, links, sessions and codes go with the user (ON DELETE CASCADE).
+    let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND id = $2")
+        .bind(pool.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .store()?;
+    expect_row(done.rows_affected())?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
+}
+
+/// `NotFound` unless the user exists in the pool.
+pub(crate) async fn exists(conn: &mut AnyConnection, pool: PoolId, id: UserId) -> StoreResult<()> {
+    let row = sqlx::query("SELECT id FROM users WHERE pool_id = $1 AND id = $2")
+        .bind(pool.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .store()?;
+    row.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
+pub(crate) async fn link_identity(
+    store: &SqlStore,
+    link: &FederatedIdentity,
+    event: &AuditEvent,
+) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    sqlx::query(
+        "INSERT INTO identity_links \
+         (pool_id, provider_name, provider_user_id, user_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(link.pool.to_string())
+    .bind(link.provider_name.as_str())
+    .bind(link.provider_user_id.as_str())
+    .bind(link.user_id.to_string())
+    .bind(link.created_at.as_secs())
+    .execute(&mut *tx)
+    .await
+    .conflict("this upstream identity is already linked to a user")?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
+}
+
+pub(crate) async fn identities(
+    store: &SqlStore,
+    pool: PoolId,
+    id: UserId,
+) -> StoreResult<Vec<FederatedIdentity>> {
+    let rows = sqlx::query(
+        "SELECT pool_id, provider_name, provider_user_id, user_id, created_at \
+         FROM identity_links WHERE pool_id = $1 AND user_id = $2 \
+         ORDER BY provider_name, provider_user_id",
+    )
+    .bind(pool.to_string())
+    .bind(id.to_string())
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
+    rows.iter()
+        .map(|row| {
+            Ok(FederatedIdentity {
+                pool: parsed(row, "pool_id", PoolId::parse)?,
+                provider_name: get(row, "provider_name")?,
+                provider_user_id: get(row, "provider_user_id")?,
+                user_id: parsed(row, "user_id", UserId::parse)?,
+                created_at: Timestamp(get(row, "created_at")?),
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn put_code(store: &SqlStore, code: &VerificationCode) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO verification_codes (pool_id, user_id, attribute, code_sha256, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (pool_id, user_id, attribute) \
+         DO UPDATE SET code_sha256 = excluded.code_sha256, expires_at = excluded.expires_at",
+    )
+    .bind(code.pool.to_string())
+    .bind(code.user_id.to_string())
+    .bind(code.attribute.as_str())
+    .bind(code.code_sha256.as_slice())
+    .bind(code.expires_at.as_secs())
+    .execute(&store.pool)
+    .await
+    .store()?;
+    Ok(())
+}
+
+pub(crate) async fn take_code(
+    store: &SqlStore,
+    pool: PoolId,
+    user: UserId,
+    attribute: VerifiableAttribute,
+) -> StoreResult<Option<VerificationCode>> {
+    // One statement: two concurrent takes cannot both receive the code.
+    let row = sqlx::query(
+        "DELETE FROM verification_codes WHERE pool_id = $1 AND user_id = $2 AND attribute = $3 \
+         RETURNING code_sha256, expires_at",
+    )
+    .bind(pool.to_string())
+    .bind(user.to_string())
+    .bind(attribute.as_str())
+    .fetch_optional(&store.pool)
+    .await
+    .store()?;
+    row.map(|row| {
+        Ok(VerificationCode {
+            pool,
+            user_id: user,
+            attribute,
+            code_sha256: digest(&row, "code_sha256")?,
+            expires_at: Timestamp(get(&row, "expires_at")?),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) fn from_row(row: &AnyRow) -> StoreResult<User> {
+    let enabled: i64 = get(row, "enabled")?;
+    let phc: Option<String> = get(row, "password_phc")?;
+    let temporary_until: Option<i64> = get(row, "password_temporary_until")?;
+    let tokens_not_before: Option<i64> = get(row, "tokens_not_before")?;
+    Ok(User {
+        id: parsed(row, "id", UserId::parse)?,
+        pool: parsed(row, "pool_id", PoolId::parse)?,
+        username: parsed(row, "username", Username::parse)?,
+        enabled: if enabled != 0 {
+            Enabled::Yes
+        } else {
+            Enabled::No
+        },
+        status: parsed(row, "status", UserStatus::parse)?,
+        attributes: json(row, "attributes")?,
+        contact_id: get(row, "contact_id")?,
+        password: phc.map(|phc| PasswordCredential {
+            phc,
+            temporary_until: temporary_until.map(Timestamp),
+        }),
+        tokens_not_before: tokens_not_before.map(Timestamp),
+        mfa: parsed(row, "mfa", parse_mfa)?,
+        created_at: Timestamp(get(row, "created_at")?),
+        updated_at: Timestamp(get(row, "updated_at")?),
+    })
+}
+
+fn mfa_str(mfa: MfaState) -> &'static str {
+    match mfa {
+        MfaState::None => "none",
+        MfaState::SoftwareToken => "software_token",
+    }
+}
+
+fn parse_mfa(s: &str) -> Result<MfaState, &'static str> {
+    match s {
+        "none" => Ok(MfaState::None),
+        "software_token" => Ok(MfaState::SoftwareToken),
+        _ => Err("unknown MFA state"),
+    }
+}

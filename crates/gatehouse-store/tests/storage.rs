@@ -1,0 +1,97 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The storage suite: every behaviour runs on SQLite and on PostgreSQL, each time on a fresh
+//! database. PostgreSQL is the server named by `GATEHOUSE_TEST_POSTGRES_URL`.
+
+#[path = "storage/audit.rs"]
+mod audit;
+#[path = "storage/clients.rs"]
+mod clients;
+#[path = "storage/fixtures.rs"]
+mod fixtures;
+#[path = "storage/groups.rs"]
+mod groups;
+#[path = "storage/isolation.rs"]
+mod isolation;
+#[path = "storage/pools.rs"]
+mod pools;
+#[path = "storage/sessions.rs"]
+mod sessions;
+#[path = "storage/users.rs"]
+mod users;
+
+use fixtures::Db;
+
+/// `behaviour: sqlite_name, postgres_name;` makes two tests that run `behaviour(&Db)`.
+macro_rules! on_both_backends {
+    ($($behaviour:path: $sqlite:ident, $postgres:ident;)*) => {$(
+        #[tokio::test]
+        async fn $sqlite() {
+            let db = Db::sqlite().await;
+            $behaviour(&db).await;
+            db.finish().await;
+        }
+
+        #[tokio::test]
+        async fn $postgres() {
+            let db = Db::postgres().await;
+            $behaviour(&db).await;
+            db.finish().await;
+        }
+    )*};
+}
+
+on_both_backends! {
+    pools::create_and_look_up: sqlite_pool_create_and_look_up, postgres_pool_create_and_look_up;
+    pools::slug_is_unique: sqlite_pool_slug_is_unique, postgres_pool_slug_is_unique;
+    pools::hosts_conflict_and_are_replaced: sqlite_pool_hosts_conflict_and_are_replaced, postgres_pool_hosts_conflict_and_are_replaced;
+    pools::settings_update: sqlite_pool_settings_update, postgres_pool_settings_update;
+    pools::reconnect_keeps_data: sqlite_reconnect_keeps_data, postgres_reconnect_keeps_data;
+    users::crud: sqlite_user_crud, postgres_user_crud;
+    users::username_unique_per_pool: sqlite_username_unique_per_pool, postgres_username_unique_per_pool;
+    users::list_pages_in_byte_order: sqlite_users_list_pages_in_byte_order, postgres_users_list_pages_in_byte_order;
+    users::identity_links: sqlite_identity_links, postgres_identity_links;
+    users::verification_codes: sqlite_verification_codes, postgres_verification_codes;
+    users::delete_removes_what_belongs_to_the_user: sqlite_delete_user_cascades, postgres_delete_user_cascades;
+    users::concurrent_writers: sqlite_concurrent_writers, postgres_concurrent_writers;
+    groups::crud: sqlite_group_crud, postgres_group_crud;
+    groups::list_pages: sqlite_groups_list_pages, postgres_groups_list_pages;
+    groups::memberships: sqlite_group_memberships, postgres_group_memberships;
+    clients::crud: sqlite_client_crud, postgres_client_crud;
+    sessions::create_list_and_revoke: sqlite_sessions, postgres_sessions;
+    sessions::token_revocation: sqlite_token_revocation, postgres_token_revocation;
+    isolation::pools_do_not_see_each_other: sqlite_pool_isolation, postgres_pool_isolation;
+    audit::append_and_filter: sqlite_audit_filters_and_paging, postgres_audit_filters_and_paging;
+    audit::mutations_record_their_events: sqlite_audit_atomic_with_mutations, postgres_audit_atomic_with_mutations;
+    audit::failed_audit_write_undoes_the_mutation: sqlite_failed_audit_undoes_mutation, postgres_failed_audit_undoes_mutation;
+}
+
+/// Several instances starting at once on one fresh PostgreSQL database all come up: the
+/// migrations are serialised by an advisory lock.
+#[tokio::test]
+async fn postgres_concurrent_start_migrates_once() {
+    let url = gatehouse_store::test_support::fresh_postgres_url().await;
+    let (a, b, c) = tokio::join!(
+        gatehouse_store::SqlStore::connect(&url),
+        gatehouse_store::SqlStore::connect(&url),
+        gatehouse_store::SqlStore::connect(&url),
+    );
+    let stores = [a.unwrap(), b.unwrap(), c.unwrap()];
+    for store in &stores {
+        store.ping().await.unwrap();
+        assert_eq!(store.dialect(), gatehouse_store::Dialect::Postgres);
+        store.close().await;
+    }
+    gatehouse_store::test_support::drop_postgres_database(&url).await;
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let db = gatehouse_store::SqlStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let pool = fixtures::new_pool(&db, "acme").await;
+    fixtures::new_user(&db, pool.id, "alice").await;
+    use gatehouse_domain::store::Store;
+    assert_eq!(db.list_users(pool.id, None, 10).await.unwrap().len(), 1);
+    assert_eq!(db.dialect(), gatehouse_store::Dialect::Sqlite);
+}

@@ -1,0 +1,208 @@
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::ids::PoolId;
+use gatehouse_domain::pool::{PoolSettings, SigningAlg, StaffAccess};
+use gatehouse_domain::store::{Store, StoreError};
+
+use crate::fixtures::*;
+
+pub async fn create_and_look_up(db: &Db) {
+    let store = &db.store;
+    let pool = pool_value("acme", &["acme.example.com", "login.acme.example"]);
+    let created = event(pool.id, AuditAction::PoolCreated, "acme");
+    store
+        .create_pool(&pool, &key(pool.id, "k1"), &created)
+        .await
+        .unwrap();
+
+    let mut expected = pool.clone();
+    expected.hosts.sort();
+    assert_eq!(
+        store.pool_by_slug(&slug("acme")).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store
+            .pool_by_host(&host("login.acme.example"))
+            .await
+            .unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(store.pool_by_slug(&slug("other")).await.unwrap(), None);
+    assert_eq!(
+        store.pool_by_host(&host("other.example")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.signing_keys(pool.id).await.unwrap(),
+        vec![key(pool.id, "k1")]
+    );
+    assert_written(store, &created).await;
+
+    let staff = new_pool(store, "staff").await;
+    let listed = store.list_pools().await.unwrap();
+    assert_eq!(listed, vec![expected, staff]);
+}
+
+pub async fn slug_is_unique(db: &Db) {
+    let store = &db.store;
+    new_pool(store, "acme").await;
+    let again = pool_value("acme", &[]);
+    let ev = event(again.id, AuditAction::PoolCreated, "acme");
+    let err = store
+        .create_pool(&again, &key(again.id, "k1"), &ev)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(!was_written(store, &ev).await);
+    assert!(store.signing_keys(again.id).await.unwrap().is_empty());
+}
+
+pub async fn hosts_conflict_and_are_replaced(db: &Db) {
+    let store = &db.store;
+    let a = pool_value("a", &["shared.example.com"]);
+    store
+        .create_pool(
+            &a,
+            &key(a.id, "k1"),
+            &event(a.id, AuditAction::PoolCreated, "a"),
+        )
+        .await
+        .unwrap();
+
+    // A new pool may not take a host of another.
+    let b = pool_value("b", &["b.example.com", "shared.example.com"]);
+    let ev = event(b.id, AuditAction::PoolCreated, "b");
+    let err = store
+        .create_pool(&b, &key(b.id, "k1"), &ev)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.pool_by_slug(&slug("b")).await.unwrap(), None);
+    assert_eq!(
+        store.pool_by_host(&host("b.example.com")).await.unwrap(),
+        None
+    );
+
+    // Nor bind one later.
+    let b = new_pool(store, "b").await;
+    let ev = event(b.id, AuditAction::PoolSettingsUpdated, "b");
+    let err = store
+        .set_pool_hosts(
+            b.id,
+            &[host("b.example.com"), host("shared.example.com")],
+            &ev,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(!was_written(store, &ev).await);
+    assert_eq!(
+        store.pool_by_host(&host("b.example.com")).await.unwrap(),
+        None
+    );
+    let owner = store
+        .pool_by_host(&host("shared.example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.id, a.id);
+
+    // Replacing keeps none of the old hosts; a duplicate in the list is harmless.
+    let ev = event(a.id, AuditAction::PoolSettingsUpdated, "a");
+    store
+        .set_pool_hosts(
+            a.id,
+            &[
+                host("new.example.com"),
+                host("two.example.com"),
+                host("new.example.com"),
+            ],
+            &ev,
+        )
+        .await
+        .unwrap();
+    assert_written(store, &ev).await;
+    assert_eq!(
+        store
+            .pool_by_host(&host("shared.example.com"))
+            .await
+            .unwrap(),
+        None
+    );
+    let a_now = store.pool_by_slug(&slug("a")).await.unwrap().unwrap();
+    assert_eq!(
+        a_now.hosts,
+        vec![host("new.example.com"), host("two.example.com")]
+    );
+
+    // The freed host can now go to b.
+    store
+        .set_pool_hosts(
+            b.id,
+            &[host("shared.example.com")],
+            &event(b.id, AuditAction::PoolSettingsUpdated, "b"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .pool_by_host(&host("shared.example.com"))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b.id
+    );
+
+    let missing = PoolId::new_random();
+    let err = store
+        .set_pool_hosts(
+            missing,
+            &[],
+            &event(missing, AuditAction::PoolSettingsUpdated, "x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+pub async fn settings_update(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let mut settings = PoolSettings {
+        access_token_ttl_secs: 600,
+        staff_access: StaffAccess::Denied,
+        signing_alg: SigningAlg::EdDSA,
+        ..PoolSettings::default()
+    };
+    settings.password_policy.minimum_length = 12;
+    settings.password_policy.require_symbols = true;
+    settings.invitation_messages.email_subject = "Welcome — «bienvenue»".to_owned();
+    let ev = event(pool.id, AuditAction::PoolSettingsUpdated, "acme");
+    store
+        .update_pool_settings(pool.id, &settings, &ev)
+        .await
+        .unwrap();
+    assert_written(store, &ev).await;
+    let read = store.pool_by_slug(&slug("acme")).await.unwrap().unwrap();
+    assert_eq!(read.settings, settings);
+
+    let missing = PoolId::new_random();
+    let ev = event(missing, AuditAction::PoolSettingsUpdated, "x");
+    let err = store
+        .update_pool_settings(missing, &settings, &ev)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert!(!was_written(store, &ev).await);
+}
+
+/// Connecting again to a migrated database changes nothing and sees the data.
+pub async fn reconnect_keeps_data(db: &Db) {
+    new_pool(&db.store, "acme").await;
+    let again = gatehouse_store::SqlStore::connect(&db.url).await.unwrap();
+    again.ping().await.unwrap();
+    assert!(again.pool_by_slug(&slug("acme")).await.unwrap().is_some());
+    assert_eq!(again.dialect(), db.store.dialect());
+    again.close().await;
+}

@@ -1,0 +1,273 @@
+//! The command line: `serve` and the admin subcommands, which work on the configured database
+//! (also while servers run) and print JSON with `--json`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use gatehouse_crypto::secret::Secret;
+use gatehouse_domain::ids::{PoolSlug, Username};
+use gatehouse_domain::permission::{Role, Scope};
+use gatehouse_domain::pool::{HostName, PoolSettings};
+use gatehouse_domain::time::SystemClock;
+use gatehouse_domain::user::UserAttributes;
+use gatehouse_service::RequestMeta;
+use serde_json::json;
+
+use crate::app::{self, Application};
+use crate::config::{Config, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Gatehouse: a multi-tenant identity service"
+)]
+struct Cli {
+    /// A TOML configuration file; GATEHOUSE_* environment variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage pools.
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage app clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolCommand {
+    /// Create a pool with its first signing key.
+    Create {
+        pool: String,
+        /// Host names whose root serves this pool.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user. Without --password-stdin a temporary password is delivered to it.
+    Create(UserCreate),
+}
+
+#[derive(Debug, Args)]
+struct UserCreate {
+    #[arg(long)]
+    pool: String,
+    username: String,
+    #[arg(long)]
+    email: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long = "role")]
+    roles: Vec<String>,
+    /// Read a permanent password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Create an app client; prints its client_id and its secret (shown once).
+    Create {
+        #[arg(long)]
+        pool: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    match run(cli.command, &config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: &Config) -> Result<(), String> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Pool(PoolCommand::Create { pool, hosts, json }) => {
+            let gh = services(config).await?;
+            let slug = PoolSlug::parse(&pool).map_err(|e| e.to_string())?;
+            let hosts = hosts
+                .iter()
+                .map(|h| HostName::parse(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let created = gh
+                .create_pool(
+                    slug,
+                    PoolSettings::default(),
+                    hosts,
+                    None,
+                    &RequestMeta::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let issuer = gh.issuer(&created);
+            if json {
+                println!(
+                    "{}",
+                    json!({"pool": created.slug.as_str(), "id": created.id.to_string(), "issuer": issuer})
+                );
+            } else {
+                println!("created pool {} (issuer {issuer})", created.slug);
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create(args)) => create_user(config, args).await,
+        Command::Client(ClientCommand::Create {
+            pool,
+            name,
+            scopes,
+            json,
+        }) => {
+            let gh = services(config).await?;
+            let pool = gh
+                .pool(&PoolSlug::parse(&pool).map_err(|e| e.to_string())?)
+                .await
+                .map_err(|e| e.to_string())?;
+            let scopes = scopes
+                .iter()
+                .map(|s| Scope::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let (client, secret) = gh
+                .create_client_unchecked(&pool, &name, scopes)
+                .await
+                .map_err(|e| e.to_string())?;
+            let scope: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
+            if json {
+                println!(
+                    "{}",
+                    json!({"client_id": client.client_id.as_str(), "client_secret": secret.expose(), "scopes": scope})
+                );
+            } else {
+                println!(
+                    "client_id: {}\nclient_secret: {} (shown once)\nscopes: {}",
+                    client.client_id,
+                    secret.expose(),
+                    scope.join(" ")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn services(config: &Config) -> Result<Arc<gatehouse_service::Gatehouse>, String> {
+    let (gh, _) = app::services(config, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    gh.ensure_staff_pool().await.map_err(|e| e.to_string())?;
+    Ok(gh)
+}
+
+async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
+    let gh = services(config).await?;
+    let pool = gh
+        .pool(&PoolSlug::parse(&args.pool).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let username = Username::parse(&args.username).map_err(|e| e.to_string())?;
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| Role::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let password = if args.password_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| e.to_string())?;
+        let s = s.trim_end_matches(['\r', '\n']).to_owned();
+        Some(Secret::new(s))
+    } else {
+        None
+    };
+    let attributes = UserAttributes {
+        email: args.email,
+        name: args.name,
+        roles,
+        ..UserAttributes::default()
+    };
+    let (user, _) = gh
+        .create_user_with_password(&pool, username.as_str(), attributes, password, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"id": user.id.to_string(), "username": user.username.as_str(), "status": user.status.as_str()})
+        );
+    } else {
+        println!("created user {} ({})", user.username, user.status.as_str());
+    }
+    Ok(())
+}
+
+async fn serve(config: &Config) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = app.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        %addr,
+        public_url = %config.public_url,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "gatehouse is serving"
+    );
+    app.run_until(app::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}

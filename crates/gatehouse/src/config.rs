@@ -1,0 +1,212 @@
+//! Configuration: defaults, then an optional TOML file, then `GATEHOUSE_*` environment
+//! variables (nested keys with `__`, e.g. `GATEHOUSE_MESSAGES__TRANSPORT=smtp`). Unknown keys
+//! are errors that name the key. Validated once at start-up and passed explicitly.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://gatehouse.db` (the embedded default) or `postgres://…`.
+    pub database_url: String,
+    /// Address to listen on.
+    pub listen: String,
+    /// The externally visible base URL; pools live under `{public_url}/pools/{pool}`.
+    pub public_url: String,
+    /// The 256-bit key sealing signing keys at rest, base64url. Required with PostgreSQL
+    /// (every instance needs the same one); with SQLite, a key file is created if missing.
+    pub master_key: Option<String>,
+    /// A file holding the master key (base64url), created if missing when the database is
+    /// SQLite.
+    pub master_key_file: Option<PathBuf>,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    pub password_hashing: PasswordHashing,
+    pub messages: Messages,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordHashing {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashes computed at once; bounds their memory (memory_kib each).
+    pub max_concurrent: usize,
+}
+
+impl Default for PasswordHashing {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Append messages to `{outbox_dir}/outbox.jsonl` (development).
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Messages {
+    pub transport: Transport,
+    pub outbox_dir: PathBuf,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub from: String,
+}
+
+impl Default for Messages {
+    fn default() -> Self {
+        Self {
+            transport: Transport::File,
+            outbox_dir: PathBuf::from("gatehouse-outbox"),
+            smtp_host: "127.0.0.1".to_owned(),
+            smtp_port: 25,
+            smtp_username: None,
+            smtp_password: None,
+            from: "Gatehouse <no-reply@localhost>".to_owned(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://gatehouse.db".to_owned(),
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            master_key: None,
+            master_key_file: None,
+            log_format: LogFormat::Text,
+            password_hashing: PasswordHashing::default(),
+            messages: Messages::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads defaults, the optional file, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "the file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // `GATEHOUSE_TEST_*` is left to the test suite.
+        figment = figment.merge(
+            Env::prefixed("GATEHOUSE_")
+                .filter(|k| !k.as_str().starts_with("test_"))
+                .split("__"),
+        );
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database_url;
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(
+                "database_url must start with sqlite:, postgres:// or postgresql://".to_owned(),
+            ));
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(
+                "public_url must be an http:// or https:// URL".to_owned(),
+            ));
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "listen must be an address such as 127.0.0.1:8080, not '{}'",
+                self.listen
+            )));
+        }
+        if self.is_postgres() && self.master_key.is_none() && self.master_key_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "with PostgreSQL, set master_key or master_key_file (every instance needs the same key)"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_file_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nlisten_port = 3\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn file_values_apply_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\n[messages]\ntransport = \"smtp\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.messages.transport, Transport::Smtp);
+        assert_eq!(c.database_url, "sqlite://gatehouse.db");
+    }
+
+    #[test]
+    fn postgres_needs_a_master_key() {
+        let c = Config {
+            database_url: "postgres://localhost/x".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! The binary: admin subcommands with `--json`, configuration errors, and `serve` with its
+//! operational endpoints and graceful shutdown.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn gatehouse(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    c.current_dir(dir)
+        .env_remove("GATEHOUSE_DATABASE_URL")
+        .env("GATEHOUSE_PASSWORD_HASHING__MEMORY_KIB", "1024")
+        .env("GATEHOUSE_PASSWORD_HASHING__ITERATIONS", "1");
+    c
+}
+
+fn json_of(out: std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn admin_subcommands_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = json_of(
+        gatehouse(dir.path())
+            .args(["pool", "create", "acme", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(pool["pool"], "acme");
+    assert!(pool["issuer"].as_str().unwrap().ends_with("/pools/acme"));
+
+    let client = json_of(
+        gatehouse(dir.path())
+            .args([
+                "client",
+                "create",
+                "--pool",
+                "acme",
+                "--name",
+                "ops",
+                "--scope",
+                "user:Impersonate",
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(client["client_secret"].as_str().unwrap().len(), 43);
+
+    let mut child = gatehouse(dir.path())
+        .args([
+            "user",
+            "create",
+            "--pool",
+            "staff",
+            "root",
+            "--email",
+            "root@example.com",
+            "--name",
+            "Root",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a-long-staff-password\n")
+        .unwrap();
+    let user = json_of(child.wait_with_output().unwrap());
+    assert_eq!(user["status"], "CONFIRMED");
+
+    // A duplicate is refused with a message, not a crash.
+    let out = gatehouse(dir.path())
+        .args(["pool", "create", "acme"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("conflict"));
+}
+
+#[test]
+fn unknown_configuration_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(dir.path())
+        .env("GATEHOUSE_LISTEN_PORT", "9")
+        .args(["pool", "create", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_port"));
+}
+
+#[test]
+fn serve_starts_answers_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = gatehouse(dir.path())
+        .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    rt.block_on(async {
+        loop {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+                assert_eq!(r.status(), 200);
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            http.get(format!("{base}/readyz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        let jwks: Value = http
+            .get(format!("{base}/pools/staff/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "EC");
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("gatehouse_http_requests_total{class=\"2xx\"}"));
+    });
+    // SIGTERM: the server finishes and exits cleanly.
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("gatehouse user create --pool staff"), "{log}");
+    assert!(dir.path().join("gatehouse.db").exists());
+    assert!(dir.path().join("gatehouse.key").exists());
+}

@@ -1,0 +1,282 @@
+//! `spawn_app()`: a server on port 0 with a fresh database, a manual clock and a file outbox.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gatehouse::Config;
+use gatehouse::app::Application;
+use gatehouse::config::PasswordHashing;
+use gatehouse_crypto::secret::Secret;
+use gatehouse_domain::ids::PoolSlug;
+use gatehouse_domain::permission::{Role, Scope};
+use gatehouse_domain::time::{Clock, ManualClock, SystemClock};
+use gatehouse_domain::user::UserAttributes;
+use gatehouse_service::Gatehouse;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    /// Where requests go: `http://127.0.0.1:{port}`.
+    pub addr: String,
+    /// The configured public URL (issuers are built from it).
+    pub public_url: String,
+    pub http: reqwest::Client,
+    pub gh: Arc<Gatehouse>,
+    pub clock: Arc<ManualClock>,
+    pub outbox: PathBuf,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Sqlite).await
+}
+
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => gatehouse_store::test_support::fresh_sqlite_url(dir.path()),
+        Backend::Postgres => gatehouse_store::test_support::fresh_postgres_url().await,
+    };
+    let config = Config {
+        database_url: database_url.clone(),
+        listen: "127.0.0.1:0".into(),
+        public_url: "http://gatehouse.test".into(),
+        master_key_file: Some(dir.path().join("master.key")),
+        // Cheap hashing keeps the suite fast; production defaults are tested in the crypto crate.
+        password_hashing: PasswordHashing {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 4,
+        },
+        messages: gatehouse::config::Messages {
+            outbox_dir: dir.path().join("outbox"),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    if backend == Backend::Postgres {
+        std::fs::write(
+            dir.path().join("master.key"),
+            gatehouse_crypto::keys::MasterKey::generate().to_b64(),
+        )
+        .unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = Application::build_with_clock(&config, clock.clone())
+        .await
+        .unwrap();
+    let addr = format!("http://{}", app.local_addr().unwrap());
+    let gh = app.gatehouse.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        public_url: config.public_url.clone(),
+        http: reqwest::Client::new(),
+        gh,
+        clock,
+        outbox: dir.path().join("outbox").join("outbox.jsonl"),
+        database_url,
+        _dir: dir,
+        _shutdown: tx,
+    }
+}
+
+pub struct ClientCreds {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.addr, path)
+    }
+
+    pub fn pool_url(&self, pool: &str, path: &str) -> String {
+        format!("{}/pools/{pool}{path}", self.addr)
+    }
+
+    pub fn issuer(&self, pool: &str) -> String {
+        format!("{}/pools/{pool}", self.public_url)
+    }
+
+    /// Creates a pool directly through the services (the CLI's path).
+    pub async fn create_pool(&self, slug: &str) {
+        self.gh
+            .create_pool(
+                PoolSlug::parse(slug).unwrap(),
+                Default::default(),
+                Vec::new(),
+                None,
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Creates a confirmed user with a permanent password (the CLI's path).
+    pub async fn create_user(&self, pool: &str, username: &str, roles: &[&str], password: &str) {
+        let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
+        let attributes = UserAttributes {
+            email: format!("{username}@example.com"),
+            name: username.to_owned(),
+            roles: roles.iter().map(|r| Role::parse(r).unwrap()).collect(),
+            ..UserAttributes::default()
+        };
+        self.gh
+            .create_user_with_password(
+                &pool,
+                username,
+                attributes,
+                Some(Secret::new(password)),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Creates an app client directly through the services (the CLI's path).
+    pub async fn create_client(&self, pool: &str, scopes: &[&str]) -> ClientCreds {
+        let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
+        let scopes = scopes.iter().map(|s| Scope::parse(s).unwrap()).collect();
+        let (client, secret) = self
+            .gh
+            .create_client_unchecked(&pool, "test client", scopes)
+            .await
+            .unwrap();
+        ClientCreds {
+            id: client.client_id.to_string(),
+            secret: secret.expose().to_owned(),
+        }
+    }
+
+    /// The client-credentials grant with HTTP Basic authentication.
+    pub async fn client_token(&self, pool: &str, c: &ClientCreds) -> String {
+        let res = self
+            .http
+            .post(self.pool_url(pool, "/oauth2/token"))
+            .basic_auth(&c.id, Some(&c.secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Password sign-in through `/api/auth/initiate`.
+    pub async fn sign_in(
+        &self,
+        pool: &str,
+        c: &ClientCreds,
+        username: &str,
+        password: &str,
+    ) -> String {
+        let res = self
+            .http
+            .post(self.pool_url(pool, "/api/auth/initiate"))
+            .json(&json!({
+                "flow": "USER_PASSWORD",
+                "client_id": c.id,
+                "client_secret": c.secret,
+                "username": username,
+                "password": password,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn introspect(&self, pool: &str, c: &ClientCreds, token: &str) -> Value {
+        let res = self
+            .http
+            .post(self.pool_url(pool, "/oauth2/introspect"))
+            .basic_auth(&c.id, Some(&c.secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// Messages delivered through the file outbox so far.
+    pub fn outbox(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.outbox)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Number of audit events with this action in the pool (read through the store).
+    pub async fn audit_count(&self, pool: &str, action: &str) -> usize {
+        let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
+        let q = gatehouse_domain::audit::AuditQuery {
+            action: gatehouse_domain::audit::AuditAction::parse(action),
+            limit: 10_000,
+            ..Default::default()
+        };
+        self.gh.store().list_audit(pool.id, &q).await.unwrap().len()
+    }
+}
+
+/// Asserts a response is a 4xx with the API's error body (`{"errors": [{status, code, …}]}`).
+pub async fn assert_api_error(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let body: Value = res.json().await.expect("error body is JSON");
+    let err = &body["errors"][0];
+    assert_eq!(err["status"], status.to_string(), "{body}");
+    assert!(
+        err["code"].is_string() && err["detail"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+/// Asserts an RFC 6749 §5.2 error with `Cache-Control: no-store`.
+pub async fn assert_oauth_error(res: reqwest::Response, status: u16, error: &str) {
+    assert_eq!(res.status().as_u16(), status);
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+}
+
+/// Verifies a JWT with the npm `jose` library against the pool's published JWKS.
+pub async fn verify_with_jose(app: &TestApp, pool: &str, token: &str) -> Result<Value, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/verify-jwt.mjs");
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .arg(app.pool_url(pool, "/.well-known/jwks.json"))
+        .arg(app.issuer(pool))
+        .arg(token)
+        .output()
+        .await
+        .expect("node runs (install the peers with `npm ci --prefix tests/peers`)");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

@@ -1,0 +1,8 @@
+//! Gatehouse's integration tests, built as one binary. Each test spawns its own server on a
+//! free port over a fresh database and talks to it over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod common;
+mod flow;
+mod security;
