@@ -33,23 +33,22 @@ pub async fn route_by_host(
         || path == "/healthz"
         || path == "/readyz"
         || path == "/metrics"
-        || path.starts_with("/api/pools");
-    if !is_global {
-        if let Some(host) = host_of(&req) {
-            match state.gh.pool_for_host(&host).await {
-                Ok(Some(pool)) => {
-                    let pq = req
-                        .uri()
-                        .path_and_query()
-                        .map_or("/", |p| p.as_str())
-                        .to_owned();
-                    if let Ok(uri) = format!("/pools/{}{}", pool.slug, pq).parse::<Uri>() {
-                        *req.uri_mut() = uri;
-                    }
+        || path.starts_with("/api/pools")
+        || path == "/api/openapi.json";
+    if let Some(host) = host_of(&req).filter(|_| !is_global) {
+        match state.gh.pool_for_host(&host).await {
+            Ok(Some(pool)) => {
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                if let Ok(uri) = format!("/pools/{}{}", pool.slug, pq).parse::<Uri>() {
+                    *req.uri_mut() = uri;
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "host lookup failed"),
             }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "host lookup failed"),
         }
     }
     next.run(req).await

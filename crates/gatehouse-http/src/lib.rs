@@ -86,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/api/openapi.json", get(discovery::openapi))
         .route("/api/pools", get(pools::list).post(pools::create))
         .nest("/pools/{pool}", pool_routes())
         .fallback(ops::not_found)

@@ -137,14 +137,14 @@ pub fn parse_redirect_uri(uri: &str) -> Result<String, ParseError> {
         Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
         _ => (authority, None),
     };
-    if let Some(port) = port {
-        if port.is_empty()
-            || port.len() > 5
-            || !port.bytes().all(|b| b.is_ascii_digit())
-            || port.parse::<u32>().map_or(true, |p| p > 65_535)
-        {
-            return Err(bad_uri("has an invalid port"));
-        }
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65_535)
+    });
+    if !port_ok {
+        return Err(bad_uri("has an invalid port"));
     }
     if !valid_host(host) {
         return Err(bad_uri("has an invalid host"));

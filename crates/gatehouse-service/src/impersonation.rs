@@ -108,14 +108,12 @@ impl Gatehouse {
         if !user.enabled.is_enabled() {
             return Err(ServiceError::Forbidden("the user is disabled".to_owned()));
         }
-        if caller.home_pool == pool.slug {
-            if let Subject::User { id, .. } = &caller.subject {
-                if *id == user.id {
-                    return Err(ServiceError::Forbidden(
-                        "a user cannot impersonate itself".to_owned(),
-                    ));
-                }
-            }
+        let is_self = caller.home_pool == pool.slug
+            && matches!(&caller.subject, Subject::User { id, .. } if *id == user.id);
+        if is_self {
+            return Err(ServiceError::Forbidden(
+                "a user cannot impersonate itself".to_owned(),
+            ));
         }
         if self.is_privileged(&user).await? && !caller.holds(Permission::ImpersonatePrivileged) {
             return Err(ServiceError::Forbidden(format!(

@@ -174,7 +174,7 @@ mod tests {
                 ..Default::default()
             },
         ] {
-            assert!(bad.apply(base.clone()).is_err(), "{bad:?}");
+            assert!(bad.clone().apply(base.clone()).is_err(), "{bad:?}");
         }
     }
 

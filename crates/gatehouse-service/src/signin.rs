@@ -24,7 +24,7 @@ const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
 
 #[derive(Debug)]
 pub enum SignInOutcome {
-    Tokens(IssuedToken),
+    Tokens(Box<IssuedToken>),
     NewPasswordRequired { session: Secret },
 }
 
@@ -252,6 +252,6 @@ impl Gatehouse {
                 ttl,
             )
             .await?;
-        Ok(SignInOutcome::Tokens(issued))
+        Ok(SignInOutcome::Tokens(Box::new(issued)))
     }
 }

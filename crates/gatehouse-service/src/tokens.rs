@@ -537,23 +537,23 @@ impl Gatehouse {
             revoked_at: self.now(),
         };
         self.store.revoke_token(&revoked, &event).await?;
-        if let (Some(act), Some(sid)) = (&claims.act, claims.sid.as_deref()) {
-            if let Ok(sid) = SessionId::parse(sid) {
-                let mut ended = self
-                    .event(pool, AuditAction::ImpersonationEnded, None, meta)
-                    .subject(claims.username.as_deref().unwrap_or(&claims.sub))
-                    .detail("impersonation_id", sid)
-                    .detail("via", "revocation")
-                    .detail("impersonator", act.to_actor().display_name());
-                ended.client_id = Some(client.client_id.clone());
-                match self
-                    .store
-                    .revoke_session(pool.id, sid, self.now(), &ended)
-                    .await
-                {
-                    Ok(()) | Err(gatehouse_domain::store::StoreError::NotFound) => {}
-                    Err(e) => return Err(e.into()),
-                }
+        if let (Some(act), Some(Ok(sid))) =
+            (&claims.act, claims.sid.as_deref().map(SessionId::parse))
+        {
+            let mut ended = self
+                .event(pool, AuditAction::ImpersonationEnded, None, meta)
+                .subject(claims.username.as_deref().unwrap_or(&claims.sub))
+                .detail("impersonation_id", sid)
+                .detail("via", "revocation")
+                .detail("impersonator", act.to_actor().display_name());
+            ended.client_id = Some(client.client_id.clone());
+            match self
+                .store
+                .revoke_session(pool.id, sid, self.now(), &ended)
+                .await
+            {
+                Ok(()) | Err(gatehouse_domain::store::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

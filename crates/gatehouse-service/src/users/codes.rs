@@ -90,6 +90,7 @@ pub fn numeric_code() -> Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_domain::pool::PASSWORD_SYMBOLS;
 
     fn policies() -> Vec<PasswordPolicy> {
         let mut out = Vec::new();

@@ -114,7 +114,7 @@ fn serve_starts_answers_and_shuts_down_gracefully() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = gatehouse(dir.path())
+    let child = gatehouse(dir.path())
         .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
         .arg("serve")
         .stderr(Stdio::piped())

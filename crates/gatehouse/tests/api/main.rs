@@ -5,4 +5,6 @@
 mod cli;
 mod common;
 mod flow;
+mod invitation;
+mod reference;
 mod security;
