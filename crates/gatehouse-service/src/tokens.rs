@@ -437,7 +437,7 @@ impl Gatehouse {
         }
         if user
             .tokens_not_before
-            .is_some_and(|nb| claims.iat <= nb.as_secs())
+            .is_some_and(|nb| claims.iat < nb.as_secs())
         {
             return Ok(Err(InvalidToken::Revoked));
         }

@@ -500,7 +500,30 @@ impl Gatehouse {
         self.store
             .update_user(&user, &event)
             .await
-            .map_err(user_write_error)
+            .map_err(user_write_error)?;
+        self.end_all_sessions(pool, principal, &user, meta, "disable")
+            .await
+    }
+
+    /// Revokes every active session of the user (after its "not before" time was moved).
+    async fn end_all_sessions(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        user: &User,
+        meta: &RequestMeta,
+        via: &str,
+    ) -> ServiceResult<()> {
+        let sessions = self
+            .store
+            .list_sessions(
+                pool.id,
+                gatehouse_domain::store::SessionFilter::ActiveOfUser(user.id, self.now()),
+            )
+            .await?;
+        self.revoke_user_sessions(pool, principal, user, sessions, meta, via)
+            .await
+            .map(|_| ())
     }
 
     /// Resets a user's password: the password is removed, every token of the user revoked,
@@ -534,6 +557,8 @@ impl Gatehouse {
             .update_user(&user, &event)
             .await
             .map_err(user_write_error)?;
+        self.end_all_sessions(pool, principal, &user, meta, "password reset")
+            .await?;
 
         let code = numeric_code();
         self.store
@@ -642,6 +667,39 @@ mod tests {
             email_verified: verified,
             ..UserAttributes::default()
         }
+    }
+
+    fn principal_with(roles: &[&str]) -> Principal {
+        let roles: Vec<Role> = roles.iter().map(|r| Role::parse(r).unwrap()).collect();
+        Principal {
+            subject: crate::principal::Subject::User {
+                id: UserId::new_random(),
+                username: Username::parse("caller").unwrap(),
+            },
+            home_pool: gatehouse_domain::ids::PoolSlug::parse("acme").unwrap(),
+            permissions: PermissionSet::from_roles(&roles),
+            token: crate::principal::TokenFacts {
+                jti: "j".to_owned(),
+                sid: None,
+                client_id: None,
+                act: None,
+                expires_at: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn nobody_grants_more_than_it_holds() {
+        let role = |r: &str| Role::parse(r).unwrap();
+        let clerk = principal_with(&["user:CreateUser", "user:GetUser"]);
+        assert!(ensure_may_grant(&clerk, &[role("claims-adjuster")]).is_ok());
+        assert!(ensure_may_grant(&clerk, &[role("user:CreateUser")]).is_ok());
+        assert!(ensure_may_grant(&clerk, &[]).is_ok());
+        let err = ensure_may_grant(&clerk, &[role("support")]).unwrap_err();
+        assert!(matches!(err, ServiceError::Forbidden(m) if m.contains("user:Impersonate")));
+        assert!(ensure_may_grant(&clerk, &[role("admin")]).is_err());
+        let admin = principal_with(&["admin"]);
+        assert!(ensure_may_grant(&admin, &[role("admin"), role("support")]).is_ok());
     }
 
     #[test]

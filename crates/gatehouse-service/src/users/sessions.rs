@@ -6,6 +6,7 @@ use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::store::{SessionFilter, StoreError};
+use gatehouse_domain::user::User;
 
 use super::user_write_error;
 use crate::audit::EventExt;
@@ -57,6 +58,23 @@ impl Gatehouse {
             .await
             .map_err(user_write_error)?;
 
+        self.revoke_user_sessions(pool, principal, &user, sessions, meta, "sign-out")
+            .await
+    }
+
+    /// Marks each of the user's active sessions revoked, each with its own audit event, and
+    /// returns how many were. Every user token carries its session, so this ends them all,
+    /// also those issued within the same second as the user's "not before" time.
+    pub(crate) async fn revoke_user_sessions(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        user: &User,
+        sessions: Vec<Session>,
+        meta: &RequestMeta,
+        via: &str,
+    ) -> ServiceResult<usize> {
+        let now = self.now();
         let mut revoked = 0;
         for session in &sessions {
             let event = match &session.kind {
@@ -69,7 +87,7 @@ impl Gatehouse {
                     .detail("impersonator", actor.display_name()),
             }
             .subject(&user.username)
-            .detail("via", "sign-out");
+            .detail("via", via);
             match self
                 .store
                 .revoke_session(pool.id, session.id, now, &event)
