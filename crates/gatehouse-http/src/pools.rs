@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use gatehouse_domain::ids::PoolSlug;
-use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
+use gatehouse_domain::pool::{HostName, Pool, PoolSettings, SigningAlg};
 use gatehouse_service::Principal;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,9 @@ pub struct CreatePool {
     name: String,
     #[serde(default)]
     hosts: Vec<String>,
+    /// ES256 (default), RS256 or EdDSA.
+    #[serde(default)]
+    alg: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +46,7 @@ pub struct PoolView {
     id: String,
     issuer: String,
     hosts: Vec<String>,
+    alg: &'static str,
 }
 
 fn view(state: &AppState, p: &Pool) -> PoolView {
@@ -51,6 +55,7 @@ fn view(state: &AppState, p: &Pool) -> PoolView {
         id: p.id.to_string(),
         issuer: state.gh.issuer(p),
         hosts: p.hosts.iter().map(|h| h.as_str().to_owned()).collect(),
+        alg: p.settings.signing_alg.as_str(),
     }
 }
 
@@ -73,9 +78,14 @@ pub async fn create(
         .map(|h| HostName::parse(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut settings = PoolSettings::default();
+    if let Some(alg) = &body.alg {
+        settings.signing_alg =
+            SigningAlg::parse(alg).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let pool = state
         .gh
-        .create_pool(slug, PoolSettings::default(), hosts, Some(&p), &meta)
+        .create_pool(slug, settings, hosts, Some(&p), &meta)
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, &pool))).into_response())
 }

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::ids::{PoolSlug, Username};
 use gatehouse_domain::permission::{Role, Scope};
-use gatehouse_domain::pool::{HostName, PoolSettings};
+use gatehouse_domain::pool::{HostName, PoolSettings, SigningAlg};
 use gatehouse_domain::time::SystemClock;
 use gatehouse_domain::user::UserAttributes;
 use gatehouse_service::RequestMeta;
@@ -56,6 +56,9 @@ enum PoolCommand {
         /// Host names whose root serves this pool.
         #[arg(long = "host")]
         hosts: Vec<String>,
+        /// Signature algorithm of the pool's access tokens: ES256, RS256 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
         #[arg(long)]
         json: bool,
     },
@@ -134,7 +137,12 @@ pub async fn main() -> ExitCode {
 async fn run(command: Command, config: &Config) -> Result<(), String> {
     match command {
         Command::Serve => serve(config).await,
-        Command::Pool(PoolCommand::Create { pool, hosts, json }) => {
+        Command::Pool(PoolCommand::Create {
+            pool,
+            hosts,
+            alg,
+            json,
+        }) => {
             let gh = services(config).await?;
             let slug = PoolSlug::parse(&pool).map_err(|e| e.to_string())?;
             let hosts = hosts

@@ -128,7 +128,7 @@ impl Config {
         // `GATEHOUSE_TEST_*` is left to the test suite.
         figment = figment.merge(
             Env::prefixed("GATEHOUSE_")
-                .filter(|k| !k.as_str().starts_with("test_"))
+                .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_"))
                 .split("__"),
         );
         let config: Config = figment

@@ -39,12 +39,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A server whose configuration the test adjusts first.
+pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => gatehouse_store::test_support::fresh_sqlite_url(dir.path()),
         Backend::Postgres => gatehouse_store::test_support::fresh_postgres_url().await,
     };
-    let config = Config {
+    let mut config = Config {
         database_url: database_url.clone(),
         listen: "127.0.0.1:0".into(),
         public_url: "http://gatehouse.test".into(),
@@ -62,6 +67,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
         },
         ..Config::default()
     };
+    customize(&mut config);
     if backend == Backend::Postgres {
         std::fs::write(
             dir.path().join("master.key"),

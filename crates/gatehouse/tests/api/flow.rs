@@ -257,3 +257,49 @@ async fn all_three_impersonation_forms_mint_the_same_token() {
     }
     assert_eq!(app.audit_count("acme", "impersonation.started").await, 2);
 }
+
+#[tokio::test]
+async fn pools_can_sign_with_rs256_and_eddsa() {
+    let app = spawn_app().await;
+    app.create_user("staff", "root", &["admin"], "staff-admin-password-1")
+        .await;
+    let staff_client = app.create_client("staff", &[]).await;
+    let staff = app
+        .sign_in("staff", &staff_client, "root", "staff-admin-password-1")
+        .await;
+    for (pool, alg, kty) in [("rsa-pool", "RS256", "RSA"), ("ed-pool", "EdDSA", "OKP")] {
+        let res = app
+            .http
+            .post(app.url("/api/pools"))
+            .bearer_auth(&staff)
+            .json(&json!({"name": pool, "alg": alg}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let jwks: Value = app
+            .http
+            .get(app.pool_url(pool, "/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], kty);
+        let client = app.create_client(pool, &[]).await;
+        let token = app.client_token(pool, &client).await;
+        let verified = verify_with_jose(&app, pool, &token).await.unwrap();
+        assert_eq!(verified["header"]["alg"], alg);
+        assert_eq!(verified["payload"]["client_id"], client.id.as_str());
+    }
+    let res = app
+        .http
+        .post(app.url("/api/pools"))
+        .bearer_auth(&staff)
+        .json(&json!({"name": "hs-pool", "alg": "HS256"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}

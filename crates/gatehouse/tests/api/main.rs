@@ -9,3 +9,4 @@ mod flow;
 mod invitation;
 mod reference;
 mod security;
+mod smtp;
