@@ -150,14 +150,12 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 .map(|h| HostName::parse(h))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
+            let settings = PoolSettings {
+                signing_alg: SigningAlg::parse(&alg).map_err(|e| e.to_string())?,
+                ..PoolSettings::default()
+            };
             let created = gh
-                .create_pool(
-                    slug,
-                    PoolSettings::default(),
-                    hosts,
-                    None,
-                    &RequestMeta::default(),
-                )
+                .create_pool(slug, settings, hosts, None, &RequestMeta::default())
                 .await
                 .map_err(|e| e.to_string())?;
             let issuer = gh.issuer(&created);

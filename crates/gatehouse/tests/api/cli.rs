@@ -30,7 +30,7 @@ fn admin_subcommands_print_json() {
     let dir = tempfile::tempdir().unwrap();
     let pool = json_of(
         gatehouse(dir.path())
-            .args(["pool", "create", "acme", "--json"])
+            .args(["pool", "create", "acme", "--alg", "EdDSA", "--json"])
             .output()
             .unwrap(),
     );
