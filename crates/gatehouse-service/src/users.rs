@@ -16,6 +16,7 @@ use gatehouse_domain::ids::{UserId, Username};
 use gatehouse_domain::permission::{Permission, PermissionSet, Role};
 use gatehouse_domain::pool::{InvitationMessages, Pool};
 use gatehouse_domain::store::StoreError;
+use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::{
     Enabled, FederatedIdentity, MfaState, PasswordCredential, User, UserAttributes, UserStatus,
     VerifiableAttribute, VerificationCode,
@@ -455,6 +456,34 @@ impl Gatehouse {
             .map_err(user_write_error)
     }
 
+    /// The shape of the account actions: check the permission, load the user, apply `change`
+    /// (which may refuse), and save the user with its audit event.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_user(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        permission: Permission,
+        action: AuditAction,
+        meta: &RequestMeta,
+        change: impl FnOnce(&mut User, Timestamp) -> ServiceResult<()>,
+    ) -> ServiceResult<User> {
+        principal.require(permission)?;
+        let mut user = self.user_named(pool, username).await?;
+        let now = self.now();
+        change(&mut user, now)?;
+        user.updated_at = now;
+        let event = self
+            .event(pool, action, Some(principal), meta)
+            .subject(&user.username);
+        self.store
+            .update_user(&user, &event)
+            .await
+            .map_err(user_write_error)?;
+        Ok(user)
+    }
+
     pub async fn enable_user(
         &self,
         pool: &Pool,
@@ -462,17 +491,21 @@ impl Gatehouse {
         username: &Username,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        principal.require(Permission::EnableUser)?;
-        let mut user = self.user_named(pool, username).await?;
-        user.enabled = Enabled::Yes;
-        user.updated_at = self.now();
-        let event = self
-            .event(pool, AuditAction::UserEnabled, Some(principal), meta)
-            .subject(&user.username);
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)
+        let enable = |user: &mut User, _| {
+            user.enabled = Enabled::Yes;
+            Ok(())
+        };
+        self.change_user(
+            pool,
+            principal,
+            username,
+            Permission::EnableUser,
+            AuditAction::UserEnabled,
+            meta,
+            enable,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Disables a user and revokes every token it holds. A user cannot disable itself.
@@ -483,24 +516,27 @@ impl Gatehouse {
         username: &Username,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        principal.require(Permission::DisableUser)?;
-        let mut user = self.user_named(pool, username).await?;
-        if is_self(principal, pool, &user) {
-            return Err(ServiceError::Conflict(
-                "a user cannot disable itself".to_owned(),
-            ));
-        }
-        let now = self.now();
-        user.enabled = Enabled::No;
-        user.tokens_not_before = Some(now);
-        user.updated_at = now;
-        let event = self
-            .event(pool, AuditAction::UserDisabled, Some(principal), meta)
-            .subject(&user.username);
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)?;
+        let disable = |user: &mut User, now| {
+            if is_self(principal, pool, user) {
+                return Err(ServiceError::Conflict(
+                    "a user cannot disable itself".to_owned(),
+                ));
+            }
+            user.enabled = Enabled::No;
+            user.tokens_not_before = Some(now);
+            Ok(())
+        };
+        let user = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::DisableUser,
+                AuditAction::UserDisabled,
+                meta,
+                disable,
+            )
+            .await?;
         self.end_all_sessions(pool, principal, &user, meta, "disable")
             .await
     }
@@ -537,26 +573,30 @@ impl Gatehouse {
         username: &Username,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        principal.require(Permission::ResetUserPassword)?;
-        let mut user = self.user_named(pool, username).await?;
-        if !user.status.allows_password_reset() {
-            return Err(ServiceError::Conflict(format!(
-                "the password of a user in status {} cannot be reset",
-                user.status.as_str()
-            )));
-        }
+        let reset = |user: &mut User, now| {
+            if !user.status.allows_password_reset() {
+                return Err(ServiceError::Conflict(format!(
+                    "the password of a user in status {} cannot be reset",
+                    user.status.as_str()
+                )));
+            }
+            user.status = UserStatus::ResetRequired;
+            user.password = None;
+            user.tokens_not_before = Some(now);
+            Ok(())
+        };
+        let user = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::ResetUserPassword,
+                AuditAction::UserPasswordReset,
+                meta,
+                reset,
+            )
+            .await?;
         let now = self.now();
-        user.status = UserStatus::ResetRequired;
-        user.password = None;
-        user.tokens_not_before = Some(now);
-        user.updated_at = now;
-        let event = self
-            .event(pool, AuditAction::UserPasswordReset, Some(principal), meta)
-            .subject(&user.username);
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)?;
         self.end_all_sessions(pool, principal, &user, meta, "password reset")
             .await?;
 
@@ -593,17 +633,21 @@ impl Gatehouse {
         username: &Username,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        principal.require(Permission::DisableUserMfa)?;
-        let mut user = self.user_named(pool, username).await?;
-        user.mfa = MfaState::None;
-        user.updated_at = self.now();
-        let event = self
-            .event(pool, AuditAction::UserMfaDisabled, Some(principal), meta)
-            .subject(&user.username);
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)
+        let clear = |user: &mut User, _| {
+            user.mfa = MfaState::None;
+            Ok(())
+        };
+        self.change_user(
+            pool,
+            principal,
+            username,
+            Permission::DisableUserMfa,
+            AuditAction::UserMfaDisabled,
+            meta,
+            clear,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Links an upstream identity to an existing user. An identity linked already (to this or
