@@ -6,6 +6,7 @@ mod admin;
 mod cli;
 mod common;
 mod flow;
+mod fuzz;
 mod invitation;
 mod reference;
 mod security;
