@@ -524,3 +524,110 @@ async fn host_bound_pools_are_served_at_the_host_root() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn group_roles_grant_permissions_read_at_request_time() {
+    let (app, client) = acme().await;
+    app.create_user("acme", "bob", &[], "bob-password-12").await;
+    let admin = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    assert_api_error(get_users(&app, &alice).await, 403).await;
+
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/api/user-management/groups"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "helpdesk", "description": "Help desk", "roles": ["support"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let set_groups = |groups: Value| {
+        app.http
+            .put(app.pool_url("acme", "/api/user-management/users/alice/groups"))
+            .bearer_auth(&admin)
+            .json(&json!({ "groups": groups }))
+            .send()
+    };
+    assert_eq!(set_groups(json!(["helpdesk"])).await.unwrap().status(), 204);
+
+    // The same token now carries the group's permissions: they are read per request.
+    assert_eq!(get_users(&app, &alice).await.status(), 200);
+    assert_eq!(impersonate(&app, &alice, "bob").await.status(), 200);
+    assert_api_error(impersonate(&app, &alice, "ada").await, 403).await;
+
+    assert_eq!(set_groups(json!([])).await.unwrap().status(), 204);
+    assert_api_error(get_users(&app, &alice).await, 403).await;
+}
+
+#[tokio::test]
+async fn deleting_a_user_revokes_its_tokens_and_impersonations() {
+    let (app, client) = acme().await;
+    let admin = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    let res = impersonate(&app, &admin, "alice").await;
+    let as_alice = res.json::<Value>().await.unwrap()["attributes"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for t in [&alice, &as_alice] {
+        assert_eq!(app.introspect("acme", &client, t).await["active"], true);
+    }
+    let res = app
+        .http
+        .delete(app.pool_url("acme", "/api/user-management/users/alice"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    for t in [&alice, &as_alice] {
+        assert_eq!(
+            app.introspect("acme", &client, t).await,
+            json!({"active": false})
+        );
+    }
+    // A new user of the same name does not revive them.
+    app.create_user("acme", "alice", &[], "alice-password-2")
+        .await;
+    for t in [&alice, &as_alice] {
+        assert_eq!(
+            app.introspect("acme", &client, t).await,
+            json!({"active": false})
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_made_under_impersonation_name_the_impersonator() {
+    let (app, client) = acme().await;
+    let admin = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    let res = impersonate(&app, &admin, "sam").await;
+    let as_sam = res.json::<Value>().await.unwrap()["attributes"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_api_error(impersonate(&app, &as_sam, "alice").await, 403).await;
+    let res = app
+        .http
+        .get(app.pool_url("acme", "/api/audit/events?action=impersonation.denied"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let events: Value = res.json().await.unwrap();
+    let denied = &events["events"][0];
+    assert_eq!(denied["actor"]["username"], "sam");
+    assert_eq!(denied["impersonator"]["username"], "ada");
+    assert_eq!(denied["outcome"], "denied");
+}
