@@ -286,3 +286,15 @@ pub async fn verify_with_jose(app: &TestApp, pool: &str, token: &str) -> Result<
         Err(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 }
+
+/// A test peer installed by `scripts/test` in `target/peers-venv` (or found on the PATH).
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/peers-venv/bin")
+        .join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}

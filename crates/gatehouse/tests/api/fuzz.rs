@@ -3,7 +3,7 @@
 
 use gatehouse_domain::permission::Permission;
 
-use crate::common::spawn_app;
+use crate::common::{spawn_app, venv_tool};
 
 #[tokio::test]
 async fn no_generated_request_gets_a_server_error() {
@@ -22,9 +22,7 @@ async fn no_generated_request_gets_a_server_error() {
     let client = app.create_client("acme", &all).await;
     let token = app.client_token("acme", &client).await;
 
-    let schemathesis =
-        std::env::var("GATEHOUSE_TEST_SCHEMATHESIS").unwrap_or_else(|_| "schemathesis".into());
-    let out = tokio::process::Command::new(schemathesis)
+    let out = tokio::process::Command::new(venv_tool("schemathesis"))
         .arg("run")
         .arg(app.url("/api/openapi.json"))
         .args(["--url", &app.pool_url("acme", "/api")])

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Backend, spawn_app_with};
+use crate::common::{Backend, spawn_app_with, venv_tool};
 
 struct Sink(Child);
 
@@ -25,7 +25,7 @@ async fn invitations_are_sent_through_smtp() {
         .unwrap()
         .port();
     let _sink = Sink(
-        Command::new(std::env::var("GATEHOUSE_TEST_PYTHON").unwrap_or_else(|_| "python3".into()))
+        Command::new(venv_tool("python3"))
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("mail"))
