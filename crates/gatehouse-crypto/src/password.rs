@@ -85,18 +85,23 @@ impl PasswordHasher {
             .acquire()
             .await
             .map_err(|e| CryptoError::PasswordHash(e.to_string()))?;
-        let argon = self.argon2();
+        let this = self.clone();
         let phc = phc.to_owned();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            let parsed =
-                PasswordHash::new(&phc).map_err(|e| CryptoError::PasswordHash(e.to_string()))?;
-            Ok(argon
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok())
-        })
-        .await
-        .map_err(|e| CryptoError::PasswordHash(e.to_string()))?
+        tokio::task::spawn_blocking(move || this.verify_blocking(&phc, &password))
+            .await
+            .map_err(|e| CryptoError::PasswordHash(e.to_string()))?
+    }
+
+    /// The same check on the calling thread, without the concurrency bound: for benchmarks
+    /// and tools, never on the async runtime.
+    pub fn verify_blocking(&self, phc: &str, password: &Secret) -> Result<bool, CryptoError> {
+        let parsed =
+            PasswordHash::new(phc).map_err(|e| CryptoError::PasswordHash(e.to_string()))?;
+        Ok(self
+            .argon2()
+            .verify_password(password.expose().as_bytes(), &parsed)
+            .is_ok())
     }
 }
 

@@ -46,6 +46,14 @@ enum Command {
     /// Manage app clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Measure the argon2id rate at the configured parameters, on every core: the ceiling of
+    /// password sign-ins per second.
+    HashRate {
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +178,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             Ok(())
         }
         Command::User(UserCommand::Create(args)) => create_user(config, args).await,
+        Command::HashRate { seconds, json } => hash_rate(config, seconds, json).await,
         Command::Client(ClientCommand::Create {
             pool,
             name,
@@ -276,4 +285,51 @@ async fn serve(config: &Config) -> Result<(), String> {
     app.run_until(app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn hash_rate(config: &Config, seconds: f64, json: bool) -> Result<(), String> {
+    use gatehouse_crypto::password::{HashCost, PasswordHasher};
+    let h = &config.password_hashing;
+    let cost = HashCost {
+        memory_kib: h.memory_kib,
+        iterations: h.iterations,
+        parallelism: h.parallelism,
+    };
+    let hasher = PasswordHasher::new(cost, 1).map_err(|e| e.to_string())?;
+    let password = Secret::new("correct horse battery staple");
+    let phc = hasher.hash(&password).await.map_err(|e| e.to_string())?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds.max(0.1));
+    let started = std::time::Instant::now();
+    let counts: Vec<u64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut n = 0u64;
+                    while std::time::Instant::now() < deadline {
+                        if hasher.verify_blocking(&phc, &password).unwrap_or(false) {
+                            n += 1;
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0)).collect()
+    });
+    let total: u64 = counts.iter().sum();
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            json!({"hashes_per_second": rate, "threads": threads, "memory_kib": h.memory_kib,
+                   "iterations": h.iterations, "parallelism": h.parallelism})
+        );
+    } else {
+        println!(
+            "argon2id m={} KiB, t={}, p={}: {rate:.1} verifications/s on {threads} threads",
+            h.memory_kib, h.iterations, h.parallelism
+        );
+    }
+    Ok(())
 }

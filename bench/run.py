@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Gatehouse's benchmark: one command that prints the whole table.
+
+Starts `gatehouse serve` on SQLite in a scratch folder, seeds it, drives each scenario with wrk
+over loopback with keep-alive (bounded in time), and prints, per scenario: requests/s, p50 and
+p99 latency, server CPU seconds, requests per server CPU-second, and peak server memory. The
+client-credentials and introspection scenarios also run against npm `oidc-provider` in the same
+run. Start-up time and idle memory of `gatehouse serve` come first.
+
+    bench/run.py              # the full run (about 5 minutes on 2 cores)
+    bench/run.py --smoke      # seconds: proves the benchmark still works
+"""
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk", "request.lua")
+PEER_DIR = os.path.join(ROOT, "bench", "peer")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ADMIN_PASSWORD = "bench-admin-password-1"
+USER_PASSWORD = "bench-user-password-1"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def memory_mb(pid, field):
+    """VmRSS (resident now) or VmHWM (peak resident) in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, deadline_s=30.0):
+    """Polls until the URL answers; returns the seconds it took."""
+    start = time.perf_counter()
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return time.perf_counter() - start
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        if time.perf_counter() - start > deadline_s:
+            raise RuntimeError(f"{url} did not answer within {deadline_s}s")
+        time.sleep(0.002)
+
+
+class Gatehouse:
+    def __init__(self, binary, workdir, port):
+        self.binary = binary
+        self.workdir = workdir
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = dict(
+            os.environ,
+            GATEHOUSE_LISTEN=f"127.0.0.1:{port}",
+            GATEHOUSE_PUBLIC_URL=self.base,
+            RUST_LOG=os.environ.get("RUST_LOG", "warn"),
+        )
+        self.proc = None
+
+    def cli(self, *args, stdin=None):
+        out = subprocess.run(
+            [self.binary, *args],
+            cwd=self.workdir,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout
+
+    def start(self):
+        """Starts the server; returns seconds until /healthz answered."""
+        self.proc = subprocess.Popen(
+            [self.binary, "serve"],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.workdir, "serve.log"), "a"),
+        )
+        return wait_http(self.base + "/healthz")
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+class Peer:
+    """npm oidc-provider, the OpenID-certified provider we compare with."""
+
+    CLIENT_ID = "bench"
+    CLIENT_SECRET = "bench-secret-0123456789abcdef"
+
+    def __init__(self, fmt):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            ["node", "server.mjs", str(self.port), self.CLIENT_ID, self.CLIENT_SECRET, fmt],
+            cwd=PEER_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_http(self.base + "/.well-known/openid-configuration")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+
+def http(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def basic(client_id, secret):
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+# ---------------------------------------------------------------- wrk
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def parse_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+def run_wrk(url, method, duration, connections, body="", content_type="", auth=""):
+    env = dict(
+        os.environ,
+        BENCH_METHOD=method,
+        BENCH_BODY=body,
+        BENCH_CONTENT_TYPE=content_type,
+        BENCH_AUTH=auth,
+    )
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT, url]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = parse_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = parse_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests": total,
+        "rps": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "non_2xx": errors,
+        "socket_errors": sock.group(1) if sock else "",
+    }
+
+
+def measure(pid, name, url, method, args, **request):
+    before = cpu_seconds(pid)
+    result = run_wrk(url, method, args.duration, args.connections, **request)
+    cpu = cpu_seconds(pid) - before
+    result.update(
+        scenario=name,
+        server_cpu_s=cpu,
+        per_cpu_s=result["requests"] / cpu if cpu > 0 else float("nan"),
+        peak_mb=memory_mb(pid, "VmHWM"),
+    )
+    log(
+        f"  {name}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.2f} ms, "
+        f"{result['per_cpu_s']:.0f} req/CPU-s, {result['non_2xx']} non-2xx"
+    )
+    return result
+
+
+# ---------------------------------------------------------------- seeding
+
+
+def seed_users(db_path, pool_slug, count):
+    """Inserts `count` confirmed users straight into the SQLite schema of
+    crates/gatehouse-store/migrations/sqlite (the API would spend minutes hashing
+    temporary passwords); the listing scenario then reads them through the API."""
+    db = sqlite3.connect(db_path, timeout=30)
+    pool_id = db.execute("SELECT id FROM pools WHERE slug = ?", (pool_slug,)).fetchone()[0]
+    now = int(time.time())
+    rows = []
+    for i in range(count):
+        name = f"user{i:06d}"
+        attributes = json.dumps(
+            {"email": f"{name}@bench.example", "name": f"User {i}", "roles": []}
+        )
+        rows.append(
+            (pool_id, str(uuid.uuid4()), name, 1, "CONFIRMED", attributes, "none", now, now)
+        )
+    db.executemany(
+        "INSERT INTO users (pool_id, id, username, enabled, status, attributes, mfa, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.commit()
+    db.close()
+
+
+# ---------------------------------------------------------------- the run
+
+
+def build_binary():
+    log("building gatehouse (release)…")
+    subprocess.run(["cargo", "build", "--release", "-p", "gatehouse"], cwd=ROOT, check=True)
+    return os.path.join(ROOT, "target", "release", "gatehouse")
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="a few seconds in all, to prove the benchmark works")
+    ap.add_argument("--binary", help="the gatehouse binary (default: build target/release/gatehouse)")
+    ap.add_argument("--duration", type=int, default=None, help="seconds per scenario (default 15; smoke 1)")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--users", type=int, default=None, help="users in the listing pool (default 100000; smoke 1000)")
+    ap.add_argument("--no-peer", action="store_true", help="skip the oidc-provider comparison")
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args()
+    args.duration = args.duration or (1 if args.smoke else 15)
+    args.users = args.users if args.users is not None else (1000 if args.smoke else 100_000)
+
+    for tool in ["wrk"] + ([] if args.no_peer else ["node", "npm"]):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is needed (apt-get install wrk nodejs npm)")
+    binary = os.path.abspath(args.binary) if args.binary else build_binary()
+    results = {"machine": machine(), "binary": binary, "scenarios": [], "peer": []}
+
+    with tempfile.TemporaryDirectory(prefix="gatehouse-bench-") as work:
+        g = Gatehouse(binary, work, free_port())
+
+        # Start-up: the first start creates the database, the staff pool and its key.
+        first_start = g.start()
+        g.stop()
+        starts = []
+        for _ in range(3 if args.smoke else 5):
+            starts.append(g.start())
+            g.stop()
+        results["startup_first_ms"] = first_start * 1000
+        results["startup_ms"] = sorted(starts)[len(starts) // 2] * 1000
+
+        # Seed: a pool, a client that may impersonate, an administrator, a user, many users.
+        g.cli("pool", "create", "bench")
+        client = json.loads(
+            g.cli("client", "create", "--pool", "bench", "--name", "bench",
+                  "--scope", "user:Impersonate", "--json")
+        )
+        g.cli("user", "create", "--pool", "bench", "admin", "--email", "admin@bench.example",
+              "--name", "Admin", "--role", "admin", "--password-stdin", stdin=ADMIN_PASSWORD)
+        g.cli("user", "create", "--pool", "bench", "target", "--email", "target@bench.example",
+              "--name", "Target", "--password-stdin", stdin=USER_PASSWORD)
+        seed_users(os.path.join(work, "gatehouse.db"), "bench", args.users)
+
+        g.start()
+        pid = g.proc.pid
+        time.sleep(1.0)
+        results["idle_mb"] = memory_mb(pid, "VmRSS")
+        pool = g.base + "/pools/bench"
+        cid, secret = client["client_id"], client["client_secret"]
+        auth = basic(cid, secret)
+        token = http("POST", pool + "/oauth2/token", b"grant_type=client_credentials",
+                     {"Authorization": auth, "Content-Type": FORM})["access_token"]
+        sign_in = lambda user, pw: json.dumps({"flow": "USER_PASSWORD", "client_id": cid,
+                                               "client_secret": secret, "username": user,
+                                               "password": pw})
+        admin = http("POST", pool + "/api/auth/initiate", sign_in("admin", ADMIN_PASSWORD).encode(),
+                     {"Content-Type": "application/json"})["access_token"]
+        listed = http("GET", pool + "/api/user-management/users?limit=60", None,
+                      {"Authorization": "Bearer " + admin})
+        assert len(listed["users"]) == 60 and listed["next"], "seeded users are not listed"
+
+        log(f"gatehouse ({args.duration}s per scenario, {args.connections} connections):")
+        run = lambda *a, **k: results["scenarios"].append(measure(pid, *a, args=args, **k))
+        run("client-credentials token", pool + "/oauth2/token", "POST",
+            body="grant_type=client_credentials", content_type=FORM, auth=auth)
+        run("introspection", pool + "/oauth2/introspect", "POST",
+            body="token=" + token, content_type=FORM, auth=auth)
+        run("impersonation", pool + "/api/user-management/users/target/impersonate", "POST",
+            auth="Bearer " + token)
+        run("password sign-in", pool + "/api/auth/initiate", "POST",
+            body=sign_in("target", USER_PASSWORD), content_type="application/json")
+        run(f"list users, first page ({args.users:,} users)",
+            pool + "/api/user-management/users?limit=60", "GET", auth="Bearer " + admin)
+        middle = f"user{args.users // 2:06d}"
+        run(f"list users, middle page ({args.users:,} users)",
+            pool + f"/api/user-management/users?limit=60&cursor={middle}", "GET",
+            auth="Bearer " + admin)
+        results["peak_mb"] = memory_mb(pid, "VmHWM")
+        g.stop()
+
+        rate = json.loads(g.cli("hash-rate", "--seconds", "1" if args.smoke else "5", "--json"))
+        results["argon2_raw_per_s"] = rate["hashes_per_second"]
+        results["argon2"] = rate
+
+    if not args.no_peer:
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PEER_DIR, check=True)
+        log("oidc-provider:")
+        for fmt, name, path, body in [
+            ("jwt", "client-credentials token", "/token", "grant_type=client_credentials&scope=api:read"),
+            ("opaque", "introspection", "/token/introspection", None),
+        ]:
+            peer = Peer(fmt)
+            try:
+                pauth = basic(Peer.CLIENT_ID, Peer.CLIENT_SECRET)
+                if body is None:
+                    t = http("POST", peer.base + "/token", b"grant_type=client_credentials&scope=api:read",
+                             {"Authorization": pauth, "Content-Type": FORM})["access_token"]
+                    body = "token=" + t
+                results["peer"].append(measure(peer.proc.pid, name, peer.base + path, "POST", args,
+                                               body=body, content_type=FORM, auth=pauth))
+            finally:
+                peer.stop()
+
+    report(results, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    failed = [s["scenario"] for s in results["scenarios"] + results["peer"]
+              if s["non_2xx"] or s["requests"] == 0]
+    if failed:
+        sys.exit(f"bench: scenarios with failed requests: {', '.join(failed)}")
+
+
+def report(r, args):
+    print(f"\nGatehouse benchmark — {r['machine']}")
+    print(f"{args.duration}s per scenario, wrk with {args.connections} connections on 1 thread, loopback, keep-alive\n")
+    print(f"start-up: {r['startup_first_ms']:.0f} ms first (creates the database), "
+          f"{r['startup_ms']:.0f} ms after (median); idle memory {r['idle_mb']:.1f} MB")
+    head = f"{'scenario':<38} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU s':>7} {'req/CPU-s':>10} {'peak MB':>8}"
+    print(head)
+    print("-" * len(head))
+    for s in r["scenarios"]:
+        print(f"{s['scenario']:<38} {s['rps']:>9.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} "
+              f"{s['server_cpu_s']:>7.2f} {s['per_cpu_s']:>10.0f} {s['peak_mb']:>8.1f}")
+    for s in r["peer"]:
+        print(f"{'oidc-provider ' + s['scenario']:<38} {s['rps']:>9.0f} {s['p50_ms']:>8.2f} "
+              f"{s['p99_ms']:>8.2f} {s['server_cpu_s']:>7.2f} {s['per_cpu_s']:>10.0f} {s['peak_mb']:>8.1f}")
+    sign_in = next(s for s in r["scenarios"] if s["scenario"] == "password sign-in")
+    a = r["argon2"]
+    print(f"\nraw argon2id (m={a['memory_kib']} KiB, t={a['iterations']}, p={a['parallelism']}) on "
+          f"{a['threads']} threads: {r['argon2_raw_per_s']:.1f}/s; password sign-in reaches "
+          f"{100 * sign_in['rps'] / r['argon2_raw_per_s']:.0f}% of it")
+    by_name = {s["scenario"]: s for s in r["scenarios"]}
+    for p in r["peer"]:
+        g = by_name.get(p["scenario"])
+        if g and p["per_cpu_s"] > 0:
+            print(f"{p['scenario']}: Gatehouse/oidc-provider = {g['rps'] / p['rps']:.2f}x req/s, "
+                  f"{g['per_cpu_s'] / p['per_cpu_s']:.2f}x req per CPU-second")
+    print("gatehouse-verify validations: not measured yet (the crate does not exist yet)")
+    print(f"\nbench: {len(r['scenarios']) + len(r['peer'])} scenarios measured")
+
+
+if __name__ == "__main__":
+    main()
