@@ -226,6 +226,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends an event that records no state change of its own (a token issued, a denial).
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Appends several such events in one transaction: all of them or none.
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<()>;
     async fn list_audit(
         &self,
         pool: PoolId,

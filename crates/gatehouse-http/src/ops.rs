@@ -43,8 +43,11 @@ impl Metrics {
         self.duration_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    pub fn render(&self, audit_events_lost: u64) -> String {
         let mut out = String::new();
+        out.push_str("# HELP gatehouse_audit_events_lost_total Queued audit events that could not be written.\n");
+        out.push_str("# TYPE gatehouse_audit_events_lost_total counter\n");
+        let _ = writeln!(out, "gatehouse_audit_events_lost_total {audit_events_lost}");
         out.push_str(
             "# HELP gatehouse_http_requests_total HTTP requests answered, by status class.\n",
         );
@@ -100,7 +103,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics.render(state.gh.audit_events_lost()),
     )
         .into_response()
 }

@@ -42,6 +42,7 @@ impl Gatehouse {
         query: &AuditQuery,
     ) -> ServiceResult<Vec<StoredAuditEvent>> {
         principal.require(Permission::RetrieveAuditEvents)?;
+        self.flush_audit().await;
         Ok(self.store.list_audit(pool.id, query).await?)
     }
 }

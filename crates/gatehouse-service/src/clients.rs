@@ -6,12 +6,16 @@ use gatehouse_crypto::secret::{Secret, random_bytes, random_token};
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::{AppClient, GrantType, SecretDigest, validate_client_name};
-use gatehouse_domain::ids::ClientId;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_domain::ids::{ClientId, PoolId};
 use gatehouse_domain::permission::{Permission, Scope};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::store::StoreError;
 
 use crate::audit::EventExt;
+use crate::cache::TtlCache;
 use crate::error::{ServiceError, ServiceResult};
 use crate::tokens::hash_client_secret;
 use crate::{Gatehouse, Principal, RequestMeta};
@@ -329,7 +333,46 @@ impl Gatehouse {
         self.store
             .delete_client(pool.id, &id, &event)
             .await
-            .map_err(client_write_error)
+            .map_err(client_write_error)?;
+        self.clients.forget(pool.id, &id);
+        Ok(())
+    }
+
+    /// An app client of the pool, from the cache when it was read in the last second.
+    pub async fn client(
+        &self,
+        pool: PoolId,
+        id: &ClientId,
+    ) -> ServiceResult<Option<Arc<AppClient>>> {
+        let key = (pool, id.clone());
+        if let Some(c) = self.clients.0.get(&key) {
+            return Ok(Some(c));
+        }
+        let Some(client) = self.store.client(pool, id).await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        self.clients.0.put(key, client.clone());
+        Ok(Some(client))
+    }
+}
+
+/// How long an app client read from the store is trusted. A client deleted through another
+/// instance can obtain tokens here for at most this long; tokens it holds are checked against
+/// the store.
+const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// App clients by pool and id, for the token endpoint.
+pub struct ClientCache(TtlCache<(PoolId, ClientId), Arc<AppClient>>);
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        Self(TtlCache::new(CLIENT_CACHE_TTL, 100_000))
+    }
+}
+
+impl ClientCache {
+    fn forget(&self, pool: PoolId, id: &ClientId) {
+        self.0.retain(|(p, c), _| !(*p == pool && c == id));
     }
 }
 

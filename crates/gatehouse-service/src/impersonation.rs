@@ -13,7 +13,7 @@ use gatehouse_domain::store::{SessionFilter, StoreError};
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
 use crate::principal::Subject;
-use crate::tokens::{ActClaim, TokenSubject};
+use crate::tokens::{ActClaim, TokenSubject, is_privileged};
 use crate::{Gatehouse, Principal, RequestMeta};
 
 /// Default lifetime of an impersonated token, within the pool's maximum.
@@ -115,7 +115,8 @@ impl Gatehouse {
                 "a user cannot impersonate itself".to_owned(),
             ));
         }
-        if self.is_privileged(&user).await? && !caller.holds(Permission::ImpersonatePrivileged) {
+        let groups = self.store.groups_of_user(pool.id, user.id).await?;
+        if is_privileged(&user, &groups) && !caller.holds(Permission::ImpersonatePrivileged) {
             return Err(ServiceError::Forbidden(format!(
                 "impersonating an administrator requires the {} permission",
                 Permission::ImpersonatePrivileged
@@ -154,7 +155,7 @@ impl Gatehouse {
             pool: actor.pool.to_string(),
             client_id: actor.client_id.as_ref().map(ToString::to_string),
         };
-        let groups = self.group_names(&user).await?;
+        let groups = groups.into_iter().map(|g| g.name.to_string()).collect();
         let issued = self
             .mint_access_token(
                 pool,

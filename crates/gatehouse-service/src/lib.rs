@@ -3,6 +3,8 @@
 //! [`Store`], writing its audit event in the same transaction.
 
 pub mod audit;
+pub mod audit_sink;
+pub mod cache;
 pub mod clients;
 pub mod error;
 pub mod groups;
@@ -27,6 +29,8 @@ use gatehouse_domain::time::{Clock, Timestamp};
 pub use error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
 pub use principal::{Principal, RequestMeta};
 
+use crate::audit_sink::AuditSink;
+use crate::clients::ClientCache;
 use crate::keyring::Keyring;
 use crate::messages::MessageTransport;
 use crate::pools::PoolCache;
@@ -40,6 +44,8 @@ pub struct Gatehouse {
     public_url: String,
     keyring: Keyring,
     pools: PoolCache,
+    clients: ClientCache,
+    audit_sink: AuditSink,
 }
 
 impl std::fmt::Debug for Gatehouse {
@@ -65,6 +71,8 @@ impl Gatehouse {
         Self {
             keyring: Keyring::new(parts.master_key),
             pools: PoolCache::default(),
+            clients: ClientCache::default(),
+            audit_sink: AuditSink::spawn(parts.store.clone()),
             store: parts.store,
             clock: parts.clock,
             hasher: parts.hasher,
@@ -79,6 +87,16 @@ impl Gatehouse {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Waits until every queued audit event is written (see [`audit_sink`]).
+    pub async fn flush_audit(&self) {
+        self.audit_sink.flush().await;
+    }
+
+    /// Queued audit events that could not be written since start.
+    pub fn audit_events_lost(&self) -> u64 {
+        self.audit_sink.lost()
     }
 
     pub fn public_url(&self) -> &str {

@@ -1,9 +1,8 @@
 //! Pools: creation (with the first signing key), lookup by slug or host, and a short-lived
 //! cache so that the hot paths do not read the pool row on every request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::{PoolId, PoolSlug};
@@ -12,49 +11,32 @@ use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
 use gatehouse_domain::store::KeyState;
 
 use crate::audit::EventExt;
+use crate::cache::TtlCache;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{Gatehouse, Principal, RequestMeta};
 
-/// How long a pool row read from the store is trusted. Settings changed by another instance
-/// are seen after at most this long.
+/// How long a pool row read from the store is trusted.
 const POOL_CACHE_TTL: Duration = Duration::from_secs(2);
+const POOL_CACHE_ENTRIES: usize = 10_000;
 
-#[derive(Default)]
 pub struct PoolCache {
-    by_slug: RwLock<HashMap<PoolSlug, (Arc<Pool>, Instant)>>,
-    by_host: RwLock<HashMap<HostName, (Arc<Pool>, Instant)>>,
+    by_slug: TtlCache<PoolSlug, Arc<Pool>>,
+    by_host: TtlCache<HostName, Arc<Pool>>,
+}
+
+impl Default for PoolCache {
+    fn default() -> Self {
+        Self {
+            by_slug: TtlCache::new(POOL_CACHE_TTL, POOL_CACHE_ENTRIES),
+            by_host: TtlCache::new(POOL_CACHE_TTL, POOL_CACHE_ENTRIES),
+        }
+    }
 }
 
 impl PoolCache {
-    fn get<K: std::hash::Hash + Eq>(
-        map: &RwLock<HashMap<K, (Arc<Pool>, Instant)>>,
-        k: &K,
-    ) -> Option<Arc<Pool>> {
-        let map = map.read().ok()?;
-        let (pool, at) = map.get(k)?;
-        (at.elapsed() < POOL_CACHE_TTL).then(|| pool.clone())
-    }
-
-    fn put<K: std::hash::Hash + Eq>(
-        map: &RwLock<HashMap<K, (Arc<Pool>, Instant)>>,
-        k: K,
-        pool: Arc<Pool>,
-    ) {
-        if let Ok(mut map) = map.write() {
-            if map.len() > 10_000 {
-                map.clear();
-            }
-            map.insert(k, (pool, Instant::now()));
-        }
-    }
-
     pub fn forget(&self, slug: &PoolSlug) {
-        if let Ok(mut m) = self.by_slug.write() {
-            m.remove(slug);
-        }
-        if let Ok(mut m) = self.by_host.write() {
-            m.retain(|_, (p, _)| &p.slug != slug);
-        }
+        self.by_slug.retain(|k, _| k != slug);
+        self.by_host.retain(|_, p| &p.slug != slug);
     }
 }
 
@@ -117,7 +99,7 @@ impl Gatehouse {
     }
 
     pub async fn pool(&self, slug: &PoolSlug) -> ServiceResult<Arc<Pool>> {
-        if let Some(p) = PoolCache::get(&self.pools.by_slug, slug) {
+        if let Some(p) = self.pools.by_slug.get(slug) {
             return Ok(p);
         }
         let pool = self
@@ -126,19 +108,19 @@ impl Gatehouse {
             .await?
             .map(Arc::new)
             .ok_or(ServiceError::NotFound("pool"))?;
-        PoolCache::put(&self.pools.by_slug, slug.clone(), pool.clone());
+        self.pools.by_slug.put(slug.clone(), pool.clone());
         Ok(pool)
     }
 
     /// The pool bound to a host name, if any.
     pub async fn pool_for_host(&self, host: &HostName) -> ServiceResult<Option<Arc<Pool>>> {
-        if let Some(p) = PoolCache::get(&self.pools.by_host, host) {
+        if let Some(p) = self.pools.by_host.get(host) {
             return Ok(Some(p));
         }
         let Some(pool) = self.store.pool_by_host(host).await?.map(Arc::new) else {
             return Ok(None);
         };
-        PoolCache::put(&self.pools.by_host, host.clone(), pool.clone());
+        self.pools.by_host.put(host.clone(), pool.clone());
         Ok(Some(pool))
     }
 

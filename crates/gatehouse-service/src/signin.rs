@@ -238,7 +238,13 @@ impl Gatehouse {
             });
         event.client_id = Some(client.client_id.clone());
         self.store.create_session(&session, &event).await?;
-        let groups = self.group_names(user).await?;
+        let groups = self
+            .store
+            .groups_of_user(pool.id, user.id)
+            .await?
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect();
         let issued = self
             .mint_access_token(
                 pool,

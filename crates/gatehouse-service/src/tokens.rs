@@ -6,8 +6,9 @@ use gatehouse_crypto::jws::{self, Expect, JwsError, TYP_ACCESS_TOKEN};
 use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::{AppClient, GrantType};
+use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, PoolSlug, SessionId, UserId, Username};
-use gatehouse_domain::permission::{Permission, PermissionSet, Role, Scope};
+use gatehouse_domain::permission::{Permission, PermissionSet, Scope};
 use gatehouse_domain::pool::{Pool, StaffAccess};
 use gatehouse_domain::session::{Actor, ActorKind, RevokedToken};
 use gatehouse_domain::time::Timestamp;
@@ -219,7 +220,7 @@ impl Gatehouse {
         &self,
         pool: &Pool,
         creds: &ClientCredentials,
-    ) -> ServiceResult<AppClient> {
+    ) -> ServiceResult<std::sync::Arc<AppClient>> {
         let invalid = || {
             ServiceError::OAuth(OAuthError::new(
                 OAuthErrorCode::InvalidClient,
@@ -227,7 +228,7 @@ impl Gatehouse {
             ))
         };
         let id = ClientId::parse(&creds.client_id).map_err(|_| invalid())?;
-        let client = self.store.client(pool.id, &id).await?;
+        let client = self.client(pool.id, &id).await?;
         // Hash even when the client is unknown, so timing does not tell which ids exist.
         let presented = creds.secret.as_ref().map(hash_client_secret);
         let (Some(client), Some(presented)) = (client, presented) else {
@@ -291,7 +292,7 @@ impl Gatehouse {
                 client_id: Some(client.client_id.clone()),
             });
         event.client_id = Some(client.client_id.clone());
-        self.store.append_audit(&event).await?;
+        self.audit_sink.record(event).await;
         Ok((issued, granted))
     }
 
@@ -456,27 +457,7 @@ impl Gatehouse {
     /// A user's permissions: its roles, its groups' roles, and self-service.
     pub async fn user_permissions(&self, user: &User) -> ServiceResult<PermissionSet> {
         let groups = self.store.groups_of_user(user.pool, user.id).await?;
-        let mut set = PermissionSet::from_roles(&user.attributes.roles);
-        for g in &groups {
-            set.extend(&PermissionSet::from_roles(&g.roles));
-        }
-        for p in Permission::SELF_SERVICE {
-            set.insert(*p);
-        }
-        Ok(set)
-    }
-
-    /// Whether a user is privileged: an administrator, or able to impersonate.
-    pub async fn is_privileged(&self, user: &User) -> ServiceResult<bool> {
-        let admin = Role::parse("admin").map_err(ServiceError::from)?;
-        let groups = self.store.groups_of_user(user.pool, user.id).await?;
-        let has_admin = user.attributes.roles.contains(&admin)
-            || groups.iter().any(|g| g.roles.contains(&admin));
-        Ok(has_admin
-            || self
-                .user_permissions(user)
-                .await?
-                .contains(Permission::Impersonate))
+        Ok(permissions_of(user, &groups))
     }
 
     /// RFC 7662 introspection. The caller is an authenticated client of the pool; tokens of
@@ -566,17 +547,23 @@ impl Gatehouse {
             .await?
             .ok_or(ServiceError::NotFound("user"))
     }
+}
 
-    /// Names of the groups a user belongs to, for the `groups` claim.
-    pub async fn group_names(&self, user: &User) -> ServiceResult<Vec<String>> {
-        Ok(self
-            .store
-            .groups_of_user(user.pool, user.id)
-            .await?
-            .into_iter()
-            .map(|g| g.name.to_string())
-            .collect())
+/// The permissions of a user in these groups: its roles, the groups' roles, and self-service.
+pub fn permissions_of(user: &User, groups: &[Group]) -> PermissionSet {
+    let mut set = PermissionSet::from_roles(&user.attributes.roles);
+    for g in groups {
+        set.extend(&PermissionSet::from_roles(&g.roles));
     }
+    for p in Permission::SELF_SERVICE {
+        set.insert(*p);
+    }
+    set
+}
+
+/// Whether a user is privileged: able to impersonate (administrators are).
+pub fn is_privileged(user: &User, groups: &[Group]) -> bool {
+    permissions_of(user, groups).contains(Permission::Impersonate)
 }
 
 /// Whether staff-pool tokens are acceptable where a pool's token is expected.

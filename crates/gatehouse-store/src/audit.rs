@@ -46,6 +46,15 @@ pub(crate) async fn append(store: &SqlStore, event: &AuditEvent) -> StoreResult<
     insert(&mut conn, event).await
 }
 
+/// Appends many events in one transaction: all of them or none.
+pub(crate) async fn append_many(store: &SqlStore, events: &[AuditEvent]) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    for event in events {
+        insert(&mut tx, event).await?;
+    }
+    tx.commit().await.store()
+}
+
 /// A value bound to a query assembled at run time.
 enum Arg {
     Text(String),

@@ -229,6 +229,10 @@ impl Store for SqlStore {
         audit::append(self, event).await
     }
 
+    async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        audit::append_many(self, events).await
+    }
+
     async fn list_audit(
         &self,
         pool: PoolId,

@@ -63,6 +63,7 @@ on_both_backends! {
     audit::append_and_filter: sqlite_audit_filters_and_paging, postgres_audit_filters_and_paging;
     audit::mutations_record_their_events: sqlite_audit_atomic_with_mutations, postgres_audit_atomic_with_mutations;
     audit::failed_audit_write_undoes_the_mutation: sqlite_failed_audit_undoes_mutation, postgres_failed_audit_undoes_mutation;
+    audit::batches_are_all_or_nothing: sqlite_audit_batches, postgres_audit_batches;
 }
 
 /// Several instances starting at once on one fresh PostgreSQL database all come up: the

@@ -282,9 +282,10 @@ async fn serve(config: &Config) -> Result<(), String> {
         startup_ms = started.elapsed().as_millis() as u64,
         "gatehouse is serving"
     );
-    app.run_until(app::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    let gh = app.gatehouse.clone();
+    let served = app.run_until(app::shutdown_signal()).await;
+    gh.flush_audit().await;
+    served.map_err(|e| e.to_string())
 }
 
 async fn hash_rate(config: &Config, seconds: f64, json: bool) -> Result<(), String> {

@@ -279,3 +279,31 @@ pub async fn failed_audit_write_undoes_the_mutation(db: &Db) {
     assert_eq!(events.iter().filter(|e| e.event.id == first.id).count(), 1);
     assert_eq!(events.last().map(|e| &e.event), Some(&first));
 }
+
+/// A batch is written whole, in order, or not at all.
+pub async fn batches_are_all_or_nothing(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let batch: Vec<AuditEvent> = (0..50)
+        .map(|i| event(pool.id, AuditAction::TokenIssued, &format!("client-{i:02}")))
+        .collect();
+    store.append_audit_batch(&batch).await.unwrap();
+    let subjects: Vec<String> = all_events(store, pool.id)
+        .await
+        .into_iter()
+        .filter(|e| e.event.action == AuditAction::TokenIssued)
+        .map(|e| e.event.subject.unwrap())
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("client-{i:02}")).collect();
+    assert_eq!(subjects, expected);
+
+    // One event of the next batch repeats an id: nothing of that batch is kept.
+    let mut bad: Vec<AuditEvent> = (0..3)
+        .map(|i| event(pool.id, AuditAction::TokenIssued, &format!("late-{i}")))
+        .collect();
+    bad.push(batch[0].clone());
+    assert!(store.append_audit_batch(&bad).await.is_err());
+    for e in &bad[..3] {
+        assert!(!was_written(store, e).await);
+    }
+}

@@ -233,6 +233,7 @@ impl TestApp {
 
     /// Number of audit events with this action in the pool (read through the store).
     pub async fn audit_count(&self, pool: &str, action: &str) -> usize {
+        self.gh.flush_audit().await;
         let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
         let q = gatehouse_domain::audit::AuditQuery {
             action: gatehouse_domain::audit::AuditAction::parse(action),

@@ -175,6 +175,8 @@ async fn unknown_requested_scopes_are_dropped() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["scope"], "user:Impersonate");
     assert_eq!(body["token_type"], "Bearer");
+    // Issuance is audited (written behind, visible once flushed).
+    assert_eq!(app.audit_count("acme", "token.issued").await, 1);
 }
 
 #[tokio::test]
