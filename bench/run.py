@@ -191,7 +191,9 @@ def run_wrk(url, method, duration, connections, body="", content_type="", auth="
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     sock = re.search(r"Socket errors: (.*)", out)
+    statuses = {int(k): int(v) for k, v in re.findall(r"^status (\d+): (\d+)$", out, re.M)}
     return {
+        "statuses": statuses,
         "requests": total,
         "rps": rps,
         "p50_ms": p50,
@@ -213,7 +215,7 @@ def measure(pid, name, url, method, args, **request):
     )
     log(
         f"  {name}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.2f} ms, "
-        f"{result['per_cpu_s']:.0f} req/CPU-s, {result['non_2xx']} non-2xx"
+        f"{result['per_cpu_s']:.0f} req/CPU-s, statuses {result['statuses']}"
     )
     return result
 
