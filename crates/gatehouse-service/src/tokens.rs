@@ -404,7 +404,9 @@ impl Gatehouse {
             let Some(id) = client_id else {
                 return Ok(Err(InvalidToken::Signature));
             };
-            let Some(client) = self.store.client(issuer_pool.id, &id).await? else {
+            // Read through the one-second client cache, like the token endpoint: a client deleted
+            // on another instance loses its tokens here within that second.
+            let Some(client) = self.client(issuer_pool.id, &id).await? else {
                 return Ok(Err(InvalidToken::ClientGone));
             };
             let token_scopes: Vec<&str> = claims
