@@ -94,6 +94,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .fallback_service(routes)
+        .layer(axum::middleware::from_fn(ops::run_to_completion))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             host::route_by_host,

@@ -88,6 +88,24 @@ pub async fn count(State(state): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
+/// Runs each request to completion on its own task. Without this a client that disconnects
+/// cancels its handler wherever it is waiting — possibly inside a database transaction,
+/// which SQLite would then keep open (and its write lock held) on a pooled connection.
+pub async fn run_to_completion(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(error = %e, "a request task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server failed to handle the request",
+            )
+            .into_response()
+        }
+    }
+}
+
 pub async fn healthz() -> &'static str {
     "ok"
 }

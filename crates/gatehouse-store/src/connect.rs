@@ -44,7 +44,11 @@ impl SqlStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
         tracing::debug!(dialect = dialect.as_str(), "store ready");
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            writers: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// Checks that the database answers.
@@ -58,14 +62,49 @@ impl SqlStore {
         self.pool.close().await;
     }
 
-    /// Starts a transaction that will write. SQLite takes the write lock at once, so that a
-    /// transaction that reads first never fails to upgrade its lock when writers compete.
-    pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+    /// Starts a transaction that will write. On SQLite it waits for this process's other
+    /// writers first, then takes the write lock at once (`BEGIN IMMEDIATE`), so that a
+    /// transaction that reads first never fails to upgrade its lock.
+    pub(crate) async fn begin(&self) -> StoreResult<WriteTx> {
         match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.pool.begin().await,
+            Dialect::Sqlite => {
+                let turn = self.writers.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.store()?;
+                Ok(WriteTx {
+                    tx,
+                    _turn: Some(turn),
+                })
+            }
+            Dialect::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await.store()?,
+                _turn: None,
+            }),
         }
-        .store()
+    }
+}
+
+/// A write transaction, holding this process's writer turn on SQLite until it ends.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
     }
 }
 

@@ -43,6 +43,11 @@ impl Dialect {
 pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite has one writer at a time. Its busy handler is not fair: under many concurrent
+    /// writers one can wait past the busy timeout and fail. Write transactions of this
+    /// process therefore queue here, first come first served, and only writers of other
+    /// processes (the admin CLI) meet the busy timeout.
+    writers: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqlStore {

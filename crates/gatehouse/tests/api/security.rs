@@ -633,3 +633,46 @@ async fn events_made_under_impersonation_name_the_impersonator() {
     assert_eq!(denied["impersonator"]["username"], "ada");
     assert_eq!(denied["outcome"], "denied");
 }
+
+#[tokio::test]
+async fn clients_that_hang_up_mid_request_leave_no_transaction_open() {
+    let (app, client) = acme().await;
+    let token = app.client_token("acme", &client).await;
+    // Callers that give up after 1 to 20 ms: their requests are cut off wherever the server
+    // is, often inside the impersonation's write transaction.
+    for round in 0..40u64 {
+        let impatient = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_micros(
+                1000 + (round * 487) % 19_000,
+            ))
+            .build()
+            .unwrap();
+        let calls: Vec<_> = (0..16)
+            .map(|_| {
+                impatient
+                    .post(app.pool_url("acme", "/api/user-management/users/alice/impersonate"))
+                    .bearer_auth(&token)
+                    .send()
+            })
+            .collect();
+        for c in calls {
+            let _ = c.await;
+        }
+    }
+    // Writes still go through: no abandoned transaction holds the database.
+    for _ in 0..5 {
+        assert_eq!(impersonate(&app, &token, "alice").await.status(), 200);
+    }
+    let admin = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/api/user-management/groups"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "after", "description": "written after the hang-ups"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
