@@ -72,6 +72,8 @@ permissions! {
     RetrieveAppClients => "app-client:Retrieve",
     DeleteAppClient => "app-client:Delete",
     RetrieveAuditEvents => "audit:RetrieveEvents",
+    GetStaffAccess => "settings:GetStaffAccess",
+    UpdateStaffAccess => "settings:UpdateStaffAccess",
     RetrieveRevocations => "auth:RetrieveRevocations",
     RetrievePools => "pool:RetrievePools",
     CreatePool => "pool:CreatePool",

@@ -4,7 +4,7 @@
 
 use gatehouse_domain::ParseError;
 use gatehouse_domain::permission::Permission;
-use gatehouse_domain::pool::{InvitationMessages, PasswordPolicy, Pool, PoolSettings};
+use gatehouse_domain::pool::{InvitationMessages, PasswordPolicy, Pool, PoolSettings, StaffAccess};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::{Gatehouse, Principal, RequestMeta};
@@ -127,6 +127,35 @@ impl Gatehouse {
         let mut settings = self.current_settings(pool).await?;
         settings.invitation_messages = update.apply(settings.invitation_messages)?;
         self.save_pool_settings(pool, settings, principal, meta, "invitation_messages")
+            .await
+    }
+
+    /// Whether the staff pool's tokens are accepted by this pool.
+    pub fn staff_access(&self, pool: &Pool, principal: &Principal) -> ServiceResult<StaffAccess> {
+        principal.require(Permission::GetStaffAccess)?;
+        Ok(pool.settings.staff_access)
+    }
+
+    /// Turns staff access on or off. Off, the pool refuses every staff token at once — also
+    /// the caller's own, when it is staff.
+    pub async fn update_staff_access(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        access: StaffAccess,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::UpdateStaffAccess)?;
+        if pool.slug.is_staff() {
+            return Err(ParseError::new(
+                "StaffAccessEnabled",
+                "the staff pool always accepts its own tokens",
+            )
+            .into());
+        }
+        let mut settings = self.current_settings(pool).await?;
+        settings.staff_access = access;
+        self.save_pool_settings(pool, settings, principal, meta, "staff_access")
             .await
     }
 }

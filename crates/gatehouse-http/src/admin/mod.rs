@@ -85,6 +85,10 @@ pub fn routes() -> Router<AppState> {
             "/api/auth/settings/invitation-messages",
             get(settings::get_invitation_messages).put(settings::put_invitation_messages),
         )
+        .route(
+            "/api/auth/settings/staff-access",
+            get(settings::get_staff_access).put(settings::put_staff_access),
+        )
         .route("/api/audit/events", get(audit::events))
         .merge(app_clients::routes())
 }

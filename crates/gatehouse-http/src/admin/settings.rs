@@ -195,3 +195,40 @@ mod tests {
         );
     }
 }
+
+/// `/api/auth/settings/staff-access` (an extension): whether staff tokens are accepted here.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct StaffAccessBody {
+    staff_access_enabled: bool,
+}
+
+pub async fn get_staff_access(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<StaffAccessBody>, ApiError> {
+    let access = state.gh.staff_access(&pool, &caller)?;
+    Ok(Json(StaffAccessBody {
+        staff_access_enabled: access == gatehouse_domain::pool::StaffAccess::Allowed,
+    }))
+}
+
+pub async fn put_staff_access(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<StaffAccessBody>,
+) -> Result<StatusCode, ApiError> {
+    let access = if body.staff_access_enabled {
+        gatehouse_domain::pool::StaffAccess::Allowed
+    } else {
+        gatehouse_domain::pool::StaffAccess::Denied
+    };
+    state
+        .gh
+        .update_staff_access(&pool, &caller, access, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -303,3 +303,87 @@ async fn pools_can_sign_with_rs256_and_eddsa() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+#[tokio::test]
+async fn staff_work_in_client_pools_until_the_pool_turns_staff_access_off() {
+    let app = spawn_app().await;
+    app.create_user("staff", "sue", &["support"], "sue-staff-password-1")
+        .await;
+    let staff_client = app.create_client("staff", &[]).await;
+    let sue = app
+        .sign_in("staff", &staff_client, "sue", "sue-staff-password-1")
+        .await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &["admin"], "ada-password-123")
+        .await;
+    app.create_user("acme", "alice", &[], "alice-password-1")
+        .await;
+    let client = app.create_client("acme", &[]).await;
+    let ada = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    let impersonate = |token: String| {
+        app.http
+            .post(app.pool_url("acme", "/api/user-management/users/alice/impersonate"))
+            .bearer_auth(token)
+            .send()
+    };
+
+    // A staff support agent impersonates in a client pool with its single staff profile.
+    let res = impersonate(sue.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["attributes"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let claims = verify_with_jose(&app, "acme", &token).await.unwrap()["payload"].clone();
+    assert_eq!(claims["act"]["username"], "sue");
+    assert_eq!(claims["act"]["pool"], "staff");
+    // Support may read users here, but not change them.
+    let users = app.pool_url("acme", "/api/user-management/users");
+    let res = app.http.get(&users).bearer_auth(&sue).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .http
+        .delete(format!("{users}/alice"))
+        .bearer_auth(&sue)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // The pool's administrator turns staff access off: staff tokens are refused at once.
+    let setting = app.pool_url("acme", "/api/auth/settings/staff-access");
+    let res = app
+        .http
+        .put(&setting)
+        .bearer_auth(&ada)
+        .json(&json!({"StaffAccessEnabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(impersonate(sue.clone()).await.unwrap().status(), 401);
+    let res = app
+        .http
+        .get(&setting)
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"StaffAccessEnabled": false})
+    );
+
+    let res = app
+        .http
+        .put(&setting)
+        .bearer_auth(&ada)
+        .json(&json!({"StaffAccessEnabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(impersonate(sue).await.unwrap().status(), 200);
+}
