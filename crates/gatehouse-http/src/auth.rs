@@ -115,3 +115,37 @@ pub async fn respond(
         .await?;
     Ok(answer(outcome))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmResetRequest {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    username: String,
+    code: String,
+    new_password: String,
+}
+
+/// `POST /api/auth/confirm-password-reset`: the code an administrator's reset sent, and a
+/// new password.
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    ApiJson(req): ApiJson<ConfirmResetRequest>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    state
+        .gh
+        .confirm_password_reset(
+            &pool,
+            &req.client_id,
+            req.client_secret.map(Secret::new),
+            &req.username,
+            &Secret::new(req.code),
+            &Secret::new(req.new_password),
+            &meta,
+        )
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -60,6 +60,10 @@ fn pool_routes() -> Router<AppState> {
         .route("/api/auth/initiate", post(auth::initiate))
         .route("/api/auth/respond", post(auth::respond))
         .route(
+            "/api/auth/confirm-password-reset",
+            post(auth::confirm_password_reset),
+        )
+        .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),
         )

@@ -1,15 +1,17 @@
 //! Password sign-in through the API (`POST /api/auth/initiate` with `USER_PASSWORD`), and the
-//! `NEW_PASSWORD_REQUIRED` challenge that a temporary password leads to.
+//! `NEW_PASSWORD_REQUIRED` challenge that a temporary password leads to, and the confirmation
+//! of an administrator's password reset.
 
 use gatehouse_crypto::jws::{self, Expect};
-use gatehouse_crypto::secret::{Secret, random_token};
+use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
+use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{RevokedToken, Session, SessionKind};
 use gatehouse_domain::time::Timestamp;
-use gatehouse_domain::user::{PasswordCredential, User, UserStatus};
+use gatehouse_domain::user::{PasswordCredential, User, UserStatus, VerifiableAttribute};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
@@ -203,6 +205,56 @@ impl Gatehouse {
             .detail("change", "password set at first sign-in");
         self.store.update_user(&user, &event).await?;
         self.start_session(pool, &client, &user, meta).await
+    }
+
+    /// Completes an administrator's password reset with the code sent to the user and a new
+    /// password that meets the pool's policy. The user is confirmed (its e-mail, which
+    /// received the code, proven) and can sign in. A code is good for one attempt.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn confirm_password_reset(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+        username: &str,
+        code: &Secret,
+        new_password: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        self.sign_in_client(pool, client_id, client_secret).await?;
+        let invalid = || ServiceError::from(ParseError::new("code", "invalid or expired code"));
+        // The policy first, so that a rejected password does not use the code up.
+        pool.settings.password_policy.check(new_password.expose())?;
+        let user = match Username::parse(username) {
+            Ok(u) => self.store.user_by_username(pool.id, &u).await?,
+            Err(_) => None,
+        };
+        let Some(mut user) = user.filter(|u| u.status == UserStatus::ResetRequired) else {
+            return Err(invalid());
+        };
+        let stored = self
+            .store
+            .take_verification_code(pool.id, user.id, VerifiableAttribute::Email)
+            .await?
+            .ok_or_else(invalid)?;
+        let now = self.now();
+        let presented = sha256(code.expose().trim().as_bytes());
+        if stored.expires_at <= now || !constant_time_eq(&stored.code_sha256, &presented) {
+            return Err(invalid());
+        }
+        user.password = Some(PasswordCredential {
+            phc: self.hasher.hash(new_password).await?,
+            temporary_until: None,
+        });
+        user.status = UserStatus::Confirmed;
+        user.attributes.email_verified = Some(true);
+        user.updated_at = now;
+        let event = self
+            .event(pool, AuditAction::UserUpdated, None, meta)
+            .subject(&user.username)
+            .detail("change", "password reset confirmed");
+        self.store.update_user(&user, &event).await?;
+        Ok(())
     }
 
     async fn start_session(

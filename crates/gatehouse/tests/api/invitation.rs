@@ -109,3 +109,99 @@ async fn invited_users_set_a_password_at_first_sign_in() {
     app.sign_in("acme", &client, "bob", "bobs-new-password-7")
         .await;
 }
+
+#[tokio::test]
+async fn a_reset_password_is_replaced_with_the_code_sent_to_the_user() {
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &["admin"], "ada-password-123")
+        .await;
+    app.create_user("acme", "bob", &[], "bobs-old-password")
+        .await;
+    let client = app.create_client("acme", &[]).await;
+    let admin = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    let bob = app
+        .sign_in("acme", &client, "bob", "bobs-old-password")
+        .await;
+
+    let reset = || {
+        app.http
+            .post(app.pool_url(
+                "acme",
+                "/api/user-management/users/bob/actions/reset-password",
+            ))
+            .bearer_auth(&admin)
+            .send()
+    };
+    let last_code = || {
+        let messages = app.outbox();
+        let body = messages.last().unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        body.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches('.')
+            .to_owned()
+    };
+    let confirm = |code: String, password: &'static str| {
+        app.http
+            .post(app.pool_url("acme", "/api/auth/confirm-password-reset"))
+            .json(
+                &json!({"client_id": client.id, "client_secret": client.secret,
+                "username": "bob", "code": code, "new_password": password}),
+            )
+            .send()
+    };
+
+    assert_eq!(reset().await.unwrap().status(), 204);
+    // The reset revoked Bob's tokens and his old password.
+    assert_eq!(app.introspect("acme", &client, &bob).await["active"], false);
+    let old = app
+        .http
+        .post(app.pool_url("acme", "/api/auth/initiate"))
+        .json(&json!({"flow": "USER_PASSWORD", "client_id": client.id,
+            "client_secret": client.secret, "username": "bob", "password": "bobs-old-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 401);
+
+    // A wrong guess uses the code up: the right one no longer works either.
+    let code = last_code();
+    assert_eq!(
+        confirm("000000x".into(), "bobs-new-password")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        confirm(code, "bobs-new-password").await.unwrap().status(),
+        400
+    );
+
+    // A new reset, a new code. A password the policy refuses does not spend it.
+    assert_eq!(reset().await.unwrap().status(), 204);
+    let code = last_code();
+    assert_eq!(confirm(code.clone(), "short").await.unwrap().status(), 400);
+    assert_eq!(
+        confirm(code, "bobs-new-password").await.unwrap().status(),
+        204
+    );
+    app.sign_in("acme", &client, "bob", "bobs-new-password")
+        .await;
+    let res = app
+        .http
+        .get(app.pool_url("acme", "/api/user-management/users/bob"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(user["status"], "CONFIRMED");
+    assert_eq!(user["attributes"]["email_verified"], true);
+}
