@@ -30,12 +30,19 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub outbox: PathBuf,
     pub database_url: String,
+    backend: Backend,
     _dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// A server on the backend `GATEHOUSE_TEST_BACKEND` names (`sqlite`, the default, or
+/// `postgres`), so that the whole suite can run on either.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(Backend::Sqlite).await
+    let backend = match std::env::var("GATEHOUSE_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
+    spawn_app_on(backend).await
 }
 
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
@@ -93,8 +100,27 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config
         clock,
         outbox: dir.path().join("outbox").join("outbox.jsonl"),
         database_url,
+        backend,
         _dir: dir,
         _shutdown: tx,
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops a test's PostgreSQL database (on a thread of its own: `Drop` cannot await).
+    fn drop(&mut self) {
+        if self.backend == Backend::Postgres {
+            let url = self.database_url.clone();
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(gatehouse_store::test_support::drop_postgres_database(&url));
+                }
+            })
+            .join();
+        }
     }
 }
 

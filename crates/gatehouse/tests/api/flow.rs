@@ -175,9 +175,6 @@ async fn product_page_flow(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(app.audit_count("acme", "impersonation.ended").await, 1);
-    if backend == Backend::Postgres {
-        gatehouse_store::test_support::drop_postgres_database(&app.database_url).await;
-    }
 }
 
 #[tokio::test]
