@@ -75,6 +75,7 @@ macro_rules! actions {
 actions! {
     PoolCreated => "pool.created",
     PoolSettingsUpdated => "pool.settings_updated",
+    PoolHostsChanged => "pool.hosts_changed",
     UserSignedIn => "user.signed_in",
     UserSignInFailed => "user.sign_in_failed",
     UserCreated => "user.created",

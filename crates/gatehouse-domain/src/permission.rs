@@ -77,6 +77,7 @@ permissions! {
     RetrieveRevocations => "auth:RetrieveRevocations",
     RetrievePools => "pool:RetrievePools",
     CreatePool => "pool:CreatePool",
+    UpdatePool => "pool:UpdatePool",
 }
 
 impl Permission {
@@ -86,7 +87,10 @@ impl Permission {
 
     /// Pool management exists only in the staff pool.
     pub fn is_staff_only(self) -> bool {
-        matches!(self, Permission::RetrievePools | Permission::CreatePool)
+        matches!(
+            self,
+            Permission::RetrievePools | Permission::CreatePool | Permission::UpdatePool
+        )
     }
 }
 

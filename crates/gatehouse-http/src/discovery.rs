@@ -6,10 +6,16 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use gatehouse_domain::client::GrantType;
+use gatehouse_domain::permission::{Permission, Scope};
+use gatehouse_domain::pool::Pool;
+
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::PoolCtx;
 
+/// The pool's authorization-server metadata: exactly what the pool supports today, so a
+/// client that believes it is never surprised (a test holds each field against the endpoints).
 #[derive(Serialize)]
 struct Metadata {
     issuer: String,
@@ -22,21 +28,31 @@ struct Metadata {
     token_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: &'static [&'static str],
     revocation_endpoint_auth_methods_supported: &'static [&'static str],
-    scopes_supported: Vec<&'static str>,
+    /// OIDC scopes, permissions, and the pool API's resource identifiers.
+    scopes_supported: Vec<String>,
     subject_types_supported: &'static [&'static str],
-    id_token_signing_alg_values_supported: &'static [&'static str],
+    /// No authorization endpoint yet, so no response type and no ID token.
     response_types_supported: &'static [&'static str],
+    id_token_signing_alg_values_supported: &'static [&'static str],
+    /// Not a registered name: the algorithm of the pool's access tokens (RFC 9068 JWTs).
+    access_token_signing_alg_values_supported: [&'static str; 1],
     claims_supported: &'static [&'static str],
 }
 
-fn metadata(state: &AppState, pool: &gatehouse_domain::pool::Pool) -> Metadata {
+/// Grants the token endpoint serves; the others answer `unsupported_grant_type`.
+const GRANT_TYPES: &[&str] = &["client_credentials", GrantType::TOKEN_EXCHANGE_URN];
+
+/// Client authentication methods the token, introspection and revocation endpoints accept.
+const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+
+fn metadata(state: &AppState, pool: &Pool) -> Metadata {
     let issuer = state.gh.issuer(pool);
-    let mut scopes: Vec<&'static str> = gatehouse_domain::permission::Scope::OIDC.to_vec();
-    scopes.extend(
-        gatehouse_domain::permission::Permission::ALL
-            .iter()
-            .map(|p| p.as_str()),
-    );
+    let scopes_supported = Scope::OIDC
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(Permission::ALL.iter().map(|p| p.as_str().to_owned()))
+        .chain(state.gh.api_resources(pool))
+        .collect();
     Metadata {
         token_endpoint: format!("{issuer}/oauth2/token"),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
@@ -44,20 +60,15 @@ fn metadata(state: &AppState, pool: &gatehouse_domain::pool::Pool) -> Metadata {
         revocation_endpoint: format!("{issuer}/oauth2/revoke"),
         userinfo_endpoint: format!("{issuer}/oauth2/userinfo"),
         issuer,
-        grant_types_supported: &[
-            "client_credentials",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-        ],
-        token_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post"],
-        introspection_endpoint_auth_methods_supported: &[
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        revocation_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post"],
-        scopes_supported: scopes,
+        grant_types_supported: GRANT_TYPES,
+        token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        scopes_supported,
         subject_types_supported: &["public"],
-        id_token_signing_alg_values_supported: &["RS256"],
         response_types_supported: &[],
+        id_token_signing_alg_values_supported: &[],
+        access_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
         claims_supported: &[
             "iss",
             "sub",

@@ -92,6 +92,10 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/openapi.json", get(discovery::openapi))
         .route("/api/pools", get(pools::list).post(pools::create))
+        .route(
+            "/api/pools/{pool}/hosts",
+            axum::routing::put(pools::set_hosts),
+        )
         .nest("/pools/{pool}", pool_routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::client::GrantType;
 use gatehouse_domain::ids::Username;
+use gatehouse_service::grants::client_credentials::ScopeRequest;
 use gatehouse_service::impersonation::ImpersonationRequest;
 use gatehouse_service::tokens::{AccessClaims, ClientAuthMethod, ClientCredentials};
 use gatehouse_service::{OAuthError, OAuthErrorCode};
@@ -37,6 +38,9 @@ pub struct OAuthForm {
     requested_token_type: Option<String>,
     /// Gatehouse extension for token exchange: why the impersonation is needed.
     reason: Option<String>,
+    /// RFC 8707 resource indicators, the one parameter that may repeat.
+    #[serde(skip)]
+    resources: Vec<String>,
 }
 
 /// An `application/x-www-form-urlencoded` body parsed into [`OAuthForm`], with OAuth errors.
@@ -60,19 +64,23 @@ impl FromRequest<AppState> for Form {
         let bytes = bytes::Bytes::from_request(req, state)
             .await
             .map_err(|_| OAuthResponseError::invalid_request("the body could not be read"))?;
-        // Repeated parameters are an error (RFC 6749 §3.2).
+        // Repeated parameters are an error (RFC 6749 §3.2), except `resource` (RFC 8707 §2).
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| OAuthResponseError::invalid_request("the body is not a valid form"))?;
         let mut seen = std::collections::HashSet::new();
-        for (k, _) in &pairs {
-            if !seen.insert(k.as_str()) {
+        let mut resources = Vec::new();
+        for (k, v) in &pairs {
+            if k == "resource" {
+                resources.push(v.clone());
+            } else if !seen.insert(k.as_str()) {
                 return Err(OAuthResponseError::invalid_request(format!(
                     "the parameter {k} is repeated"
                 )));
             }
         }
-        let form: OAuthForm = serde_urlencoded::from_bytes(&bytes)
+        let mut form: OAuthForm = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| OAuthResponseError::invalid_request("the body is not a valid form"))?;
+        form.resources = resources;
         Ok(Form(form))
     }
 }
@@ -84,7 +92,8 @@ fn form_decode(s: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Client credentials from HTTP Basic (RFC 6749 §2.3.1, form-encoded id and secret) or the body.
+/// Client credentials from HTTP Basic or the body. RFC 6749 §2.3.1 has Basic credentials
+/// form-encoded first; many clients skip that, so the value as sent is kept as well.
 fn client_credentials(
     headers: &HeaderMap,
     form: &OAuthForm,
@@ -110,10 +119,20 @@ fn client_credentials(
             };
             let raw = STANDARD.decode(b64.as_bytes()).map_err(|_| invalid())?;
             let raw = String::from_utf8(raw).map_err(|_| invalid())?;
-            let (id, secret) = raw.split_once(':').ok_or_else(invalid)?;
-            let id = form_decode(id).ok_or_else(invalid)?;
-            let secret = form_decode(secret).ok_or_else(invalid)?;
-            if form.client_id.as_deref().is_some_and(|f| f != id) {
+            let (raw_id, raw_secret) = raw.split_once(':').ok_or_else(invalid)?;
+            let decoded = form_decode(raw_id).zip(form_decode(raw_secret));
+            let as_sent = match &decoded {
+                Some((id, secret)) if id == raw_id && secret == raw_secret => None,
+                _ => Some((raw_id.to_owned(), Secret::new(raw_secret))),
+            };
+            // Not form-encoded after all (a lone `%`): the value as sent is the only reading.
+            let (id, secret) =
+                decoded.unwrap_or_else(|| (raw_id.to_owned(), raw_secret.to_owned()));
+            if form
+                .client_id
+                .as_deref()
+                .is_some_and(|f| f != id && f != raw_id)
+            {
                 return Err(OAuthResponseError::invalid_request(
                     "client_id differs from the authenticated client",
                 ));
@@ -122,6 +141,7 @@ fn client_credentials(
                 client_id: id,
                 secret: Some(Secret::new(secret)),
                 method: ClientAuthMethod::Basic,
+                as_sent,
             })
         }
         (None, secret) => {
@@ -137,6 +157,7 @@ fn client_credentials(
                 client_id: id,
                 secret: secret.clone().map(Secret::new),
                 method: ClientAuthMethod::Post,
+                as_sent: None,
             })
         }
     }
@@ -182,9 +203,13 @@ pub async fn token(
     let creds = client_credentials(&headers, &form)?;
     match GrantType::parse(grant) {
         Ok(GrantType::ClientCredentials) => {
-            let (issued, granted) = state
+            let request = ScopeRequest {
+                scope: form.scope.as_deref(),
+                resources: &form.resources,
+            };
+            let (issued, grant) = state
                 .gh
-                .client_credentials_grant(&pool, &creds, form.scope.as_deref(), &meta)
+                .client_credentials_grant(&pool, &creds, request, &meta)
                 .await
                 .map_err(|e| with_method(e, &creds))?;
             Ok(oauth_json(TokenResponse {
@@ -192,7 +217,8 @@ pub async fn token(
                 token_type: "Bearer",
                 expires_in: issued.expires_in,
                 scope: Some(
-                    granted
+                    grant
+                        .scopes
                         .iter()
                         .map(|s| s.as_str())
                         .collect::<Vec<_>>()

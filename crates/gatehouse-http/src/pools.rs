@@ -1,4 +1,5 @@
-//! Pool management for staff administrators: `GET/POST {public_url}/api/pools`.
+//! Pool management for staff administrators: `GET/POST {public_url}/api/pools` and
+//! `PUT {public_url}/api/pools/{pool}/hosts`.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -72,12 +73,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreatePool>,
 ) -> Result<Response, ApiError> {
     let slug = PoolSlug::parse(&body.name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let hosts = body
-        .hosts
-        .iter()
-        .map(|h| HostName::parse(h))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let hosts = parse_hosts(&body.hosts)?;
     let mut settings = PoolSettings::default();
     if let Some(alg) = &body.alg {
         settings.signing_alg =
@@ -88,4 +84,58 @@ pub async fn create(
         .create_pool(slug, settings, hosts, Some(&p), &meta)
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, &pool))).into_response())
+}
+
+fn parse_hosts(hosts: &[String]) -> Result<Vec<HostName>, ApiError> {
+    hosts
+        .iter()
+        .map(|h| HostName::parse(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetHosts {
+    /// In order: the first host names the issuer. Empty unbinds the pool.
+    hosts: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct HostsChanged {
+    #[serde(flatten)]
+    pool: PoolView,
+    previous_issuer: String,
+    issuer_changed: bool,
+    /// What the change did to tokens already issued, in words.
+    tokens: String,
+}
+
+/// `PUT /api/pools/{pool}/hosts`: replaces the host names bound to a pool.
+pub async fn set_hosts(
+    State(state): State<AppState>,
+    Staff(p): Staff,
+    Meta(meta): Meta,
+    axum::extract::Path(pool): axum::extract::Path<String>,
+    ApiJson(body): ApiJson<SetHosts>,
+) -> Result<Response, ApiError> {
+    let slug = PoolSlug::parse(&pool).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let hosts = parse_hosts(&body.hosts)?;
+    let change = state.gh.set_pool_hosts(&p, &slug, hosts, &meta).await?;
+    let tokens = if change.issuer_changed() {
+        format!(
+            "the issuer changed: tokens issued under {} are refused from now on; clients \
+             discover {} and get new tokens",
+            change.previous_issuer, change.issuer
+        )
+    } else {
+        "the issuer is unchanged: tokens already issued stay valid".to_owned()
+    };
+    Ok(Json(HostsChanged {
+        pool: view(&state, &change.pool),
+        issuer_changed: change.issuer_changed(),
+        previous_issuer: change.previous_issuer,
+        tokens,
+    })
+    .into_response())
 }

@@ -7,6 +7,7 @@ pub mod audit_sink;
 pub mod cache;
 pub mod clients;
 pub mod error;
+pub mod grants;
 pub mod groups;
 pub mod impersonation;
 pub mod keyring;
@@ -25,6 +26,7 @@ use gatehouse_crypto::password::PasswordHasher;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::store::Store;
 use gatehouse_domain::time::{Clock, Timestamp};
+use gatehouse_domain::urls::PublicUrl;
 
 pub use error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
 pub use principal::{Principal, RequestMeta};
@@ -41,7 +43,7 @@ pub struct Gatehouse {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     messages: Arc<dyn MessageTransport>,
-    public_url: String,
+    public_url: PublicUrl,
     keyring: Keyring,
     pools: PoolCache,
     clients: ClientCache,
@@ -62,8 +64,8 @@ pub struct GatehouseParts {
     pub master_key: MasterKey,
     pub hasher: PasswordHasher,
     pub messages: Arc<dyn MessageTransport>,
-    /// The externally visible base URL, without a trailing slash.
-    pub public_url: String,
+    /// The externally visible base URL.
+    pub public_url: PublicUrl,
 }
 
 impl Gatehouse {
@@ -77,7 +79,7 @@ impl Gatehouse {
             clock: parts.clock,
             hasher: parts.hasher,
             messages: parts.messages,
-            public_url: parts.public_url.trim_end_matches('/').to_owned(),
+            public_url: parts.public_url,
         }
     }
 
@@ -100,11 +102,23 @@ impl Gatehouse {
     }
 
     pub fn public_url(&self) -> &str {
-        &self.public_url
+        self.public_url.as_str()
     }
 
-    /// The pool's base URL, which is also its OIDC issuer.
+    /// The pool's OIDC issuer: its base URL, or `{scheme}://{first host}` when it is bound to
+    /// host names (SPEC §4).
     pub fn issuer(&self, pool: &Pool) -> String {
-        format!("{}/pools/{}", self.public_url, pool.slug)
+        self.public_url.issuer(pool)
+    }
+
+    /// The identifiers of the pool's API as a resource server (SPEC §4).
+    pub fn api_resources(&self, pool: &Pool) -> Vec<String> {
+        self.public_url.api_resources(pool)
+    }
+
+    /// The pool API identifier a client named as a scope or an RFC 8707 `resource`, in its
+    /// canonical form.
+    pub fn api_resource(&self, pool: &Pool, requested: &str) -> Option<String> {
+        self.public_url.api_resource(pool, requested)
     }
 }

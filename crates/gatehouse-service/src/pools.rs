@@ -33,6 +33,22 @@ impl Default for PoolCache {
     }
 }
 
+/// The outcome of re-binding a pool's hosts. When the issuer changed, tokens issued under the
+/// previous one are refused from then on: every token is checked against the pool's current
+/// issuer, here and by downstream verifiers that discover it.
+#[derive(Debug, Clone)]
+pub struct HostChange {
+    pub pool: Pool,
+    pub previous_issuer: String,
+    pub issuer: String,
+}
+
+impl HostChange {
+    pub fn issuer_changed(&self) -> bool {
+        self.previous_issuer != self.issuer
+    }
+}
+
 impl PoolCache {
     pub fn forget(&self, slug: &PoolSlug) {
         self.by_slug.retain(|k, _| k != slug);
@@ -157,6 +173,72 @@ impl Gatehouse {
             .await?;
         self.pools.forget(&pool.slug);
         Ok(())
+    }
+
+    /// Binds a pool to these host names, in this order, replacing its bindings: the first
+    /// host names the pool's issuer (SPEC §4). A staff administrator's operation.
+    pub async fn set_pool_hosts(
+        &self,
+        principal: &Principal,
+        slug: &PoolSlug,
+        hosts: Vec<HostName>,
+        meta: &RequestMeta,
+    ) -> ServiceResult<HostChange> {
+        principal.require(Permission::UpdatePool)?;
+        if !principal.home_pool.is_staff() {
+            return Err(ServiceError::Forbidden(
+                "only staff administrators manage pools".to_owned(),
+            ));
+        }
+        self.change_hosts(slug, hosts, Some(principal), meta).await
+    }
+
+    /// [`Gatehouse::set_pool_hosts`] for the operator's command line, which has no principal.
+    pub async fn set_pool_hosts_as_operator(
+        &self,
+        slug: &PoolSlug,
+        hosts: Vec<HostName>,
+    ) -> ServiceResult<HostChange> {
+        self.change_hosts(slug, hosts, None, &RequestMeta::default())
+            .await
+    }
+
+    async fn change_hosts(
+        &self,
+        slug: &PoolSlug,
+        hosts: Vec<HostName>,
+        principal: Option<&Principal>,
+        meta: &RequestMeta,
+    ) -> ServiceResult<HostChange> {
+        let before = self
+            .store
+            .pool_by_slug(slug)
+            .await?
+            .ok_or(ServiceError::NotFound("pool"))?;
+        let mut after = before.clone();
+        let mut seen = std::collections::BTreeSet::new();
+        after.hosts = hosts
+            .into_iter()
+            .filter(|h| seen.insert(h.clone()))
+            .collect();
+        let previous_issuer = self.issuer(&before);
+        let issuer = self.issuer(&after);
+        let listed: Vec<&str> = after.hosts.iter().map(HostName::as_str).collect();
+        let event = self
+            .event(&before, AuditAction::PoolHostsChanged, principal, meta)
+            .subject(&before.slug)
+            .detail("hosts", listed.join(" "))
+            .detail("issuer", &issuer)
+            .detail("previous_issuer", &previous_issuer);
+        self.store
+            .set_pool_hosts(before.id, &after.hosts, &event)
+            .await?;
+        self.pools.forget(slug);
+        Ok(HostChange {
+            pool: after,
+            previous_issuer,
+            issuer,
+        })
     }
 
     /// The pool's public keys, for its JWKS document.

@@ -67,6 +67,7 @@ impl Gatehouse {
                     client_id: client_id.to_owned(),
                     secret,
                     method: ClientAuthMethod::Post,
+                    as_sent: None,
                 },
             )
             .await

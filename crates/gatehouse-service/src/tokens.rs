@@ -1,11 +1,11 @@
-//! Access tokens: the claims, the one minting path, client authentication, the
-//! client-credentials grant, bearer authentication, introspection (RFC 7662) and revocation
-//! (RFC 7009).
+//! Access tokens: the claims, the one minting path, client authentication, bearer
+//! authentication, introspection (RFC 7662) and revocation (RFC 7009). The grants that mint
+//! them live in [`crate::grants`].
 
 use gatehouse_crypto::jws::{self, Expect, JwsError, TYP_ACCESS_TOKEN};
 use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::{AppClient, GrantType};
+use gatehouse_domain::client::AppClient;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::permission::{Permission, PermissionSet, Scope};
@@ -83,6 +83,8 @@ pub enum TokenSubject<'a> {
     Client {
         client: &'a AppClient,
         scopes: &'a [Scope],
+        /// The resource the token is for; the pool's issuer when none was named.
+        audience: Option<&'a str>,
     },
     User {
         user: &'a User,
@@ -107,6 +109,9 @@ pub struct ClientCredentials {
     pub client_id: String,
     pub secret: Option<Secret>,
     pub method: ClientAuthMethod,
+    /// Basic credentials exactly as sent, when form-decoding them (RFC 6749 §2.3.1) changed
+    /// them: some clients, BriteCore's SDK among them, do not form-encode first.
+    pub as_sent: Option<(String, Secret)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +177,12 @@ impl Gatehouse {
             act: None,
         };
         let claims = match subject {
-            TokenSubject::Client { client, scopes } => AccessClaims {
+            TokenSubject::Client {
+                client,
+                scopes,
+                audience,
+            } => AccessClaims {
+                aud: audience.map_or(base.aud.clone(), str::to_owned),
                 sub: client.client_id.to_string(),
                 client_id: Some(client.client_id.to_string()),
                 scope: Some(
@@ -221,79 +231,43 @@ impl Gatehouse {
         pool: &Pool,
         creds: &ClientCredentials,
     ) -> ServiceResult<std::sync::Arc<AppClient>> {
-        let invalid = || {
-            ServiceError::OAuth(OAuthError::new(
-                OAuthErrorCode::InvalidClient,
-                "client authentication failed",
-            ))
-        };
-        let id = ClientId::parse(&creds.client_id).map_err(|_| invalid())?;
-        let client = self.client(pool.id, &id).await?;
-        // Hash even when the client is unknown, so timing does not tell which ids exist.
-        let presented = creds.secret.as_ref().map(hash_client_secret);
-        let (Some(client), Some(presented)) = (client, presented) else {
-            return Err(invalid());
-        };
-        match client.secret_sha256 {
-            Some(stored) if constant_time_eq(&stored.0, &presented) => Ok(client),
-            _ => Err(invalid()),
+        if let Some(client) = self
+            .client_with_secret(pool, &creds.client_id, creds.secret.as_ref())
+            .await?
+        {
+            return Ok(client);
         }
+        if let Some((id, secret)) = &creds.as_sent
+            && let Some(client) = self.client_with_secret(pool, id, Some(secret)).await?
+        {
+            return Ok(client);
+        }
+        Err(ServiceError::OAuth(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "client authentication failed",
+        )))
     }
 
-    /// The client-credentials grant. Requested scopes the client lacks are dropped; none
-    /// requested means all of the client's scopes.
-    pub async fn client_credentials_grant(
+    /// The client with this id, if the secret is its own.
+    async fn client_with_secret(
         &self,
         pool: &Pool,
-        creds: &ClientCredentials,
-        requested_scope: Option<&str>,
-        meta: &RequestMeta,
-    ) -> ServiceResult<(IssuedToken, Vec<Scope>)> {
-        let client = self.authenticate_client(pool, creds).await?;
-        if !client.grant_types.contains(&GrantType::ClientCredentials) {
-            return Err(OAuthError::new(
-                OAuthErrorCode::UnauthorizedClient,
-                "the client may not use the client_credentials grant",
-            )
-            .into());
-        }
-        let granted: Vec<Scope> = match requested_scope.map(str::trim) {
-            Some(req) if !req.is_empty() => {
-                let wanted: Vec<&str> = req.split_ascii_whitespace().collect();
-                client
-                    .scopes
-                    .iter()
-                    .filter(|s| wanted.contains(&s.as_str()))
-                    .cloned()
-                    .collect()
-            }
-            _ => client.scopes.clone(),
+        client_id: &str,
+        secret: Option<&Secret>,
+    ) -> ServiceResult<Option<std::sync::Arc<AppClient>>> {
+        let Ok(id) = ClientId::parse(client_id) else {
+            return Ok(None);
         };
-        let issued = self
-            .mint_access_token(
-                pool,
-                TokenSubject::Client {
-                    client: &client,
-                    scopes: &granted,
-                },
-                pool.settings.access_token_ttl_secs,
-            )
-            .await?;
-        let mut event = self
-            .event(pool, AuditAction::TokenIssued, None, meta)
-            .subject(&client.client_id)
-            .detail("grant_type", "client_credentials")
-            .detail("jti", &issued.claims.jti)
-            .actor(Actor {
-                kind: ActorKind::Client,
-                id: client.client_id.to_string(),
-                username: None,
-                pool: pool.slug.clone(),
-                client_id: Some(client.client_id.clone()),
-            });
-        event.client_id = Some(client.client_id.clone());
-        self.audit_sink.record(event).await;
-        Ok((issued, granted))
+        let client = self.client(pool.id, &id).await?;
+        // Hash even when the client is unknown, so timing does not tell which ids exist.
+        let presented = secret.map(hash_client_secret);
+        let (Some(client), Some(presented)) = (client, presented) else {
+            return Ok(None);
+        };
+        Ok(match client.secret_sha256 {
+            Some(stored) if constant_time_eq(&stored.0, &presented) => Some(client),
+            _ => None,
+        })
     }
 
     /// Verifies an access token presented to `pool`: signature, issuer, expiry, revocation,

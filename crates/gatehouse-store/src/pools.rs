@@ -63,7 +63,7 @@ pub(crate) async fn list(store: &SqlStore) -> StoreResult<Vec<Pool>> {
         .fetch_all(&store.pool)
         .await
         .store()?;
-    let host_rows = sqlx::query("SELECT pool_id, host FROM pool_hosts ORDER BY host")
+    let host_rows = sqlx::query("SELECT pool_id, host FROM pool_hosts ORDER BY position, host")
         .fetch_all(&store.pool)
         .await
         .store()?;
@@ -148,11 +148,14 @@ async fn insert_hosts(
     pool: PoolId,
     hosts: &[HostName],
 ) -> StoreResult<()> {
-    let unique: BTreeSet<&str> = hosts.iter().map(HostName::as_str).collect();
-    for host in unique {
-        sqlx::query("INSERT INTO pool_hosts (host, pool_id) VALUES ($1, $2)")
-            .bind(host)
+    // The order is kept (the first host names the issuer); a repeated host counts once.
+    let mut seen = BTreeSet::new();
+    let unique = hosts.iter().filter(|h| seen.insert(h.as_str()));
+    for (position, host) in unique.enumerate() {
+        sqlx::query("INSERT INTO pool_hosts (host, pool_id, position) VALUES ($1, $2, $3)")
+            .bind(host.as_str())
             .bind(pool.to_string())
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
             .execute(&mut *conn)
             .await
             .conflict(HOST_TAKEN)?;
@@ -186,11 +189,12 @@ async fn insert_key(
 async fn with_hosts(store: &SqlStore, row: Option<AnyRow>) -> StoreResult<Option<Pool>> {
     let Some(row) = row else { return Ok(None) };
     let id: String = get(&row, "id")?;
-    let host_rows = sqlx::query("SELECT host FROM pool_hosts WHERE pool_id = $1 ORDER BY host")
-        .bind(id)
-        .fetch_all(&store.pool)
-        .await
-        .store()?;
+    let host_rows =
+        sqlx::query("SELECT host FROM pool_hosts WHERE pool_id = $1 ORDER BY position, host")
+            .bind(id)
+            .fetch_all(&store.pool)
+            .await
+            .store()?;
     let hosts = host_rows
         .iter()
         .map(|r| parsed(r, "host", HostName::parse))

@@ -9,6 +9,7 @@ use gatehouse_crypto::keys::MasterKey;
 use gatehouse_crypto::password::{HashCost, PasswordHasher};
 use gatehouse_crypto::secret::b64url_decode;
 use gatehouse_domain::time::{Clock, SystemClock};
+use gatehouse_domain::urls::PublicUrl;
 use gatehouse_http::{AppState, Metrics, Readiness};
 use gatehouse_service::messages::{FileOutbox, MessageTransport, SmtpSettings, SmtpTransport};
 use gatehouse_service::{Gatehouse, GatehouseParts};
@@ -107,7 +108,7 @@ pub async fn services(
         master_key: master_key(config)?,
         hasher,
         messages: transport(config)?,
-        public_url: config.public_url.clone(),
+        public_url: PublicUrl::parse(&config.public_url).map_err(|e| StartError(e.to_string()))?,
     });
     Ok((Arc::new(gh), store))
 }

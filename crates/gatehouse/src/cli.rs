@@ -70,6 +70,16 @@ enum PoolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the host names bound to a pool (none unbinds it). The first host names the
+    /// pool's issuer: when the issuer changes, tokens issued under the old one are refused.
+    SetHosts {
+        pool: String,
+        /// Host names whose root serves this pool, the issuer's first.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +152,13 @@ pub async fn main() -> ExitCode {
     }
 }
 
+fn parse_hosts(hosts: &[String]) -> Result<Vec<HostName>, String> {
+    hosts
+        .iter()
+        .map(|h| HostName::parse(h).map_err(|e| e.to_string()))
+        .collect()
+}
+
 async fn run(command: Command, config: &Config) -> Result<(), String> {
     match command {
         Command::Serve => serve(config).await,
@@ -153,11 +170,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
         }) => {
             let gh = services(config).await?;
             let slug = PoolSlug::parse(&pool).map_err(|e| e.to_string())?;
-            let hosts = hosts
-                .iter()
-                .map(|h| HostName::parse(h))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+            let hosts = parse_hosts(&hosts)?;
             let settings = PoolSettings {
                 signing_alg: SigningAlg::parse(&alg).map_err(|e| e.to_string())?,
                 ..PoolSettings::default()
@@ -174,6 +187,44 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 );
             } else {
                 println!("created pool {} (issuer {issuer})", created.slug);
+            }
+            Ok(())
+        }
+        Command::Pool(PoolCommand::SetHosts { pool, hosts, json }) => {
+            let gh = services(config).await?;
+            let slug = PoolSlug::parse(&pool).map_err(|e| e.to_string())?;
+            let change = gh
+                .set_pool_hosts_as_operator(&slug, parse_hosts(&hosts)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            let hosts: Vec<&str> = change.pool.hosts.iter().map(HostName::as_str).collect();
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "pool": change.pool.slug.as_str(),
+                        "hosts": hosts,
+                        "issuer": change.issuer,
+                        "previous_issuer": change.previous_issuer,
+                        "issuer_changed": change.issuer_changed(),
+                    })
+                );
+            } else if change.issuer_changed() {
+                println!(
+                    "pool {} now answers at [{}]; its issuer changed from {} to {}: tokens \
+                     issued under the old issuer are refused from now on",
+                    change.pool.slug,
+                    hosts.join(", "),
+                    change.previous_issuer,
+                    change.issuer
+                );
+            } else {
+                println!(
+                    "pool {} now answers at [{}]; its issuer {} is unchanged and tokens stay valid",
+                    change.pool.slug,
+                    hosts.join(", "),
+                    change.issuer
+                );
             }
             Ok(())
         }

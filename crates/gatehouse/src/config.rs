@@ -15,7 +15,8 @@ pub struct Config {
     pub database_url: String,
     /// Address to listen on.
     pub listen: String,
-    /// The externally visible base URL; pools live under `{public_url}/pools/{pool}`.
+    /// The externally visible base URL; pools live under `{public_url}/pools/{pool}`, and the
+    /// issuers of host-bound pools take its scheme.
     pub public_url: String,
     /// The 256-bit key sealing signing keys at rest, base64url. Required with PostgreSQL
     /// (every instance needs the same one); with SQLite, a key file is created if missing.
@@ -148,10 +149,8 @@ impl Config {
                 "database_url must start with sqlite:, postgres:// or postgresql://".to_owned(),
             ));
         }
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid(
-                "public_url must be an http:// or https:// URL".to_owned(),
-            ));
+        if let Err(e) = gatehouse_domain::urls::PublicUrl::parse(&self.public_url) {
+            return Err(ConfigError::Invalid(e.to_string()));
         }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(

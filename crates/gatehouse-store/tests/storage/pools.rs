@@ -7,15 +7,15 @@ use crate::fixtures::*;
 
 pub async fn create_and_look_up(db: &Db) {
     let store = &db.store;
-    let pool = pool_value("acme", &["acme.example.com", "login.acme.example"]);
+    // Hosts come back in the order they were bound: the first one names the issuer.
+    let pool = pool_value("acme", &["login.acme.example", "acme.example.com"]);
     let created = event(pool.id, AuditAction::PoolCreated, "acme");
     store
         .create_pool(&pool, &key(pool.id, "k1"), &created)
         .await
         .unwrap();
 
-    let mut expected = pool.clone();
-    expected.hosts.sort();
+    let expected = pool.clone();
     assert_eq!(
         store.pool_by_slug(&slug("acme")).await.unwrap(),
         Some(expected.clone())
@@ -134,6 +134,26 @@ pub async fn hosts_conflict_and_are_replaced(db: &Db) {
         a_now.hosts,
         vec![host("new.example.com"), host("two.example.com")]
     );
+
+    // A new order is an order too, in every way a pool is read.
+    store
+        .set_pool_hosts(
+            a.id,
+            &[host("two.example.com"), host("new.example.com")],
+            &event(a.id, AuditAction::PoolSettingsUpdated, "a"),
+        )
+        .await
+        .unwrap();
+    let reordered = vec![host("two.example.com"), host("new.example.com")];
+    assert_eq!(
+        store.pool_by_slug(&slug("a")).await.unwrap().unwrap().hosts,
+        reordered
+    );
+    let by_host = store.pool_by_host(&host("new.example.com")).await.unwrap();
+    assert_eq!(by_host.unwrap().hosts, reordered);
+    let listed = store.list_pools().await.unwrap();
+    let listed_a = listed.iter().find(|p| p.id == a.id).unwrap();
+    assert_eq!(listed_a.hosts, reordered);
 
     // The freed host can now go to b.
     store
