@@ -426,3 +426,47 @@ pub async fn userinfo(
         attributes: user.attributes,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode(raw));
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_credentials_are_read_form_decoded_and_as_sent() {
+        // RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
+        let c = client_credentials(&basic("my%20client:a%2Bb+c"), &OAuthForm::default()).unwrap();
+        assert_eq!(c.client_id, "my client");
+        assert_eq!(c.secret.as_ref().unwrap().expose(), "a+b c");
+        let (id, secret) = c.as_sent.unwrap();
+        assert_eq!((id.as_str(), secret.expose()), ("my%20client", "a%2Bb+c"));
+
+        // A client that skips the encoding still gets its secret read as sent.
+        let c = client_credentials(&basic("id:s3cr+t/=="), &OAuthForm::default()).unwrap();
+        assert_eq!(c.as_sent.unwrap().1.expose(), "s3cr+t/==");
+
+        // Nothing to decode: one reading only.
+        let c = client_credentials(&basic("id:plain-secret_1"), &OAuthForm::default()).unwrap();
+        assert_eq!(c.secret.unwrap().expose(), "plain-secret_1");
+        assert!(c.as_sent.is_none());
+
+        // A form client_id may match either reading, and nothing else.
+        let form = OAuthForm {
+            client_id: Some("my%20client".to_owned()),
+            ..OAuthForm::default()
+        };
+        assert!(client_credentials(&basic("my%20client:x"), &form).is_ok());
+        let form = OAuthForm {
+            client_id: Some("other".to_owned()),
+            ..OAuthForm::default()
+        };
+        assert!(client_credentials(&basic("my%20client:x"), &form).is_err());
+        assert!(client_credentials(&basic("no-colon"), &OAuthForm::default()).is_err());
+    }
+}

@@ -108,7 +108,7 @@ pub(crate) async fn set_hosts(
     event: &AuditEvent,
 ) -> StoreResult<()> {
     let mut tx = store.begin().await?;
-    pool_exists(&mut tx, pool).await?;
+    lock_pool(&mut tx, pool).await?;
     sqlx::query("DELETE FROM pool_hosts WHERE pool_id = $1")
         .bind(pool.to_string())
         .execute(&mut *tx)
@@ -134,13 +134,20 @@ pub(crate) async fn signing_keys(
     rows.iter().map(key_from_row).collect()
 }
 
-async fn pool_exists(conn: &mut AnyConnection, pool: PoolId) -> StoreResult<()> {
-    let row = sqlx::query("SELECT id FROM pools WHERE id = $1")
+/// Takes the pool's row lock for the rest of the transaction (a no-op write: PostgreSQL locks
+/// the row, SQLite's writer lock is already held), so that two replacements of its hosts run
+/// one after the other instead of merging their inserts.
+async fn lock_pool(conn: &mut AnyConnection, pool: PoolId) -> StoreResult<()> {
+    let done = sqlx::query("UPDATE pools SET slug = slug WHERE id = $1")
         .bind(pool.to_string())
-        .fetch_optional(&mut *conn)
+        .execute(&mut *conn)
         .await
         .store()?;
-    row.map(|_| ()).ok_or(StoreError::NotFound)
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
 }
 
 async fn insert_hosts(

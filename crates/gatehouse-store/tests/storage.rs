@@ -45,6 +45,7 @@ on_both_backends! {
     pools::slug_is_unique: sqlite_pool_slug_is_unique, postgres_pool_slug_is_unique;
     pools::hosts_conflict_and_are_replaced: sqlite_pool_hosts_conflict_and_are_replaced, postgres_pool_hosts_conflict_and_are_replaced;
     pools::settings_update: sqlite_pool_settings_update, postgres_pool_settings_update;
+    pools::racing_host_replacements_do_not_merge: sqlite_racing_host_replacements, postgres_racing_host_replacements;
     pools::reconnect_keeps_data: sqlite_reconnect_keeps_data, postgres_reconnect_keeps_data;
     users::crud: sqlite_user_crud, postgres_user_crud;
     users::username_unique_per_pool: sqlite_username_unique_per_pool, postgres_username_unique_per_pool;

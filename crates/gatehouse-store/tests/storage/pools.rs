@@ -226,3 +226,35 @@ pub async fn reconnect_keeps_data(db: &Db) {
     assert_eq!(again.dialect(), db.store.dialect());
     again.close().await;
 }
+
+/// Replacements of one pool's hosts racing each other end as exactly one of them: never a
+/// merge of two lists, which would leave two hosts claiming to name the issuer.
+pub async fn racing_host_replacements_do_not_merge(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    for round in 0..3 {
+        let lists: Vec<Vec<gatehouse_domain::pool::HostName>> = (0..8)
+            .map(|i| {
+                vec![
+                    host(&format!("r{round}-w{i}-a.example.com")),
+                    host(&format!("r{round}-w{i}-b.example.com")),
+                ]
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for list in lists.clone() {
+            let store = store.clone();
+            let id = pool.id;
+            tasks.push(tokio::spawn(async move {
+                store
+                    .set_pool_hosts(id, &list, &event(id, AuditAction::PoolHostsChanged, "acme"))
+                    .await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let now = store.pool_by_slug(&slug("acme")).await.unwrap().unwrap();
+        assert!(lists.contains(&now.hosts), "round {round}: {:?}", now.hosts);
+    }
+}

@@ -95,6 +95,71 @@ fn admin_subcommands_print_json() {
 }
 
 #[test]
+fn pool_set_hosts_rebinds_and_says_what_happens_to_the_issuer() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| json_of(gatehouse(dir.path()).args(args).output().unwrap());
+    let created = run(&[
+        "pool",
+        "create",
+        "acme",
+        "--host",
+        "acme.example.test",
+        "--json",
+    ]);
+    assert_eq!(created["issuer"], "http://acme.example.test");
+
+    // A host in front of the first keeps nothing of the old issuer.
+    let moved = run(&[
+        "pool",
+        "set-hosts",
+        "acme",
+        "--host",
+        "login.acme.example.test",
+        "--host",
+        "acme.example.test",
+        "--json",
+    ]);
+    assert_eq!(moved["issuer"], "http://login.acme.example.test");
+    assert_eq!(moved["previous_issuer"], "http://acme.example.test");
+    assert_eq!(moved["issuer_changed"], true);
+    assert_eq!(
+        moved["hosts"],
+        serde_json::json!(["login.acme.example.test", "acme.example.test"])
+    );
+    let kept = run(&[
+        "pool",
+        "set-hosts",
+        "acme",
+        "--host",
+        "login.acme.example.test",
+        "--json",
+    ]);
+    assert_eq!(kept["issuer_changed"], false);
+
+    // Without --json it says it in words; with no host the pool returns to its path issuer.
+    let out = gatehouse(dir.path())
+        .args(["pool", "set-hosts", "acme"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("/pools/acme"), "{said}");
+    assert!(said.contains("refused"), "{said}");
+
+    let out = gatehouse(dir.path())
+        .args(["pool", "set-hosts", "nope", "--host", "x.example.test"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = gatehouse(dir.path())
+        .args(["pool", "set-hosts", "acme", "--host", "bad host"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("host"));
+}
+
+#[test]
 fn unknown_configuration_keys_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = gatehouse(dir.path())

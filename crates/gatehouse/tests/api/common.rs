@@ -38,11 +38,17 @@ pub struct TestApp {
 /// A server on the backend `GATEHOUSE_TEST_BACKEND` names (`sqlite`, the default, or
 /// `postgres`), so that the whole suite can run on either.
 pub async fn spawn_app() -> TestApp {
-    let backend = match std::env::var("GATEHOUSE_TEST_BACKEND").as_deref() {
-        Ok("postgres") => Backend::Postgres,
-        _ => Backend::Sqlite,
-    };
-    spawn_app_on(backend).await
+    spawn_app_on(Backend::from_env()).await
+}
+
+impl Backend {
+    /// The backend `GATEHOUSE_TEST_BACKEND` names: `sqlite`, the default, or `postgres`.
+    pub fn from_env() -> Self {
+        match std::env::var("GATEHOUSE_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
 }
 
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
@@ -149,6 +155,23 @@ impl TestApp {
                 PoolSlug::parse(slug).unwrap(),
                 Default::default(),
                 Vec::new(),
+                None,
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Creates a pool bound to these host names, the issuer's first (the CLI's path).
+    pub async fn create_host_pool(&self, slug: &str, hosts: &[&str]) {
+        self.gh
+            .create_pool(
+                PoolSlug::parse(slug).unwrap(),
+                Default::default(),
+                hosts
+                    .iter()
+                    .map(|h| gatehouse_domain::pool::HostName::parse(h).unwrap())
+                    .collect(),
                 None,
                 &Default::default(),
             )
@@ -270,6 +293,16 @@ impl TestApp {
     }
 }
 
+/// The claims of a JWT, read without verifying it (tests verify signatures elsewhere).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a compact JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 /// Asserts a response is a 4xx with the API's error body (`{"errors": [{status, code, …}]}`).
 pub async fn assert_api_error(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status, "unexpected status");
@@ -298,11 +331,21 @@ pub async fn assert_oauth_error(res: reqwest::Response, status: u16, error: &str
 
 /// Verifies a JWT with the npm `jose` library against the pool's published JWKS.
 pub async fn verify_with_jose(app: &TestApp, pool: &str, token: &str) -> Result<Value, String> {
+    verify_with_jose_for(app, pool, &app.issuer(pool), token).await
+}
+
+/// [`verify_with_jose`] for a pool whose issuer is not its path (a host-bound pool).
+pub async fn verify_with_jose_for(
+    app: &TestApp,
+    pool: &str,
+    issuer: &str,
+    token: &str,
+) -> Result<Value, String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/verify-jwt.mjs");
     let out = tokio::process::Command::new("node")
         .arg(script)
         .arg(app.pool_url(pool, "/.well-known/jwks.json"))
-        .arg(app.issuer(pool))
+        .arg(issuer)
         .arg(token)
         .output()
         .await

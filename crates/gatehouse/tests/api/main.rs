@@ -5,9 +5,12 @@
 mod admin;
 mod cli;
 mod common;
+mod discovery;
+mod edge;
 mod flow;
 mod fuzz;
 mod invitation;
 mod reference;
+mod resources;
 mod security;
 mod smtp;
