@@ -12,6 +12,7 @@ pub mod pool;
 pub mod session;
 pub mod store;
 pub mod time;
+pub mod txn;
 pub mod urls;
 pub mod user;
 

@@ -92,6 +92,10 @@ pub enum SessionFilter {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Opens a write transaction on one pool (see [`crate::txn`]): the way every operation
+    /// that reads before it writes does both.
+    async fn write(&self, pool: PoolId) -> StoreResult<Box<dyn crate::txn::PoolWrite>>;
+
     // Pools and keys.
 
     /// Creates a pool with its first signing key.

@@ -21,8 +21,41 @@ pub struct User {
     pub tokens_not_before: Option<Timestamp>,
     /// Whether a second factor is enrolled; `disable-mfa` clears it.
     pub mfa: MfaState,
+    /// The address the e-mail replaced, while the change is recent enough to matter: a reset
+    /// code sent within [`EMAIL_CHANGE_NOTICE_SECS`] of a change also notifies it.
+    pub previous_email: Option<PreviousEmail>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// How long after an e-mail change the previous address still hears of password resets.
+pub const EMAIL_CHANGE_NOTICE_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousEmail {
+    pub address: String,
+    pub changed_at: Timestamp,
+}
+
+impl User {
+    /// Records that the e-mail address is changing at `now` (call before replacing it).
+    pub fn note_email_change(&mut self, new_email: &str, now: Timestamp) {
+        if !self.attributes.email.eq_ignore_ascii_case(new_email) {
+            self.previous_email = Some(PreviousEmail {
+                address: self.attributes.email.clone(),
+                changed_at: now,
+            });
+        }
+    }
+
+    /// The previous address to notify of a reset at `now`, if the e-mail changed recently.
+    pub fn recently_replaced_email(&self, now: Timestamp) -> Option<&str> {
+        self.previous_email
+            .as_ref()
+            .filter(|p| now.as_secs() - p.changed_at.as_secs() < EMAIL_CHANGE_NOTICE_SECS)
+            .filter(|p| !p.address.is_empty())
+            .map(|p| p.address.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

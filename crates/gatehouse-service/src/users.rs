@@ -339,6 +339,7 @@ impl Gatehouse {
             password: Some(credential),
             tokens_not_before: None,
             mfa: MfaState::None,
+            previous_email: None,
             created_at: now,
             updated_at: now,
         };

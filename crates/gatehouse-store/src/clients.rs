@@ -5,11 +5,12 @@ use gatehouse_domain::client::{AppClient, GrantType, SecretDigest};
 use gatehouse_domain::ids::{ClientId, PoolId};
 use gatehouse_domain::store::StoreResult;
 use gatehouse_domain::time::Timestamp;
-use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyRow};
+use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, corrupt, expect_row};
 use crate::rows::{get, json, opt_digest, parsed, to_json};
-use crate::{SqlStore, audit};
+use crate::{Lock, SqlStore, audit};
 
 const COLUMNS: &str =
     "pool_id, client_id, name, secret_sha256, scopes, grant_types, redirect_uris, created_at";
@@ -39,17 +40,19 @@ pub(crate) async fn create(
     tx.commit().await.store()
 }
 
-pub(crate) async fn get_one(
-    store: &SqlStore,
+pub(crate) async fn get_one<'e>(
+    conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     id: &ClientId,
+    lock: Lock,
 ) -> StoreResult<Option<AppClient>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM app_clients WHERE pool_id = $1 AND client_id = $2"
+        "SELECT {COLUMNS} FROM app_clients WHERE pool_id = $1 AND client_id = $2{}",
+        lock.clause()
     ))
     .bind(pool.to_string())
     .bind(id.as_str())
-    .fetch_optional(&store.pool)
+    .fetch_optional(conn)
     .await
     .store()?;
     row.as_ref().map(from_row).transpose()
@@ -66,22 +69,18 @@ pub(crate) async fn list(store: &SqlStore, pool: PoolId) -> StoreResult<Vec<AppC
     rows.iter().map(from_row).collect()
 }
 
-pub(crate) async fn delete(
-    store: &SqlStore,
+pub(crate) async fn delete_in(
+    conn: &mut AnyConnection,
     pool: PoolId,
     id: &ClientId,
-    event: &AuditEvent,
 ) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
     let done = sqlx::query("DELETE FROM app_clients WHERE pool_id = $1 AND client_id = $2")
         .bind(pool.to_string())
         .bind(id.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .store()?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    expect_row(done.rows_affected())
 }
 
 fn from_row(row: &AnyRow) -> StoreResult<AppClient> {

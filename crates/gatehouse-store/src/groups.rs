@@ -8,12 +8,12 @@ use gatehouse_domain::ids::{GroupName, PoolId, UserId, Username};
 use gatehouse_domain::store::{StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::User;
-use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyRow};
+use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, expect_row};
 use crate::rows::{get, json, parsed, to_json};
-use crate::{SqlStore, audit, users};
+use crate::{Lock, SqlStore, audit, users};
 
 const COLUMNS: &str = "pool_id, name, description, roles, created_at";
 
@@ -34,17 +34,19 @@ pub(crate) async fn create(store: &SqlStore, group: &Group, event: &AuditEvent) 
     tx.commit().await.store()
 }
 
-pub(crate) async fn get_one(
-    store: &SqlStore,
+pub(crate) async fn get_one<'e>(
+    conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     name: &GroupName,
+    lock: Lock,
 ) -> StoreResult<Option<Group>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM groups WHERE pool_id = $1 AND name = $2"
+        "SELECT {COLUMNS} FROM groups WHERE pool_id = $1 AND name = $2{}",
+        lock.clause()
     ))
     .bind(pool.to_string())
     .bind(name.as_str())
-    .fetch_optional(&store.pool)
+    .fetch_optional(conn)
     .await
     .store()?;
     row.as_ref().map(from_row).transpose()
@@ -82,8 +84,7 @@ pub(crate) async fn list(
     rows.iter().map(from_row).collect()
 }
 
-pub(crate) async fn update(store: &SqlStore, group: &Group, event: &AuditEvent) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
+pub(crate) async fn update_in(conn: &mut AnyConnection, group: &Group) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE groups SET description = $3, roles = $4 WHERE pool_id = $1 AND name = $2",
     )
@@ -91,35 +92,29 @@ pub(crate) async fn update(store: &SqlStore, group: &Group, event: &AuditEvent) 
     .bind(group.name.as_str())
     .bind(group.description.as_str())
     .bind(to_json(&group.roles)?)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .store()?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    expect_row(done.rows_affected())
 }
 
-pub(crate) async fn delete(
-    store: &SqlStore,
+pub(crate) async fn delete_in(
+    conn: &mut AnyConnection,
     pool: PoolId,
     name: &GroupName,
-    event: &AuditEvent,
 ) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
     // Memberships go with the group (ON DELETE CASCADE).
     let done = sqlx::query("DELETE FROM groups WHERE pool_id = $1 AND name = $2")
         .bind(pool.to_string())
         .bind(name.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .store()?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    expect_row(done.rows_affected())
 }
 
-pub(crate) async fn of_user(
-    store: &SqlStore,
+pub(crate) async fn of_user<'e>(
+    conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     user: UserId,
 ) -> StoreResult<Vec<Group>> {
@@ -132,29 +127,27 @@ pub(crate) async fn of_user(
     )
     .bind(pool.to_string())
     .bind(user.to_string())
-    .fetch_all(&store.pool)
+    .fetch_all(conn)
     .await
     .store()?;
     rows.iter().map(from_row).collect()
 }
 
-pub(crate) async fn set_user_groups(
-    store: &SqlStore,
+pub(crate) async fn set_user_groups_in(
+    conn: &mut AnyConnection,
     pool: PoolId,
     user: UserId,
     groups: &[GroupName],
-    event: &AuditEvent,
 ) -> StoreResult<()> {
     let wanted: BTreeSet<&str> = groups.iter().map(GroupName::as_str).collect();
-    let mut tx = store.begin().await?;
-    users::exists(&mut tx, pool, user).await?;
+    users::exists(&mut *conn, pool, user).await?;
     for name in &wanted {
-        group_exists(&mut tx, pool, name).await?;
+        group_exists(&mut *conn, pool, name).await?;
     }
     sqlx::query("DELETE FROM group_members WHERE pool_id = $1 AND user_id = $2")
         .bind(pool.to_string())
         .bind(user.to_string())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .store()?;
     for name in wanted {
@@ -162,12 +155,11 @@ pub(crate) async fn set_user_groups(
             .bind(pool.to_string())
             .bind(name)
             .bind(user.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .store()?;
     }
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    Ok(())
 }
 
 pub(crate) async fn members(

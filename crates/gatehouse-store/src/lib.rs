@@ -16,6 +16,7 @@ mod rows;
 mod sessions;
 mod store_impl;
 mod users;
+mod write;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -34,6 +35,34 @@ impl Dialect {
         match self {
             Dialect::Sqlite => "sqlite",
             Dialect::Postgres => "postgres",
+        }
+    }
+}
+
+/// Whether a read inside a write transaction locks the rows it returns. PostgreSQL needs
+/// `FOR UPDATE` for that; SQLite runs one write transaction at a time, so a read in one is
+/// already stable until the commit (and `FOR UPDATE` is not SQLite syntax).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    None,
+    ForUpdate,
+}
+
+impl Lock {
+    pub(crate) fn clause(self) -> &'static str {
+        match self {
+            Lock::None => "",
+            Lock::ForUpdate => " FOR UPDATE",
+        }
+    }
+}
+
+impl Dialect {
+    /// How reads inside a write transaction take their rows.
+    pub(crate) fn row_lock(self) -> Lock {
+        match self {
+            Dialect::Sqlite => Lock::None,
+            Dialect::Postgres => Lock::ForUpdate,
         }
     }
 }

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 
 use crate::error::{ResultExt, expect_row};
 use crate::rows::{get, json, parsed, to_json};
-use crate::{SqlStore, audit};
+use crate::{Lock, SqlStore, audit};
 
 const HOST_TAKEN: &str = "a host name is already bound to a pool";
 
@@ -83,22 +83,35 @@ pub(crate) async fn list(store: &SqlStore) -> StoreResult<Vec<Pool>> {
         .collect()
 }
 
-pub(crate) async fn update_settings(
-    store: &SqlStore,
+pub(crate) async fn settings_in(
+    conn: &mut AnyConnection,
+    pool: PoolId,
+    lock: Lock,
+) -> StoreResult<PoolSettings> {
+    let row = sqlx::query(&format!(
+        "SELECT settings FROM pools WHERE id = $1{}",
+        lock.clause()
+    ))
+    .bind(pool.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .store()?
+    .ok_or(StoreError::NotFound)?;
+    json(&row, "settings")
+}
+
+pub(crate) async fn update_settings_in(
+    conn: &mut AnyConnection,
     pool: PoolId,
     settings: &PoolSettings,
-    event: &AuditEvent,
 ) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
     let done = sqlx::query("UPDATE pools SET settings = $2 WHERE id = $1")
         .bind(pool.to_string())
         .bind(to_json(settings)?)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .store()?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    expect_row(done.rows_affected())
 }
 
 pub(crate) async fn set_hosts(

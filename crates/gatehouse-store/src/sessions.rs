@@ -1,37 +1,33 @@
 //! Sessions and revoked access tokens.
 
-use gatehouse_domain::audit::AuditEvent;
-use gatehouse_domain::ids::{ClientId, PoolId, SessionId, UserId, Username};
+use gatehouse_domain::ids::{ClientId, PoolId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::session::{Actor, RevokedToken, Session, SessionKind};
 use gatehouse_domain::store::{SessionFilter, StoreResult};
 use gatehouse_domain::time::Timestamp;
-use sqlx::any::AnyRow;
+use gatehouse_domain::txn::SessionsToEnd;
+use sqlx::any::{Any, AnyRow};
+use sqlx::{AnyConnection, Executor};
 
-use crate::error::{ResultExt, corrupt, expect_row};
+use crate::error::{ResultExt, corrupt};
 use crate::rows::{get, opt_json, opt_parsed, parsed, to_json};
-use crate::{SqlStore, audit};
+use crate::{Lock, SqlStore};
 
 const COLUMNS: &str = "pool_id, id, user_id, username, client_id, kind, actor, actor_id, reason, \
-                       created_at, expires_at, revoked_at";
+                       created_at, expires_at, revoked_at, actor_pool";
 
 const SIGN_IN: &str = "sign_in";
 const IMPERSONATION: &str = "impersonation";
 
-pub(crate) async fn create(
-    store: &SqlStore,
-    session: &Session,
-    event: &AuditEvent,
-) -> StoreResult<()> {
+pub(crate) async fn create_in(conn: &mut AnyConnection, session: &Session) -> StoreResult<()> {
     let (kind, actor, reason) = match &session.kind {
         SessionKind::SignIn => (SIGN_IN, None, None),
         SessionKind::Impersonation { actor, reason } => {
             (IMPERSONATION, Some(actor), reason.as_deref())
         }
     };
-    let mut tx = store.begin().await?;
     sqlx::query(&format!(
         "INSERT INTO sessions ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(session.pool.to_string())
     .bind(session.id.to_string())
@@ -45,24 +41,26 @@ pub(crate) async fn create(
     .bind(session.created_at.as_secs())
     .bind(session.expires_at.as_secs())
     .bind(session.revoked_at.map(Timestamp::as_secs))
-    .execute(&mut *tx)
+    .bind(actor.map(|a| a.pool.as_str()))
+    .execute(&mut *conn)
     .await
     .conflict("a session with this id already exists")?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    Ok(())
 }
 
-pub(crate) async fn get_one(
-    store: &SqlStore,
+pub(crate) async fn get_one<'e>(
+    conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     id: SessionId,
+    lock: Lock,
 ) -> StoreResult<Option<Session>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sessions WHERE pool_id = $1 AND id = $2"
+        "SELECT {COLUMNS} FROM sessions WHERE pool_id = $1 AND id = $2{}",
+        lock.clause()
     ))
     .bind(pool.to_string())
     .bind(id.to_string())
-    .fetch_optional(&store.pool)
+    .fetch_optional(conn)
     .await
     .store()?;
     row.as_ref().map(from_row).transpose()
@@ -103,36 +101,54 @@ pub(crate) async fn list(
     rows.iter().map(from_row).collect()
 }
 
-pub(crate) async fn revoke(
-    store: &SqlStore,
+/// Ends the active sessions `which` names, returning them as they were before.
+pub(crate) async fn end_in(
+    conn: &mut AnyConnection,
     pool: PoolId,
-    id: SessionId,
+    which: &SessionsToEnd,
     at: Timestamp,
-    event: &AuditEvent,
-) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
-    let done = sqlx::query(
-        "UPDATE sessions SET revoked_at = $3 \
-         WHERE pool_id = $1 AND id = $2 AND revoked_at IS NULL",
-    )
-    .bind(pool.to_string())
-    .bind(id.to_string())
-    .bind(at.as_secs())
-    .execute(&mut *tx)
-    .await
-    .store()?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+) -> StoreResult<Vec<Session>> {
+    let (scope, second, third) = match which {
+        SessionsToEnd::One(id) => ("pool_id = $2 AND id = $3", pool.to_string(), id.to_string()),
+        SessionsToEnd::OfUser(user) => (
+            "pool_id = $2 AND user_id = $3",
+            pool.to_string(),
+            user.to_string(),
+        ),
+        SessionsToEnd::ActedByStaff => (
+            "pool_id = $2 AND actor_pool = $3",
+            pool.to_string(),
+            PoolSlug::staff().as_str().to_owned(),
+        ),
+        // Every pool: an actor's authority spans pools.
+        SessionsToEnd::ActedBy {
+            pool: actor_pool,
+            actor_id,
+        } => (
+            "actor_id = $2 AND actor_pool = $3",
+            actor_id.clone(),
+            actor_pool.as_str().to_owned(),
+        ),
+    };
+    let sql = format!(
+        "UPDATE sessions SET revoked_at = $1 \
+         WHERE revoked_at IS NULL AND expires_at > $1 AND {scope} RETURNING {COLUMNS}"
+    );
+    let query = sqlx::query(&sql)
+        .bind(at.as_secs())
+        .bind(second)
+        .bind(third);
+    let rows = query.fetch_all(&mut *conn).await.store()?;
+    let mut ended = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    ended.sort_by_key(|s| (s.created_at, s.id.to_string()));
+    Ok(ended)
 }
 
-pub(crate) async fn revoke_token(
-    store: &SqlStore,
+pub(crate) async fn revoke_token_in(
+    conn: &mut AnyConnection,
     token: &RevokedToken,
-    event: &AuditEvent,
-) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
-    sqlx::query(
+) -> StoreResult<bool> {
+    let done = sqlx::query(
         "INSERT INTO revoked_tokens (pool_id, jti, expires_at, revoked_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (pool_id, jti) DO NOTHING",
     )
@@ -140,11 +156,10 @@ pub(crate) async fn revoke_token(
     .bind(token.jti.as_str())
     .bind(token.expires_at.as_secs())
     .bind(token.revoked_at.as_secs())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .store()?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    Ok(done.rows_affected() == 1)
 }
 
 pub(crate) async fn is_token_revoked(

@@ -7,14 +7,30 @@ use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
 use gatehouse_domain::session::{RevokedToken, Session};
-use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreResult};
+use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
-use crate::{SqlStore, audit, clients, groups, pools, sessions, users};
+use crate::{Lock, SqlStore, audit, clients, groups, pools, sessions, users};
+
+/// A single-change write: one transaction with its audit event, through [`PoolWrite`].
+macro_rules! write_once {
+    ($store:expr, $pool:expr, $audit:expr, |$w:ident| $change:expr) => {{
+        let mut $w = $store.write_tx($pool).await?;
+        let out = $change;
+        $w.audit($audit).await?;
+        Box::new($w).commit().await?;
+        Ok(out)
+    }};
+}
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn write(&self, pool: PoolId) -> StoreResult<Box<dyn PoolWrite>> {
+        Ok(Box::new(self.write_tx(pool).await?))
+    }
+
     async fn create_pool(
         &self,
         pool: &Pool,
@@ -42,7 +58,9 @@ impl Store for SqlStore {
         settings: &PoolSettings,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        pools::update_settings(self, pool, settings, audit).await
+        write_once!(self, pool, audit, |w| w
+            .update_pool_settings(settings)
+            .await?)
     }
 
     async fn set_pool_hosts(
@@ -67,11 +85,11 @@ impl Store for SqlStore {
         pool: PoolId,
         username: &Username,
     ) -> StoreResult<Option<User>> {
-        users::by_username(self, pool, username).await
+        users::by_username(&self.pool, pool, username, Lock::None).await
     }
 
     async fn user_by_id(&self, pool: PoolId, id: UserId) -> StoreResult<Option<User>> {
-        users::by_id(self, pool, id).await
+        users::by_id(&self.pool, pool, id, Lock::None).await
     }
 
     async fn list_users(
@@ -84,15 +102,15 @@ impl Store for SqlStore {
     }
 
     async fn update_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()> {
-        users::update(self, user, audit).await
+        write_once!(self, user.pool, audit, |w| w.update_user(user).await?)
     }
 
     async fn delete_user(&self, pool: PoolId, id: UserId, audit: &AuditEvent) -> StoreResult<()> {
-        users::delete(self, pool, id, audit).await
+        write_once!(self, pool, audit, |w| w.delete_user(id).await?)
     }
 
     async fn link_identity(&self, link: &FederatedIdentity, audit: &AuditEvent) -> StoreResult<()> {
-        users::link_identity(self, link, audit).await
+        write_once!(self, link.pool, audit, |w| w.link_identity(link).await?)
     }
 
     async fn identities_of_user(
@@ -104,7 +122,7 @@ impl Store for SqlStore {
     }
 
     async fn put_verification_code(&self, code: &VerificationCode) -> StoreResult<()> {
-        users::put_code(self, code).await
+        users::put_code(&self.pool, code).await
     }
 
     async fn take_verification_code(
@@ -113,7 +131,7 @@ impl Store for SqlStore {
         user: UserId,
         attribute: VerifiableAttribute,
     ) -> StoreResult<Option<VerificationCode>> {
-        users::take_code(self, pool, user, attribute).await
+        users::take_code(&self.pool, pool, user, attribute).await
     }
 
     async fn create_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()> {
@@ -121,7 +139,7 @@ impl Store for SqlStore {
     }
 
     async fn group(&self, pool: PoolId, name: &GroupName) -> StoreResult<Option<Group>> {
-        groups::get_one(self, pool, name).await
+        groups::get_one(&self.pool, pool, name, Lock::None).await
     }
 
     async fn list_groups(
@@ -134,7 +152,7 @@ impl Store for SqlStore {
     }
 
     async fn update_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()> {
-        groups::update(self, group, audit).await
+        write_once!(self, group.pool, audit, |w| w.update_group(group).await?)
     }
 
     async fn delete_group(
@@ -143,11 +161,11 @@ impl Store for SqlStore {
         name: &GroupName,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        groups::delete(self, pool, name, audit).await
+        write_once!(self, pool, audit, |w| w.delete_group(name).await?)
     }
 
     async fn groups_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Group>> {
-        groups::of_user(self, pool, user).await
+        groups::of_user(&self.pool, pool, user).await
     }
 
     async fn set_user_groups(
@@ -157,7 +175,9 @@ impl Store for SqlStore {
         groups: &[GroupName],
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        groups::set_user_groups(self, pool, user, groups, audit).await
+        write_once!(self, pool, audit, |w| w
+            .set_user_groups(user, groups)
+            .await?)
     }
 
     async fn users_in_group(
@@ -175,7 +195,7 @@ impl Store for SqlStore {
     }
 
     async fn client(&self, pool: PoolId, id: &ClientId) -> StoreResult<Option<AppClient>> {
-        clients::get_one(self, pool, id).await
+        clients::get_one(&self.pool, pool, id, Lock::None).await
     }
 
     async fn list_clients(&self, pool: PoolId) -> StoreResult<Vec<AppClient>> {
@@ -188,15 +208,17 @@ impl Store for SqlStore {
         id: &ClientId,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        clients::delete(self, pool, id, audit).await
+        write_once!(self, pool, audit, |w| w.delete_client(id).await?)
     }
 
     async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
-        sessions::create(self, session, audit).await
+        write_once!(self, session.pool, audit, |w| w
+            .create_session(session)
+            .await?)
     }
 
     async fn session(&self, pool: PoolId, id: SessionId) -> StoreResult<Option<Session>> {
-        sessions::get_one(self, pool, id).await
+        sessions::get_one(&self.pool, pool, id, Lock::None).await
     }
 
     async fn list_sessions(
@@ -214,11 +236,16 @@ impl Store for SqlStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        sessions::revoke(self, pool, id, at, audit).await
+        write_once!(self, pool, audit, |w| {
+            let ended = w.end_sessions(&SessionsToEnd::One(id), at).await?;
+            if ended.is_empty() {
+                return Err(StoreError::NotFound);
+            }
+        })
     }
 
     async fn revoke_token(&self, token: &RevokedToken, audit: &AuditEvent) -> StoreResult<()> {
-        sessions::revoke_token(self, token, audit).await
+        write_once!(self, token.pool, audit, |w| w.revoke_token(token).await?)
     }
 
     async fn is_token_revoked(&self, pool: PoolId, jti: &str) -> StoreResult<bool> {

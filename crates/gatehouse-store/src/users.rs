@@ -5,24 +5,26 @@ use gatehouse_domain::ids::{PoolId, UserId, Username};
 use gatehouse_domain::store::{StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::{
-    Enabled, FederatedIdentity, MfaState, PasswordCredential, User, UserStatus,
+    Enabled, FederatedIdentity, MfaState, PasswordCredential, PreviousEmail, User, UserStatus,
     VerifiableAttribute, VerificationCode,
 };
-use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyRow};
+use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, expect_row};
 use crate::rows::{digest, flag, get, json, parsed, to_json};
-use crate::{SqlStore, audit};
+use crate::{Lock, SqlStore, audit};
 
 /// The columns of `users`, in the order [`from_row`] reads them by name.
 pub(crate) const COLUMNS: &str = "pool_id, id, username, enabled, status, attributes, contact_id, \
-     password_phc, password_temporary_until, tokens_not_before, mfa, created_at, updated_at";
+     password_phc, password_temporary_until, tokens_not_before, mfa, created_at, updated_at, \
+     previous_email, email_changed_at";
 
 /// [`COLUMNS`] qualified by the alias `u`, for joins.
 pub(crate) const COLUMNS_U: &str = "u.pool_id, u.id, u.username, u.enabled, u.status, \
      u.attributes, u.contact_id, u.password_phc, u.password_temporary_until, \
-     u.tokens_not_before, u.mfa, u.created_at, u.updated_at";
+     u.tokens_not_before, u.mfa, u.created_at, u.updated_at, u.previous_email, \
+     u.email_changed_at";
 
 const USERNAME_TAKEN: &str = "a user with this username already exists";
 
@@ -30,7 +32,7 @@ pub(crate) async fn create(store: &SqlStore, user: &User, event: &AuditEvent) ->
     let mut tx = store.begin().await?;
     sqlx::query(&format!(
         "INSERT INTO users ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     ))
     .bind(user.pool.to_string())
     .bind(user.id.to_string())
@@ -50,6 +52,8 @@ pub(crate) async fn create(store: &SqlStore, user: &User, event: &AuditEvent) ->
     .bind(mfa_str(user.mfa))
     .bind(user.created_at.as_secs())
     .bind(user.updated_at.as_secs())
+    .bind(user.previous_email.as_ref().map(|p| p.address.as_str()))
+    .bind(user.previous_email.as_ref().map(|p| p.changed_at.as_secs()))
     .execute(&mut *tx)
     .await
     .conflict(USERNAME_TAKEN)?;
@@ -57,29 +61,37 @@ pub(crate) async fn create(store: &SqlStore, user: &User, event: &AuditEvent) ->
     tx.commit().await.store()
 }
 
-pub(crate) async fn by_username(
-    store: &SqlStore,
+pub(crate) async fn by_username<'e>(
+    conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     username: &Username,
+    lock: Lock,
 ) -> StoreResult<Option<User>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND username = $2"
+        "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND username = $2{}",
+        lock.clause()
     ))
     .bind(pool.to_string())
     .bind(username.as_str())
-    .fetch_optional(&store.pool)
+    .fetch_optional(conn)
     .await
     .store()?;
     row.as_ref().map(from_row).transpose()
 }
 
-pub(crate) async fn by_id(store: &SqlStore, pool: PoolId, id: UserId) -> StoreResult<Option<User>> {
+pub(crate) async fn by_id<'e>(
+    conn: impl Executor<'e, Database = Any>,
+    pool: PoolId,
+    id: UserId,
+    lock: Lock,
+) -> StoreResult<Option<User>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND id = $2"
+        "SELECT {COLUMNS} FROM users WHERE pool_id = $1 AND id = $2{}",
+        lock.clause()
     ))
     .bind(pool.to_string())
     .bind(id.to_string())
-    .fetch_optional(&store.pool)
+    .fetch_optional(conn)
     .await
     .store()?;
     row.as_ref().map(from_row).transpose()
@@ -117,12 +129,13 @@ pub(crate) async fn list(
     rows.iter().map(from_row).collect()
 }
 
-pub(crate) async fn update(store: &SqlStore, user: &User, event: &AuditEvent) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
+/// Writes every mutable field of the user.
+pub(crate) async fn update_in(conn: &mut AnyConnection, user: &User) -> StoreResult<()> {
     let done = sqlx::query(
         "UPDATE users SET username = $3, enabled = $4, status = $5, attributes = $6, \
          contact_id = $7, password_phc = $8, password_temporary_until = $9, \
-         tokens_not_before = $10, mfa = $11, updated_at = $12 \
+         tokens_not_before = $10, mfa = $11, updated_at = $12, previous_email = $13, \
+         email_changed_at = $14 \
          WHERE pool_id = $1 AND id = $2",
     )
     .bind(user.pool.to_string())
@@ -142,31 +155,27 @@ pub(crate) async fn update(store: &SqlStore, user: &User, event: &AuditEvent) ->
     .bind(user.tokens_not_before.map(Timestamp::as_secs))
     .bind(mfa_str(user.mfa))
     .bind(user.updated_at.as_secs())
-    .execute(&mut *tx)
+    .bind(user.previous_email.as_ref().map(|p| p.address.as_str()))
+    .bind(user.previous_email.as_ref().map(|p| p.changed_at.as_secs()))
+    .execute(&mut *conn)
     .await
     .conflict(USERNAME_TAKEN)?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    expect_row(done.rows_affected())
 }
 
-pub(crate) async fn delete(
-    store: &SqlStore,
+pub(crate) async fn delete_in(
+    conn: &mut AnyConnection,
     pool: PoolId,
     id: UserId,
-    event: &AuditEvent,
 ) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
     // Memberships, links, sessions and codes go with the user (ON DELETE CASCADE).
     let done = sqlx::query("DELETE FROM users WHERE pool_id = $1 AND id = $2")
         .bind(pool.to_string())
         .bind(id.to_string())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .store()?;
-    expect_row(done.rows_affected())?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    expect_row(done.rows_affected())
 }
 
 /// `NotFound` unless the user exists in the pool.
@@ -180,12 +189,7 @@ pub(crate) async fn exists(conn: &mut AnyConnection, pool: PoolId, id: UserId) -
     row.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
-pub(crate) async fn link_identity(
-    store: &SqlStore,
-    link: &FederatedIdentity,
-    event: &AuditEvent,
-) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
+pub(crate) async fn link_in(conn: &mut AnyConnection, link: &FederatedIdentity) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO identity_links \
          (pool_id, provider_name, provider_user_id, user_id, created_at) \
@@ -196,11 +200,10 @@ pub(crate) async fn link_identity(
     .bind(link.provider_user_id.as_str())
     .bind(link.user_id.to_string())
     .bind(link.created_at.as_secs())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .conflict("this upstream identity is already linked to a user")?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    Ok(())
 }
 
 pub(crate) async fn identities(
@@ -231,7 +234,10 @@ pub(crate) async fn identities(
         .collect()
 }
 
-pub(crate) async fn put_code(store: &SqlStore, code: &VerificationCode) -> StoreResult<()> {
+pub(crate) async fn put_code<'e>(
+    conn: impl Executor<'e, Database = Any>,
+    code: &VerificationCode,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO verification_codes (pool_id, user_id, attribute, code_sha256, expires_at) \
          VALUES ($1, $2, $3, $4, $5) \
@@ -243,14 +249,14 @@ pub(crate) async fn put_code(store: &SqlStore, code: &VerificationCode) -> Store
     .bind(code.attribute.as_str())
     .bind(code.code_sha256.as_slice())
     .bind(code.expires_at.as_secs())
-    .execute(&store.pool)
+    .execute(conn)
     .await
     .store()?;
     Ok(())
 }
 
-pub(crate) async fn take_code(
-    store: &SqlStore,
+pub(crate) async fn take_code<'e>(
+    conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     user: UserId,
     attribute: VerifiableAttribute,
@@ -263,7 +269,7 @@ pub(crate) async fn take_code(
     .bind(pool.to_string())
     .bind(user.to_string())
     .bind(attribute.as_str())
-    .fetch_optional(&store.pool)
+    .fetch_optional(conn)
     .await
     .store()?;
     row.map(|row| {
@@ -283,6 +289,8 @@ pub(crate) fn from_row(row: &AnyRow) -> StoreResult<User> {
     let phc: Option<String> = get(row, "password_phc")?;
     let temporary_until: Option<i64> = get(row, "password_temporary_until")?;
     let tokens_not_before: Option<i64> = get(row, "tokens_not_before")?;
+    let previous_email: Option<String> = get(row, "previous_email")?;
+    let email_changed_at: Option<i64> = get(row, "email_changed_at")?;
     Ok(User {
         id: parsed(row, "id", UserId::parse)?,
         pool: parsed(row, "pool_id", PoolId::parse)?,
@@ -301,6 +309,13 @@ pub(crate) fn from_row(row: &AnyRow) -> StoreResult<User> {
         }),
         tokens_not_before: tokens_not_before.map(Timestamp),
         mfa: parsed(row, "mfa", parse_mfa)?,
+        previous_email: match (previous_email, email_changed_at) {
+            (Some(address), Some(at)) => Some(PreviousEmail {
+                address,
+                changed_at: Timestamp(at),
+            }),
+            _ => None,
+        },
         created_at: Timestamp(get(row, "created_at")?),
         updated_at: Timestamp(get(row, "updated_at")?),
     })

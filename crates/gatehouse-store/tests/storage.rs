@@ -16,6 +16,8 @@ mod isolation;
 mod pools;
 #[path = "storage/sessions.rs"]
 mod sessions;
+#[path = "storage/txn.rs"]
+mod txn;
 #[path = "storage/users.rs"]
 mod users;
 
@@ -48,6 +50,10 @@ on_both_backends! {
     pools::racing_host_replacements_do_not_merge: sqlite_racing_host_replacements, postgres_racing_host_replacements;
     pools::reconnect_keeps_data: sqlite_reconnect_keeps_data, postgres_reconnect_keeps_data;
     users::crud: sqlite_user_crud, postgres_user_crud;
+    txn::racing_writers_lose_nothing: sqlite_racing_writers_lose_nothing, postgres_racing_writers_lose_nothing;
+    txn::single_use_values_are_used_once: sqlite_single_use_values, postgres_single_use_values;
+    txn::uncommitted_writes_are_invisible_and_dropped_ones_vanish: sqlite_uncommitted_writes, postgres_uncommitted_writes;
+    txn::sessions_end_by_user_by_staff_and_by_actor_across_pools: sqlite_sessions_end_by_actor, postgres_sessions_end_by_actor;
     users::username_unique_per_pool: sqlite_username_unique_per_pool, postgres_username_unique_per_pool;
     users::list_pages_in_byte_order: sqlite_users_list_pages_in_byte_order, postgres_users_list_pages_in_byte_order;
     users::identity_links: sqlite_identity_links, postgres_identity_links;

@@ -303,6 +303,7 @@ mod tests {
             password: None,
             tokens_not_before: None,
             mfa: MfaState::None,
+            previous_email: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         };

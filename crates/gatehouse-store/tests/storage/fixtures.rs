@@ -164,6 +164,7 @@ pub fn user_value(pool: PoolId, username: &str) -> User {
         }),
         tokens_not_before: None,
         mfa: MfaState::None,
+        previous_email: None,
         created_at: T0,
         updated_at: T0,
     }

@@ -1,0 +1,102 @@
+//! Write transactions: one pool, read through, changed through, committed with their audit
+//! events (the model is Kanidm's `proxy_write`).
+//!
+//! Every operation that reads something to decide a write opens a [`PoolWrite`], reads inside
+//! it, writes inside it, and commits. The reads see the latest committed state and hold it
+//! until the commit: SQLite runs one write transaction at a time (`BEGIN IMMEDIATE`), and on
+//! PostgreSQL the reads here lock the rows they return (`FOR UPDATE`). Two operations on one
+//! user therefore run one after the other, and neither can put back what the other changed.
+//! Dropping a transaction without committing rolls it back.
+
+use async_trait::async_trait;
+
+use crate::audit::AuditEvent;
+use crate::client::AppClient;
+use crate::group::Group;
+use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
+use crate::pool::PoolSettings;
+use crate::session::{RevokedToken, Session};
+use crate::store::StoreResult;
+use crate::time::Timestamp;
+use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
+
+/// Which active sessions to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsToEnd {
+    /// One session of this pool.
+    One(SessionId),
+    /// Every session of a user of this pool: its sign-ins and the impersonations of it.
+    OfUser(UserId),
+    /// Sessions of this pool started by an actor of the staff pool.
+    ActedByStaff,
+    /// Every impersonation, in every pool, in which this actor acts: a user or client of
+    /// `pool`. The one reach beyond the transaction's pool: an actor's authority spans pools,
+    /// and so does its end.
+    ActedBy { pool: PoolSlug, actor_id: String },
+}
+
+/// A write transaction on one pool. Every method is scoped to that pool unless it says
+/// otherwise.
+#[async_trait]
+pub trait PoolWrite: Send {
+    fn pool(&self) -> PoolId;
+
+    // Reads that decide the write. They lock what they return until the commit.
+
+    /// The pool's settings (locks the pool row, so settings changes run one at a time).
+    async fn pool_settings(&mut self) -> StoreResult<PoolSettings>;
+    async fn user_by_username(&mut self, username: &Username) -> StoreResult<Option<User>>;
+    async fn user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user's groups, ordered by name.
+    async fn groups_of_user(&mut self, user: UserId) -> StoreResult<Vec<Group>>;
+    async fn group(&mut self, name: &GroupName) -> StoreResult<Option<Group>>;
+    async fn session(&mut self, id: SessionId) -> StoreResult<Option<Session>>;
+    async fn client(&mut self, id: &ClientId) -> StoreResult<Option<AppClient>>;
+
+    // Writes.
+
+    async fn update_pool_settings(&mut self, settings: &PoolSettings) -> StoreResult<()>;
+    /// Writes every mutable field of the user. Only for a user read in this transaction:
+    /// what it writes back is then the latest state plus this operation's change.
+    async fn update_user(&mut self, user: &User) -> StoreResult<()>;
+    /// Deletes the user with its memberships, links, sessions and codes.
+    async fn delete_user(&mut self, id: UserId) -> StoreResult<()>;
+    async fn update_group(&mut self, group: &Group) -> StoreResult<()>;
+    async fn delete_group(&mut self, name: &GroupName) -> StoreResult<()>;
+    /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
+    async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
+    async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
+    async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()>;
+    /// Stores a verification code, replacing the user's previous one for that attribute.
+    async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()>;
+    /// Removes and returns the user's code for that attribute: a code is taken once.
+    async fn take_verification_code(
+        &mut self,
+        user: UserId,
+        attribute: VerifiableAttribute,
+    ) -> StoreResult<Option<VerificationCode>>;
+    async fn create_session(&mut self, session: &Session) -> StoreResult<()>;
+    /// Ends the active sessions `which` names at `at`, and returns those it ended.
+    async fn end_sessions(
+        &mut self,
+        which: &SessionsToEnd,
+        at: Timestamp,
+    ) -> StoreResult<Vec<Session>>;
+    /// Marks a single-use value (a challenge, a code) used at `at`, remembered until
+    /// `expires_at`. True the first time it is presented, false ever after: one atomic
+    /// compare-and-set.
+    async fn use_once(
+        &mut self,
+        id: &str,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Revokes one access token by `jti`; revoking it twice is not an error.
+    async fn revoke_token(&mut self, token: &RevokedToken) -> StoreResult<()>;
+
+    /// Appends an audit event. An event of another pool is allowed only for what
+    /// [`SessionsToEnd::ActedBy`] ended there.
+    async fn audit(&mut self, event: &AuditEvent) -> StoreResult<()>;
+    /// Commits everything written; nothing of it is visible before.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}

@@ -1,0 +1,185 @@
+//! [`PoolWrite`] for [`SqlStore`]: one database transaction on one pool. Reads lock what they
+//! return ([`Lock`]); every statement names the pool.
+
+use async_trait::async_trait;
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::client::AppClient;
+use gatehouse_domain::group::Group;
+use gatehouse_domain::ids::{ClientId, GroupName, PoolId, SessionId, UserId, Username};
+use gatehouse_domain::pool::PoolSettings;
+use gatehouse_domain::session::{RevokedToken, Session};
+use gatehouse_domain::store::{StoreError, StoreResult};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
+use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
+
+use crate::connect::WriteTx;
+use crate::error::ResultExt;
+use crate::{Lock, SqlStore, audit, clients, groups, pools, sessions, users};
+
+pub(crate) struct SqlWrite {
+    tx: WriteTx,
+    pool: PoolId,
+    lock: Lock,
+    /// Pools whose sessions [`SessionsToEnd::ActedBy`] ended, which may take audit events.
+    reached: Vec<PoolId>,
+}
+
+impl SqlStore {
+    pub(crate) async fn write_tx(&self, pool: PoolId) -> StoreResult<SqlWrite> {
+        Ok(SqlWrite {
+            tx: self.begin().await?,
+            pool,
+            lock: self.dialect.row_lock(),
+            reached: Vec::new(),
+        })
+    }
+}
+
+/// A value of another pool given to a pool's transaction: a bug, never the client's doing.
+fn other_pool() -> StoreError {
+    StoreError::Backend("a write transaction was given a value of another pool".to_owned())
+}
+
+impl SqlWrite {
+    fn same_pool(&self, pool: PoolId) -> StoreResult<()> {
+        if pool == self.pool {
+            Ok(())
+        } else {
+            Err(other_pool())
+        }
+    }
+}
+
+#[async_trait]
+impl PoolWrite for SqlWrite {
+    fn pool(&self) -> PoolId {
+        self.pool
+    }
+
+    async fn pool_settings(&mut self) -> StoreResult<PoolSettings> {
+        pools::settings_in(&mut self.tx, self.pool, self.lock).await
+    }
+
+    async fn user_by_username(&mut self, username: &Username) -> StoreResult<Option<User>> {
+        users::by_username(&mut *self.tx, self.pool, username, self.lock).await
+    }
+
+    async fn user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>> {
+        users::by_id(&mut *self.tx, self.pool, id, self.lock).await
+    }
+
+    async fn groups_of_user(&mut self, user: UserId) -> StoreResult<Vec<Group>> {
+        groups::of_user(&mut *self.tx, self.pool, user).await
+    }
+
+    async fn group(&mut self, name: &GroupName) -> StoreResult<Option<Group>> {
+        groups::get_one(&mut *self.tx, self.pool, name, self.lock).await
+    }
+
+    async fn session(&mut self, id: SessionId) -> StoreResult<Option<Session>> {
+        sessions::get_one(&mut *self.tx, self.pool, id, self.lock).await
+    }
+
+    async fn client(&mut self, id: &ClientId) -> StoreResult<Option<AppClient>> {
+        clients::get_one(&mut *self.tx, self.pool, id, self.lock).await
+    }
+
+    async fn update_pool_settings(&mut self, settings: &PoolSettings) -> StoreResult<()> {
+        pools::update_settings_in(&mut self.tx, self.pool, settings).await
+    }
+
+    async fn update_user(&mut self, user: &User) -> StoreResult<()> {
+        self.same_pool(user.pool)?;
+        users::update_in(&mut self.tx, user).await
+    }
+
+    async fn delete_user(&mut self, id: UserId) -> StoreResult<()> {
+        users::delete_in(&mut self.tx, self.pool, id).await
+    }
+
+    async fn update_group(&mut self, group: &Group) -> StoreResult<()> {
+        self.same_pool(group.pool)?;
+        groups::update_in(&mut self.tx, group).await
+    }
+
+    async fn delete_group(&mut self, name: &GroupName) -> StoreResult<()> {
+        groups::delete_in(&mut self.tx, self.pool, name).await
+    }
+
+    async fn set_user_groups(&mut self, user: UserId, names: &[GroupName]) -> StoreResult<()> {
+        groups::set_user_groups_in(&mut self.tx, self.pool, user, names).await
+    }
+
+    async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()> {
+        clients::delete_in(&mut self.tx, self.pool, id).await
+    }
+
+    async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()> {
+        self.same_pool(link.pool)?;
+        users::link_in(&mut self.tx, link).await
+    }
+
+    async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()> {
+        self.same_pool(code.pool)?;
+        users::put_code(&mut *self.tx, code).await
+    }
+
+    async fn take_verification_code(
+        &mut self,
+        user: UserId,
+        attribute: VerifiableAttribute,
+    ) -> StoreResult<Option<VerificationCode>> {
+        users::take_code(&mut *self.tx, self.pool, user, attribute).await
+    }
+
+    async fn create_session(&mut self, session: &Session) -> StoreResult<()> {
+        self.same_pool(session.pool)?;
+        sessions::create_in(&mut self.tx, session).await
+    }
+
+    async fn end_sessions(
+        &mut self,
+        which: &SessionsToEnd,
+        at: Timestamp,
+    ) -> StoreResult<Vec<Session>> {
+        let ended = sessions::end_in(&mut self.tx, self.pool, which, at).await?;
+        if matches!(which, SessionsToEnd::ActedBy { .. }) {
+            self.reached.extend(ended.iter().map(|s| s.pool));
+        }
+        Ok(ended)
+    }
+
+    async fn use_once(
+        &mut self,
+        id: &str,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let used = RevokedToken {
+            pool: self.pool,
+            jti: id.to_owned(),
+            expires_at,
+            revoked_at: at,
+        };
+        sessions::revoke_token_in(&mut self.tx, &used).await
+    }
+
+    async fn revoke_token(&mut self, token: &RevokedToken) -> StoreResult<()> {
+        self.same_pool(token.pool)?;
+        sessions::revoke_token_in(&mut self.tx, token)
+            .await
+            .map(|_| ())
+    }
+
+    async fn audit(&mut self, event: &AuditEvent) -> StoreResult<()> {
+        if event.pool != self.pool && !self.reached.contains(&event.pool) {
+            return Err(other_pool());
+        }
+        audit::insert(&mut self.tx, event).await
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.store()
+    }
+}

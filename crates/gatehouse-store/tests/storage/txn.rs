@@ -1,0 +1,253 @@
+//! Write transactions: reads inside them hold until the commit, so racing read-modify-write
+//! operations never lose each other's changes; single-use values are used once; ending
+//! sessions by actor reaches every pool; nothing is visible before the commit.
+
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::store::Store;
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::SessionsToEnd;
+use gatehouse_domain::user::{Enabled, UserStatus};
+
+use crate::fixtures::*;
+
+/// Two kinds of writers race on one user, each reading and rewriting the whole row inside its
+/// transaction: one keeps editing the profile, the other disables the user once. Whatever the
+/// interleaving, the final row has the disable and the last profile edit.
+pub async fn racing_writers_lose_nothing(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    for round in 0..4 {
+        let user = new_user(store, pool.id, &format!("racer-{round}")).await;
+        let mut editors = Vec::new();
+        for e in 0..6 {
+            let store = store.clone();
+            let (pool_id, id) = (pool.id, user.id);
+            editors.push(tokio::spawn(async move {
+                for i in 0..5 {
+                    let mut w = store.write(pool_id).await.unwrap();
+                    let mut u = w.user_by_id(id).await.unwrap().unwrap();
+                    u.attributes.name = format!("editor {e} edit {i}");
+                    tokio::task::yield_now().await;
+                    w.update_user(&u).await.unwrap();
+                    w.audit(&event(pool_id, AuditAction::UserUpdated, "racer"))
+                        .await
+                        .unwrap();
+                    w.commit().await.unwrap();
+                }
+            }));
+        }
+        let disabler = {
+            let store = store.clone();
+            let (pool_id, id) = (pool.id, user.id);
+            tokio::spawn(async move {
+                let mut w = store.write(pool_id).await.unwrap();
+                let mut u = w.user_by_id(id).await.unwrap().unwrap();
+                u.enabled = Enabled::No;
+                u.status = UserStatus::ResetRequired;
+                u.tokens_not_before = Some(Timestamp(1_000));
+                tokio::task::yield_now().await;
+                w.update_user(&u).await.unwrap();
+                w.audit(&event(pool_id, AuditAction::UserDisabled, "racer"))
+                    .await
+                    .unwrap();
+                w.commit().await.unwrap();
+            })
+        };
+        for t in editors {
+            t.await.unwrap();
+        }
+        disabler.await.unwrap();
+        let last = store.user_by_id(pool.id, user.id).await.unwrap().unwrap();
+        assert_eq!(last.enabled, Enabled::No, "round {round}");
+        assert_eq!(last.status, UserStatus::ResetRequired, "round {round}");
+        assert_eq!(last.tokens_not_before, Some(Timestamp(1_000)));
+        assert!(
+            last.attributes.name.ends_with("edit 4"),
+            "{}",
+            last.attributes.name
+        );
+    }
+}
+
+/// Eight transactions present one challenge at once: exactly one uses it.
+pub async fn single_use_values_are_used_once(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let pool_id = pool.id;
+        tasks.push(tokio::spawn(async move {
+            let mut w = store.write(pool_id).await.unwrap();
+            let first = w
+                .use_once("challenge-1", Timestamp(10), Timestamp(1_000))
+                .await
+                .unwrap();
+            w.commit().await.unwrap();
+            first
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert!(
+        store
+            .is_token_revoked(pool.id, "challenge-1")
+            .await
+            .unwrap()
+    );
+
+    // A use that is rolled back did not happen.
+    let mut w = store.write(pool.id).await.unwrap();
+    assert!(
+        w.use_once("challenge-2", T0, Timestamp(1_000))
+            .await
+            .unwrap()
+    );
+    drop(w);
+    let mut w = store.write(pool.id).await.unwrap();
+    assert!(
+        w.use_once("challenge-2", T0, Timestamp(1_000))
+            .await
+            .unwrap()
+    );
+    w.commit().await.unwrap();
+}
+
+/// Nothing a transaction writes is seen before its commit, and a dropped one leaves nothing.
+pub async fn uncommitted_writes_are_invisible_and_dropped_ones_vanish(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let user = new_user(store, pool.id, "ursula").await;
+    let ev = event(pool.id, AuditAction::UserDisabled, "ursula");
+    let mut w = store.write(pool.id).await.unwrap();
+    let mut u = w.user_by_id(user.id).await.unwrap().unwrap();
+    u.enabled = Enabled::No;
+    w.update_user(&u).await.unwrap();
+    w.audit(&ev).await.unwrap();
+    drop(w);
+    let now = store.user_by_id(pool.id, user.id).await.unwrap().unwrap();
+    assert_eq!(now.enabled, Enabled::Yes);
+    assert!(!was_written(store, &ev).await);
+}
+
+/// Ending sessions: one, a user's, the staff-started ones of a pool, and an actor's in every
+/// pool, with audit events allowed in the pools reached and nowhere else.
+pub async fn sessions_end_by_user_by_staff_and_by_actor_across_pools(db: &Db) {
+    let store = &db.store;
+    let acme = new_pool(store, "acme").await;
+    let beta = new_pool(store, "beta").await;
+    let gamma = new_pool(store, "gamma").await;
+    let alice = new_user(store, acme.id, "alice").await;
+    let bob = new_user(store, beta.id, "bob").await;
+    let later = Timestamp(T0.as_secs() + 3_600);
+    let at = Timestamp(T0.as_secs() + 10);
+    let mk = |s| event(acme.id, AuditAction::ImpersonationStarted, s);
+
+    // Staff (the fixture's actor) impersonates in acme and beta; alice also signs in.
+    let imp_acme = impersonation(&alice, later);
+    let imp_beta = impersonation(&bob, later);
+    let own = sign_in(&alice, later);
+    for s in [&imp_acme, &own] {
+        store.create_session(s, &mk("alice")).await.unwrap();
+    }
+    store
+        .create_session(
+            &imp_beta,
+            &event(beta.id, AuditAction::ImpersonationStarted, "bob"),
+        )
+        .await
+        .unwrap();
+
+    // Staff-started sessions of acme only.
+    let mut w = store.write(acme.id).await.unwrap();
+    let ended = w
+        .end_sessions(&SessionsToEnd::ActedByStaff, at)
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [imp_acme.id]
+    );
+    assert_eq!(ended[0].revoked_at, Some(at));
+    w.commit().await.unwrap();
+    assert!(
+        !store
+            .session(acme.id, imp_acme.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active_at(at)
+    );
+    assert!(
+        store
+            .session(acme.id, own.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active_at(at)
+    );
+    assert!(
+        store
+            .session(beta.id, imp_beta.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active_at(at)
+    );
+
+    // The actor's sessions in every pool, from a transaction on a third pool; audit events go
+    // to the pools reached and not to an unrelated one.
+    let actor = admin();
+    let mut w = store.write(gamma.id).await.unwrap();
+    let ended = w
+        .end_sessions(
+            &SessionsToEnd::ActedBy {
+                pool: actor.pool.clone(),
+                actor_id: actor.id.clone(),
+            },
+            at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [imp_beta.id]
+    );
+    let in_beta = event(beta.id, AuditAction::ImpersonationEnded, "bob");
+    w.audit(&in_beta).await.unwrap();
+    assert!(w.audit(&mk("not reached")).await.is_err());
+    drop(w);
+    let mut w = store.write(gamma.id).await.unwrap();
+    let again = w
+        .end_sessions(
+            &SessionsToEnd::ActedBy {
+                pool: actor.pool.clone(),
+                actor_id: actor.id.clone(),
+            },
+            at,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the dropped transaction ended nothing");
+    w.audit(&in_beta).await.unwrap();
+    w.commit().await.unwrap();
+    assert_written(store, &in_beta).await;
+
+    // A user's sessions; ending them twice ends nothing more.
+    let mut w = store.write(acme.id).await.unwrap();
+    let ended = w
+        .end_sessions(&SessionsToEnd::OfUser(alice.id), at)
+        .await
+        .unwrap();
+    assert_eq!(ended.iter().map(|s| s.id).collect::<Vec<_>>(), [own.id]);
+    assert!(
+        w.end_sessions(&SessionsToEnd::OfUser(alice.id), at)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.commit().await.unwrap();
+}
