@@ -205,6 +205,28 @@ impl PermissionSet {
     pub fn is_superset_of(&self, other: &PermissionSet) -> bool {
         self.0.is_superset(&other.0)
     }
+
+    /// The permissions held beyond the self-service every signed-in user has.
+    pub fn beyond_self_service(&self) -> impl Iterator<Item = Permission> + '_ {
+        self.iter()
+            .filter(|p| !Permission::SELF_SERVICE.contains(p))
+    }
+
+    /// Whether any permission is held beyond self-service: such a holder is privileged, and
+    /// impersonating it needs `user:ImpersonatePrivileged`.
+    pub fn is_privileged(&self) -> bool {
+        self.beyond_self_service().next().is_some()
+    }
+
+    /// The dominance rule: the permissions of `target` (self-service aside) that `self` lacks.
+    /// Acting on an existing user or group needs this to be empty, for removals as for
+    /// additions: nobody changes, or takes power from, someone who holds more.
+    pub fn lacks_of(&self, target: &PermissionSet) -> Vec<Permission> {
+        target
+            .beyond_self_service()
+            .filter(|p| !self.contains(*p))
+            .collect()
+    }
 }
 
 /// An OAuth scope an app client may hold: an OIDC scope or a permission name.
@@ -268,6 +290,34 @@ mod tests {
         assert!(PermissionSet::from_roles([&custom]).iter().next().is_none());
         let direct = Role::parse("user:Impersonate").unwrap();
         assert!(PermissionSet::from_roles([&direct]).contains(Permission::Impersonate));
+    }
+
+    #[test]
+    fn dominance_ignores_self_service_and_counts_every_other_permission() {
+        let of = |roles: &[&str]| {
+            let roles: Vec<Role> = roles.iter().map(|r| Role::parse(r).unwrap()).collect();
+            let mut set = PermissionSet::from_roles(&roles);
+            for p in Permission::SELF_SERVICE {
+                set.insert(*p);
+            }
+            set
+        };
+        let plain = of(&[]);
+        let helpdesk = of(&["user:UpdateUser", "user:ResetUserPassword"]);
+        let admin = of(&["admin"]);
+        assert!(!plain.is_privileged());
+        assert!(helpdesk.is_privileged());
+        // A client holds no self-service, yet dominates a plain user.
+        let client = PermissionSet::from_permissions([Permission::UpdateUser]);
+        assert!(client.lacks_of(&plain).is_empty());
+        assert!(helpdesk.lacks_of(&plain).is_empty());
+        assert!(admin.lacks_of(&helpdesk).is_empty());
+        assert_eq!(
+            helpdesk.lacks_of(&of(&["user:UpdateUser", "user:DeleteUser"])),
+            [Permission::DeleteUser]
+        );
+        assert!(!helpdesk.lacks_of(&admin).is_empty());
+        assert!(helpdesk.lacks_of(&helpdesk).is_empty());
     }
 
     #[test]

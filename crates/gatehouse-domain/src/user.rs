@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::ParseError;
 use crate::ids::{PoolId, UserId, Username};
-use crate::permission::Role;
+use crate::permission::{Permission, PermissionSet, Role};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,18 @@ pub struct User {
     pub previous_email: Option<PreviousEmail>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// The permissions of a user in these groups: its roles, the groups' roles, and self-service.
+pub fn permissions_of(user: &User, groups: &[crate::group::Group]) -> PermissionSet {
+    let mut set = PermissionSet::from_roles(&user.attributes.roles);
+    for g in groups {
+        set.extend(&PermissionSet::from_roles(&g.roles));
+    }
+    for p in Permission::SELF_SERVICE {
+        set.insert(*p);
+    }
+    set
 }
 
 /// How long after an e-mail change the previous address still hears of password resets.

@@ -73,6 +73,21 @@ impl Principal {
         }
     }
 
+    /// The dominance rule (SPEC §9): acting on an existing user or group needs every
+    /// permission it holds, self-service aside, for removals as for additions. `what` names
+    /// the target in the refusal.
+    pub fn ensure_dominates(&self, target: &PermissionSet, what: &str) -> Result<(), ServiceError> {
+        let lacking = self.permissions.lacks_of(target);
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = lacking.iter().map(|p| p.as_str()).collect();
+        Err(ServiceError::Forbidden(format!(
+            "{what} holds permissions the caller does not: {}",
+            names.join(", ")
+        )))
+    }
+
     /// The principal as the audit log names it.
     pub fn actor(&self) -> Actor {
         match &self.subject {

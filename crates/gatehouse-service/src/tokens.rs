@@ -8,7 +8,7 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, PoolSlug, SessionId, UserId, Username};
-use gatehouse_domain::permission::{Permission, PermissionSet, Scope};
+use gatehouse_domain::permission::{PermissionSet, Scope};
 use gatehouse_domain::pool::{Pool, StaffAccess};
 use gatehouse_domain::session::{Actor, ActorKind, RevokedToken};
 use gatehouse_domain::time::Timestamp;
@@ -525,21 +525,12 @@ impl Gatehouse {
     }
 }
 
-/// The permissions of a user in these groups: its roles, the groups' roles, and self-service.
-pub fn permissions_of(user: &User, groups: &[Group]) -> PermissionSet {
-    let mut set = PermissionSet::from_roles(&user.attributes.roles);
-    for g in groups {
-        set.extend(&PermissionSet::from_roles(&g.roles));
-    }
-    for p in Permission::SELF_SERVICE {
-        set.insert(*p);
-    }
-    set
-}
+pub use gatehouse_domain::user::permissions_of;
 
-/// Whether a user is privileged: able to impersonate (administrators are).
+/// Whether a user is privileged: it holds a permission beyond self-service, so impersonating
+/// it needs `user:ImpersonatePrivileged`.
 pub fn is_privileged(user: &User, groups: &[Group]) -> bool {
-    permissions_of(user, groups).contains(Permission::Impersonate)
+    permissions_of(user, groups).is_privileged()
 }
 
 /// Whether staff-pool tokens are acceptable where a pool's token is expected.
