@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_domain::ids::{ClientId, PoolId};
-use gatehouse_domain::permission::{Permission, Scope};
+use gatehouse_domain::permission::{Permission, PermissionSet, Scope};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::store::StoreError;
+use gatehouse_domain::txn::SessionsToEnd;
 
 use crate::audit::EventExt;
 use crate::cache::TtlCache;
@@ -317,7 +318,9 @@ impl Gatehouse {
             .ok_or(ServiceError::NotFound("app client"))
     }
 
-    /// Deletes an app client; tokens it obtained for itself stop working.
+    /// Deletes an app client: tokens it obtained for itself stop working, and so does every
+    /// impersonation it started, ended in the same transaction. Deleting a client needs the
+    /// permissions its scopes grant (the dominance rule).
     pub async fn delete_app_client(
         &self,
         pool: &Pool,
@@ -327,13 +330,33 @@ impl Gatehouse {
     ) -> ServiceResult<()> {
         principal.require(Permission::DeleteAppClient)?;
         let id = ClientId::parse(client_id).map_err(|_| ServiceError::NotFound("app client"))?;
+        let mut w = self.store.write(pool.id).await?;
+        let client = w
+            .client(&id)
+            .await?
+            .ok_or(ServiceError::NotFound("app client"))?;
+        let grants =
+            PermissionSet::from_permissions(client.scopes.iter().filter_map(Scope::permission));
+        principal.ensure_dominates(&grants, "the app client")?;
+        w.delete_client(&id).await.map_err(client_write_error)?;
         let event = self
             .event(pool, AuditAction::AppClientDeleted, Some(principal), meta)
             .subject(&id);
-        self.store
-            .delete_client(pool.id, &id, &event)
-            .await
-            .map_err(client_write_error)?;
+        w.audit(&event).await?;
+        let acted = SessionsToEnd::ActedBy {
+            pool: pool.slug.clone(),
+            actor_id: id.to_string(),
+        };
+        for ended in w.end_sessions(&acted, self.now()).await? {
+            let mut event = self
+                .event(pool, AuditAction::ImpersonationEnded, Some(principal), meta)
+                .subject(&ended.username)
+                .detail("impersonation_id", ended.id)
+                .detail("via", "impersonating client deleted");
+            event.pool = ended.pool;
+            w.audit(&event).await?;
+        }
+        w.commit().await?;
         self.clients.forget(pool.id, &id);
         Ok(())
     }

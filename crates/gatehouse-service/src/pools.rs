@@ -150,31 +150,6 @@ impl Gatehouse {
         Ok(self.store.list_pools().await?)
     }
 
-    /// Replaces a pool's settings (after validating them) and drops it from the cache.
-    pub(crate) async fn save_pool_settings(
-        &self,
-        pool: &Pool,
-        settings: PoolSettings,
-        principal: &Principal,
-        meta: &RequestMeta,
-        what: &str,
-    ) -> ServiceResult<()> {
-        let event = self
-            .event(
-                pool,
-                AuditAction::PoolSettingsUpdated,
-                Some(principal),
-                meta,
-            )
-            .subject(&pool.slug)
-            .detail("changed", what);
-        self.store
-            .update_pool_settings(pool.id, &settings, &event)
-            .await?;
-        self.pools.forget(&pool.slug);
-        Ok(())
-    }
-
     /// Binds a pool to these host names, in this order, replacing its bindings: the first
     /// host names the pool's issuer (SPEC §4). A staff administrator's operation.
     pub async fn set_pool_hosts(

@@ -6,7 +6,11 @@ use gatehouse_domain::ParseError;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::{InvitationMessages, PasswordPolicy, Pool, PoolSettings, StaffAccess};
 
-use crate::error::{ServiceError, ServiceResult};
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
+
+use crate::audit::EventExt;
+use crate::error::ServiceResult;
 use crate::{Gatehouse, Principal, RequestMeta};
 
 /// A change to the password policy.
@@ -76,15 +80,40 @@ impl InvitationMessagesUpdate {
 }
 
 impl Gatehouse {
-    /// The pool's settings as stored now, not as cached, so that a change does not undo
-    /// another one made meanwhile.
-    async fn current_settings(&self, pool: &Pool) -> ServiceResult<PoolSettings> {
-        Ok(self
-            .store
-            .pool_by_slug(&pool.slug)
-            .await?
-            .ok_or(ServiceError::NotFound("pool"))?
-            .settings)
+    /// Reads the pool's settings inside a write transaction (not from the cache, so that a
+    /// change never undoes another made meanwhile), applies `change`, and writes them back
+    /// with their audit event. The transaction is returned uncommitted, for the caller to
+    /// add what must happen with the change, and commit.
+    async fn change_settings(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        meta: &RequestMeta,
+        what: &str,
+        change: impl FnOnce(&mut PoolSettings) -> ServiceResult<()>,
+    ) -> ServiceResult<Box<dyn PoolWrite>> {
+        let mut w = self.store.write(pool.id).await?;
+        let mut settings = w.pool_settings().await?;
+        change(&mut settings)?;
+        w.update_pool_settings(&settings).await?;
+        let event = self
+            .event(
+                pool,
+                AuditAction::PoolSettingsUpdated,
+                Some(principal),
+                meta,
+            )
+            .subject(&pool.slug)
+            .detail("changed", what);
+        w.audit(&event).await?;
+        Ok(w)
+    }
+
+    /// Commits a settings change and forgets the cached pool.
+    async fn commit_settings(&self, pool: &Pool, w: Box<dyn PoolWrite>) -> ServiceResult<()> {
+        w.commit().await?;
+        self.pools.forget(&pool.slug);
+        Ok(())
     }
 
     /// The password policy. Public, as in the reference API: clients show it to people
@@ -101,10 +130,13 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         principal.require(Permission::UpdatePasswordPolicy)?;
-        let mut settings = self.current_settings(pool).await?;
-        settings.password_policy = update.apply(settings.password_policy)?;
-        self.save_pool_settings(pool, settings, principal, meta, "password_policy")
-            .await
+        let w = self
+            .change_settings(pool, principal, meta, "password_policy", |s| {
+                s.password_policy = update.apply(s.password_policy.clone())?;
+                Ok(())
+            })
+            .await?;
+        self.commit_settings(pool, w).await
     }
 
     pub async fn invitation_messages(
@@ -124,10 +156,13 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         principal.require(Permission::UpdateInvitationMessageTemplates)?;
-        let mut settings = self.current_settings(pool).await?;
-        settings.invitation_messages = update.apply(settings.invitation_messages)?;
-        self.save_pool_settings(pool, settings, principal, meta, "invitation_messages")
-            .await
+        let w = self
+            .change_settings(pool, principal, meta, "invitation_messages", |s| {
+                s.invitation_messages = update.apply(s.invitation_messages.clone())?;
+                Ok(())
+            })
+            .await?;
+        self.commit_settings(pool, w).await
     }
 
     /// Whether the staff pool's tokens are accepted by this pool.
@@ -137,7 +172,8 @@ impl Gatehouse {
     }
 
     /// Turns staff access on or off. Off, the pool refuses every staff token at once — also
-    /// the caller's own, when it is staff.
+    /// the caller's own, when it is staff — and the impersonations staff started in the pool
+    /// end in the same transaction.
     pub async fn update_staff_access(
         &self,
         pool: &Pool,
@@ -153,10 +189,24 @@ impl Gatehouse {
             )
             .into());
         }
-        let mut settings = self.current_settings(pool).await?;
-        settings.staff_access = access;
-        self.save_pool_settings(pool, settings, principal, meta, "staff_access")
-            .await
+        let mut w = self
+            .change_settings(pool, principal, meta, "staff_access", |s| {
+                s.staff_access = access;
+                Ok(())
+            })
+            .await?;
+        if access == StaffAccess::Denied {
+            let now = self.now();
+            for ended in w.end_sessions(&SessionsToEnd::ActedByStaff, now).await? {
+                let event = self
+                    .event(pool, AuditAction::ImpersonationEnded, Some(principal), meta)
+                    .subject(&ended.username)
+                    .detail("impersonation_id", ended.id)
+                    .detail("via", "staff access turned off");
+                w.audit(&event).await?;
+            }
+        }
+        self.commit_settings(pool, w).await
     }
 }
 

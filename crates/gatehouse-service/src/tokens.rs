@@ -319,6 +319,19 @@ impl Gatehouse {
         if claims.exp <= now.as_secs() {
             return Ok(Err(InvalidToken::Expired));
         }
+        // A staff impersonation dies with the pool's consent to staff: its session is ended
+        // when staff access is turned off, and this holds meanwhile on instances whose cached
+        // pool is a moment old.
+        let staff_acts = claims
+            .act
+            .as_ref()
+            .is_some_and(|a| a.pool == PoolSlug::staff().as_str());
+        if staff_acts
+            && !issuer_pool.slug.is_staff()
+            && issuer_pool.settings.staff_access == StaffAccess::Denied
+        {
+            return Ok(Err(InvalidToken::Revoked));
+        }
         if self
             .store
             .is_token_revoked(issuer_pool.id, &claims.jti)

@@ -1,0 +1,140 @@
+//! An impersonation ends when the authority that started it ends: the pool turning staff
+//! access off, the impersonating app client deleted. (Disabled and deleted impersonators are
+//! in `takeover.rs`.)
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+struct Pool {
+    app: TestApp,
+    ada: String,
+    client: ClientCreds,
+}
+
+/// `acme` with an administrator `ada`, a plain user `alice`, and a staff support agent `sue`.
+async fn acme_with_staff() -> (Pool, String) {
+    let app = spawn_app().await;
+    app.create_user("staff", "sue", &["support"], "sue-staff-password-1")
+        .await;
+    let staff_client = app.create_client("staff", &[]).await;
+    let sue = app
+        .sign_in("staff", &staff_client, "sue", "sue-staff-password-1")
+        .await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &["admin"], "ada-password-123")
+        .await;
+    app.create_user("acme", "alice", &[], "alice-password-1")
+        .await;
+    let client = app.create_client("acme", &[]).await;
+    let ada = app
+        .sign_in("acme", &client, "ada", "ada-password-123")
+        .await;
+    (Pool { app, ada, client }, sue)
+}
+
+async fn impersonate_alice(app: &TestApp, token: &str) -> String {
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/api/user-management/users/alice/impersonate"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json::<Value>().await.unwrap()["attributes"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
+    app.http
+        .get(app.pool_url("acme", "/oauth2/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn set_staff_access(p: &Pool, enabled: bool) {
+    let res = p
+        .app
+        .http
+        .put(p.app.pool_url("acme", "/api/auth/settings/staff-access"))
+        .bearer_auth(&p.ada)
+        .json(&json!({ "StaffAccessEnabled": enabled }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+#[tokio::test]
+async fn turning_staff_access_off_ends_staff_impersonations_for_good() {
+    let (p, sue) = acme_with_staff().await;
+    let app = &p.app;
+    let by_staff = impersonate_alice(app, &sue).await;
+    let by_ada = impersonate_alice(app, &p.ada).await;
+    assert_eq!(userinfo_status(app, &by_staff).await, 200);
+
+    set_staff_access(&p, false).await;
+    assert_eq!(userinfo_status(app, &by_staff).await, 401);
+    assert_eq!(
+        app.introspect("acme", &p.client, &by_staff).await["active"],
+        false
+    );
+    // The pool's own administrator's impersonation is not staff's: it goes on.
+    assert_eq!(userinfo_status(app, &by_ada).await, 200);
+    assert_eq!(app.audit_count("acme", "impersonation.ended").await, 1);
+
+    // Turning staff access back on does not revive what ended.
+    set_staff_access(&p, true).await;
+    assert_eq!(userinfo_status(app, &by_staff).await, 401);
+    assert_eq!(
+        app.introspect("acme", &p.client, &by_staff).await["active"],
+        false
+    );
+    let res = app
+        .http
+        .get(app.pool_url("acme", "/api/user-management/impersonations"))
+        .bearer_auth(&p.ada)
+        .send()
+        .await
+        .unwrap();
+    let listed: Value = res.json().await.unwrap();
+    assert_eq!(listed.to_string().matches("\"sue\"").count(), 0, "{listed}");
+}
+
+#[tokio::test]
+async fn deleting_the_impersonating_client_ends_its_impersonations() {
+    let (p, _) = acme_with_staff().await;
+    let app = &p.app;
+    let imp = app.create_client("acme", &["user:Impersonate"]).await;
+    let imp_token = app.client_token("acme", &imp).await;
+    let by_client = impersonate_alice(app, &imp_token).await;
+    let other = app.create_client("acme", &["user:Impersonate"]).await;
+    let other_token = app.client_token("acme", &other).await;
+    let by_other = impersonate_alice(app, &other_token).await;
+    assert_eq!(userinfo_status(app, &by_client).await, 200);
+
+    let res = app
+        .http
+        .delete(app.pool_url(
+            "acme",
+            &format!("/api/user-management/app-clients/{}", imp.id),
+        ))
+        .bearer_auth(&p.ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(userinfo_status(app, &by_client).await, 401);
+    assert_eq!(
+        app.introspect("acme", &p.client, &by_client).await["active"],
+        false
+    );
+    assert_eq!(userinfo_status(app, &by_other).await, 200);
+}
