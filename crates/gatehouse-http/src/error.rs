@@ -4,8 +4,15 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use gatehouse_service::error::InternalError;
 use gatehouse_service::{OAuthError, OAuthErrorCode, ServiceError};
 use serde::Serialize;
+
+/// The one place an internal failure's detail goes: the log, as its response is built. The
+/// client is told only that the server failed.
+fn log_internal(e: &InternalError) {
+    tracing::error!(error = e.detail(), "internal error");
+}
 
 /// An error of the admin and auth APIs.
 #[derive(Debug)]
@@ -60,8 +67,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::OAuth(o) => {
                 Self::new(StatusCode::BAD_REQUEST, o.code.as_str(), o.description)
             }
-            ServiceError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
+            ServiceError::Internal(e) => {
+                log_internal(&e);
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
@@ -138,8 +145,8 @@ impl From<ServiceError> for OAuthResponseError {
             ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => {
                 OAuthError::new(OAuthErrorCode::InvalidGrant, m)
             }
-            ServiceError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
+            ServiceError::Internal(e) => {
+                log_internal(&e);
                 return Self {
                     error: code(OAuthErrorCode::InvalidRequest),
                     basic_challenge: false,
@@ -199,5 +206,47 @@ impl IntoResponse for OAuthResponseError {
         };
         no_store(&mut res);
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    const DRIVER: &str =
+        "error returned from database: pool timed out while waiting for an open connection";
+
+    async fn answer(res: Response) -> (StatusCode, Option<String>, String) {
+        let status = res.status();
+        let cache = res
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, cache, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_oauth_endpoint_answers_an_internal_error_500_server_error_without_detail() {
+        let res = OAuthResponseError::from(ServiceError::internal(DRIVER)).into_response();
+        let (status, cache, body) = answer(res).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(cache.as_deref(), Some("no-store"));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "server_error");
+        assert!(!body.to_string().contains("database"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_answers_an_internal_error_500_without_detail() {
+        let res = ApiError::from(ServiceError::internal(DRIVER)).into_response();
+        let (status, _, body) = answer(res).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["errors"][0]["code"], "internal_error");
+        assert!(!body.to_string().contains("database"), "{body}");
     }
 }

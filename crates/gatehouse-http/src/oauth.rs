@@ -1,6 +1,8 @@
 //! The OAuth endpoints: token (client credentials, token exchange), introspection (RFC 7662),
 //! revocation (RFC 7009) and userinfo. Errors follow RFC 6749 §5.2 and are never cached.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, header};
@@ -9,19 +11,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::client::GrantType;
-use gatehouse_domain::ids::Username;
+use gatehouse_domain::pool::Pool;
 use gatehouse_service::grants::client_credentials::ScopeRequest;
-use gatehouse_service::impersonation::ImpersonationRequest;
+use gatehouse_service::grants::token_exchange::{TOKEN_TYPE_ACCESS_TOKEN, TokenExchange};
 use gatehouse_service::tokens::{AccessClaims, ClientAuthMethod, ClientCredentials};
-use gatehouse_service::{OAuthError, OAuthErrorCode};
+use gatehouse_service::{OAuthError, OAuthErrorCode, RequestMeta};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, OAuthResponseError, no_store};
 use crate::extract::{Authenticated, Meta, PoolCtx};
-
-pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-pub const TOKEN_TYPE_USERNAME: &str = "urn:gatehouse:params:oauth:token-type:username";
 
 /// The form of every OAuth request; unknown parameters are ignored (RFC 6749 §3.2).
 #[derive(Debug, Default, Deserialize)]
@@ -228,7 +227,7 @@ pub async fn token(
                 impersonation_id: None,
             }))
         }
-        Ok(GrantType::TokenExchange) => token_exchange(&state, &pool, &creds, &form, &meta).await,
+        Ok(GrantType::TokenExchange) => token_exchange(&state, &pool, &creds, form, &meta).await,
         Ok(GrantType::AuthorizationCode | GrantType::RefreshToken) => Err(OAuthError::new(
             OAuthErrorCode::UnsupportedGrantType,
             format!("the {grant} grant is not enabled on this server"),
@@ -242,89 +241,27 @@ pub async fn token(
     }
 }
 
-/// RFC 8693 token exchange: `actor_token` is the caller's access token, `subject_token` the
-/// username to act as. Mints through the same path as the impersonation endpoints.
+/// RFC 8693 token exchange, run by the service: the handler only hands over the parameters.
 async fn token_exchange(
     state: &AppState,
-    pool: &std::sync::Arc<gatehouse_domain::pool::Pool>,
+    pool: &Arc<Pool>,
     creds: &ClientCredentials,
-    form: &OAuthForm,
-    meta: &gatehouse_service::RequestMeta,
+    form: OAuthForm,
+    meta: &RequestMeta,
 ) -> Result<Response, OAuthResponseError> {
-    let client = state
-        .gh
-        .authenticate_client(pool, creds)
-        .await
-        .map_err(|e| with_method(e, creds))?;
-    if !client.grant_types.contains(&GrantType::TokenExchange) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnauthorizedClient,
-            "the client may not use token exchange",
-        )
-        .into());
-    }
-    let missing = |p: &str| OAuthResponseError::invalid_request(format!("{p} is required"));
-    let actor_token = form
-        .actor_token
-        .as_deref()
-        .ok_or_else(|| missing("actor_token"))?;
-    let actor_type = form
-        .actor_token_type
-        .as_deref()
-        .ok_or_else(|| missing("actor_token_type"))?;
-    let subject = form
-        .subject_token
-        .as_deref()
-        .ok_or_else(|| missing("subject_token"))?;
-    let subject_type = form
-        .subject_token_type
-        .as_deref()
-        .ok_or_else(|| missing("subject_token_type"))?;
-    if actor_type != TOKEN_TYPE_ACCESS_TOKEN {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnsupportedTokenType,
-            format!("actor_token_type must be {TOKEN_TYPE_ACCESS_TOKEN}"),
-        )
-        .into());
-    }
-    if subject_type != TOKEN_TYPE_USERNAME {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnsupportedTokenType,
-            format!("subject_token_type must be {TOKEN_TYPE_USERNAME}"),
-        )
-        .into());
-    }
-    if form
-        .requested_token_type
-        .as_deref()
-        .is_some_and(|t| t != TOKEN_TYPE_ACCESS_TOKEN)
-    {
-        return Err(OAuthError::new(
-            OAuthErrorCode::InvalidRequest,
-            "only access tokens can be requested",
-        )
-        .into());
-    }
-    let username = Username::parse(subject)
-        .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidRequest, e.to_string()))?;
-    let caller = state
-        .gh
-        .authenticate_bearer(pool, actor_token)
-        .await
-        .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidGrant, format!("actor_token: {e}")))?;
+    let request = TokenExchange {
+        actor_token: form.actor_token.map(Secret::new),
+        actor_token_type: form.actor_token_type,
+        subject_token: form.subject_token,
+        subject_token_type: form.subject_token_type,
+        requested_token_type: form.requested_token_type,
+        reason: form.reason,
+    };
     let grant = state
         .gh
-        .impersonate(
-            pool,
-            &caller,
-            &username,
-            ImpersonationRequest {
-                reason: form.reason.clone(),
-                expires_in: None,
-            },
-            meta,
-        )
-        .await?;
+        .exchange_token(pool, creds, request, meta)
+        .await
+        .map_err(|e| with_method(e, creds))?;
     Ok(oauth_json(TokenResponse {
         access_token: grant.token.expose().to_owned(),
         token_type: "Bearer",

@@ -51,7 +51,7 @@ pub fn new_client_id() -> ServiceResult<ClientId> {
         .iter()
         .map(|b| char::from(CLIENT_ID_ALPHABET[usize::from(b & 31)]))
         .collect();
-    ClientId::parse(&id).map_err(|e| ServiceError::Internal(e.to_string()))
+    ClientId::parse(&id).map_err(|e| ServiceError::internal(e.to_string()))
 }
 
 /// Parses scope names, dropping repeats.

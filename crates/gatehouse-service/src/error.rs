@@ -1,5 +1,7 @@
 //! Service errors: what went wrong, in terms the HTTP layer maps once to status codes.
 
+use std::fmt;
+
 use gatehouse_domain::ParseError;
 use gatehouse_domain::store::StoreError;
 
@@ -21,26 +23,87 @@ pub enum ServiceError {
     /// An error of the OAuth endpoints, answered as RFC 6749 §5.2.
     #[error("oauth error: {0:?}")]
     OAuth(OAuthError),
-    /// A failure that is ours, not the client's; logged, never shown.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A failure that is ours, not the client's; logged, never shown. Displays as "internal
+    /// error" only: the detail is reached through [`InternalError::detail`].
+    #[error("{0}")]
+    Internal(InternalError),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl ServiceError {
+    /// An internal failure; `detail` (a driver's message, a broken stored value) is for the
+    /// log only.
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        ServiceError::Internal(InternalError::new(detail))
+    }
+
+    /// The error as the operator who runs Gatehouse reads it (the command line, start-up):
+    /// with the detail of an internal failure, which clients never see.
+    pub fn for_operator(&self) -> String {
+        match self {
+            ServiceError::Internal(e) => format!("internal error: {}", e.detail()),
+            e => e.to_string(),
+        }
+    }
+}
+
+/// What went wrong inside Gatehouse. Its `Display` says only "internal error", so that neither
+/// `to_string()` nor `format!("{e}")` can carry a database driver's text (its host, user,
+/// table names) to a client; the detail is for the log, through [`InternalError::detail`].
+/// `Debug` shows it, for logs and failing tests.
+pub struct InternalError(String);
+
+impl InternalError {
+    pub fn new(detail: impl fmt::Display) -> Self {
+        Self(detail.to_string())
+    }
+
+    /// The detail, for the log only.
+    pub fn detail(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InternalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("internal error")
+    }
+}
+
+impl fmt::Debug for InternalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InternalError").field(&self.0).finish()
+    }
+}
+
+impl std::error::Error for InternalError {}
+
+impl From<String> for InternalError {
+    fn from(detail: String) -> Self {
+        Self(detail)
+    }
+}
+
+impl From<&str> for InternalError {
+    fn from(detail: &str) -> Self {
+        Self(detail.to_owned())
+    }
+}
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ServiceError::Conflict(m),
             StoreError::NotFound => ServiceError::NotFound("resource"),
-            StoreError::Backend(m) => ServiceError::Internal(m),
+            StoreError::Backend(m) => ServiceError::internal(m),
         }
     }
 }
 
 impl From<gatehouse_crypto::CryptoError> for ServiceError {
     fn from(e: gatehouse_crypto::CryptoError) -> Self {
-        ServiceError::Internal(e.to_string())
+        ServiceError::internal(e)
     }
 }
 
@@ -90,5 +153,29 @@ impl OAuthError {
 impl From<OAuthError> for ServiceError {
     fn from(e: OAuthError) -> Self {
         ServiceError::OAuth(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_prints_no_detail() {
+        let driver = "error returned from database: connection to postgres://gh@db/pool closed";
+        for e in [
+            ServiceError::internal(driver),
+            ServiceError::from(StoreError::Backend(driver.to_owned())),
+            ServiceError::Internal(driver.to_owned().into()),
+        ] {
+            assert_eq!(e.to_string(), "internal error");
+            assert_eq!(format!("{e}"), "internal error");
+            let ServiceError::Internal(inner) = &e else {
+                panic!("not internal: {e:?}");
+            };
+            assert_eq!(inner.to_string(), "internal error");
+            // The detail stays reachable for the log.
+            assert_eq!(inner.detail(), driver);
+        }
     }
 }

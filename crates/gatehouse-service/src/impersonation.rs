@@ -4,7 +4,7 @@
 
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::ids::{SessionId, Username};
+use gatehouse_domain::ids::{ClientId, SessionId, Username};
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
@@ -45,8 +45,26 @@ impl Gatehouse {
         request: ImpersonationRequest,
         meta: &RequestMeta,
     ) -> ServiceResult<ImpersonationGrant> {
+        self.impersonate_for(pool, caller, None, target, request, meta)
+            .await
+    }
+
+    /// [`Self::impersonate`] on behalf of `client`, the client that authenticated at the token
+    /// endpoint (token exchange): it becomes the `client_id` of the session, of the token and of
+    /// the audit events, while the caller's own client stays in `act`. `None` keeps the
+    /// caller's token's client.
+    pub(crate) async fn impersonate_for(
+        &self,
+        pool: &Pool,
+        caller: &Principal,
+        client: Option<&ClientId>,
+        target: &Username,
+        request: ImpersonationRequest,
+        meta: &RequestMeta,
+    ) -> ServiceResult<ImpersonationGrant> {
+        let client_id = client.or(caller.token.client_id.as_ref()).cloned();
         match self
-            .check_and_start(pool, caller, target, request, meta)
+            .check_and_start(pool, caller, client_id.clone(), target, request, meta)
             .await
         {
             Ok(grant) => Ok(grant),
@@ -62,6 +80,7 @@ impl Gatehouse {
                     .denied();
                 // A chained attempt names the token's impersonator too.
                 denied.impersonator = caller.impersonator();
+                denied.client_id = client_id;
                 self.store.append_audit(&denied).await?;
                 Err(err)
             }
@@ -73,6 +92,7 @@ impl Gatehouse {
         &self,
         pool: &Pool,
         caller: &Principal,
+        client_id: Option<ClientId>,
         target: &Username,
         request: ImpersonationRequest,
         meta: &RequestMeta,
@@ -130,7 +150,7 @@ impl Gatehouse {
             pool: pool.id,
             user_id: user.id,
             username: user.username.clone(),
-            client_id: caller.token.client_id.clone(),
+            client_id: client_id.clone(),
             kind: SessionKind::Impersonation {
                 actor: actor.clone(),
                 reason: reason.clone(),
@@ -144,6 +164,7 @@ impl Gatehouse {
             .subject(&user.username)
             .detail("impersonation_id", session.id)
             .detail("expires_in", ttl);
+        started.client_id = client_id.clone();
         if let Some(r) = &reason {
             started = started.detail("reason", r);
         }
@@ -163,7 +184,7 @@ impl Gatehouse {
                     user: &user,
                     groups,
                     sid: session.id,
-                    client_id: caller.token.client_id.clone(),
+                    client_id,
                     act: Some(act),
                 },
                 ttl,

@@ -50,7 +50,7 @@ impl Keyring {
         let generated = keys::generate(alg)?;
         let sealed = self.master.seal(pool, &generated.kid, &generated.pkcs8)?;
         let public_jwk = serde_json::to_string(&generated.jwk)
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
         Ok(SigningKeyRecord {
             pool,
             kid: generated.kid,
@@ -72,7 +72,7 @@ impl Keyring {
         let mut jwks = Vec::new();
         for r in &records {
             let jwk: PublicJwk = serde_json::from_str(&r.public_jwk)
-                .map_err(|e| ServiceError::Internal(format!("stored JWK: {e}")))?;
+                .map_err(|e| ServiceError::internal(format!("stored JWK: {e}")))?;
             verifying.push(VerifyingKey::from_jwk(&jwk)?);
             jwks.push(jwk);
             if r.state == KeyState::Current {
@@ -85,7 +85,7 @@ impl Keyring {
             }
         }
         let signing = signing
-            .ok_or_else(|| ServiceError::Internal(format!("pool {pool} has no current key")))?;
+            .ok_or_else(|| ServiceError::internal(format!("pool {pool} has no current key")))?;
         let keys = Arc::new(PoolKeys {
             signing,
             verifying,

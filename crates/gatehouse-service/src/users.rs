@@ -382,7 +382,7 @@ impl Gatehouse {
         self.messages
             .send(message)
             .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))
+            .map_err(|e| ServiceError::internal(e.to_string()))
     }
 
     pub async fn get_user(

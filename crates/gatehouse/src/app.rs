@@ -143,7 +143,7 @@ impl Application {
         if gh
             .ensure_staff_pool()
             .await
-            .map_err(|e| StartError(format!("creating the staff pool: {e}")))?
+            .map_err(|e| StartError(format!("creating the staff pool: {}", e.for_operator())))?
         {
             tracing::info!(
                 "created the staff pool. Create the first administrator with:\n  \

@@ -178,7 +178,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let created = gh
                 .create_pool(slug, settings, hosts, None, &RequestMeta::default())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.for_operator())?;
             let issuer = gh.issuer(&created);
             if json {
                 println!(
@@ -196,7 +196,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let change = gh
                 .set_pool_hosts_as_operator(&slug, parse_hosts(&hosts)?)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.for_operator())?;
             let hosts: Vec<&str> = change.pool.hosts.iter().map(HostName::as_str).collect();
             if json {
                 println!(
@@ -240,7 +240,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let pool = gh
                 .pool(&PoolSlug::parse(&pool).map_err(|e| e.to_string())?)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.for_operator())?;
             let scopes = scopes
                 .iter()
                 .map(|s| Scope::parse(s))
@@ -249,7 +249,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let (client, secret) = gh
                 .create_client_unchecked(&pool, &name, scopes)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.for_operator())?;
             let scope: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
             if json {
                 println!(
@@ -273,7 +273,7 @@ async fn services(config: &Config) -> Result<Arc<gatehouse_service::Gatehouse>, 
     let (gh, _) = app::services(config, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
-    gh.ensure_staff_pool().await.map_err(|e| e.to_string())?;
+    gh.ensure_staff_pool().await.map_err(|e| e.for_operator())?;
     Ok(gh)
 }
 
@@ -282,7 +282,7 @@ async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
     let pool = gh
         .pool(&PoolSlug::parse(&args.pool).map_err(|e| e.to_string())?)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.for_operator())?;
     let username = Username::parse(&args.username).map_err(|e| e.to_string())?;
     let roles = args
         .roles
@@ -309,7 +309,7 @@ async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
     let (user, _) = gh
         .create_user_with_password(&pool, username.as_str(), attributes, password, None)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.for_operator())?;
     if args.json {
         println!(
             "{}",

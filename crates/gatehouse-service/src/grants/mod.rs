@@ -1,3 +1,4 @@
 //! The token endpoint's grants, one file each (RFC 6749 §4, RFC 8693).
 
 pub mod client_credentials;
+pub mod token_exchange;

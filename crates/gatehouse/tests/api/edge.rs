@@ -106,7 +106,9 @@ async fn britecore_sdk_gets_a_token_and_impersonates_through_a_host_bound_pool()
     let mut sdk = Command::new(venv_tool("python3"));
     sdk.arg(peer("britecore-sdk-impersonate.py"))
         .args(["--address", &edge.address, "--host", "acme.example.test"])
-        .args(["--client-id", &client.id, "--client-secret", &client.secret])
+        // `=` form: a secret may begin with `-`.
+        .arg(format!("--client-id={}", client.id))
+        .arg(format!("--client-secret={}", client.secret))
         .args(["--username", "alice"])
         .env("SSL_CERT_FILE", &edge.ca);
     let out = run_json(sdk).await;
@@ -143,6 +145,8 @@ async fn openid_client(edge: &Edge, issuer: &str, c: &ClientCreds, extra: &[&str
     node.arg(peer("openid-client-cc.mjs"))
         .args(["--address", &edge.address, "--issuer", issuer])
         .args(extra)
+        // After `--`: a secret may begin with `-`.
+        .arg("--")
         .args([&c.id, &c.secret])
         .env("NODE_EXTRA_CA_CERTS", &edge.ca);
     run_json(node).await

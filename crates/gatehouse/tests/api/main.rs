@@ -15,3 +15,4 @@ mod reference;
 mod resources;
 mod security;
 mod smtp;
+mod token_exchange;
