@@ -124,7 +124,14 @@ impl Gatehouse {
             }
             Some(n) => u32::try_from(n).unwrap_or(u32::MAX).min(max),
         };
-        let user = self.user_named(pool, target).await?;
+        // The target, its groups, and the caller's standing are read in the transaction that
+        // creates the session: a target promoted, or a caller disabled or deleted, meanwhile
+        // is seen here, and no session outlives a check that no longer holds.
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_username(target)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         if !user.enabled.is_enabled() {
             return Err(ServiceError::Forbidden("the user is disabled".to_owned()));
         }
@@ -135,12 +142,27 @@ impl Gatehouse {
                 "a user cannot impersonate itself".to_owned(),
             ));
         }
-        let groups = self.store.groups_of_user(pool.id, user.id).await?;
+        let groups = w.groups_of_user(user.id).await?;
         if is_privileged(&user, &groups) && !caller.holds(Permission::ImpersonatePrivileged) {
             return Err(ServiceError::Forbidden(format!(
-                "impersonating an administrator requires the {} permission",
+                "impersonating a user who holds administrative permissions requires the {} \
+                 permission",
                 Permission::ImpersonatePrivileged
             )));
+        }
+        if caller.home_pool == pool.slug {
+            let stands = match &caller.subject {
+                Subject::User { id, .. } => w
+                    .user_by_id(*id)
+                    .await?
+                    .is_some_and(|u| u.enabled.is_enabled()),
+                Subject::Client { client_id } => w.client(client_id).await?.is_some(),
+            };
+            if !stands {
+                return Err(ServiceError::Unauthenticated(
+                    "the caller no longer exists or is disabled".to_owned(),
+                ));
+            }
         }
 
         let actor = caller.actor();
@@ -168,7 +190,9 @@ impl Gatehouse {
         if let Some(r) = &reason {
             started = started.detail("reason", r);
         }
-        self.store.create_session(&session, &started).await?;
+        w.create_session(&session).await?;
+        w.audit(&started).await?;
+        w.commit().await?;
 
         let act = ActClaim {
             sub: actor.id.clone(),

@@ -138,3 +138,44 @@ async fn deleting_the_impersonating_client_ends_its_impersonations() {
     );
     assert_eq!(userinfo_status(app, &by_other).await, 200);
 }
+
+/// A target holding any permission beyond self-service is privileged: impersonating it needs
+/// `user:ImpersonatePrivileged`, so support cannot carry a helpdesk's roles downstream.
+#[tokio::test]
+async fn users_with_any_administrative_permission_need_impersonate_privileged() {
+    let (p, sue) = acme_with_staff().await;
+    let app = &p.app;
+    app.create_user("acme", "helpdesk", &["user:GetUser"], "helpdesk-password-1")
+        .await;
+    app.create_user("acme", "sam", &["support"], "sam-password-123")
+        .await;
+    let sam = app
+        .sign_in("acme", &p.client, "sam", "sam-password-123")
+        .await;
+    for caller in [&sam, &sue] {
+        let res = app
+            .http
+            .post(app.pool_url("acme", "/api/user-management/users/helpdesk/impersonate"))
+            .bearer_auth(caller)
+            .send()
+            .await
+            .unwrap();
+        let body = assert_api_error(res, 403).await;
+        assert!(
+            body.to_string().contains("user:ImpersonatePrivileged"),
+            "{body}"
+        );
+        // A user with self-service alone is fair game.
+        impersonate_alice(app, caller).await;
+    }
+    assert_eq!(app.audit_count("acme", "impersonation.denied").await, 2);
+    // An administrator holds user:ImpersonatePrivileged.
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/api/user-management/users/helpdesk/impersonate"))
+        .bearer_auth(&p.ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
