@@ -2,8 +2,16 @@
 //! command-line creation of users.
 //!
 //! Every operation opens with its permission check. A caller can never hand out permissions it
-//! does not hold itself (through a user's roles, see [`ensure_may_grant`]). Operations that
-//! would lock the caller out of its own account (deleting or disabling itself) are refused.
+//! does not hold itself (through a user's roles, see [`ensure_may_grant`]), and acts on an
+//! existing user only when it holds every permission that user holds (the dominance rule,
+//! SPEC §9, see `Gatehouse::target_in`): for removals as for additions, for resets, disables,
+//! deletions, sign-outs and links alike. Operations that would lock the caller out of its own
+//! account (deleting or disabling itself) are refused.
+//!
+//! Every change reads the user inside the write transaction that changes it
+//! ([`gatehouse_domain::txn`]), so no operation can write back a state another one replaced
+//! meanwhile. Slow work (argon2, message delivery) happens before the transaction opens or
+//! after it commits.
 
 mod codes;
 mod self_service;
@@ -17,9 +25,10 @@ use gatehouse_domain::permission::{Permission, PermissionSet, Role};
 use gatehouse_domain::pool::{InvitationMessages, Pool};
 use gatehouse_domain::store::StoreError;
 use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::{
     Enabled, FederatedIdentity, MfaState, PasswordCredential, User, UserAttributes, UserStatus,
-    VerifiableAttribute, VerificationCode,
+    VerifiableAttribute, VerificationCode, permissions_of,
 };
 
 pub use codes::{CODE_DIGITS, TEMPORARY_PASSWORD_MIN_CHARS, numeric_code, temporary_password};
@@ -395,9 +404,30 @@ impl Gatehouse {
         self.user_named(pool, username).await
     }
 
-    /// Replaces a user's attributes. Roles the user did not have yet must grant nothing the
-    /// caller lacks. An omitted `email_verified` or `phone_verified` keeps its value while the
-    /// attribute is unchanged and becomes false when it changes.
+    /// Reads a user for change inside `w`, and applies the dominance rule: the caller must
+    /// hold every permission the user holds (its roles and its groups' roles, read in the same
+    /// transaction), self-service aside.
+    pub(crate) async fn target_in(
+        &self,
+        w: &mut dyn PoolWrite,
+        principal: &Principal,
+        username: &Username,
+    ) -> ServiceResult<User> {
+        let user = w
+            .user_by_username(username)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        let groups = w.groups_of_user(user.id).await?;
+        principal.ensure_dominates(&permissions_of(&user, &groups), "the user")?;
+        Ok(user)
+    }
+
+    /// Replaces a user's attributes. The caller must dominate the user (so it can neither
+    /// take roles from someone who holds more than it, nor mark the e-mail of such a user
+    /// verified), and roles the user did not have yet must grant nothing the caller lacks.
+    /// An omitted `email_verified` or `phone_verified` keeps its value while the attribute is
+    /// unchanged and becomes false when it changes. A changed e-mail address is remembered as
+    /// the previous one, which hears of password resets for a while.
     pub async fn update_user(
         &self,
         pool: &Pool,
@@ -408,7 +438,8 @@ impl Gatehouse {
     ) -> ServiceResult<()> {
         principal.require(Permission::UpdateUser)?;
         attributes.validate()?;
-        let mut user = self.user_named(pool, username).await?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut user = self.target_in(w.as_mut(), principal, username).await?;
         let added = attributes
             .roles
             .iter()
@@ -419,20 +450,22 @@ impl Gatehouse {
         let mut attributes =
             reconcile_verified(&user.attributes, attributes, VerifiedFlags::AsGiven);
         attributes.updated_at = Some(now.as_secs());
+        user.note_email_change(&attributes.email, now);
         user.attributes = attributes;
         user.updated_at = now;
+        w.update_user(&user).await.map_err(user_write_error)?;
         let event = self
             .event(pool, AuditAction::UserUpdated, Some(principal), meta)
             .subject(&user.username)
             .detail("roles_changed", roles_changed);
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    /// Deletes a user; its tokens stop working with it. A user cannot delete itself, so that
-    /// the last administrator cannot lock everyone out by accident.
+    /// Deletes a user; its tokens stop working with it, and so does every impersonation it
+    /// started, in any pool. A user cannot delete itself, so that the last administrator
+    /// cannot lock everyone out by accident.
     pub async fn delete_user(
         &self,
         pool: &Pool,
@@ -441,24 +474,34 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         principal.require(Permission::DeleteUser)?;
-        let user = self.user_named(pool, username).await?;
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_username(username)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
         if is_self(principal, pool, &user) {
             return Err(ServiceError::Conflict(
                 "a user cannot delete itself".to_owned(),
             ));
         }
+        let groups = w.groups_of_user(user.id).await?;
+        principal.ensure_dominates(&permissions_of(&user, &groups), "the user")?;
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "delete")
+            .await?;
+        w.delete_user(user.id).await.map_err(user_write_error)?;
         let event = self
             .event(pool, AuditAction::UserDeleted, Some(principal), meta)
             .subject(&user.username)
             .detail("user_id", user.id);
-        self.store
-            .delete_user(pool.id, user.id, &event)
-            .await
-            .map_err(user_write_error)
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    /// The shape of the account actions: check the permission, load the user, apply `change`
-    /// (which may refuse), and save the user with its audit event.
+    /// The shape of the account actions: check the permission, open a write transaction,
+    /// read the user in it, check that the caller dominates the user, apply `change` (which
+    /// may refuse), and write the user with its audit event. The transaction is returned
+    /// uncommitted, for the caller to add what must happen with the change, and commit.
     #[allow(clippy::too_many_arguments)]
     async fn change_user(
         &self,
@@ -469,20 +512,19 @@ impl Gatehouse {
         action: AuditAction,
         meta: &RequestMeta,
         change: impl FnOnce(&mut User, Timestamp) -> ServiceResult<()>,
-    ) -> ServiceResult<User> {
+    ) -> ServiceResult<(Box<dyn PoolWrite>, User)> {
         principal.require(permission)?;
-        let mut user = self.user_named(pool, username).await?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut user = self.target_in(w.as_mut(), principal, username).await?;
         let now = self.now();
         change(&mut user, now)?;
         user.updated_at = now;
+        w.update_user(&user).await.map_err(user_write_error)?;
         let event = self
             .event(pool, action, Some(principal), meta)
             .subject(&user.username);
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)?;
-        Ok(user)
+        w.audit(&event).await?;
+        Ok((w, user))
     }
 
     pub async fn enable_user(
@@ -496,20 +538,23 @@ impl Gatehouse {
             user.enabled = Enabled::Yes;
             Ok(())
         };
-        self.change_user(
-            pool,
-            principal,
-            username,
-            Permission::EnableUser,
-            AuditAction::UserEnabled,
-            meta,
-            enable,
-        )
-        .await
-        .map(|_| ())
+        let (w, _) = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::EnableUser,
+                AuditAction::UserEnabled,
+                meta,
+                enable,
+            )
+            .await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    /// Disables a user and revokes every token it holds. A user cannot disable itself.
+    /// Disables a user and, in the same transaction, ends every session of it and every
+    /// impersonation it started, in any pool. A user cannot disable itself.
     pub async fn disable_user(
         &self,
         pool: &Pool,
@@ -527,7 +572,7 @@ impl Gatehouse {
             user.tokens_not_before = Some(now);
             Ok(())
         };
-        let user = self
+        let (mut w, user) = self
             .change_user(
                 pool,
                 principal,
@@ -538,35 +583,56 @@ impl Gatehouse {
                 disable,
             )
             .await?;
-        self.end_all_sessions(pool, principal, &user, meta, "disable")
-            .await
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "disable")
+            .await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    /// Revokes every active session of the user (after its "not before" time was moved).
-    async fn end_all_sessions(
+    /// Ends, inside `w`, every session of `user` and every session in which it acts (an
+    /// impersonation it started, in this pool or another), each with its audit event: what
+    /// disabling or deleting a user takes away.
+    async fn end_authority_of(
         &self,
+        w: &mut dyn PoolWrite,
         pool: &Pool,
         principal: &Principal,
         user: &User,
         meta: &RequestMeta,
         via: &str,
     ) -> ServiceResult<()> {
-        let sessions = self
-            .store
-            .list_sessions(
-                pool.id,
-                gatehouse_domain::store::SessionFilter::ActiveOfUser(user.id, self.now()),
-            )
-            .await?;
-        self.revoke_user_sessions(pool, principal, user, sessions, meta, via)
-            .await
-            .map(|_| ())
+        self.end_sessions_in(
+            w,
+            pool,
+            principal,
+            &SessionsToEnd::OfUser(user.id),
+            meta,
+            via,
+        )
+        .await?;
+        let acted_by = SessionsToEnd::ActedBy {
+            pool: pool.slug.clone(),
+            actor_id: user.id.to_string(),
+        };
+        self.end_sessions_in(
+            w,
+            pool,
+            principal,
+            &acted_by,
+            meta,
+            &format!("impersonator {via}"),
+        )
+        .await?;
+        Ok(())
     }
 
-    /// Resets a user's password: the password is removed, every token of the user revoked,
-    /// the status becomes `RESET_REQUIRED`, and a reset code is sent to the user's e-mail
-    /// address. The code is kept as the user's e-mail verification code (only its SHA-256),
-    /// valid for [`RESET_CODE_TTL_SECS`]; proving it also proves the address.
+    /// Resets a user's password. In one transaction: the password is removed, the status
+    /// becomes `RESET_REQUIRED`, every token and session of the user ends, and a reset code is
+    /// stored as the user's e-mail verification code (only its SHA-256), valid for
+    /// [`RESET_CODE_TTL_SECS`]; proving it also proves the address. After the commit the code
+    /// is sent to the user's e-mail address. When that address replaced another within the
+    /// last 24 hours, the previous address is told of the reset first (without the code); if
+    /// that notice cannot be delivered, the code is not sent either.
     pub async fn reset_user_password(
         &self,
         pool: &Pool,
@@ -586,7 +652,7 @@ impl Gatehouse {
             user.tokens_not_before = Some(now);
             Ok(())
         };
-        let user = self
+        let (mut w, user) = self
             .change_user(
                 pool,
                 principal,
@@ -598,20 +664,43 @@ impl Gatehouse {
             )
             .await?;
         let now = self.now();
-        self.end_all_sessions(pool, principal, &user, meta, "password reset")
-            .await?;
-
+        self.end_sessions_in(
+            w.as_mut(),
+            pool,
+            principal,
+            &SessionsToEnd::OfUser(user.id),
+            meta,
+            "password reset",
+        )
+        .await?;
         let code = numeric_code();
-        self.store
-            .put_verification_code(&VerificationCode {
-                pool: pool.id,
-                user_id: user.id,
-                attribute: VerifiableAttribute::Email,
-                code_sha256: sha256(code.expose().as_bytes()),
-                expires_at: now.plus_secs(RESET_CODE_TTL_SECS),
+        w.put_verification_code(&VerificationCode {
+            pool: pool.id,
+            user_id: user.id,
+            attribute: VerifiableAttribute::Email,
+            code_sha256: sha256(code.expose().as_bytes()),
+            expires_at: now.plus_secs(RESET_CODE_TTL_SECS),
+        })
+        .await?;
+        w.commit().await?;
+
+        let name = user.username.as_str();
+        if let Some(previous) = user.recently_replaced_email(now) {
+            self.deliver(&OutboundMessage {
+                kind: MessageKind::PasswordReset,
+                pool: pool.slug.to_string(),
+                username: name.to_owned(),
+                to_email: Some(previous.to_owned()),
+                to_phone: None,
+                subject: "The password of your account was reset".to_owned(),
+                body: format!(
+                    "The password of {name} was reset by an administrator, and the reset code \
+                     was sent to the account's new e-mail address, which replaced this one \
+                     recently. If you did not change the address, contact your administrator."
+                ),
             })
             .await?;
-        let name = user.username.as_str();
+        }
         self.deliver(&OutboundMessage {
             kind: MessageKind::PasswordReset,
             pool: pool.slug.to_string(),
@@ -638,21 +727,23 @@ impl Gatehouse {
             user.mfa = MfaState::None;
             Ok(())
         };
-        self.change_user(
-            pool,
-            principal,
-            username,
-            Permission::DisableUserMfa,
-            AuditAction::UserMfaDisabled,
-            meta,
-            clear,
-        )
-        .await
-        .map(|_| ())
+        let (w, _) = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::DisableUserMfa,
+                AuditAction::UserMfaDisabled,
+                meta,
+                clear,
+            )
+            .await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    /// Links an upstream identity to an existing user. An identity linked already (to this or
-    /// another user) is a conflict.
+    /// Links an upstream identity to an existing user the caller dominates. An identity
+    /// linked already (to this or another user) is a conflict.
     pub async fn link_user_to_provider(
         &self,
         pool: &Pool,
@@ -672,7 +763,8 @@ impl Gatehouse {
             &identity.provider_user_id,
             PROVIDER_USER_ID_MAX_CHARS,
         )?;
-        let user = self.user_named(pool, username).await?;
+        let mut w = self.store.write(pool.id).await?;
+        let user = self.target_in(w.as_mut(), principal, username).await?;
         let event = self
             .event(
                 pool,
@@ -690,10 +782,10 @@ impl Gatehouse {
             user_id: user.id,
             created_at: self.now(),
         };
-        self.store
-            .link_identity(&link, &event)
-            .await
-            .map_err(user_write_error)
+        w.link_identity(&link).await.map_err(user_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 }
 

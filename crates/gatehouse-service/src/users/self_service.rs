@@ -2,14 +2,22 @@
 //! its e-mail address or phone number with a code.
 //!
 //! A user can never change its own roles this way, nor mark an attribute verified except by
-//! presenting the code that was sent to it.
+//! presenting the code that was sent to it. A change reads the user inside its write
+//! transaction, and only while the token's session still stands: a request racing an
+//! administrator's disable or password reset either runs before it or is refused, and it only
+//! ever changes profile attributes, never the account's security state.
 
 use gatehouse_crypto::secret::{Secret, constant_time_eq, sha256};
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::ids::UserId;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
-use gatehouse_domain::user::{User, UserAttributes, VerifiableAttribute, VerificationCode};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::PoolWrite;
+use gatehouse_domain::user::{
+    User, UserAttributes, UserStatus, VerifiableAttribute, VerificationCode,
+};
 
 use super::{VerifiedFlags, numeric_code, reconcile_verified, role_set, user_write_error};
 use crate::audit::EventExt;
@@ -28,23 +36,106 @@ fn invalid_code() -> ServiceError {
     ))
 }
 
+/// The token no longer stands: its user was disabled, deleted or reset, or its session ended,
+/// after the request was authenticated.
+fn revoked() -> ServiceError {
+    ServiceError::Unauthenticated("the token has been revoked".to_owned())
+}
+
+/// The caller's own user: only a user of this pool has one here.
+fn own_id(pool: &Pool, principal: &Principal) -> ServiceResult<UserId> {
+    let Subject::User { id, .. } = &principal.subject else {
+        return Err(ServiceError::Forbidden(
+            "an app client has no user profile".to_owned(),
+        ));
+    };
+    if principal.home_pool != pool.slug {
+        return Err(ServiceError::Forbidden(
+            "the caller has no user profile in this pool".to_owned(),
+        ));
+    }
+    Ok(*id)
+}
+
+/// A code to verify `attribute` of `user`, as stored and as sent.
+fn verification_code(
+    pool: &Pool,
+    user: &User,
+    attribute: VerifiableAttribute,
+    now: Timestamp,
+) -> (VerificationCode, OutboundMessage) {
+    let code = numeric_code();
+    let stored = VerificationCode {
+        pool: pool.id,
+        user_id: user.id,
+        attribute,
+        code_sha256: sha256(code.expose().as_bytes()),
+        expires_at: now.plus_secs(VERIFICATION_CODE_TTL_SECS),
+    };
+    let (to_email, to_phone, what) = match attribute {
+        VerifiableAttribute::Email => (Some(user.attributes.email.clone()), None, "e-mail address"),
+        VerifiableAttribute::Phone => (None, user.attributes.phone.clone(), "phone number"),
+    };
+    let message = OutboundMessage {
+        kind: MessageKind::AttributeVerification,
+        pool: pool.slug.to_string(),
+        username: user.username.to_string(),
+        to_email,
+        to_phone,
+        subject: format!("Verify your {what}"),
+        body: format!("Your verification code is {}.", code.expose()),
+    };
+    (stored, message)
+}
+
 impl Gatehouse {
-    /// The caller's own user record: only a user of this pool has one here.
+    /// The caller's own user record, read outside any transaction (for reading only).
     async fn own_profile(&self, pool: &Pool, principal: &Principal) -> ServiceResult<User> {
-        let Subject::User { id, .. } = &principal.subject else {
-            return Err(ServiceError::Forbidden(
-                "an app client has no user profile".to_owned(),
-            ));
-        };
-        if principal.home_pool != pool.slug {
-            return Err(ServiceError::Forbidden(
-                "the caller has no user profile in this pool".to_owned(),
-            ));
-        }
+        let id = own_id(pool, principal)?;
         self.store
-            .user_by_id(pool.id, *id)
+            .user_by_id(pool.id, id)
             .await?
             .ok_or(ServiceError::NotFound("user"))
+    }
+
+    /// The caller's own user, read inside `w`, provided the token that authenticated the
+    /// request still stands as of this transaction: the user exists, is enabled, is in a
+    /// status that signs in (not waiting for a password reset or a first password), and the
+    /// token's session is still active and began after the user's "not before" time.
+    /// Otherwise 401.
+    ///
+    /// The access token's `iat` is not among the principal's [`crate::principal::TokenFacts`],
+    /// so the session stands in for it: every user token carries the session it was minted
+    /// for, at the session's start, and every operation that moves "not before" (disable,
+    /// password reset, global sign-out) ends the user's sessions in the same transaction. An
+    /// active session read here, under the transaction's lock, therefore proves that none of
+    /// them has committed since the token was issued.
+    async fn own_user_in(
+        &self,
+        w: &mut dyn PoolWrite,
+        principal: &Principal,
+        id: UserId,
+    ) -> ServiceResult<User> {
+        let user = w.user_by_id(id).await?.ok_or_else(revoked)?;
+        if !user.enabled.is_enabled()
+            || matches!(
+                user.status,
+                UserStatus::ResetRequired | UserStatus::ForceChangePassword
+            )
+        {
+            return Err(revoked());
+        }
+        let sid = principal.token.sid.ok_or_else(revoked)?;
+        let session = w.session(sid).await?.ok_or_else(revoked)?;
+        let stands = session.user_id == user.id
+            && session.is_active_at(self.now())
+            && user
+                .tokens_not_before
+                .is_none_or(|nb| session.created_at >= nb);
+        if !stands {
+            return Err(revoked());
+        }
+        Ok(user)
     }
 
     /// The caller's own profile. Reading it is part of self-service, so it takes the
@@ -54,9 +145,11 @@ impl Gatehouse {
         self.own_profile(pool, principal).await
     }
 
-    /// Replaces the caller's own attributes. The roles given must be the roles the user has
-    /// (in any order); anything else is refused. A changed e-mail address or phone number
-    /// becomes unverified and a code is sent to it; verified flags in the request are ignored.
+    /// Replaces the caller's own profile attributes, and nothing else: the account's state
+    /// (enabled, status, password, "not before", MFA) is the one read in the transaction,
+    /// never one read earlier. The roles given must be the roles the user has (in any order);
+    /// anything else is refused. A changed e-mail address or phone number becomes unverified
+    /// and a code is sent to it after the commit; verified flags in the request are ignored.
     pub async fn update_own_user(
         &self,
         pool: &Pool,
@@ -66,7 +159,9 @@ impl Gatehouse {
     ) -> ServiceResult<()> {
         principal.require(Permission::UpdateOwnUser)?;
         attributes.validate()?;
-        let mut user = self.own_profile(pool, principal).await?;
+        let id = own_id(pool, principal)?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut user = self.own_user_in(w.as_mut(), principal, id).await?;
         if role_set(&attributes.roles) != role_set(&user.attributes.roles) {
             return Err(ServiceError::Forbidden(
                 "a user cannot change its own roles".to_owned(),
@@ -78,69 +173,40 @@ impl Gatehouse {
         updated.updated_at = Some(now.as_secs());
         let email_changed = updated.email != user.attributes.email;
         let phone_changed = updated.phone.is_some() && updated.phone != user.attributes.phone;
+        user.note_email_change(&updated.email, now);
         user.attributes = updated;
         user.updated_at = now;
+        w.update_user(&user).await.map_err(user_write_error)?;
+        let mut messages = Vec::new();
+        for (changed, attribute) in [
+            (email_changed, VerifiableAttribute::Email),
+            (phone_changed, VerifiableAttribute::Phone),
+        ] {
+            if changed {
+                let (code, message) = verification_code(pool, &user, attribute, now);
+                w.put_verification_code(&code).await?;
+                messages.push(message);
+            }
+        }
         let event = self
             .event(pool, AuditAction::UserUpdated, Some(principal), meta)
             .subject(&user.username)
             .detail("via", "self-service");
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)?;
-        if email_changed {
-            self.send_verification_code(pool, &user, VerifiableAttribute::Email)
-                .await?;
-        }
-        if phone_changed {
-            self.send_verification_code(pool, &user, VerifiableAttribute::Phone)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Stores a fresh code for the attribute (replacing an earlier one) and sends it. A
-    /// delivery failure is logged, not returned: the change it follows is already made.
-    async fn send_verification_code(
-        &self,
-        pool: &Pool,
-        user: &User,
-        attribute: VerifiableAttribute,
-    ) -> ServiceResult<()> {
-        let code = numeric_code();
-        self.store
-            .put_verification_code(&VerificationCode {
-                pool: pool.id,
-                user_id: user.id,
-                attribute,
-                code_sha256: sha256(code.expose().as_bytes()),
-                expires_at: self.now().plus_secs(VERIFICATION_CODE_TTL_SECS),
-            })
-            .await?;
-        let (to_email, to_phone, what) = match attribute {
-            VerifiableAttribute::Email => {
-                (Some(user.attributes.email.clone()), None, "e-mail address")
+        w.audit(&event).await?;
+        w.commit().await?;
+        // A delivery failure is logged, not returned: the change it follows is made.
+        for message in &messages {
+            if let Err(e) = self.deliver(message).await {
+                tracing::warn!(pool = %pool.slug, username = %user.username, error = %e,
+                    "the verification code could not be delivered");
             }
-            VerifiableAttribute::Phone => (None, user.attributes.phone.clone(), "phone number"),
-        };
-        let message = OutboundMessage {
-            kind: MessageKind::AttributeVerification,
-            pool: pool.slug.to_string(),
-            username: user.username.to_string(),
-            to_email,
-            to_phone,
-            subject: format!("Verify your {what}"),
-            body: format!("Your verification code is {}.", code.expose()),
-        };
-        if let Err(e) = self.deliver(&message).await {
-            tracing::warn!(pool = %pool.slug, username = %user.username, error = %e,
-                "the verification code could not be delivered");
         }
         Ok(())
     }
 
     /// Marks the caller's e-mail address or phone number verified when `code` is the one sent
-    /// to it. A code is good for one attempt: a wrong guess uses it up.
+    /// to it. A code is good for one attempt: a wrong guess uses it up (that is committed
+    /// too).
     pub async fn verify_own_attribute(
         &self,
         pool: &Pool,
@@ -151,27 +217,28 @@ impl Gatehouse {
     ) -> ServiceResult<()> {
         principal.require(Permission::VerifyOwnAttribute)?;
         let attribute = VerifiableAttribute::parse(attribute)?;
-        let mut user = self.own_profile(pool, principal).await?;
-        let stored = self
-            .store
-            .take_verification_code(pool.id, user.id, attribute)
-            .await?
-            .ok_or_else(invalid_code)?;
+        let id = own_id(pool, principal)?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut user = self.own_user_in(w.as_mut(), principal, id).await?;
+        let Some(stored) = w.take_verification_code(user.id, attribute).await? else {
+            return Err(invalid_code());
+        };
         let now = self.now();
         let presented = sha256(code.expose().trim().as_bytes());
-        if stored.expires_at <= now || !constant_time_eq(&stored.code_sha256, &presented) {
+        let valid = stored.expires_at > now
+            && constant_time_eq(&stored.code_sha256, &presented)
+            && (attribute == VerifiableAttribute::Email || user.attributes.phone.is_some());
+        if !valid {
+            // The code is used up: commit taking it.
+            w.commit().await?;
             return Err(invalid_code());
         }
         match attribute {
             VerifiableAttribute::Email => user.attributes.email_verified = Some(true),
-            VerifiableAttribute::Phone => {
-                if user.attributes.phone.is_none() {
-                    return Err(invalid_code());
-                }
-                user.attributes.phone_verified = Some(true);
-            }
+            VerifiableAttribute::Phone => user.attributes.phone_verified = Some(true),
         }
         user.updated_at = now;
+        w.update_user(&user).await.map_err(user_write_error)?;
         let event = self
             .event(
                 pool,
@@ -181,9 +248,8 @@ impl Gatehouse {
             )
             .subject(&user.username)
             .detail("attribute", attribute.as_str());
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 }

@@ -5,8 +5,8 @@ use gatehouse_domain::ids::Username;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
-use gatehouse_domain::store::{SessionFilter, StoreError};
-use gatehouse_domain::user::User;
+use gatehouse_domain::store::SessionFilter;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 
 use super::user_write_error;
 use crate::audit::EventExt;
@@ -29,10 +29,11 @@ impl Gatehouse {
             .await?)
     }
 
-    /// Global sign-out: every token issued to the user until now stops working at once (the
-    /// user's "not before" time, which bearer authentication, introspection and the
-    /// revocation feed check), and each active session is then marked revoked, with its own
-    /// audit event. Returns how many sessions were revoked.
+    /// Global sign-out of a user the caller dominates: every token issued to the user until
+    /// now stops working at once (the user's "not before" time, which bearer authentication,
+    /// introspection and the revocation feed check), and each active session is marked
+    /// ended, with its own audit event, in the same transaction. Returns how many sessions
+    /// ended.
     pub async fn sign_out_user(
         &self,
         pool: &Pool,
@@ -41,43 +42,48 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<usize> {
         principal.require(Permission::SignOutUser)?;
-        let mut user = self.user_named(pool, username).await?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut user = self.target_in(w.as_mut(), principal, username).await?;
         let now = self.now();
-        let sessions = self
-            .store
-            .list_sessions(pool.id, SessionFilter::ActiveOfUser(user.id, now))
-            .await?;
         user.tokens_not_before = Some(now);
         user.updated_at = now;
+        w.update_user(&user).await.map_err(user_write_error)?;
+        let ended = self
+            .end_sessions_in(
+                w.as_mut(),
+                pool,
+                principal,
+                &SessionsToEnd::OfUser(user.id),
+                meta,
+                "sign-out",
+            )
+            .await?;
         let event = self
             .event(pool, AuditAction::UserSignedOut, Some(principal), meta)
             .subject(&user.username)
-            .detail("sessions", sessions.len());
-        self.store
-            .update_user(&user, &event)
-            .await
-            .map_err(user_write_error)?;
-
-        self.revoke_user_sessions(pool, principal, &user, sessions, meta, "sign-out")
-            .await
+            .detail("sessions", ended);
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(ended)
     }
 
-    /// Marks each of the user's active sessions revoked, each with its own audit event, and
-    /// returns how many were. Every user token carries its session, so this ends them all,
-    /// also those issued within the same second as the user's "not before" time.
-    pub(crate) async fn revoke_user_sessions(
+    /// Ends, inside `w`, the active sessions `which` names, each with its audit event
+    /// (`session.revoked` for a sign-in, `impersonation.ended` for an impersonation) written
+    /// to the session's own pool, and returns how many ended. Every user token carries its
+    /// session, so this ends them all, also those issued within the same second as the user's
+    /// "not before" time.
+    pub(crate) async fn end_sessions_in(
         &self,
+        w: &mut dyn PoolWrite,
         pool: &Pool,
         principal: &Principal,
-        user: &User,
-        sessions: Vec<Session>,
+        which: &SessionsToEnd,
         meta: &RequestMeta,
         via: &str,
     ) -> ServiceResult<usize> {
-        let now = self.now();
-        let mut revoked = 0;
-        for session in &sessions {
-            let event = match &session.kind {
+        let ended = w.end_sessions(which, self.now()).await?;
+        for session in &ended {
+            let mut event = match &session.kind {
                 SessionKind::SignIn => self
                     .event(pool, AuditAction::SessionRevoked, Some(principal), meta)
                     .detail("session_id", session.id),
@@ -86,19 +92,13 @@ impl Gatehouse {
                     .detail("impersonation_id", session.id)
                     .detail("impersonator", actor.display_name()),
             }
-            .subject(&user.username)
+            .subject(&session.username)
             .detail("via", via);
-            match self
-                .store
-                .revoke_session(pool.id, session.id, now, &event)
-                .await
-            {
-                Ok(()) => revoked += 1,
-                // Revoked or ended meanwhile.
-                Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
+            // An actor's impersonations may lie in other pools: each event goes to its
+            // session's pool.
+            event.pool = session.pool;
+            w.audit(&event).await?;
         }
-        Ok(revoked)
+        Ok(ended.len())
     }
 }

@@ -15,4 +15,5 @@ mod reference;
 mod resources;
 mod security;
 mod smtp;
+mod takeover;
 mod token_exchange;
