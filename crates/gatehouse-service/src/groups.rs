@@ -1,6 +1,10 @@
 //! Groups, their members, and users' group memberships. A group's roles count for every
 //! member, so giving a group a role, or a user a group, follows the rule of
-//! [`ensure_may_grant`]: the caller must hold every permission it hands out.
+//! [`ensure_may_grant`]: the caller must hold every permission it hands out. Acting on an
+//! existing group or membership follows the dominance rule of SPEC §9
+//! ([`Principal::ensure_dominates`]): the caller must hold what the group, or the user, holds,
+//! for removals as for additions. What decides a change is read inside the write transaction
+//! that makes it.
 
 use std::collections::BTreeSet;
 
@@ -8,10 +12,10 @@ use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::group::{Group, validate_description};
 use gatehouse_domain::ids::{GroupName, Username};
-use gatehouse_domain::permission::{Permission, Role};
+use gatehouse_domain::permission::{Permission, PermissionSet, Role};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::store::StoreError;
-use gatehouse_domain::user::User;
+use gatehouse_domain::user::{User, permissions_of};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
@@ -140,8 +144,10 @@ impl Gatehouse {
         self.group_named(pool, name).await
     }
 
-    /// Sets a group's description, and its roles when given. Roles the group did not have yet
-    /// must grant nothing the caller lacks.
+    /// Sets a group's description, and its roles when given. The caller must dominate the
+    /// group as it is (hold every permission of its current roles), and the roles it gives
+    /// the group must grant nothing the caller lacks: taking roles away needs them as much
+    /// as handing them out.
     pub async fn update_group(
         &self,
         pool: &Pool,
@@ -153,7 +159,15 @@ impl Gatehouse {
         principal.require(Permission::UpdateGroup)?;
         validate_description(&update.description)?;
         let roles = update.roles.as_deref().map(parse_roles).transpose()?;
-        let mut group = self.group_named(pool, name).await?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut group = w
+            .group(name)
+            .await?
+            .ok_or(ServiceError::NotFound("group"))?;
+        principal.ensure_dominates(
+            &PermissionSet::from_roles(&group.roles),
+            &format!("group {}", group.name),
+        )?;
         let mut event = self
             .event(pool, AuditAction::GroupUpdated, Some(principal), meta)
             .subject(&group.name);
@@ -164,13 +178,13 @@ impl Gatehouse {
             group.roles = roles;
         }
         group.description = update.description;
-        self.store
-            .update_group(&group, &event)
-            .await
-            .map_err(group_write_error)
+        w.update_group(&group).await.map_err(group_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 
-    /// Deletes a group; its members lose its roles.
+    /// Deletes a group; its members lose its roles, so the caller must hold them.
     pub async fn delete_group(
         &self,
         pool: &Pool,
@@ -179,13 +193,22 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         principal.require(Permission::DeleteGroup)?;
+        let mut w = self.store.write(pool.id).await?;
+        let group = w
+            .group(name)
+            .await?
+            .ok_or(ServiceError::NotFound("group"))?;
+        principal.ensure_dominates(
+            &PermissionSet::from_roles(&group.roles),
+            &format!("group {}", group.name),
+        )?;
         let event = self
             .event(pool, AuditAction::GroupDeleted, Some(principal), meta)
             .subject(name);
-        self.store
-            .delete_group(pool.id, name, &event)
-            .await
-            .map_err(group_write_error)
+        w.delete_group(name).await.map_err(group_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 
     /// Members of a group ordered by username; the cursor is the last username of a page.
@@ -238,8 +261,9 @@ impl Gatehouse {
         Ok(Page::from_overfetch(groups, limit, |g| g.name.to_string()))
     }
 
-    /// Makes the user a member of exactly these groups. Every group the user joins must grant
-    /// nothing the caller lacks; leaving groups is always allowed.
+    /// Makes the user a member of exactly these groups. The caller must dominate the user (its
+    /// own roles and those of its groups), and hold the roles of every group the user joins
+    /// or leaves.
     pub async fn set_user_groups(
         &self,
         pool: &Pool,
@@ -258,17 +282,26 @@ impl Gatehouse {
             .iter()
             .map(|n| GroupName::parse(n))
             .collect::<Result<_, _>>()?;
-        let user = self.user_named(pool, username).await?;
-        let current: BTreeSet<GroupName> = self
-            .store
-            .groups_of_user(pool.id, user.id)
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_username(username)
             .await?
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
+            .ok_or(ServiceError::NotFound("user"))?;
+        let current = w.groups_of_user(user.id).await?;
+        // Dominating the user covers the roles of every group it is in, so of those it leaves.
+        principal.ensure_dominates(
+            &permissions_of(&user, &current),
+            &format!("user {}", user.username),
+        )?;
         let mut added_roles: Vec<Role> = Vec::new();
-        for name in wanted.difference(&current) {
-            added_roles.extend(self.group_named(pool, name).await?.roles);
+        for name in &wanted {
+            if current.iter().all(|g| g.name != *name) {
+                let group = w
+                    .group(name)
+                    .await?
+                    .ok_or(ServiceError::NotFound("group"))?;
+                added_roles.extend(group.roles);
+            }
         }
         ensure_may_grant(principal, &added_roles)?;
         let wanted: Vec<GroupName> = wanted.into_iter().collect();
@@ -277,10 +310,12 @@ impl Gatehouse {
             .event(pool, AuditAction::UserGroupsUpdated, Some(principal), meta)
             .subject(&user.username)
             .detail("groups", listed.join(","));
-        self.store
-            .set_user_groups(pool.id, user.id, &wanted, &event)
+        w.set_user_groups(user.id, &wanted)
             .await
-            .map_err(group_write_error)
+            .map_err(group_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
     }
 }
 

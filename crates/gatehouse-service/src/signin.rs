@@ -1,6 +1,13 @@
 //! Password sign-in through the API (`POST /api/auth/initiate` with `USER_PASSWORD`), and the
 //! `NEW_PASSWORD_REQUIRED` challenge that a temporary password leads to, and the confirmation
 //! of an administrator's password reset.
+//!
+//! Each of them decides its write by reading inside the write transaction that makes it
+//! (SPEC §9): a sign-in's session is created only if the user is still as its password was
+//! checked; a challenge is claimed with one atomic compare-and-set, in the transaction that
+//! sets the password and starts the session; a reset code is taken in the transaction that
+//! sets the password. Passwords are hashed and checked before a transaction opens, never
+//! while it holds SQLite's one writer.
 
 use gatehouse_crypto::jws::{self, Expect};
 use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
@@ -9,14 +16,16 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
 use gatehouse_domain::pool::Pool;
-use gatehouse_domain::session::{RevokedToken, Session, SessionKind};
+use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::PoolWrite;
 use gatehouse_domain::user::{PasswordCredential, User, UserStatus, VerifiableAttribute};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
 use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken, TokenSubject};
+use crate::users::user_write_error;
 use crate::{Gatehouse, RequestMeta};
 
 /// How long a challenge session may be answered.
@@ -134,7 +143,17 @@ impl Gatehouse {
                 session: Secret::new(session),
             });
         }
-        self.start_session(pool, &client, &user, meta).await
+        // The password was checked outside any transaction (argon2 must not hold the
+        // writer): sign in only if the user is still as it was checked.
+        let mut w = self.store.write(pool.id).await?;
+        let Some(user) = w.user_by_id(user.id).await?.filter(|current| {
+            current.enabled.is_enabled()
+                && current.status == user.status
+                && current.password.as_ref().map(|p| &p.phc) == Some(&credential.phc)
+        }) else {
+            return Err(not_authorized());
+        };
+        self.start_session(pool, &client, w, &user, meta).await
     }
 
     /// Answers `NEW_PASSWORD_REQUIRED`: sets the new password (checked against the policy),
@@ -163,6 +182,7 @@ impl Gatehouse {
         )
         .map_err(|_| expired())?;
         let now = self.now();
+        // A cheap early refusal of a used challenge; the claim itself is `use_once` below.
         if claims.exp <= now.as_secs()
             || claims.challenge != NEW_PASSWORD_REQUIRED
             || self.store.is_token_revoked(pool.id, &claims.jti).await?
@@ -171,11 +191,14 @@ impl Gatehouse {
         }
         pool.settings.password_policy.check(new_password.expose())?;
         let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
-        let mut user = self
-            .store
-            .user_by_id(pool.id, user_id)
-            .await?
-            .ok_or_else(expired)?;
+        // Hashed before the transaction opens: the writer is never held across argon2.
+        let phc = self.hasher.hash(new_password).await?;
+        let mut w = self.store.write(pool.id).await?;
+        // The claim: of answers racing on one challenge, exactly one passes.
+        if !w.use_once(&claims.jti, now, Timestamp(claims.exp)).await? {
+            return Err(expired());
+        }
+        let mut user = w.user_by_id(user_id).await?.ok_or_else(expired)?;
         if user.status != UserStatus::ForceChangePassword || !user.enabled.is_enabled() {
             return Err(expired());
         }
@@ -183,19 +206,9 @@ impl Gatehouse {
             .event(pool, AuditAction::TokenRevoked, None, meta)
             .subject(&user.username)
             .detail("challenge", NEW_PASSWORD_REQUIRED);
-        self.store
-            .revoke_token(
-                &RevokedToken {
-                    pool: pool.id,
-                    jti: claims.jti,
-                    expires_at: Timestamp(claims.exp),
-                    revoked_at: now,
-                },
-                &used,
-            )
-            .await?;
+        w.audit(&used).await?;
         user.password = Some(PasswordCredential {
-            phc: self.hasher.hash(new_password).await?,
+            phc,
             temporary_until: None,
         });
         user.status = UserStatus::Confirmed;
@@ -204,8 +217,9 @@ impl Gatehouse {
             .event(pool, AuditAction::UserUpdated, None, meta)
             .subject(&user.username)
             .detail("change", "password set at first sign-in");
-        self.store.update_user(&user, &event).await?;
-        self.start_session(pool, &client, &user, meta).await
+        w.update_user(&user).await.map_err(user_write_error)?;
+        w.audit(&event).await?;
+        self.start_session(pool, &client, w, &user, meta).await
     }
 
     /// Completes an administrator's password reset with the code sent to the user and a new
@@ -224,27 +238,34 @@ impl Gatehouse {
     ) -> ServiceResult<()> {
         self.sign_in_client(pool, client_id, client_secret).await?;
         let invalid = || ServiceError::from(ParseError::new("code", "invalid or expired code"));
-        // The policy first, so that a rejected password does not use the code up.
+        // The policy first, so that a rejected password does not use the code up; then the
+        // hash, before the transaction opens (and whoever asks, so timing tells nothing).
         pool.settings.password_policy.check(new_password.expose())?;
+        let phc = self.hasher.hash(new_password).await?;
+        let mut w = self.store.write(pool.id).await?;
         let user = match Username::parse(username) {
-            Ok(u) => self.store.user_by_username(pool.id, &u).await?,
+            Ok(u) => w.user_by_username(&u).await?,
             Err(_) => None,
         };
         let Some(mut user) = user.filter(|u| u.status == UserStatus::ResetRequired) else {
             return Err(invalid());
         };
-        let stored = self
-            .store
-            .take_verification_code(pool.id, user.id, VerifiableAttribute::Email)
-            .await?
-            .ok_or_else(invalid)?;
+        let stored = w
+            .take_verification_code(user.id, VerifiableAttribute::Email)
+            .await?;
         let now = self.now();
         let presented = sha256(code.expose().trim().as_bytes());
-        if stored.expires_at <= now || !constant_time_eq(&stored.code_sha256, &presented) {
+        // Compared in constant time; an expired code fails like a wrong one.
+        let matches = stored
+            .as_ref()
+            .is_some_and(|c| constant_time_eq(&c.code_sha256, &presented) && c.expires_at > now);
+        if !matches {
+            // A wrong guess uses the code up: the taking is committed.
+            w.commit().await?;
             return Err(invalid());
         }
         user.password = Some(PasswordCredential {
-            phc: self.hasher.hash(new_password).await?,
+            phc,
             temporary_until: None,
         });
         user.status = UserStatus::Confirmed;
@@ -254,14 +275,19 @@ impl Gatehouse {
             .event(pool, AuditAction::UserUpdated, None, meta)
             .subject(&user.username)
             .detail("change", "password reset confirmed");
-        self.store.update_user(&user, &event).await?;
+        w.update_user(&user).await.map_err(user_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
         Ok(())
     }
 
+    /// Starts a sign-in session for `user` inside `w`, the transaction of the operation that
+    /// decided it, commits, and mints the session's first token.
     async fn start_session(
         &self,
         pool: &Pool,
         client: &AppClient,
+        mut w: Box<dyn PoolWrite>,
         user: &User,
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
@@ -290,14 +316,15 @@ impl Gatehouse {
                 client_id: Some(client.client_id.clone()),
             });
         event.client_id = Some(client.client_id.clone());
-        self.store.create_session(&session, &event).await?;
-        let groups = self
-            .store
-            .groups_of_user(pool.id, user.id)
+        w.create_session(&session).await?;
+        w.audit(&event).await?;
+        let groups = w
+            .groups_of_user(user.id)
             .await?
             .into_iter()
             .map(|g| g.name.to_string())
             .collect();
+        w.commit().await?;
         let issued = self
             .mint_access_token(
                 pool,
