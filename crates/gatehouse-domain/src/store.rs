@@ -8,7 +8,7 @@ use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::client::AppClient;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
-use crate::pool::{HostName, Pool, PoolSettings, SigningAlg};
+use crate::pool::{HostName, Pool, SigningAlg};
 use crate::session::{RevokedToken, Session};
 use crate::time::Timestamp;
 use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
@@ -93,7 +93,8 @@ pub enum SessionFilter {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Opens a write transaction on one pool (see [`crate::txn`]): the way every operation
-    /// that reads before it writes does both.
+    /// that reads before it writes does both. Rows are changed only through it; the
+    /// single-call writes below insert, delete or mark, and each is its own transaction.
     async fn write(&self, pool: PoolId) -> StoreResult<Box<dyn crate::txn::PoolWrite>>;
 
     // Pools and keys.
@@ -108,12 +109,6 @@ pub trait Store: Send + Sync + 'static {
     async fn pool_by_slug(&self, slug: &PoolSlug) -> StoreResult<Option<Pool>>;
     async fn pool_by_host(&self, host: &HostName) -> StoreResult<Option<Pool>>;
     async fn list_pools(&self) -> StoreResult<Vec<Pool>>;
-    async fn update_pool_settings(
-        &self,
-        pool: PoolId,
-        settings: &PoolSettings,
-        audit: &AuditEvent,
-    ) -> StoreResult<()>;
     /// Replaces the host names bound to a pool. A host bound to another pool is a conflict.
     async fn set_pool_hosts(
         &self,
@@ -139,8 +134,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&Username>,
         limit: u32,
     ) -> StoreResult<Vec<User>>;
-    /// Replaces every mutable field of the user with this id.
-    async fn update_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()>;
     /// Deletes the user with its memberships, links, sessions and codes.
     async fn delete_user(&self, pool: PoolId, id: UserId, audit: &AuditEvent) -> StoreResult<()>;
     async fn link_identity(&self, link: &FederatedIdentity, audit: &AuditEvent) -> StoreResult<()>;
@@ -170,7 +163,6 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&GroupName>,
         limit: u32,
     ) -> StoreResult<Vec<Group>>;
-    async fn update_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()>;
     async fn delete_group(
         &self,
         pool: PoolId,

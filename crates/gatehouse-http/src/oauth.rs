@@ -338,25 +338,9 @@ struct UserInfo {
 /// work here as the user's own.
 pub async fn userinfo(
     State(state): State<AppState>,
-    PoolCtx(pool): PoolCtx,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    let Some(id) = principal.user_id() else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "forbidden",
-            "userinfo needs a user's token",
-        ));
-    };
-    let home = state.gh.pool(&principal.home_pool).await?;
-    let user = state
-        .gh
-        .store()
-        .user_by_id(home.id, id)
-        .await
-        .map_err(gatehouse_service::ServiceError::from)?
-        .ok_or_else(|| ApiError::unauthenticated("the token's user no longer exists"))?;
-    let _ = pool;
+    let user = state.gh.userinfo(&principal).await?;
     Ok(oauth_json(UserInfo {
         sub: user.id.to_string(),
         username: user.username.to_string(),

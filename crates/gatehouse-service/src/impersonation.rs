@@ -8,7 +8,8 @@ use gatehouse_domain::ids::{ClientId, SessionId, Username};
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
-use gatehouse_domain::store::{SessionFilter, StoreError};
+use gatehouse_domain::store::SessionFilter;
+use gatehouse_domain::txn::SessionsToEnd;
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
@@ -250,10 +251,11 @@ impl Gatehouse {
                 "impersonated tokens cannot use the admin API".to_owned(),
             ));
         }
-        let session = self
-            .store
-            .session(pool.id, id)
+        let mut w = self.store.write(pool.id).await?;
+        let session = w
+            .session(id)
             .await?
+            .filter(|s| s.is_active_at(self.now()))
             .ok_or(ServiceError::NotFound("impersonation"))?;
         let SessionKind::Impersonation { actor, .. } = &session.kind else {
             return Err(ServiceError::NotFound("impersonation"));
@@ -268,14 +270,9 @@ impl Gatehouse {
             .subject(&session.username)
             .detail("impersonation_id", id)
             .detail("impersonator", actor.display_name());
-        match self
-            .store
-            .revoke_session(pool.id, id, self.now(), &ended)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(StoreError::NotFound) => Err(ServiceError::NotFound("impersonation")),
-            Err(e) => Err(e.into()),
-        }
+        w.end_sessions(&SessionsToEnd::One(id), self.now()).await?;
+        w.audit(&ended).await?;
+        w.commit().await?;
+        Ok(())
     }
 }

@@ -87,10 +87,6 @@ impl Gatehouse {
         self.clock.now()
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Waits until every queued audit event is written (see [`audit_sink`]).
     pub async fn flush_audit(&self) {
         self.audit_sink.flush().await;

@@ -12,6 +12,7 @@ use gatehouse_domain::permission::{PermissionSet, Scope};
 use gatehouse_domain::pool::{Pool, StaffAccess};
 use gatehouse_domain::session::{Actor, ActorKind, RevokedToken};
 use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::SessionsToEnd;
 use gatehouse_domain::user::User;
 use serde::{Deserialize, Serialize};
 
@@ -506,26 +507,30 @@ impl Gatehouse {
             expires_at: Timestamp(claims.exp),
             revoked_at: self.now(),
         };
-        self.store.revoke_token(&revoked, &event).await?;
+        // The token and, for an impersonation, its session end together.
+        let mut w = self.store.write(pool.id).await?;
+        w.revoke_token(&revoked).await?;
+        w.audit(&event).await?;
         if let (Some(act), Some(Ok(sid))) =
             (&claims.act, claims.sid.as_deref().map(SessionId::parse))
         {
-            let mut ended = self
-                .event(pool, AuditAction::ImpersonationEnded, None, meta)
-                .subject(claims.username.as_deref().unwrap_or(&claims.sub))
-                .detail("impersonation_id", sid)
-                .detail("via", "revocation")
-                .detail("impersonator", act.to_actor().display_name());
-            ended.client_id = Some(client.client_id.clone());
-            match self
-                .store
-                .revoke_session(pool.id, sid, self.now(), &ended)
-                .await
+            let now = self.now();
+            if !w
+                .end_sessions(&SessionsToEnd::One(sid), now)
+                .await?
+                .is_empty()
             {
-                Ok(()) | Err(gatehouse_domain::store::StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
+                let mut ended = self
+                    .event(pool, AuditAction::ImpersonationEnded, None, meta)
+                    .subject(claims.username.as_deref().unwrap_or(&claims.sub))
+                    .detail("impersonation_id", sid)
+                    .detail("via", "revocation")
+                    .detail("impersonator", act.to_actor().display_name());
+                ended.client_id = Some(client.client_id.clone());
+                w.audit(&ended).await?;
             }
         }
+        w.commit().await?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use gatehouse_domain::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
-use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
+use gatehouse_domain::pool::{HostName, Pool};
 use gatehouse_domain::session::{RevokedToken, Session};
 use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
@@ -52,17 +52,6 @@ impl Store for SqlStore {
         pools::list(self).await
     }
 
-    async fn update_pool_settings(
-        &self,
-        pool: PoolId,
-        settings: &PoolSettings,
-        audit: &AuditEvent,
-    ) -> StoreResult<()> {
-        write_once!(self, pool, audit, |w| w
-            .update_pool_settings(settings)
-            .await?)
-    }
-
     async fn set_pool_hosts(
         &self,
         pool: PoolId,
@@ -99,10 +88,6 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<User>> {
         users::list(self, pool, after, limit).await
-    }
-
-    async fn update_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()> {
-        write_once!(self, user.pool, audit, |w| w.update_user(user).await?)
     }
 
     async fn delete_user(&self, pool: PoolId, id: UserId, audit: &AuditEvent) -> StoreResult<()> {
@@ -149,10 +134,6 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Group>> {
         groups::list(self, pool, after, limit).await
-    }
-
-    async fn update_group(&self, group: &Group, audit: &AuditEvent) -> StoreResult<()> {
-        write_once!(self, group.pool, audit, |w| w.update_group(group).await?)
     }
 
     async fn delete_group(

@@ -89,6 +89,20 @@ fn verification_code(
 }
 
 impl Gatehouse {
+    /// The profile OIDC userinfo answers with: the token's user, in its home pool. An ordinary
+    /// API, so an impersonated token works here as the user's own.
+    pub async fn userinfo(&self, principal: &Principal) -> ServiceResult<User> {
+        let Some(id) = principal.user_id() else {
+            return Err(ServiceError::Forbidden(
+                "userinfo needs a user's token".to_owned(),
+            ));
+        };
+        let home = self.pool(&principal.home_pool).await?;
+        self.store.user_by_id(home.id, id).await?.ok_or_else(|| {
+            ServiceError::Unauthenticated("the token's user no longer exists".to_owned())
+        })
+    }
+
     /// The caller's own user record, read outside any transaction (for reading only).
     async fn own_profile(&self, pool: &Pool, principal: &Principal) -> ServiceResult<User> {
         let id = own_id(pool, principal)?;

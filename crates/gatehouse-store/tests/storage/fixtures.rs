@@ -11,7 +11,7 @@ use gatehouse_domain::ids::{
 use gatehouse_domain::permission::{Role, Scope};
 use gatehouse_domain::pool::{HostName, Pool, PoolSettings, SigningAlg};
 use gatehouse_domain::session::{Actor, ActorKind, Session, SessionKind};
-use gatehouse_domain::store::{KeyState, SigningKeyRecord, Store};
+use gatehouse_domain::store::{KeyState, SigningKeyRecord, Store, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::{
     Enabled, MfaState, PasswordCredential, User, UserAttributes, UserStatus,
@@ -280,4 +280,33 @@ pub async fn assert_written(store: &SqlStore, event: &AuditEvent) {
         "audit event {:?} missing",
         event.action
     );
+}
+
+/// Rewrites a user through a write transaction, with its audit event.
+pub async fn save_user(store: &SqlStore, user: &User, audit: &AuditEvent) -> StoreResult<()> {
+    let mut w = store.write(user.pool).await?;
+    w.update_user(user).await?;
+    w.audit(audit).await?;
+    w.commit().await
+}
+
+/// Rewrites a group through a write transaction, with its audit event.
+pub async fn save_group(store: &SqlStore, group: &Group, audit: &AuditEvent) -> StoreResult<()> {
+    let mut w = store.write(group.pool).await?;
+    w.update_group(group).await?;
+    w.audit(audit).await?;
+    w.commit().await
+}
+
+/// Replaces a pool's settings through a write transaction, with its audit event.
+pub async fn save_settings(
+    store: &SqlStore,
+    pool: PoolId,
+    settings: &PoolSettings,
+    audit: &AuditEvent,
+) -> StoreResult<()> {
+    let mut w = store.write(pool).await?;
+    w.update_pool_settings(settings).await?;
+    w.audit(audit).await?;
+    w.commit().await
 }

@@ -29,7 +29,7 @@ pub async fn crud(db: &Db) {
     changed.description = "Handles claims".to_owned();
     changed.roles = vec![role("support"), role("user:CreateUser")];
     let updated = event(pool.id, AuditAction::GroupUpdated, "Claims Team");
-    store.update_group(&changed, &updated).await.unwrap();
+    save_group(store, &changed, &updated).await.unwrap();
     assert_written(store, &updated).await;
     assert_eq!(
         store.group(pool.id, &gname("Claims Team")).await.unwrap(),
@@ -37,10 +37,13 @@ pub async fn crud(db: &Db) {
     );
 
     let ghost = group_value(pool.id, "ghost");
-    let err = store
-        .update_group(&ghost, &event(pool.id, AuditAction::GroupUpdated, "ghost"))
-        .await
-        .unwrap_err();
+    let err = save_group(
+        store,
+        &ghost,
+        &event(pool.id, AuditAction::GroupUpdated, "ghost"),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 
     let deleted = event(pool.id, AuditAction::GroupDeleted, "Claims Team");

@@ -139,12 +139,12 @@ pub async fn pools_do_not_see_each_other(db: &Db) {
     not_found(store.delete_user(b.id, alice.id, &ev()).await);
     let mut moved = alice.clone();
     moved.pool = b.id;
-    not_found(store.update_user(&moved, &ev()).await);
+    not_found(save_user(store, &moved, &ev()).await);
     not_found(store.set_user_groups(b.id, alice.id, &[], &ev()).await);
     not_found(store.delete_group(b.id, &group.name, &ev()).await);
     let mut moved_group = group.clone();
     moved_group.pool = b.id;
-    not_found(store.update_group(&moved_group, &ev()).await);
+    not_found(save_group(store, &moved_group, &ev()).await);
     not_found(
         store
             .delete_client(b.id, &ClientId::parse("app").unwrap(), &ev())

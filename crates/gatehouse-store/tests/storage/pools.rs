@@ -199,18 +199,14 @@ pub async fn settings_update(db: &Db) {
     settings.password_policy.require_symbols = true;
     settings.invitation_messages.email_subject = "Welcome — «bienvenue»".to_owned();
     let ev = event(pool.id, AuditAction::PoolSettingsUpdated, "acme");
-    store
-        .update_pool_settings(pool.id, &settings, &ev)
-        .await
-        .unwrap();
+    save_settings(store, pool.id, &settings, &ev).await.unwrap();
     assert_written(store, &ev).await;
     let read = store.pool_by_slug(&slug("acme")).await.unwrap().unwrap();
     assert_eq!(read.settings, settings);
 
     let missing = PoolId::new_random();
     let ev = event(missing, AuditAction::PoolSettingsUpdated, "x");
-    let err = store
-        .update_pool_settings(missing, &settings, &ev)
+    let err = save_settings(store, missing, &settings, &ev)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");

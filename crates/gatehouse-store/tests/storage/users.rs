@@ -65,7 +65,7 @@ pub async fn crud(db: &Db) {
     changed.mfa = MfaState::SoftwareToken;
     changed.updated_at = Timestamp(T0.0 + 10);
     let updated = event(pool.id, AuditAction::UserUpdated, "alice");
-    store.update_user(&changed, &updated).await.unwrap();
+    save_user(store, &changed, &updated).await.unwrap();
     assert_written(store, &updated).await;
     assert_eq!(
         store.user_by_id(pool.id, user.id).await.unwrap(),
@@ -83,10 +83,13 @@ pub async fn crud(db: &Db) {
     cleared.password = None;
     cleared.contact_id = None;
     cleared.tokens_not_before = None;
-    store
-        .update_user(&cleared, &event(pool.id, AuditAction::UserUpdated, "alice"))
-        .await
-        .unwrap();
+    save_user(
+        store,
+        &cleared,
+        &event(pool.id, AuditAction::UserUpdated, "alice"),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store.user_by_id(pool.id, user.id).await.unwrap(),
         Some(cleared)
@@ -107,7 +110,7 @@ pub async fn crud(db: &Db) {
 
     let ghost = user_value(pool.id, "ghost");
     let ev = event(pool.id, AuditAction::UserUpdated, "ghost");
-    let err = store.update_user(&ghost, &ev).await.unwrap_err();
+    let err = save_user(store, &ghost, &ev).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert!(!was_written(store, &ev).await);
 }
@@ -137,7 +140,7 @@ pub async fn username_unique_per_pool(db: &Db) {
     let mut bob = new_user(store, a.id, "bob").await;
     bob.username = uname("alice");
     let ev = event(a.id, AuditAction::UserUpdated, "bob");
-    let err = store.update_user(&bob, &ev).await.unwrap_err();
+    let err = save_user(store, &bob, &ev).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(!was_written(store, &ev).await);
     assert!(
@@ -472,10 +475,13 @@ pub async fn concurrent_writers(db: &Db) {
                 .unwrap();
             let mut changed = user.clone();
             changed.status = UserStatus::Archived;
-            store
-                .update_user(&changed, &event(pool_id, AuditAction::UserUpdated, "x"))
-                .await
-                .unwrap();
+            save_user(
+                &store,
+                &changed,
+                &event(pool_id, AuditAction::UserUpdated, "x"),
+            )
+            .await
+            .unwrap();
         }));
     }
     for task in tasks {
