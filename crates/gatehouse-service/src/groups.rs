@@ -15,6 +15,7 @@ use gatehouse_domain::ids::{GroupName, Username};
 use gatehouse_domain::permission::{Permission, PermissionSet, Role};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::store::StoreError;
+use gatehouse_domain::txn::PoolWrite;
 use gatehouse_domain::user::{User, permissions_of};
 
 use crate::audit::EventExt;
@@ -60,6 +61,24 @@ pub fn parse_roles(names: &[String]) -> Result<Vec<Role>, ParseError> {
         }
     }
     Ok(roles)
+}
+
+/// Reads a group for change inside `w`, and applies the dominance rule: the caller must hold
+/// every permission its roles grant, since its members hold them.
+async fn group_in(
+    w: &mut dyn PoolWrite,
+    principal: &Principal,
+    name: &GroupName,
+) -> ServiceResult<Group> {
+    let group = w
+        .group(name)
+        .await?
+        .ok_or(ServiceError::NotFound("group"))?;
+    principal.ensure_dominates(
+        &PermissionSet::from_roles(&group.roles),
+        &format!("group {}", group.name),
+    )?;
+    Ok(group)
 }
 
 fn group_write_error(e: StoreError) -> ServiceError {
@@ -160,14 +179,7 @@ impl Gatehouse {
         validate_description(&update.description)?;
         let roles = update.roles.as_deref().map(parse_roles).transpose()?;
         let mut w = self.store.write(pool.id).await?;
-        let mut group = w
-            .group(name)
-            .await?
-            .ok_or(ServiceError::NotFound("group"))?;
-        principal.ensure_dominates(
-            &PermissionSet::from_roles(&group.roles),
-            &format!("group {}", group.name),
-        )?;
+        let mut group = group_in(w.as_mut(), principal, name).await?;
         let mut event = self
             .event(pool, AuditAction::GroupUpdated, Some(principal), meta)
             .subject(&group.name);
@@ -194,14 +206,7 @@ impl Gatehouse {
     ) -> ServiceResult<()> {
         principal.require(Permission::DeleteGroup)?;
         let mut w = self.store.write(pool.id).await?;
-        let group = w
-            .group(name)
-            .await?
-            .ok_or(ServiceError::NotFound("group"))?;
-        principal.ensure_dominates(
-            &PermissionSet::from_roles(&group.roles),
-            &format!("group {}", group.name),
-        )?;
+        group_in(w.as_mut(), principal, name).await?;
         let event = self
             .event(pool, AuditAction::GroupDeleted, Some(principal), meta)
             .subject(name);

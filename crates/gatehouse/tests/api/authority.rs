@@ -15,21 +15,8 @@ struct Pool {
 /// `acme` with an administrator `ada`, a plain user `alice`, and a staff support agent `sue`.
 async fn acme_with_staff() -> (Pool, String) {
     let app = spawn_app().await;
-    app.create_user("staff", "sue", &["support"], "sue-staff-password-1")
-        .await;
-    let staff_client = app.create_client("staff", &[]).await;
-    let sue = app
-        .sign_in("staff", &staff_client, "sue", "sue-staff-password-1")
-        .await;
-    app.create_pool("acme").await;
-    app.create_user("acme", "ada", &["admin"], "ada-password-123")
-        .await;
-    app.create_user("acme", "alice", &[], "alice-password-1")
-        .await;
-    let client = app.create_client("acme", &[]).await;
-    let ada = app
-        .sign_in("acme", &client, "ada", "ada-password-123")
-        .await;
+    let sue = app.staff_member("sue", &["support"]).await;
+    let (client, ada) = app.acme_with_ada().await;
     (Pool { app, ada, client }, sue)
 }
 

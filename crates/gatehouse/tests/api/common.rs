@@ -201,6 +201,31 @@ impl TestApp {
             .unwrap();
     }
 
+    /// A member of the staff pool with these roles, signed in through a staff client: its
+    /// token. The password is `{name}-staff-password-1`.
+    pub async fn staff_member(&self, name: &str, roles: &[&str]) -> String {
+        let password = format!("{name}-staff-password-1");
+        self.create_user("staff", name, roles, &password).await;
+        let client = self.create_client("staff", &[]).await;
+        self.sign_in("staff", &client, name, &password).await
+    }
+
+    /// The usual client pool: `acme` with an administrator `ada` (`ada-password-123`), a
+    /// plain user `alice` (`alice-password-1`) and a sign-in client. Returns the client and
+    /// ada's token.
+    pub async fn acme_with_ada(&self) -> (ClientCreds, String) {
+        self.create_pool("acme").await;
+        self.create_user("acme", "ada", &["admin"], "ada-password-123")
+            .await;
+        self.create_user("acme", "alice", &[], "alice-password-1")
+            .await;
+        let client = self.create_client("acme", &[]).await;
+        let ada = self
+            .sign_in("acme", &client, "ada", "ada-password-123")
+            .await;
+        (client, ada)
+    }
+
     /// Creates an app client directly through the services (the CLI's path).
     pub async fn create_client(&self, pool: &str, scopes: &[&str]) -> ClientCreds {
         let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();

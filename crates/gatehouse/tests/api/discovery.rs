@@ -281,14 +281,6 @@ async fn a_host_bound_pool_has_one_issuer_at_its_root_and_its_path() {
     assert_eq!(jwks_root, jwks_path);
 }
 
-async fn staff_token(app: &TestApp, roles: &[&str], name: &str) -> String {
-    app.create_user("staff", name, roles, "staff-password-123")
-        .await;
-    let client = app.create_client("staff", &[]).await;
-    app.sign_in("staff", &client, name, "staff-password-123")
-        .await
-}
-
 async fn put_hosts(app: &TestApp, token: &str, pool: &str, body: Value) -> reqwest::Response {
     app.http
         .put(app.url(&format!("/api/pools/{pool}/hosts")))
@@ -304,7 +296,7 @@ async fn rebinding_hosts_moves_the_issuer_and_says_what_happens_to_tokens() {
     let app = spawn_app().await;
     app.create_pool("acme").await;
     app.create_host_pool("beta", &["beta.example.test"]).await;
-    let root = staff_token(&app, &["admin"], "root").await;
+    let root = app.staff_member("root", &["admin"]).await;
     let client = app.create_client("acme", &["user:GetUser"]).await;
     let before = app.client_token("acme", &client).await;
     assert_eq!(jwt_claims(&before)["iss"], app.issuer("acme"));
@@ -390,7 +382,7 @@ async fn rebinding_hosts_moves_the_issuer_and_says_what_happens_to_tokens() {
 async fn only_staff_holding_update_pool_rebind_hosts() {
     let app = spawn_app().await;
     app.create_pool("acme").await;
-    let support = staff_token(&app, &["support"], "sue").await;
+    let support = app.staff_member("sue", &["support"]).await;
     let res = put_hosts(
         &app,
         &support,
@@ -399,7 +391,7 @@ async fn only_staff_holding_update_pool_rebind_hosts() {
     )
     .await;
     assert_api_error(res, 403).await;
-    let creator = staff_token(&app, &["pool:CreatePool"], "cree").await;
+    let creator = app.staff_member("cree", &["pool:CreatePool"]).await;
     let res = put_hosts(
         &app,
         &creator,

@@ -696,15 +696,7 @@ async fn staff_and_acme() -> (TestApp, ClientCreds, String, ClientCreds, String)
     let root = app
         .sign_in("staff", &staff_client, "root", "staff-admin-password-1")
         .await;
-    app.create_pool("acme").await;
-    app.create_user("acme", "ada", &["admin"], "ada-password-123")
-        .await;
-    app.create_user("acme", "alice", &[], "alice-password-1")
-        .await;
-    let client = app.create_client("acme", &[]).await;
-    let ada = app
-        .sign_in("acme", &client, "ada", "ada-password-123")
-        .await;
+    let (client, ada) = app.acme_with_ada().await;
     (app, staff_client, root, client, ada)
 }
 
