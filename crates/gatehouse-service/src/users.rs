@@ -591,8 +591,9 @@ impl Gatehouse {
 
     /// Ends, inside `w`, every session of `user` and every session in which it acts (an
     /// impersonation it started, in this pool or another), each with its audit event: what
-    /// disabling or deleting a user takes away.
-    async fn end_authority_of(
+    /// disabling, deleting, resetting or signing out a user takes away. Returns how many
+    /// ended.
+    pub(crate) async fn end_authority_of(
         &self,
         w: &mut dyn PoolWrite,
         pool: &Pool,
@@ -600,30 +601,32 @@ impl Gatehouse {
         user: &User,
         meta: &RequestMeta,
         via: &str,
-    ) -> ServiceResult<()> {
-        self.end_sessions_in(
-            w,
-            pool,
-            principal,
-            &SessionsToEnd::OfUser(user.id),
-            meta,
-            via,
-        )
-        .await?;
+    ) -> ServiceResult<usize> {
+        let own = self
+            .end_sessions_in(
+                w,
+                pool,
+                principal,
+                &SessionsToEnd::OfUser(user.id),
+                meta,
+                via,
+            )
+            .await?;
         let acted_by = SessionsToEnd::ActedBy {
             pool: pool.slug.clone(),
             actor_id: user.id.to_string(),
         };
-        self.end_sessions_in(
-            w,
-            pool,
-            principal,
-            &acted_by,
-            meta,
-            &format!("impersonator {via}"),
-        )
-        .await?;
-        Ok(())
+        let acted = self
+            .end_sessions_in(
+                w,
+                pool,
+                principal,
+                &acted_by,
+                meta,
+                &format!("impersonator {via}"),
+            )
+            .await?;
+        Ok(own + acted)
     }
 
     /// Resets a user's password. In one transaction: the password is removed, the status
@@ -664,15 +667,9 @@ impl Gatehouse {
             )
             .await?;
         let now = self.now();
-        self.end_sessions_in(
-            w.as_mut(),
-            pool,
-            principal,
-            &SessionsToEnd::OfUser(user.id),
-            meta,
-            "password reset",
-        )
-        .await?;
+        // A reset answers a compromise: the impersonations the account started end too.
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "password reset")
+            .await?;
         let code = numeric_code();
         w.put_verification_code(&VerificationCode {
             pool: pool.id,

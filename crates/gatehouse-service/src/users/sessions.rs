@@ -30,7 +30,7 @@ impl Gatehouse {
     }
 
     /// Global sign-out of a user the caller dominates: every token issued to the user until
-    /// now stops working at once (the user's "not before" time, which bearer authentication,
+    /// now, and every impersonation it started, stops working at once (the user's "not before" time, which bearer authentication,
     /// introspection and the revocation feed check), and each active session is marked
     /// ended, with its own audit event, in the same transaction. Returns how many sessions
     /// ended.
@@ -49,14 +49,7 @@ impl Gatehouse {
         user.updated_at = now;
         w.update_user(&user).await.map_err(user_write_error)?;
         let ended = self
-            .end_sessions_in(
-                w.as_mut(),
-                pool,
-                principal,
-                &SessionsToEnd::OfUser(user.id),
-                meta,
-                "sign-out",
-            )
+            .end_authority_of(w.as_mut(), pool, principal, &user, meta, "sign-out")
             .await?;
         let event = self
             .event(pool, AuditAction::UserSignedOut, Some(principal), meta)

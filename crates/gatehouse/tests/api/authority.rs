@@ -166,3 +166,36 @@ async fn users_with_any_administrative_permission_need_impersonate_privileged() 
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+/// A password reset or a global sign-out answers a compromise: the impersonations the
+/// account started end with its own sessions.
+#[tokio::test]
+async fn reset_and_sign_out_end_the_impersonations_a_user_started() {
+    let (p, _) = acme_with_staff().await;
+    let app = &p.app;
+    for (name, action) in [("eve", "reset-password"), ("oscar", "sign-out")] {
+        let password = format!("{name}-password-123");
+        app.create_user("acme", name, &["admin"], &password).await;
+        let token = app.sign_in("acme", &p.client, name, &password).await;
+        let started = impersonate_alice(app, &token).await;
+        let by_ada = impersonate_alice(app, &p.ada).await;
+        assert_eq!(userinfo_status(app, &started).await, 200);
+        let res = app
+            .http
+            .post(app.pool_url(
+                "acme",
+                &format!("/api/user-management/users/{name}/actions/{action}"),
+            ))
+            .bearer_auth(&p.ada)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{action}: {}", res.status());
+        assert_eq!(userinfo_status(app, &started).await, 401, "{action}");
+        assert_eq!(
+            app.introspect("acme", &p.client, &started).await["active"],
+            false
+        );
+        assert_eq!(userinfo_status(app, &by_ada).await, 200, "{action}");
+    }
+}
