@@ -47,7 +47,8 @@ pub trait PoolWrite: Send {
     async fn pool_settings(&mut self) -> StoreResult<PoolSettings>;
     async fn user_by_username(&mut self, username: &Username) -> StoreResult<Option<User>>;
     async fn user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>>;
-    /// The user's groups, ordered by name.
+    /// The user's groups, ordered by name. The membership rows are not locked: changing a
+    /// user's memberships reads (and so locks) the user first.
     async fn groups_of_user(&mut self, user: UserId) -> StoreResult<Vec<Group>>;
     async fn group(&mut self, name: &GroupName) -> StoreResult<Option<Group>>;
     async fn session(&mut self, id: SessionId) -> StoreResult<Option<Session>>;

@@ -20,32 +20,6 @@ async fn acme_with_staff() -> (Pool, String) {
     (Pool { app, ada, client }, sue)
 }
 
-async fn impersonate_alice(app: &TestApp, token: &str) -> String {
-    let res = app
-        .http
-        .post(app.pool_url("acme", "/api/user-management/users/alice/impersonate"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["attributes"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
-    app.http
-        .get(app.pool_url("acme", "/oauth2/userinfo"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 async fn set_staff_access(p: &Pool, enabled: bool) {
     let res = p
         .app
@@ -63,23 +37,23 @@ async fn set_staff_access(p: &Pool, enabled: bool) {
 async fn turning_staff_access_off_ends_staff_impersonations_for_good() {
     let (p, sue) = acme_with_staff().await;
     let app = &p.app;
-    let by_staff = impersonate_alice(app, &sue).await;
-    let by_ada = impersonate_alice(app, &p.ada).await;
-    assert_eq!(userinfo_status(app, &by_staff).await, 200);
+    let by_staff = app.impersonate("acme", &sue, "alice").await;
+    let by_ada = app.impersonate("acme", &p.ada, "alice").await;
+    assert_eq!(app.userinfo_status("acme", &by_staff).await, 200);
 
     set_staff_access(&p, false).await;
-    assert_eq!(userinfo_status(app, &by_staff).await, 401);
+    assert_eq!(app.userinfo_status("acme", &by_staff).await, 401);
     assert_eq!(
         app.introspect("acme", &p.client, &by_staff).await["active"],
         false
     );
     // The pool's own administrator's impersonation is not staff's: it goes on.
-    assert_eq!(userinfo_status(app, &by_ada).await, 200);
+    assert_eq!(app.userinfo_status("acme", &by_ada).await, 200);
     assert_eq!(app.audit_count("acme", "impersonation.ended").await, 1);
 
     // Turning staff access back on does not revive what ended.
     set_staff_access(&p, true).await;
-    assert_eq!(userinfo_status(app, &by_staff).await, 401);
+    assert_eq!(app.userinfo_status("acme", &by_staff).await, 401);
     assert_eq!(
         app.introspect("acme", &p.client, &by_staff).await["active"],
         false
@@ -101,11 +75,11 @@ async fn deleting_the_impersonating_client_ends_its_impersonations() {
     let app = &p.app;
     let imp = app.create_client("acme", &["user:Impersonate"]).await;
     let imp_token = app.client_token("acme", &imp).await;
-    let by_client = impersonate_alice(app, &imp_token).await;
+    let by_client = app.impersonate("acme", &imp_token, "alice").await;
     let other = app.create_client("acme", &["user:Impersonate"]).await;
     let other_token = app.client_token("acme", &other).await;
-    let by_other = impersonate_alice(app, &other_token).await;
-    assert_eq!(userinfo_status(app, &by_client).await, 200);
+    let by_other = app.impersonate("acme", &other_token, "alice").await;
+    assert_eq!(app.userinfo_status("acme", &by_client).await, 200);
 
     let res = app
         .http
@@ -118,12 +92,12 @@ async fn deleting_the_impersonating_client_ends_its_impersonations() {
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    assert_eq!(userinfo_status(app, &by_client).await, 401);
+    assert_eq!(app.userinfo_status("acme", &by_client).await, 401);
     assert_eq!(
         app.introspect("acme", &p.client, &by_client).await["active"],
         false
     );
-    assert_eq!(userinfo_status(app, &by_other).await, 200);
+    assert_eq!(app.userinfo_status("acme", &by_other).await, 200);
 }
 
 /// A target holding any permission beyond self-service is privileged: impersonating it needs
@@ -153,7 +127,7 @@ async fn users_with_any_administrative_permission_need_impersonate_privileged() 
             "{body}"
         );
         // A user with self-service alone is fair game.
-        impersonate_alice(app, caller).await;
+        app.impersonate("acme", caller, "alice").await;
     }
     assert_eq!(app.audit_count("acme", "impersonation.denied").await, 2);
     // An administrator holds user:ImpersonatePrivileged.
@@ -177,9 +151,9 @@ async fn reset_and_sign_out_end_the_impersonations_a_user_started() {
         let password = format!("{name}-password-123");
         app.create_user("acme", name, &["admin"], &password).await;
         let token = app.sign_in("acme", &p.client, name, &password).await;
-        let started = impersonate_alice(app, &token).await;
-        let by_ada = impersonate_alice(app, &p.ada).await;
-        assert_eq!(userinfo_status(app, &started).await, 200);
+        let started = app.impersonate("acme", &token, "alice").await;
+        let by_ada = app.impersonate("acme", &p.ada, "alice").await;
+        assert_eq!(app.userinfo_status("acme", &started).await, 200);
         let res = app
             .http
             .post(app.pool_url(
@@ -191,11 +165,11 @@ async fn reset_and_sign_out_end_the_impersonations_a_user_started() {
             .await
             .unwrap();
         assert!(res.status().is_success(), "{action}: {}", res.status());
-        assert_eq!(userinfo_status(app, &started).await, 401, "{action}");
+        assert_eq!(app.userinfo_status("acme", &started).await, 401, "{action}");
         assert_eq!(
             app.introspect("acme", &p.client, &started).await["active"],
             false
         );
-        assert_eq!(userinfo_status(app, &by_ada).await, 200, "{action}");
+        assert_eq!(app.userinfo_status("acme", &by_ada).await, 200, "{action}");
     }
 }

@@ -226,6 +226,38 @@ impl TestApp {
         (client, ada)
     }
 
+    /// Impersonates `username` in `pool` with `token` through the seed's endpoint, which must
+    /// answer 200; returns the impersonated token.
+    pub async fn impersonate(&self, pool: &str, token: &str, username: &str) -> String {
+        let res = self
+            .http
+            .post(self.pool_url(
+                pool,
+                &format!("/api/user-management/users/{username}/impersonate"),
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["attributes"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The status of OIDC userinfo for `token` at `pool`: 200 while the token stands.
+    pub async fn userinfo_status(&self, pool: &str, token: &str) -> u16 {
+        self.http
+            .get(self.pool_url(pool, "/oauth2/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// Creates an app client directly through the services (the CLI's path).
     pub async fn create_client(&self, pool: &str, scopes: &[&str]) -> ClientCreds {
         let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();

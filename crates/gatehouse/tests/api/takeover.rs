@@ -110,34 +110,6 @@ async fn sign_in_status(
         .as_u16()
 }
 
-async fn userinfo_status(app: &TestApp, pool: &str, token: &str) -> u16 {
-    app.http
-        .get(app.pool_url(pool, "/oauth2/userinfo"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn impersonate(app: &TestApp, pool: &str, token: &str, username: &str) -> String {
-    let res = call(
-        app,
-        pool,
-        Method::POST,
-        &format!("{USERS}/{username}/impersonate"),
-        token,
-        None,
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["attributes"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// Messages in the outbox sent to this address.
 fn mail_to(app: &TestApp, email: &str) -> Vec<Value> {
     app.outbox()
@@ -725,10 +697,10 @@ async fn disabling_or_deleting_a_staff_user_ends_its_impersonations_in_client_po
         let password = format!("{who}-staff-password-1");
         app.create_user("staff", who, &["support"], &password).await;
         let staff_token = app.sign_in("staff", &staff_client, who, &password).await;
-        let as_alice = impersonate(&app, "acme", &staff_token, "alice").await;
+        let as_alice = app.impersonate("acme", &staff_token, "alice").await;
         // A control: the pool's own administrator's impersonation is not the staff user's.
-        let by_ada = impersonate(&app, "acme", &ada, "alice").await;
-        assert_eq!(userinfo_status(&app, "acme", &as_alice).await, 200);
+        let by_ada = app.impersonate("acme", &ada, "alice").await;
+        assert_eq!(app.userinfo_status("acme", &as_alice).await, 200);
         assert_eq!(
             app.introspect("acme", &client, &as_alice).await["active"],
             true
@@ -754,8 +726,8 @@ async fn disabling_or_deleting_a_staff_user_ends_its_impersonations_in_client_po
             json!({"active": false}),
             "{how}"
         );
-        assert_eq!(userinfo_status(&app, "acme", &as_alice).await, 401);
-        assert_eq!(userinfo_status(&app, "acme", &by_ada).await, 200);
+        assert_eq!(app.userinfo_status("acme", &as_alice).await, 401);
+        assert_eq!(app.userinfo_status("acme", &by_ada).await, 200);
         // The end is recorded in the pool where the impersonation ran.
         let ended = ended_in_acme(&app, &ada).await;
         let event = ended.last().unwrap();
@@ -786,9 +758,9 @@ async fn disabling_a_client_pool_user_ends_its_impersonations() {
     let bob = app
         .sign_in("acme", &client, "bob", "bob-password-123")
         .await;
-    let as_alice = impersonate(&app, "acme", &bob, "alice").await;
-    let by_ada = impersonate(&app, "acme", &ada, "alice").await;
-    assert_eq!(userinfo_status(&app, "acme", &as_alice).await, 200);
+    let as_alice = app.impersonate("acme", &bob, "alice").await;
+    let by_ada = app.impersonate("acme", &ada, "alice").await;
+    assert_eq!(app.userinfo_status("acme", &as_alice).await, 200);
 
     assert_eq!(
         action(&app, "acme", &ada, "bob", "disable").await.status(),
@@ -798,9 +770,9 @@ async fn disabling_a_client_pool_user_ends_its_impersonations() {
         app.introspect("acme", &client, &as_alice).await,
         json!({"active": false})
     );
-    assert_eq!(userinfo_status(&app, "acme", &as_alice).await, 401);
-    assert_eq!(userinfo_status(&app, "acme", &bob).await, 401);
-    assert_eq!(userinfo_status(&app, "acme", &by_ada).await, 200);
+    assert_eq!(app.userinfo_status("acme", &as_alice).await, 401);
+    assert_eq!(app.userinfo_status("acme", &bob).await, 401);
+    assert_eq!(app.userinfo_status("acme", &by_ada).await, 200);
     let ended = ended_in_acme(&app, &ada).await;
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["details"]["impersonator"], "bob");

@@ -1,0 +1,349 @@
+//! Account actions on an existing user: delete, enable, disable, reset the password,
+//! disable MFA, link to a provider. Each reads the user in its write transaction, needs the
+//! caller to dominate it, and ends what the action takes away (its sessions, and the
+//! impersonations it started) in the same transaction.
+
+use gatehouse_crypto::secret::sha256;
+use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::ids::Username;
+use gatehouse_domain::permission::Permission;
+use gatehouse_domain::pool::Pool;
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
+use gatehouse_domain::user::{
+    Enabled, FederatedIdentity, MfaState, User, UserStatus, VerifiableAttribute, VerificationCode,
+    permissions_of,
+};
+
+use super::{
+    PROVIDER_NAME_MAX_CHARS, PROVIDER_USER_ID_MAX_CHARS, ProviderIdentity, RESET_CODE_TTL_SECS,
+    check_link_part, is_self, numeric_code, user_write_error,
+};
+use crate::audit::EventExt;
+use crate::error::{ServiceError, ServiceResult};
+use crate::messages::{MessageKind, OutboundMessage};
+use crate::{Gatehouse, Principal, RequestMeta};
+
+impl Gatehouse {
+    /// Deletes a user; its tokens stop working with it, and so does every impersonation it
+    /// started, in any pool. A user cannot delete itself, so that the last administrator
+    /// cannot lock everyone out by accident.
+    pub async fn delete_user(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::DeleteUser)?;
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_username(username)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        if is_self(principal, pool, &user) {
+            return Err(ServiceError::Conflict(
+                "a user cannot delete itself".to_owned(),
+            ));
+        }
+        let groups = w.groups_of_user(user.id).await?;
+        principal.ensure_dominates(&permissions_of(&user, &groups), "the user")?;
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "delete")
+            .await?;
+        w.delete_user(user.id).await.map_err(user_write_error)?;
+        let event = self
+            .event(pool, AuditAction::UserDeleted, Some(principal), meta)
+            .subject(&user.username)
+            .detail("user_id", user.id);
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// The shape of the account actions: check the permission, open a write transaction,
+    /// read the user in it, check that the caller dominates the user, apply `change` (which
+    /// may refuse), and write the user with its audit event. The transaction is returned
+    /// uncommitted, for the caller to add what must happen with the change, and commit.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_user(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        permission: Permission,
+        action: AuditAction,
+        meta: &RequestMeta,
+        change: impl FnOnce(&mut User, Timestamp) -> ServiceResult<()>,
+    ) -> ServiceResult<(Box<dyn PoolWrite>, User)> {
+        principal.require(permission)?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut user = self.target_in(w.as_mut(), principal, username).await?;
+        let now = self.now();
+        change(&mut user, now)?;
+        user.updated_at = now;
+        w.update_user(&user).await.map_err(user_write_error)?;
+        let event = self
+            .event(pool, action, Some(principal), meta)
+            .subject(&user.username);
+        w.audit(&event).await?;
+        Ok((w, user))
+    }
+
+    pub async fn enable_user(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        let enable = |user: &mut User, _| {
+            user.enabled = Enabled::Yes;
+            Ok(())
+        };
+        let (w, _) = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::EnableUser,
+                AuditAction::UserEnabled,
+                meta,
+                enable,
+            )
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Disables a user and, in the same transaction, ends every session of it and every
+    /// impersonation it started, in any pool. A user cannot disable itself.
+    pub async fn disable_user(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        let disable = |user: &mut User, now| {
+            if is_self(principal, pool, user) {
+                return Err(ServiceError::Conflict(
+                    "a user cannot disable itself".to_owned(),
+                ));
+            }
+            user.enabled = Enabled::No;
+            user.tokens_not_before = Some(now);
+            Ok(())
+        };
+        let (mut w, user) = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::DisableUser,
+                AuditAction::UserDisabled,
+                meta,
+                disable,
+            )
+            .await?;
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "disable")
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Ends, inside `w`, every session of `user` and every session in which it acts (an
+    /// impersonation it started, in this pool or another), each with its audit event: what
+    /// disabling, deleting, resetting or signing out a user takes away. Returns how many
+    /// ended.
+    pub(crate) async fn end_authority_of(
+        &self,
+        w: &mut dyn PoolWrite,
+        pool: &Pool,
+        principal: &Principal,
+        user: &User,
+        meta: &RequestMeta,
+        via: &str,
+    ) -> ServiceResult<usize> {
+        let own = self
+            .end_sessions_in(
+                w,
+                pool,
+                principal,
+                &SessionsToEnd::OfUser(user.id),
+                meta,
+                via,
+            )
+            .await?;
+        let acted_by = SessionsToEnd::ActedBy {
+            pool: pool.slug.clone(),
+            actor_id: user.id.to_string(),
+        };
+        let acted = self
+            .end_sessions_in(
+                w,
+                pool,
+                principal,
+                &acted_by,
+                meta,
+                &format!("impersonator {via}"),
+            )
+            .await?;
+        Ok(own + acted)
+    }
+
+    /// Resets a user's password. In one transaction: the password is removed, the status
+    /// becomes `RESET_REQUIRED`, every token and session of the user ends, and a reset code is
+    /// stored as the user's e-mail verification code (only its SHA-256), valid for
+    /// [`RESET_CODE_TTL_SECS`]; proving it also proves the address. After the commit the code
+    /// is sent to the user's e-mail address. When that address replaced another within the
+    /// last 24 hours, the previous address is told of the reset first (without the code); if
+    /// that notice cannot be delivered, the code is not sent either.
+    pub async fn reset_user_password(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        let reset = |user: &mut User, now| {
+            if !user.status.allows_password_reset() {
+                return Err(ServiceError::Conflict(format!(
+                    "the password of a user in status {} cannot be reset",
+                    user.status.as_str()
+                )));
+            }
+            user.status = UserStatus::ResetRequired;
+            user.password = None;
+            user.tokens_not_before = Some(now);
+            Ok(())
+        };
+        let (mut w, user) = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::ResetUserPassword,
+                AuditAction::UserPasswordReset,
+                meta,
+                reset,
+            )
+            .await?;
+        let now = self.now();
+        // A reset answers a compromise: the impersonations the account started end too.
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "password reset")
+            .await?;
+        let code = numeric_code();
+        w.put_verification_code(&VerificationCode {
+            pool: pool.id,
+            user_id: user.id,
+            attribute: VerifiableAttribute::Email,
+            code_sha256: sha256(code.expose().as_bytes()),
+            expires_at: now.plus_secs(RESET_CODE_TTL_SECS),
+        })
+        .await?;
+        w.commit().await?;
+
+        let name = user.username.as_str();
+        if let Some(previous) = user.recently_replaced_email(now) {
+            self.deliver(&OutboundMessage {
+                kind: MessageKind::PasswordReset,
+                pool: pool.slug.to_string(),
+                username: name.to_owned(),
+                to_email: Some(previous.to_owned()),
+                to_phone: None,
+                subject: "The password of your account was reset".to_owned(),
+                body: format!(
+                    "The password of {name} was reset by an administrator, and the reset code \
+                     was sent to the account's new e-mail address, which replaced this one \
+                     recently. If you did not change the address, contact your administrator."
+                ),
+            })
+            .await?;
+        }
+        self.deliver(&OutboundMessage {
+            kind: MessageKind::PasswordReset,
+            pool: pool.slug.to_string(),
+            username: name.to_owned(),
+            to_email: Some(user.attributes.email.clone()),
+            to_phone: user.attributes.phone.clone(),
+            subject: "Your password reset code".to_owned(),
+            body: format!(
+                "The password of {name} was reset by an administrator. Your reset code is {}.",
+                code.expose()
+            ),
+        })
+        .await
+    }
+
+    pub async fn disable_user_mfa(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        let clear = |user: &mut User, _| {
+            user.mfa = MfaState::None;
+            Ok(())
+        };
+        let (w, _) = self
+            .change_user(
+                pool,
+                principal,
+                username,
+                Permission::DisableUserMfa,
+                AuditAction::UserMfaDisabled,
+                meta,
+                clear,
+            )
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Links an upstream identity to an existing user the caller dominates. An identity
+    /// linked already (to this or another user) is a conflict.
+    pub async fn link_user_to_provider(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        username: &Username,
+        identity: ProviderIdentity,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::LinkUserToIdentityProvider)?;
+        check_link_part(
+            "provider_name",
+            &identity.provider_name,
+            PROVIDER_NAME_MAX_CHARS,
+        )?;
+        check_link_part(
+            "provider_user_id",
+            &identity.provider_user_id,
+            PROVIDER_USER_ID_MAX_CHARS,
+        )?;
+        let mut w = self.store.write(pool.id).await?;
+        let user = self.target_in(w.as_mut(), principal, username).await?;
+        let event = self
+            .event(
+                pool,
+                AuditAction::UserLinkedToProvider,
+                Some(principal),
+                meta,
+            )
+            .subject(&user.username)
+            .detail("provider_name", &identity.provider_name)
+            .detail("provider_user_id", &identity.provider_user_id);
+        let link = FederatedIdentity {
+            pool: pool.id,
+            provider_name: identity.provider_name,
+            provider_user_id: identity.provider_user_id,
+            user_id: user.id,
+            created_at: self.now(),
+        };
+        w.link_identity(&link).await.map_err(user_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
+        Ok(())
+    }
+}
