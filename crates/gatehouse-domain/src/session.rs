@@ -71,3 +71,12 @@ pub struct RevokedToken {
     pub expires_at: Timestamp,
     pub revoked_at: Timestamp,
 }
+
+/// A revoked (or used) id as validators read it: `seq` is the pool's commit order of
+/// revocations, so a reader that has seen up to N asks only for what is newer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub seq: i64,
+    pub jti: String,
+    pub expires_at: Timestamp,
+}

@@ -9,7 +9,7 @@ use crate::client::AppClient;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::pool::{HostName, Pool, SigningAlg};
-use crate::session::{RevokedToken, Session};
+use crate::session::{Revocation, RevokedToken, Session};
 use crate::time::Timestamp;
 use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
@@ -217,6 +217,15 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes one access token by `jti`; revoking it twice is not an error.
     async fn revoke_token(&self, token: &RevokedToken, audit: &AuditEvent) -> StoreResult<()>;
     async fn is_token_revoked(&self, pool: PoolId, jti: &str) -> StoreResult<bool>;
+    /// The pool's revocations newer than `after` (a [`Revocation::seq`]) that are unexpired at
+    /// `now`, oldest first, plus the newest one even if expired. Gap-free: once a reader has
+    /// seen N, no revocation numbered N or below commits later.
+    async fn revocations_after(
+        &self,
+        pool: PoolId,
+        after: i64,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Revocation>>;
 
     // Audit.
 

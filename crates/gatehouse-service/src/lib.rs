@@ -14,10 +14,12 @@ pub mod keyring;
 pub mod messages;
 pub mod pools;
 pub mod principal;
+mod revocations;
 pub mod settings;
 pub mod signin;
 pub mod tokens;
 pub mod users;
+mod verified;
 
 use std::sync::Arc;
 
@@ -47,6 +49,8 @@ pub struct Gatehouse {
     keyring: Keyring,
     pools: PoolCache,
     clients: ClientCache,
+    revocations: revocations::Revocations,
+    verified: verified::VerifiedTokens,
     audit_sink: AuditSink,
 }
 
@@ -74,6 +78,8 @@ impl Gatehouse {
             keyring: Keyring::new(parts.master_key),
             pools: PoolCache::default(),
             clients: ClientCache::default(),
+            revocations: Default::default(),
+            verified: Default::default(),
             audit_sink: AuditSink::spawn(parts.store.clone()),
             store: parts.store,
             clock: parts.clock,

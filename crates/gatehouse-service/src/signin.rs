@@ -185,7 +185,10 @@ impl Gatehouse {
         // A cheap early refusal of a used challenge; the claim itself is `use_once` below.
         if claims.exp <= now.as_secs()
             || claims.challenge != NEW_PASSWORD_REQUIRED
-            || self.store.is_token_revoked(pool.id, &claims.jti).await?
+            || self
+                .revocations
+                .is_revoked(self.store.as_ref(), pool.id, &claims.jti, now)
+                .await?
         {
             return Err(expired());
         }

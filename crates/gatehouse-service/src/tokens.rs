@@ -281,7 +281,10 @@ impl Gatehouse {
         allow_staff: StaffTokens,
     ) -> ServiceResult<Result<ValidToken, InvalidToken>> {
         let own_issuer = self.issuer(pool);
-        let unverified_iss = jws::unverified_issuer(token);
+        let unverified_iss = self
+            .verified
+            .issuer_of(token)
+            .or_else(|| jws::unverified_issuer(token));
         let issuer_pool = match unverified_iss.as_deref() {
             Some(iss) if iss == own_issuer => pool.clone(),
             Some(iss)
@@ -303,20 +306,36 @@ impl Gatehouse {
             .keys(self.store.as_ref(), issuer_pool.id)
             .await?;
         let issuer = self.issuer(&issuer_pool);
-        let expect = Expect {
-            typ: TYP_ACCESS_TOKEN,
-            issuer: &issuer,
-            audience: None,
-        };
-        let claims: AccessClaims = match jws::verify(token, |kid| keys.verifying_key(kid), &expect)
-        {
-            Ok(c) => c,
-            Err(JwsError::Malformed | JwsError::AlgorithmNotAllowed | JwsError::WrongType(_))
-            | Err(JwsError::UnknownKey | JwsError::Invalid(_)) => {
-                return Ok(Err(InvalidToken::Signature));
+        let now = self.now();
+        let claims = match self.verified.get(token, issuer_pool.id, &keys, &issuer) {
+            Some(claims) => AccessClaims::clone(&claims),
+            None => {
+                let expect = Expect {
+                    typ: TYP_ACCESS_TOKEN,
+                    issuer: &issuer,
+                    audience: None,
+                };
+                let claims: AccessClaims =
+                    match jws::verify(token, |kid| keys.verifying_key(kid), &expect) {
+                        Ok(c) => c,
+                        Err(
+                            JwsError::Malformed
+                            | JwsError::AlgorithmNotAllowed
+                            | JwsError::WrongType(_)
+                            | JwsError::UnknownKey
+                            | JwsError::Invalid(_),
+                        ) => return Ok(Err(InvalidToken::Signature)),
+                    };
+                self.verified.put(
+                    token,
+                    issuer_pool.id,
+                    keys.clone(),
+                    std::sync::Arc::new(claims.clone()),
+                    now.as_secs(),
+                );
+                claims
             }
         };
-        let now = self.now();
         if claims.exp <= now.as_secs() {
             return Ok(Err(InvalidToken::Expired));
         }
@@ -334,8 +353,8 @@ impl Gatehouse {
             return Ok(Err(InvalidToken::Revoked));
         }
         if self
-            .store
-            .is_token_revoked(issuer_pool.id, &claims.jti)
+            .revocations
+            .is_revoked(self.store.as_ref(), issuer_pool.id, &claims.jti, now)
             .await?
         {
             return Ok(Err(InvalidToken::Revoked));
@@ -531,6 +550,7 @@ impl Gatehouse {
             }
         }
         w.commit().await?;
+        self.revocations.changed(pool.id);
         Ok(())
     }
 

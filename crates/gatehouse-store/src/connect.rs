@@ -135,12 +135,16 @@ fn sqlite_url_with_create(url: &str) -> String {
 
 async fn open_sqlite(url: &str) -> StoreResult<sqlx::AnyPool> {
     let memory = is_memory(url);
-    let options = AnyPoolOptions::new().after_connect(|conn, _meta| {
-        Box::pin(async move {
-            configure_sqlite_connection(conn).await?;
-            Ok(())
-        })
-    });
+    // A connection to a local file does not drop out the way a network connection does: no
+    // round trip to the connection's thread to test it before every use.
+    let options = AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                configure_sqlite_connection(conn).await?;
+                Ok(())
+            })
+        });
     // Each connection to `:memory:` would open its own database: keep exactly one, for ever.
     let options = if memory {
         options

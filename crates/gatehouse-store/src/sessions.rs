@@ -1,7 +1,7 @@
 //! Sessions and revoked access tokens.
 
 use gatehouse_domain::ids::{ClientId, PoolId, PoolSlug, SessionId, UserId, Username};
-use gatehouse_domain::session::{Actor, RevokedToken, Session, SessionKind};
+use gatehouse_domain::session::{Actor, Revocation, RevokedToken, Session, SessionKind};
 use gatehouse_domain::store::{SessionFilter, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::SessionsToEnd;
@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, corrupt};
 use crate::rows::{get, opt_json, opt_parsed, parsed, to_json};
-use crate::{Lock, SqlStore};
+use crate::{Dialect, Lock, SqlStore};
 
 const COLUMNS: &str = "pool_id, id, user_id, username, client_id, kind, actor, actor_id, reason, \
                        created_at, expires_at, revoked_at, actor_pool";
@@ -144,13 +144,25 @@ pub(crate) async fn end_in(
     Ok(ended)
 }
 
+/// Records a revoked (or used) id; `false` if it was already there. The row takes the pool's
+/// next `seq` in commit order: on PostgreSQL, writers of one pool queue on an advisory lock
+/// held to the end of their transaction; on SQLite the single writer already queues them.
 pub(crate) async fn revoke_token_in(
     conn: &mut AnyConnection,
+    dialect: Dialect,
     token: &RevokedToken,
 ) -> StoreResult<bool> {
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("gatehouse.revoked_tokens.{}", token.pool))
+            .execute(&mut *conn)
+            .await
+            .store()?;
+    }
     let done = sqlx::query(
-        "INSERT INTO revoked_tokens (pool_id, jti, expires_at, revoked_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (pool_id, jti) DO NOTHING",
+        "INSERT INTO revoked_tokens (pool_id, jti, expires_at, revoked_at, seq) \
+         SELECT $1, $2, $3, $4, COALESCE(MAX(seq), 0) + 1 FROM revoked_tokens WHERE pool_id = $1 \
+         ON CONFLICT (pool_id, jti) DO NOTHING",
     )
     .bind(token.pool.to_string())
     .bind(token.jti.as_str())
@@ -174,6 +186,37 @@ pub(crate) async fn is_token_revoked(
         .await
         .store()?;
     Ok(row.is_some())
+}
+
+/// Revocations of `pool` committed after `after` that have not expired at `now`, and the
+/// newest one in any case, so that the reader's cursor moves past expired rows.
+pub(crate) async fn revocations_after(
+    store: &SqlStore,
+    pool: PoolId,
+    after: i64,
+    now: Timestamp,
+) -> StoreResult<Vec<Revocation>> {
+    let rows = sqlx::query(
+        "SELECT seq, jti, expires_at FROM revoked_tokens \
+         WHERE pool_id = $1 AND seq > $2 AND (expires_at > $3 OR seq = \
+           (SELECT MAX(seq) FROM revoked_tokens WHERE pool_id = $1)) \
+         ORDER BY seq",
+    )
+    .bind(pool.to_string())
+    .bind(after)
+    .bind(now.as_secs())
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
+    rows.iter()
+        .map(|row| {
+            Ok(Revocation {
+                seq: get(row, "seq")?,
+                jti: get(row, "jti")?,
+                expires_at: Timestamp(get(row, "expires_at")?),
+            })
+        })
+        .collect()
 }
 
 fn from_row(row: &AnyRow) -> StoreResult<Session> {

@@ -6,7 +6,7 @@ use gatehouse_domain::client::AppClient;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::pool::{HostName, Pool};
-use gatehouse_domain::session::{RevokedToken, Session};
+use gatehouse_domain::session::{Revocation, RevokedToken, Session};
 use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
@@ -231,6 +231,15 @@ impl Store for SqlStore {
 
     async fn is_token_revoked(&self, pool: PoolId, jti: &str) -> StoreResult<bool> {
         sessions::is_token_revoked(self, pool, jti).await
+    }
+
+    async fn revocations_after(
+        &self,
+        pool: PoolId,
+        after: i64,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Revocation>> {
+        sessions::revocations_after(self, pool, after, now).await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {

@@ -15,11 +15,12 @@ use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, Verif
 
 use crate::connect::WriteTx;
 use crate::error::ResultExt;
-use crate::{Lock, SqlStore, audit, clients, groups, pools, sessions, users};
+use crate::{Dialect, Lock, SqlStore, audit, clients, groups, pools, sessions, users};
 
 pub(crate) struct SqlWrite {
     tx: WriteTx,
     pool: PoolId,
+    dialect: Dialect,
     lock: Lock,
     /// Pools whose sessions [`SessionsToEnd::ActedBy`] ended, which may take audit events.
     reached: Vec<PoolId>,
@@ -30,6 +31,7 @@ impl SqlStore {
         Ok(SqlWrite {
             tx: self.begin().await?,
             pool,
+            dialect: self.dialect,
             lock: self.dialect.row_lock(),
             reached: Vec::new(),
         })
@@ -162,12 +164,12 @@ impl PoolWrite for SqlWrite {
             expires_at,
             revoked_at: at,
         };
-        sessions::revoke_token_in(&mut self.tx, &used).await
+        sessions::revoke_token_in(&mut self.tx, self.dialect, &used).await
     }
 
     async fn revoke_token(&mut self, token: &RevokedToken) -> StoreResult<()> {
         self.same_pool(token.pool)?;
-        sessions::revoke_token_in(&mut self.tx, token)
+        sessions::revoke_token_in(&mut self.tx, self.dialect, token)
             .await
             .map(|_| ())
     }

@@ -3,6 +3,7 @@
 //! sessions by actor reaches every pool; nothing is visible before the commit.
 
 use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::session::RevokedToken;
 use gatehouse_domain::store::Store;
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::SessionsToEnd;
@@ -250,4 +251,115 @@ pub async fn sessions_end_by_user_by_staff_and_by_actor_across_pools(db: &Db) {
             .is_empty()
     );
     w.commit().await.unwrap();
+}
+
+/// A reader that follows a pool's revocations by `seq` never misses one: a revocation that
+/// starts after another has taken its number waits for it to commit, so the numbers become
+/// visible in order, and expired ones are skipped without holding the cursor back.
+pub async fn revocations_are_read_in_commit_order(db: &Db) {
+    let store = db.store.clone();
+    let pool = new_pool(&store, "acme").await;
+    let other = new_pool(&store, "other").await;
+    let now = Timestamp(T0.0 + 10);
+    let revoked = |jti: &str, expires_at: i64| RevokedToken {
+        pool: pool.id,
+        jti: jti.to_owned(),
+        expires_at: Timestamp(expires_at),
+        revoked_at: T0,
+    };
+
+    // `a` takes its number and stays uncommitted; `b` starts meanwhile.
+    let mut first = store.write(pool.id).await.unwrap();
+    first
+        .revoke_token(&revoked("a", T0.0 + 3600))
+        .await
+        .unwrap();
+    let second = {
+        let store = store.clone();
+        let b = revoked("b", T0.0 + 3600);
+        tokio::spawn(async move {
+            let mut w = store.write(b.pool).await.unwrap();
+            w.revoke_token(&b).await.unwrap();
+            w.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!second.is_finished(), "a second revocation committed first");
+    assert!(
+        store
+            .revocations_after(pool.id, 0, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    first.commit().await.unwrap();
+    second.await.unwrap();
+
+    let seen = store.revocations_after(pool.id, 0, now).await.unwrap();
+    let ids: Vec<_> = seen.iter().map(|r| r.jti.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(seen[0].seq < seen[1].seq);
+    let cursor = seen[1].seq;
+    assert!(
+        store
+            .revocations_after(pool.id, cursor, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .revocations_after(other.id, 0, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An expired revocation is not reported, except as the newest, to move the cursor on.
+    let mut w = store.write(pool.id).await.unwrap();
+    w.revoke_token(&revoked("expired", T0.0)).await.unwrap();
+    w.commit().await.unwrap();
+    let newer = store.revocations_after(pool.id, cursor, now).await.unwrap();
+    assert_eq!(newer.len(), 1);
+    assert_eq!(newer[0].jti, "expired");
+    let mut w = store.write(pool.id).await.unwrap();
+    w.revoke_token(&revoked("c", T0.0 + 3600)).await.unwrap();
+    w.commit().await.unwrap();
+    let newer = store.revocations_after(pool.id, cursor, now).await.unwrap();
+    let ids: Vec<_> = newer.iter().map(|r| r.jti.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["c"],
+        "an expired revocation that is not the newest is skipped"
+    );
+
+    // Many writers at once: every revocation is seen exactly once by a reader that follows.
+    let mut writers = Vec::new();
+    for i in 0..24 {
+        let store = store.clone();
+        let r = revoked(&format!("w{i}"), T0.0 + 3600);
+        writers.push(tokio::spawn(async move {
+            let mut w = store.write(r.pool).await.unwrap();
+            w.revoke_token(&r).await.unwrap();
+            w.commit().await.unwrap();
+        }));
+    }
+    let mut cursor = newer[0].seq;
+    let mut followed = std::collections::BTreeSet::new();
+    loop {
+        let done = writers.iter().all(|w| w.is_finished());
+        for r in store.revocations_after(pool.id, cursor, now).await.unwrap() {
+            assert!(r.seq > cursor);
+            cursor = r.seq;
+            assert!(followed.insert(r.jti));
+        }
+        if done {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(followed.len(), 24, "{followed:?}");
 }

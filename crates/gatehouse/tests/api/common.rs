@@ -31,6 +31,7 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub outbox: PathBuf,
     pub database_url: String,
+    config: Config,
     backend: Backend,
     _dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
@@ -107,6 +108,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config
         clock,
         outbox: dir.path().join("outbox").join("outbox.jsonl"),
         database_url,
+        config: config.clone(),
         backend,
         _dir: dir,
         _shutdown: tx,
@@ -137,6 +139,21 @@ pub struct ClientCreds {
 }
 
 impl TestApp {
+    /// Another instance of the server over the same database and master key (what a
+    /// deployment with several instances runs), answering at the address returned until the
+    /// sender is dropped.
+    pub async fn second_instance(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let app = Application::build_with_clock(&self.config, self.clock.clone())
+            .await
+            .unwrap();
+        let addr = format!("http://{}", app.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        (addr, tx)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
     }

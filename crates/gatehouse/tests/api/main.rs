@@ -14,6 +14,7 @@ mod group_dominance;
 mod invitation;
 mod reference;
 mod resources;
+mod revocation;
 mod security;
 mod single_use;
 mod smtp;
