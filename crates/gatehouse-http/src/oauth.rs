@@ -16,14 +16,14 @@ use gatehouse_service::grants::client_credentials::ScopeRequest;
 use gatehouse_service::grants::token_exchange::{TOKEN_TYPE_ACCESS_TOKEN, TokenExchange};
 use gatehouse_service::tokens::{AccessClaims, ClientAuthMethod, ClientCredentials};
 use gatehouse_service::{OAuthError, OAuthErrorCode, RequestMeta};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, OAuthResponseError, no_store};
 use crate::extract::{Authenticated, Meta, PoolCtx};
 
 /// The form of every OAuth request; unknown parameters are ignored (RFC 6749 §3.2).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct OAuthForm {
     grant_type: Option<String>,
     scope: Option<String>,
@@ -38,7 +38,6 @@ pub struct OAuthForm {
     /// Gatehouse extension for token exchange: why the impersonation is needed.
     reason: Option<String>,
     /// RFC 8707 resource indicators, the one parameter that may repeat.
-    #[serde(skip)]
     resources: Vec<String>,
 }
 
@@ -63,32 +62,53 @@ impl FromRequest<AppState> for Form {
         let bytes = bytes::Bytes::from_request(req, state)
             .await
             .map_err(|_| OAuthResponseError::invalid_request("the body could not be read"))?;
-        // Repeated parameters are an error (RFC 6749 §3.2), except `resource` (RFC 8707 §2).
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| OAuthResponseError::invalid_request("the body is not a valid form"))?;
+        // One pass over the pairs. Repeated parameters are an error (RFC 6749 §3.2), except
+        // `resource` (RFC 8707 §2); unknown ones are ignored.
+        let mut form = OAuthForm::default();
         let mut seen = std::collections::HashSet::new();
-        let mut resources = Vec::new();
-        for (k, v) in &pairs {
+        for (k, v) in form_urlencoded::parse(&bytes) {
             if k == "resource" {
-                resources.push(v.clone());
-            } else if !seen.insert(k.as_str()) {
+                form.resources.push(v.into_owned());
+                continue;
+            }
+            let Some(slot) = form.slot(&k) else {
+                continue;
+            };
+            if !seen.insert(k.clone()) {
                 return Err(OAuthResponseError::invalid_request(format!(
                     "the parameter {k} is repeated"
                 )));
             }
+            *slot = Some(v.into_owned());
         }
-        let mut form: OAuthForm = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| OAuthResponseError::invalid_request("the body is not a valid form"))?;
-        form.resources = resources;
         Ok(Form(form))
     }
 }
 
+impl OAuthForm {
+    /// Where the value of the parameter `name` goes, if it is one of ours.
+    fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "grant_type" => &mut self.grant_type,
+            "scope" => &mut self.scope,
+            "client_id" => &mut self.client_id,
+            "client_secret" => &mut self.client_secret,
+            "token" => &mut self.token,
+            "actor_token" => &mut self.actor_token,
+            "actor_token_type" => &mut self.actor_token_type,
+            "subject_token" => &mut self.subject_token,
+            "subject_token_type" => &mut self.subject_token_type,
+            "requested_token_type" => &mut self.requested_token_type,
+            "reason" => &mut self.reason,
+            _ => return None,
+        })
+    }
+}
+
 fn form_decode(s: &str) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
-        .ok()?
-        .pop()
-        .map(|(_, v)| v)
+    form_urlencoded::parse(format!("v={s}").as_bytes())
+        .last()
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Client credentials from HTTP Basic or the body. RFC 6749 §2.3.1 has Basic credentials

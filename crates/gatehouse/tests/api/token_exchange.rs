@@ -264,14 +264,14 @@ async fn a_database_failure_during_token_exchange_answers_500_without_its_text()
     exchanged_token(exchange(&app, "acme", &desk, &ada, "alice").await).await;
 
     // Break the database under the running server, behind its back: the table that checking
-    // the actor token reads (revoked tokens) is gone, while the pool and the client it reads
-    // first are still there. Closing the whole connection pool would fail those first reads
-    // instead, or not at all while they are cached.
+    // the actor token reads (sessions: ada's token names hers) is gone, while the pool and
+    // the client it reads first are still there. Closing the whole connection pool would fail
+    // those first reads instead, or not at all while they are cached.
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(&app.database_url)
         .await
         .unwrap();
-    conn.execute("DROP TABLE revoked_tokens").await.unwrap();
+    conn.execute("DROP TABLE sessions").await.unwrap();
     conn.close().await.unwrap();
 
     let res = exchange(&app, "acme", &desk, &ada, "alice").await;
