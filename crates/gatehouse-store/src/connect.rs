@@ -6,7 +6,8 @@ use gatehouse_domain::store::{StoreError, StoreResult};
 use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Executor, Transaction};
+use sqlx::{Connection, Executor, Transaction};
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::ResultExt;
 use crate::{Dialect, SqlStore};
@@ -44,10 +45,26 @@ impl SqlStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
         tracing::debug!(dialect = dialect.as_str(), "store ready");
+        // SQLite in a file: one connection of its own writes, so that its page cache stays
+        // warm (another connection's commit would invalidate it) and no write waits for a
+        // connection of the pool. In memory there is one connection, the pool's.
+        let writer = match dialect {
+            Dialect::Sqlite if !is_memory(database_url) => {
+                let mut conn = AnyConnection::connect(&sqlite_url_with_create(database_url))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("opening SQLite: {e}")))?;
+                configure_sqlite_connection(&mut conn).await.store()?;
+                Some(conn)
+            }
+            _ => None,
+        };
         Ok(Self {
             pool,
             dialect,
-            writers: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writers: std::sync::Arc::new(tokio::sync::Mutex::new(Writer {
+                conn: writer,
+                open: false,
+            })),
         })
     }
 
@@ -59,6 +76,9 @@ impl SqlStore {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        if let Some(conn) = self.writers.lock().await.conn.take() {
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -68,14 +88,26 @@ impl SqlStore {
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx> {
         match self.dialect {
             Dialect::Sqlite => {
-                let turn = self.writers.clone().lock_owned().await;
+                let mut turn = self.writers.clone().lock_owned().await;
+                if turn.conn.is_some() {
+                    let writer = &mut *turn;
+                    let conn = writer.conn.as_mut().ok_or_else(closed)?;
+                    if writer.open {
+                        // A transaction dropped where its rollback could not be spawned.
+                        let _ = conn.execute("ROLLBACK").await;
+                        writer.open = false;
+                    }
+                    conn.execute("BEGIN IMMEDIATE").await.store()?;
+                    writer.open = true;
+                    return Ok(WriteTx::Writer(WriterTurn(Some(turn))));
+                }
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.store()?;
-                Ok(WriteTx {
+                Ok(WriteTx::Pooled {
                     tx,
                     _turn: Some(turn),
                 })
             }
-            Dialect::Postgres => Ok(WriteTx {
+            Dialect::Postgres => Ok(WriteTx::Pooled {
                 tx: self.pool.begin().await.store()?,
                 _turn: None,
             }),
@@ -83,28 +115,105 @@ impl SqlStore {
     }
 }
 
-/// A write transaction, holding this process's writer turn on SQLite until it ends.
-pub(crate) struct WriteTx {
-    tx: Transaction<'static, Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+fn closed() -> StoreError {
+    StoreError::Backend("the store is closed".to_owned())
 }
+
+/// SQLite's one writer: its connection (none in memory, where the pool's only connection
+/// writes) and whether a transaction is open on it.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    conn: Option<AnyConnection>,
+    open: bool,
+}
+
+/// A write transaction, holding this process's writer turn on SQLite until it ends.
+pub(crate) enum WriteTx {
+    /// On SQLite's own writer connection.
+    Writer(WriterTurn),
+    /// On a connection of the pool (PostgreSQL, SQLite in memory).
+    Pooled {
+        tx: Transaction<'static, Any>,
+        _turn: Option<OwnedMutexGuard<Writer>>,
+    },
+}
+
+/// The writer connection while a transaction is open on it; `None` once committed.
+pub(crate) struct WriterTurn(Option<OwnedMutexGuard<Writer>>);
 
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        match self {
+            WriteTx::Writer(mut turn) => {
+                let Some(mut turn) = turn.0.take() else {
+                    return Err(sqlx::Error::PoolClosed);
+                };
+                let writer = &mut *turn;
+                let conn = writer.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
+                // On failure the transaction may still be open: the next writer rolls it back.
+                conn.execute("COMMIT").await?;
+                writer.open = false;
+                Ok(())
+            }
+            WriteTx::Pooled { tx, .. } => tx.commit().await,
+        }
+    }
+
+    fn conn(&self) -> &AnyConnection {
+        match self {
+            WriteTx::Writer(turn) => turn
+                .0
+                .as_ref()
+                .and_then(|t| t.conn.as_ref())
+                .expect("a write transaction is used after its end"),
+            WriteTx::Pooled { tx, .. } => tx,
+        }
+    }
+
+    fn conn_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            WriteTx::Writer(turn) => turn
+                .0
+                .as_mut()
+                .and_then(|t| t.conn.as_mut())
+                .expect("a write transaction is used after its end"),
+            WriteTx::Pooled { tx, .. } => tx,
+        }
+    }
+}
+
+impl Drop for WriterTurn {
+    /// A transaction that ends without its commit is rolled back before the next writer
+    /// starts: by a task that holds the writer meanwhile, or else by the next `begin`.
+    fn drop(&mut self) {
+        let Some(mut turn) = self.0.take() else {
+            return;
+        };
+        if !turn.open {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Some(conn) = turn.conn.as_mut()
+                    && conn.execute("ROLLBACK").await.is_ok()
+                {
+                    turn.open = false;
+                }
+            });
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        self.conn()
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        self.conn_mut()
     }
 }
 
