@@ -7,7 +7,7 @@ use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, Executor, Transaction};
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::error::ResultExt;
 use crate::{Dialect, SqlStore};
@@ -54,17 +54,14 @@ impl SqlStore {
                     .await
                     .map_err(|e| StoreError::Backend(format!("opening SQLite: {e}")))?;
                 configure_sqlite_connection(&mut conn).await.store()?;
-                Some(conn)
+                Some(Writer { conn, open: false })
             }
             _ => None,
         };
         Ok(Self {
             pool,
             dialect,
-            writers: std::sync::Arc::new(tokio::sync::Mutex::new(Writer {
-                conn: writer,
-                open: false,
-            })),
+            writers: std::sync::Arc::new(tokio::sync::Mutex::new(writer)),
         })
     }
 
@@ -76,8 +73,8 @@ impl SqlStore {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
-        if let Some(conn) = self.writers.lock().await.conn.take() {
-            let _ = conn.close().await;
+        if let Some(writer) = self.writers.lock().await.take() {
+            let _ = writer.conn.close().await;
         }
         self.pool.close().await;
     }
@@ -88,24 +85,26 @@ impl SqlStore {
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx> {
         match self.dialect {
             Dialect::Sqlite => {
-                let mut turn = self.writers.clone().lock_owned().await;
-                if turn.conn.is_some() {
-                    let writer = &mut *turn;
-                    let conn = writer.conn.as_mut().ok_or_else(closed)?;
-                    if writer.open {
-                        // A transaction dropped where its rollback could not be spawned.
-                        let _ = conn.execute("ROLLBACK").await;
-                        writer.open = false;
+                let turn = self.writers.clone().lock_owned().await;
+                match OwnedMutexGuard::try_map(turn, Option::as_mut) {
+                    Ok(mut writer) => {
+                        if writer.open {
+                            // Dropped uncommitted, and its rollback has not run yet.
+                            let _ = writer.conn.execute("ROLLBACK").await;
+                            writer.open = false;
+                        }
+                        writer.conn.execute("BEGIN IMMEDIATE").await.store()?;
+                        writer.open = true;
+                        Ok(WriteTx::Writer(WriterTurn {
+                            writer,
+                            writers: self.writers.clone(),
+                        }))
                     }
-                    conn.execute("BEGIN IMMEDIATE").await.store()?;
-                    writer.open = true;
-                    return Ok(WriteTx::Writer(WriterTurn(Some(turn))));
+                    Err(turn) => Ok(WriteTx::Pooled {
+                        tx: self.pool.begin_with("BEGIN IMMEDIATE").await.store()?,
+                        _turn: Some(turn),
+                    }),
                 }
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.store()?;
-                Ok(WriteTx::Pooled {
-                    tx,
-                    _turn: Some(turn),
-                })
             }
             Dialect::Postgres => Ok(WriteTx::Pooled {
                 tx: self.pool.begin().await.store()?,
@@ -115,17 +114,15 @@ impl SqlStore {
     }
 }
 
-fn closed() -> StoreError {
-    StoreError::Backend("the store is closed".to_owned())
-}
-
-/// SQLite's one writer: its connection (none in memory, where the pool's only connection
-/// writes) and whether a transaction is open on it.
+/// SQLite's one writer connection (none in memory, where the pool's only connection writes),
+/// and whether a transaction is open on it.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    conn: Option<AnyConnection>,
+    conn: AnyConnection,
     open: bool,
 }
+
+pub(crate) type Writers = std::sync::Arc<tokio::sync::Mutex<Option<Writer>>>;
 
 /// A write transaction, holding this process's writer turn on SQLite until it ends.
 pub(crate) enum WriteTx {
@@ -134,70 +131,46 @@ pub(crate) enum WriteTx {
     /// On a connection of the pool (PostgreSQL, SQLite in memory).
     Pooled {
         tx: Transaction<'static, Any>,
-        _turn: Option<OwnedMutexGuard<Writer>>,
+        _turn: Option<OwnedMutexGuard<Option<Writer>>>,
     },
 }
 
-/// The writer connection while a transaction is open on it; `None` once committed.
-pub(crate) struct WriterTurn(Option<OwnedMutexGuard<Writer>>);
+/// The writer connection while a transaction of this process is open on it.
+pub(crate) struct WriterTurn {
+    writer: OwnedMappedMutexGuard<Option<Writer>, Writer>,
+    writers: Writers,
+}
 
 impl WriteTx {
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             WriteTx::Writer(mut turn) => {
-                let Some(mut turn) = turn.0.take() else {
-                    return Err(sqlx::Error::PoolClosed);
-                };
-                let writer = &mut *turn;
-                let conn = writer.conn.as_mut().ok_or(sqlx::Error::PoolClosed)?;
-                // On failure the transaction may still be open: the next writer rolls it back.
-                conn.execute("COMMIT").await?;
-                writer.open = false;
+                // On failure the transaction may still be open: it is rolled back on drop.
+                turn.writer.conn.execute("COMMIT").await?;
+                turn.writer.open = false;
                 Ok(())
             }
             WriteTx::Pooled { tx, .. } => tx.commit().await,
         }
     }
-
-    fn conn(&self) -> &AnyConnection {
-        match self {
-            WriteTx::Writer(turn) => turn
-                .0
-                .as_ref()
-                .and_then(|t| t.conn.as_ref())
-                .expect("a write transaction is used after its end"),
-            WriteTx::Pooled { tx, .. } => tx,
-        }
-    }
-
-    fn conn_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            WriteTx::Writer(turn) => turn
-                .0
-                .as_mut()
-                .and_then(|t| t.conn.as_mut())
-                .expect("a write transaction is used after its end"),
-            WriteTx::Pooled { tx, .. } => tx,
-        }
-    }
 }
 
 impl Drop for WriterTurn {
-    /// A transaction that ends without its commit is rolled back before the next writer
-    /// starts: by a task that holds the writer meanwhile, or else by the next `begin`.
+    /// A transaction that ends without its commit is rolled back before the next transaction
+    /// of this process starts: by a task queued for the writer, or by the next `begin` if it
+    /// comes first.
     fn drop(&mut self) {
-        let Some(mut turn) = self.0.take() else {
-            return;
-        };
-        if !turn.open {
+        if !self.writer.open {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let writers = self.writers.clone();
             runtime.spawn(async move {
-                if let Some(conn) = turn.conn.as_mut()
-                    && conn.execute("ROLLBACK").await.is_ok()
+                if let Some(w) = writers.lock().await.as_mut()
+                    && w.open
+                    && w.conn.execute("ROLLBACK").await.is_ok()
                 {
-                    turn.open = false;
+                    w.open = false;
                 }
             });
         }
@@ -207,13 +180,19 @@ impl Drop for WriterTurn {
 impl std::ops::Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        self.conn()
+        match self {
+            WriteTx::Writer(turn) => &turn.writer.conn,
+            WriteTx::Pooled { tx, .. } => tx,
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        self.conn_mut()
+        match self {
+            WriteTx::Writer(turn) => &mut turn.writer.conn,
+            WriteTx::Pooled { tx, .. } => tx,
+        }
     }
 }
 

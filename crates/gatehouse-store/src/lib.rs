@@ -76,7 +76,7 @@ pub struct SqlStore {
     /// writers one can wait past the busy timeout and fail. Write transactions of this
     /// process therefore queue here, first come first served, and only writers of other
     /// processes (the admin CLI) meet the busy timeout.
-    writers: std::sync::Arc<tokio::sync::Mutex<connect::Writer>>,
+    writers: connect::Writers,
 }
 
 impl SqlStore {
