@@ -97,6 +97,18 @@ pub trait Store: Send + Sync + 'static {
     /// single-call writes below insert, delete or mark, and each is its own transaction.
     async fn write(&self, pool: PoolId) -> StoreResult<Box<dyn crate::txn::PoolWrite>>;
 
+    /// An impersonation's check-and-write in one call: reads the target, its groups and the
+    /// caller's standing, lets `rules` judge them, and writes the session and its audit event
+    /// they return, all in one transaction. On SQLite the whole of it runs on the database
+    /// connection's thread in one trip.
+    async fn start_impersonation(
+        &self,
+        pool: PoolId,
+        target: &Username,
+        standing: crate::txn::Standing,
+        rules: crate::txn::ImpersonationRules,
+    ) -> StoreResult<crate::txn::ImpersonationOutcome>;
+
     // Pools and keys.
 
     /// Creates a pool with its first signing key.

@@ -101,3 +101,44 @@ pub trait PoolWrite: Send {
     /// Commits everything written; nothing of it is visible before.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
+
+/// What an impersonation's rules judge, read in the transaction that starts its session.
+#[derive(Debug, Clone)]
+pub struct ImpersonationFacts {
+    pub target: User,
+    pub groups: Vec<Group>,
+    /// Whether the caller whose standing was asked for ([`Standing`]) still stands: a user
+    /// that exists and is enabled, or a client that exists. `true` when none was asked for.
+    pub caller_stands: bool,
+}
+
+/// Whose standing an impersonation reads alongside its target: its caller's, when the caller
+/// belongs to the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    NotAsked,
+    User(UserId),
+    Client(ClientId),
+}
+
+/// Why the rules refused; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Forbidden(String),
+    /// The caller no longer exists or is disabled.
+    CallerGone(String),
+}
+
+/// The rules of an impersonation: given the facts, the session to start with its audit event,
+/// or a refusal. They run inside the transaction, on whatever thread the store runs it.
+pub type ImpersonationRules =
+    Box<dyn FnOnce(&ImpersonationFacts) -> Result<(Session, AuditEvent), Refusal> + Send>;
+
+/// How an impersonation's one store call ended.
+#[derive(Debug, Clone)]
+pub enum ImpersonationOutcome {
+    /// The session and its audit event are committed.
+    Started(Box<(ImpersonationFacts, Session)>),
+    NoSuchUser,
+    Refused(Refusal),
+}

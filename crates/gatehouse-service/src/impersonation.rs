@@ -9,7 +9,9 @@ use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::store::SessionFilter;
-use gatehouse_domain::txn::SessionsToEnd;
+use gatehouse_domain::txn::{
+    ImpersonationFacts, ImpersonationOutcome, ImpersonationRules, Refusal, SessionsToEnd, Standing,
+};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
@@ -127,73 +129,89 @@ impl Gatehouse {
         };
         // The target, its groups, and the caller's standing are read in the transaction that
         // creates the session: a target promoted, or a caller disabled or deleted, meanwhile
-        // is seen here, and no session outlives a check that no longer holds.
-        let mut w = self.store.write(pool.id).await?;
-        let user = w
-            .user_by_username(target)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
-        if !user.enabled.is_enabled() {
-            return Err(ServiceError::Forbidden("the user is disabled".to_owned()));
-        }
-        let is_self = caller.home_pool == pool.slug
-            && matches!(&caller.subject, Subject::User { id, .. } if *id == user.id);
-        if is_self {
-            return Err(ServiceError::Forbidden(
-                "a user cannot impersonate itself".to_owned(),
-            ));
-        }
-        let groups = w.groups_of_user(user.id).await?;
-        if is_privileged(&user, &groups) && !caller.holds(Permission::ImpersonatePrivileged) {
-            return Err(ServiceError::Forbidden(format!(
-                "impersonating a user who holds administrative permissions requires the {} \
-                 permission",
-                Permission::ImpersonatePrivileged
-            )));
-        }
-        if caller.home_pool == pool.slug {
-            let stands = match &caller.subject {
-                Subject::User { id, .. } => w
-                    .user_by_id(*id)
-                    .await?
-                    .is_some_and(|u| u.enabled.is_enabled()),
-                Subject::Client { client_id } => w.client(client_id).await?.is_some(),
-            };
-            if !stands {
-                return Err(ServiceError::Unauthenticated(
-                    "the caller no longer exists or is disabled".to_owned(),
-                ));
-            }
-        }
-
+        // is seen here, and no session outlives a check that no longer holds. The store runs
+        // the whole of it as one call (on SQLite, in one trip to the database thread).
         let actor = caller.actor();
         let now = self.now();
-        let session = Session {
-            id: SessionId::new_random(),
-            pool: pool.id,
-            user_id: user.id,
-            username: user.username.clone(),
-            client_id: client_id.clone(),
-            kind: SessionKind::Impersonation {
-                actor: actor.clone(),
-                reason: reason.clone(),
-            },
-            created_at: now,
-            expires_at: now.plus_secs(i64::from(ttl)),
-            revoked_at: None,
-        };
+        let session_id = SessionId::new_random();
         let mut started = self
             .event(pool, AuditAction::ImpersonationStarted, Some(caller), meta)
-            .subject(&user.username)
-            .detail("impersonation_id", session.id)
+            .subject(target)
+            .detail("impersonation_id", session_id)
             .detail("expires_in", ttl);
         started.client_id = client_id.clone();
         if let Some(r) = &reason {
             started = started.detail("reason", r);
         }
-        w.create_session(&session).await?;
-        w.audit(&started).await?;
-        w.commit().await?;
+        let in_pool = caller.home_pool == pool.slug;
+        let standing = match &caller.subject {
+            _ if !in_pool => Standing::NotAsked,
+            Subject::User { id, .. } => Standing::User(*id),
+            Subject::Client { client_id } => Standing::Client(client_id.clone()),
+        };
+        let self_id = match &caller.subject {
+            Subject::User { id, .. } if in_pool => Some(*id),
+            _ => None,
+        };
+        let may_impersonate_privileged = caller.holds(Permission::ImpersonatePrivileged);
+        let (pool_id, session_actor, session_client) = (pool.id, actor.clone(), client_id.clone());
+        let rules: ImpersonationRules = Box::new(move |facts: &ImpersonationFacts| {
+            let user = &facts.target;
+            if !user.enabled.is_enabled() {
+                return Err(Refusal::Forbidden("the user is disabled".to_owned()));
+            }
+            if self_id == Some(user.id) {
+                return Err(Refusal::Forbidden(
+                    "a user cannot impersonate itself".to_owned(),
+                ));
+            }
+            if is_privileged(user, &facts.groups) && !may_impersonate_privileged {
+                return Err(Refusal::Forbidden(format!(
+                    "impersonating a user who holds administrative permissions requires the {} \
+                     permission",
+                    Permission::ImpersonatePrivileged
+                )));
+            }
+            if !facts.caller_stands {
+                return Err(Refusal::CallerGone(
+                    "the caller no longer exists or is disabled".to_owned(),
+                ));
+            }
+            let session = Session {
+                id: session_id,
+                pool: pool_id,
+                user_id: user.id,
+                username: user.username.clone(),
+                client_id: session_client,
+                kind: SessionKind::Impersonation {
+                    actor: session_actor,
+                    reason,
+                },
+                created_at: now,
+                expires_at: now.plus_secs(i64::from(ttl)),
+                revoked_at: None,
+            };
+            Ok((session, started))
+        });
+        let (facts, session) = match self
+            .store
+            .start_impersonation(pool.id, target, standing, rules)
+            .await?
+        {
+            ImpersonationOutcome::Started(started) => *started,
+            ImpersonationOutcome::NoSuchUser => return Err(ServiceError::NotFound("user")),
+            ImpersonationOutcome::Refused(Refusal::Forbidden(m)) => {
+                return Err(ServiceError::Forbidden(m));
+            }
+            ImpersonationOutcome::Refused(Refusal::CallerGone(m)) => {
+                return Err(ServiceError::Unauthenticated(m));
+            }
+        };
+        let ImpersonationFacts {
+            target: user,
+            groups,
+            ..
+        } = facts;
 
         let act = ActClaim {
             sub: actor.id.clone(),

@@ -10,35 +10,42 @@ use sqlx::any::AnyRow;
 
 use crate::SqlStore;
 use crate::error::ResultExt;
-use crate::rows::{get, json, opt_json, opt_parsed, parsed, to_json};
+use crate::rows::{Param, bind_all, get, json, opt_json, opt_parsed, parsed, to_json};
 
 const COLUMNS: &str = "seq, id, pool_id, at, action, outcome, actor, subject, client_id, ip, \
                        impersonator, details";
 
 /// Appends `event` on `conn`, inside the caller's transaction when there is one.
 pub(crate) async fn insert(conn: &mut AnyConnection, event: &AuditEvent) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, pool_id, at, action, outcome, actor, actor_id, subject, \
-         client_id, ip, impersonator, impersonator_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(event.id.to_string())
-    .bind(event.pool.to_string())
-    .bind(event.at.as_secs())
-    .bind(event.action.as_str())
-    .bind(event.outcome.as_str())
-    .bind(event.actor.as_ref().map(to_json).transpose()?)
-    .bind(event.actor.as_ref().map(|a| a.id.clone()))
-    .bind(event.subject.as_deref())
-    .bind(event.client_id.as_ref().map(ClientId::as_str))
-    .bind(event.ip.as_deref())
-    .bind(event.impersonator.as_ref().map(to_json).transpose()?)
-    .bind(event.impersonator.as_ref().map(|a| a.id.clone()))
-    .bind(to_json(&event.details)?)
-    .execute(&mut *conn)
-    .await
-    .conflict("an audit event with this id already exists")?;
+    let params = insert_params(event)?;
+    bind_all(sqlx::query(INSERT), &params)
+        .execute(&mut *conn)
+        .await
+        .conflict("an audit event with this id already exists")?;
     Ok(())
+}
+
+/// The statement that appends an event, with [`insert_params`].
+pub(crate) const INSERT: &str = "INSERT INTO audit_events (id, pool_id, at, action, outcome, actor, actor_id, subject, \
+     client_id, ip, impersonator, impersonator_id, details) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+pub(crate) fn insert_params(event: &AuditEvent) -> StoreResult<Vec<Param>> {
+    Ok(vec![
+        Param::text(event.id.to_string()),
+        Param::text(event.pool.to_string()),
+        Param::Int(Some(event.at.as_secs())),
+        Param::text(event.action.as_str()),
+        Param::text(event.outcome.as_str()),
+        Param::Text(event.actor.as_ref().map(to_json).transpose()?),
+        Param::opt_text(event.actor.as_ref().map(|a| a.id.clone())),
+        Param::opt_text(event.subject.as_deref()),
+        Param::opt_text(event.client_id.as_ref().map(ClientId::as_str)),
+        Param::opt_text(event.ip.as_deref()),
+        Param::Text(event.impersonator.as_ref().map(to_json).transpose()?),
+        Param::opt_text(event.impersonator.as_ref().map(|a| a.id.clone())),
+        Param::text(to_json(&event.details)?),
+    ])
 }
 
 pub(crate) async fn append(store: &SqlStore, event: &AuditEvent) -> StoreResult<()> {

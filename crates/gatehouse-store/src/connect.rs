@@ -48,20 +48,28 @@ impl SqlStore {
         // SQLite in a file: one connection of its own writes, so that its page cache stays
         // warm (another connection's commit would invalidate it) and no write waits for a
         // connection of the pool. In memory there is one connection, the pool's.
-        let writer = match dialect {
+        let (writer, sync_writer) = match dialect {
             Dialect::Sqlite if !is_memory(database_url) => {
                 let mut conn = AnyConnection::connect(&sqlite_url_with_create(database_url))
                     .await
                     .map_err(|e| StoreError::Backend(format!("opening SQLite: {e}")))?;
                 configure_sqlite_connection(&mut conn).await.store()?;
-                Some(Writer { conn, open: false })
+                // The file as SQLite resolved it, for the synchronous writer.
+                let path: String =
+                    sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                        .fetch_one(&mut conn)
+                        .await
+                        .store()?;
+                let sync = crate::one_trip::open(&path, SQLITE_BUSY_TIMEOUT_MS)?;
+                (Some(Writer { conn, open: false }), Some(sync))
             }
-            _ => None,
+            _ => (None, None),
         };
         Ok(Self {
             pool,
             dialect,
             writers: std::sync::Arc::new(tokio::sync::Mutex::new(writer)),
+            sync_writer,
         })
     }
 
@@ -85,14 +93,9 @@ impl SqlStore {
     pub(crate) async fn begin(&self) -> StoreResult<WriteTx> {
         match self.dialect {
             Dialect::Sqlite => {
-                let turn = self.writers.clone().lock_owned().await;
+                let turn = self.writer_turn().await;
                 match OwnedMutexGuard::try_map(turn, Option::as_mut) {
                     Ok(mut writer) => {
-                        if writer.open {
-                            // Dropped uncommitted, and its rollback has not run yet.
-                            let _ = writer.conn.execute("ROLLBACK").await;
-                            writer.open = false;
-                        }
                         writer.conn.execute("BEGIN IMMEDIATE").await.store()?;
                         writer.open = true;
                         Ok(WriteTx::Writer(WriterTurn {
@@ -193,6 +196,21 @@ impl std::ops::DerefMut for WriteTx {
             WriteTx::Writer(turn) => &mut turn.writer.conn,
             WriteTx::Pooled { tx, .. } => tx,
         }
+    }
+}
+
+impl SqlStore {
+    /// This process's turn to write on SQLite, with no transaction left open on the writer
+    /// connection (one dropped uncommitted whose rollback has not run yet is rolled back).
+    pub(crate) async fn writer_turn(&self) -> OwnedMutexGuard<Option<Writer>> {
+        let mut turn = self.writers.clone().lock_owned().await;
+        if let Some(w) = turn.as_mut()
+            && w.open
+        {
+            let _ = w.conn.execute("ROLLBACK").await;
+            w.open = false;
+        }
+        turn
     }
 }
 

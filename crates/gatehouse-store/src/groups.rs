@@ -8,11 +8,11 @@ use gatehouse_domain::ids::{GroupName, PoolId, UserId, Username};
 use gatehouse_domain::store::{StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::User;
-use sqlx::any::{Any, AnyRow};
+use sqlx::any::Any;
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, expect_row};
-use crate::rows::{get, json, parsed, to_json};
+use crate::rows::{Columns, to_json};
 use crate::{Lock, SqlStore, audit, users};
 
 const COLUMNS: &str = "pool_id, name, description, roles, created_at";
@@ -113,23 +113,24 @@ pub(crate) async fn delete_in(
     expect_row(done.rows_affected())
 }
 
+/// The groups of user `$2` in pool `$1`.
+pub(crate) const OF_USER: &str = "SELECT g.pool_id, g.name, g.description, g.roles, g.created_at \
+     FROM group_members m \
+     JOIN groups g ON g.pool_id = m.pool_id AND g.name = m.group_name \
+     WHERE m.pool_id = $1 AND m.user_id = $2 \
+     ORDER BY g.name";
+
 pub(crate) async fn of_user<'e>(
     conn: impl Executor<'e, Database = Any>,
     pool: PoolId,
     user: UserId,
 ) -> StoreResult<Vec<Group>> {
-    let rows = sqlx::query(
-        "SELECT g.pool_id, g.name, g.description, g.roles, g.created_at \
-         FROM group_members m \
-         JOIN groups g ON g.pool_id = m.pool_id AND g.name = m.group_name \
-         WHERE m.pool_id = $1 AND m.user_id = $2 \
-         ORDER BY g.name",
-    )
-    .bind(pool.to_string())
-    .bind(user.to_string())
-    .fetch_all(conn)
-    .await
-    .store()?;
+    let rows = sqlx::query(OF_USER)
+        .bind(pool.to_string())
+        .bind(user.to_string())
+        .fetch_all(conn)
+        .await
+        .store()?;
     rows.iter().map(from_row).collect()
 }
 
@@ -210,12 +211,12 @@ async fn group_exists(conn: &mut AnyConnection, pool: PoolId, name: &str) -> Sto
     row.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
-fn from_row(row: &AnyRow) -> StoreResult<Group> {
+pub(crate) fn from_row(row: &impl Columns) -> StoreResult<Group> {
     Ok(Group {
-        pool: parsed(row, "pool_id", PoolId::parse)?,
-        name: parsed(row, "name", GroupName::parse)?,
-        description: get(row, "description")?,
-        roles: json(row, "roles")?,
-        created_at: Timestamp(get(row, "created_at")?),
+        pool: row.parse("pool_id", PoolId::parse)?,
+        name: row.parse("name", GroupName::parse)?,
+        description: row.text_of("description")?,
+        roles: row.json_of("roles")?,
+        created_at: Timestamp(row.int_of("created_at")?),
     })
 }

@@ -11,6 +11,7 @@ mod clients;
 mod connect;
 mod error;
 mod groups;
+mod one_trip;
 mod pools;
 mod rows;
 mod sessions;
@@ -77,6 +78,8 @@ pub struct SqlStore {
     /// process therefore queue here, first come first served, and only writers of other
     /// processes (the admin CLI) meet the busy timeout.
     writers: connect::Writers,
+    /// SQLite in a file: the connection impersonations write on in one trip (`one_trip.rs`).
+    sync_writer: Option<one_trip::SyncWriter>,
 }
 
 impl SqlStore {

@@ -79,3 +79,100 @@ fn to_digest(bytes: Vec<u8>, column: &str) -> StoreResult<[u8; 32]> {
 pub(crate) fn flag(on: bool) -> i64 {
     i64::from(on)
 }
+
+/// The columns of a row, whichever driver read it: the mapping of the rows that both the
+/// async store and SQLite's one-trip writes read is written once against this.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> StoreResult<Option<String>>;
+    fn int(&self, column: &str) -> StoreResult<Option<i64>>;
+
+    /// A column that may not be NULL.
+    fn text_of(&self, column: &str) -> StoreResult<String> {
+        self.text(column)?
+            .ok_or_else(|| corrupt(column, "NULL where a value is required"))
+    }
+
+    fn int_of(&self, column: &str) -> StoreResult<i64> {
+        self.int(column)?
+            .ok_or_else(|| corrupt(column, "NULL where a value is required"))
+    }
+
+    /// A text column parsed with a domain parser.
+    fn parse<T, E: std::fmt::Display>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> StoreResult<T> {
+        let text = self.text_of(column)?;
+        parse(&text).map_err(|e| corrupt(column, e))
+    }
+
+    /// A JSON text column.
+    fn json_of<T: DeserializeOwned>(&self, column: &str) -> StoreResult<T> {
+        let text = self.text_of(column)?;
+        serde_json::from_str(&text).map_err(|e| corrupt(column, e))
+    }
+}
+
+impl Columns for AnyRow {
+    fn text(&self, column: &str) -> StoreResult<Option<String>> {
+        get(self, column)
+    }
+
+    fn int(&self, column: &str) -> StoreResult<Option<i64>> {
+        get(self, column)
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> StoreResult<Option<String>> {
+        self.get(column)
+            .map_err(|e| StoreError::Backend(format!("column {column}: {e}")))
+    }
+
+    fn int(&self, column: &str) -> StoreResult<Option<i64>> {
+        self.get(column)
+            .map_err(|e| StoreError::Backend(format!("column {column}: {e}")))
+    }
+}
+
+/// A value bound to a statement, whichever driver runs it: the statements both drivers run
+/// are built once as SQL and a list of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Param {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl Param {
+    pub(crate) fn text(s: impl Into<String>) -> Self {
+        Param::Text(Some(s.into()))
+    }
+
+    pub(crate) fn opt_text(s: Option<impl Into<String>>) -> Self {
+        Param::Text(s.map(Into::into))
+    }
+}
+
+/// Binds `params` in order to a sqlx query.
+pub(crate) fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    params: &'q [Param],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    for p in params {
+        query = match p {
+            Param::Text(t) => query.bind(t.as_deref()),
+            Param::Int(i) => query.bind(*i),
+        };
+    }
+    query
+}
+
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Param::Text(t) => t.to_sql(),
+            Param::Int(i) => i.to_sql(),
+        }
+    }
+}

@@ -9,7 +9,7 @@ use sqlx::any::{Any, AnyRow};
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, corrupt};
-use crate::rows::{get, opt_json, opt_parsed, parsed, to_json};
+use crate::rows::{Param, bind_all, get, opt_json, opt_parsed, parsed, to_json};
 use crate::{Dialect, Lock, SqlStore};
 
 const COLUMNS: &str = "pool_id, id, user_id, username, client_id, kind, actor, actor_id, reason, \
@@ -19,33 +19,42 @@ const SIGN_IN: &str = "sign_in";
 const IMPERSONATION: &str = "impersonation";
 
 pub(crate) async fn create_in(conn: &mut AnyConnection, session: &Session) -> StoreResult<()> {
+    let (sql, params) = insert(session)?;
+    bind_all(sqlx::query(&sql), &params)
+        .execute(&mut *conn)
+        .await
+        .conflict("a session with this id already exists")?;
+    Ok(())
+}
+
+/// The statement that stores a new session.
+pub(crate) fn insert(session: &Session) -> StoreResult<(String, Vec<Param>)> {
     let (kind, actor, reason) = match &session.kind {
         SessionKind::SignIn => (SIGN_IN, None, None),
         SessionKind::Impersonation { actor, reason } => {
             (IMPERSONATION, Some(actor), reason.as_deref())
         }
     };
-    sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO sessions ({COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    ))
-    .bind(session.pool.to_string())
-    .bind(session.id.to_string())
-    .bind(session.user_id.to_string())
-    .bind(session.username.as_str())
-    .bind(session.client_id.as_ref().map(ClientId::as_str))
-    .bind(kind)
-    .bind(actor.map(to_json).transpose()?)
-    .bind(actor.map(|a| a.id.as_str()))
-    .bind(reason)
-    .bind(session.created_at.as_secs())
-    .bind(session.expires_at.as_secs())
-    .bind(session.revoked_at.map(Timestamp::as_secs))
-    .bind(actor.map(|a| a.pool.as_str()))
-    .execute(&mut *conn)
-    .await
-    .conflict("a session with this id already exists")?;
-    Ok(())
+    );
+    let params = vec![
+        Param::text(session.pool.to_string()),
+        Param::text(session.id.to_string()),
+        Param::text(session.user_id.to_string()),
+        Param::text(session.username.as_str()),
+        Param::opt_text(session.client_id.as_ref().map(ClientId::as_str)),
+        Param::text(kind),
+        Param::Text(actor.map(to_json).transpose()?),
+        Param::opt_text(actor.map(|a| a.id.as_str())),
+        Param::opt_text(reason),
+        Param::Int(Some(session.created_at.as_secs())),
+        Param::Int(Some(session.expires_at.as_secs())),
+        Param::Int(session.revoked_at.map(Timestamp::as_secs)),
+        Param::opt_text(actor.map(|a| a.pool.as_str())),
+    ];
+    Ok((sql, params))
 }
 
 pub(crate) async fn get_one<'e>(

@@ -9,7 +9,9 @@ use gatehouse_domain::pool::{HostName, Pool};
 use gatehouse_domain::session::{Revocation, RevokedToken, Session};
 use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
-use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
+use gatehouse_domain::txn::{
+    ImpersonationOutcome, ImpersonationRules, PoolWrite, SessionsToEnd, Standing,
+};
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
 use crate::{Lock, SqlStore, audit, clients, groups, pools, sessions, users};
@@ -29,6 +31,17 @@ macro_rules! write_once {
 impl Store for SqlStore {
     async fn write(&self, pool: PoolId) -> StoreResult<Box<dyn PoolWrite>> {
         Ok(Box::new(self.write_tx(pool).await?))
+    }
+
+    async fn start_impersonation(
+        &self,
+        pool: PoolId,
+        target: &Username,
+        standing: Standing,
+        rules: ImpersonationRules,
+    ) -> StoreResult<ImpersonationOutcome> {
+        self.start_impersonation_in(pool, target, standing, rules)
+            .await
     }
 
     async fn create_pool(

@@ -8,11 +8,11 @@ use gatehouse_domain::user::{
     Enabled, FederatedIdentity, MfaState, PasswordCredential, PreviousEmail, User, UserStatus,
     VerifiableAttribute, VerificationCode,
 };
-use sqlx::any::{Any, AnyRow};
+use sqlx::any::Any;
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, expect_row};
-use crate::rows::{digest, flag, get, json, parsed, to_json};
+use crate::rows::{Columns, digest, flag, get, parsed, to_json};
 use crate::{Lock, SqlStore, audit};
 
 /// The columns of `users`, in the order [`from_row`] reads them by name.
@@ -284,40 +284,35 @@ pub(crate) async fn take_code<'e>(
     .transpose()
 }
 
-pub(crate) fn from_row(row: &AnyRow) -> StoreResult<User> {
-    let enabled: i64 = get(row, "enabled")?;
-    let phc: Option<String> = get(row, "password_phc")?;
-    let temporary_until: Option<i64> = get(row, "password_temporary_until")?;
-    let tokens_not_before: Option<i64> = get(row, "tokens_not_before")?;
-    let previous_email: Option<String> = get(row, "previous_email")?;
-    let email_changed_at: Option<i64> = get(row, "email_changed_at")?;
+pub(crate) fn from_row(row: &impl Columns) -> StoreResult<User> {
+    let temporary_until = row.int("password_temporary_until")?;
     Ok(User {
-        id: parsed(row, "id", UserId::parse)?,
-        pool: parsed(row, "pool_id", PoolId::parse)?,
-        username: parsed(row, "username", Username::parse)?,
-        enabled: if enabled != 0 {
+        id: row.parse("id", UserId::parse)?,
+        pool: row.parse("pool_id", PoolId::parse)?,
+        username: row.parse("username", Username::parse)?,
+        enabled: if row.int_of("enabled")? != 0 {
             Enabled::Yes
         } else {
             Enabled::No
         },
-        status: parsed(row, "status", UserStatus::parse)?,
-        attributes: json(row, "attributes")?,
-        contact_id: get(row, "contact_id")?,
-        password: phc.map(|phc| PasswordCredential {
+        status: row.parse("status", UserStatus::parse)?,
+        attributes: row.json_of("attributes")?,
+        contact_id: row.text("contact_id")?,
+        password: row.text("password_phc")?.map(|phc| PasswordCredential {
             phc,
             temporary_until: temporary_until.map(Timestamp),
         }),
-        tokens_not_before: tokens_not_before.map(Timestamp),
-        mfa: parsed(row, "mfa", parse_mfa)?,
-        previous_email: match (previous_email, email_changed_at) {
+        tokens_not_before: row.int("tokens_not_before")?.map(Timestamp),
+        mfa: row.parse("mfa", parse_mfa)?,
+        previous_email: match (row.text("previous_email")?, row.int("email_changed_at")?) {
             (Some(address), Some(at)) => Some(PreviousEmail {
                 address,
                 changed_at: Timestamp(at),
             }),
             _ => None,
         },
-        created_at: Timestamp(get(row, "created_at")?),
-        updated_at: Timestamp(get(row, "updated_at")?),
+        created_at: Timestamp(row.int_of("created_at")?),
+        updated_at: Timestamp(row.int_of("updated_at")?),
     })
 }
 
