@@ -79,7 +79,7 @@ pub struct SqlStore {
     /// processes (the admin CLI) meet the busy timeout.
     writers: connect::Writers,
     /// SQLite in a file: the connection impersonations write on in one trip (`one_trip.rs`).
-    sync_writer: Option<one_trip::SyncWriter>,
+    sync_writer: Option<std::sync::Arc<one_trip::SyncWriter>>,
 }
 
 impl SqlStore {

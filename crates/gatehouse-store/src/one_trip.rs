@@ -2,9 +2,15 @@
 //!
 //! On SQLite in a file the whole transaction — `BEGIN IMMEDIATE`, the reads, the rules, the
 //! two inserts, `COMMIT` — runs synchronously on a connection of its own, on one blocking
-//! thread: one hand-off instead of one per statement through sqlx's connection thread. It
-//! takes this process's writer turn first, like every write transaction. Elsewhere
-//! (PostgreSQL, SQLite in memory) the same steps run through [`PoolWrite`].
+//! thread: one hand-off instead of one per statement through sqlx's connection thread.
+//!
+//! And impersonations that wait for the writer commit together (group commit): each call
+//! queues its work and waits for this process's writer turn. Whoever gets the turn runs every
+//! queued impersonation (up to [`MAX_GROUP`]) in one transaction, each in a savepoint of its
+//! own — a refusal or a failed statement undoes only its own — and commits once, sharing the
+//! commit's WAL write among them. Every caller is answered only after that commit; a caller
+//! whose work an earlier turn already ran finds its answer waiting. Elsewhere (PostgreSQL,
+//! SQLite in memory) the same steps run through [`PoolWrite`], one transaction each.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,18 +23,45 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use crate::{SqlStore, audit, groups, sessions, users};
 
-/// SQLite's synchronous writer connection.
-pub(crate) type SyncWriter = Arc<Mutex<rusqlite::Connection>>;
+/// Impersonations committed together at most.
+const MAX_GROUP: usize = 64;
+
+/// SQLite's synchronous writer connection, and the impersonations waiting for it.
+#[derive(Debug)]
+pub(crate) struct SyncWriter {
+    conn: Mutex<rusqlite::Connection>,
+    queue: Mutex<Vec<Job>>,
+}
+
+/// One queued impersonation and where its answer goes.
+struct Job {
+    pool: PoolId,
+    target: Username,
+    standing: Standing,
+    rules: ImpersonationRules,
+    reply: tokio::sync::oneshot::Sender<StoreResult<ImpersonationOutcome>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Opens the synchronous writer on the database file `path`, set up like every connection.
-pub(crate) fn open(path: &str, busy_timeout_ms: u64) -> StoreResult<SyncWriter> {
+pub(crate) fn open(path: &str, busy_timeout_ms: u64) -> StoreResult<Arc<SyncWriter>> {
     let conn = rusqlite::Connection::open(path).map_err(backend)?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_timeout_ms}; \
          PRAGMA synchronous = NORMAL;"
     ))
     .map_err(backend)?;
-    Ok(Arc::new(Mutex::new(conn)))
+    Ok(Arc::new(SyncWriter {
+        conn: Mutex::new(conn),
+        queue: Mutex::new(Vec::new()),
+    }))
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -55,17 +88,35 @@ impl SqlStore {
                 .through_transaction(pool, target, standing, rules)
                 .await;
         };
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        lock(&sync.queue).push(Job {
+            pool,
+            target: target.clone(),
+            standing,
+            rules,
+            reply,
+        });
         let turn = self.writer_turn().await;
-        let target = target.clone();
+        // A turn before this one may have run it: answers are sent before a turn ends.
+        if let Ok(done) = answer.try_recv() {
+            return done;
+        }
+        let group = {
+            let mut queue = lock(&sync.queue);
+            let n = queue.len().min(MAX_GROUP);
+            queue.drain(..n).collect::<Vec<_>>()
+        };
         tokio::task::spawn_blocking(move || {
-            // The turn is held until the transaction has ended, even if the caller stops
-            // waiting.
+            // The turn is held until the group has committed and every answer is sent, even
+            // if this caller stops waiting.
             let _turn = turn;
-            let mut conn = sync.lock().unwrap_or_else(|e| e.into_inner());
-            run(&mut conn, pool, &target, &standing, rules)
+            run_group(&mut lock(&sync.conn), group);
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("the SQLite writer stopped: {e}")))?
+        .map_err(|e| StoreError::Backend(format!("the SQLite writer stopped: {e}")))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the SQLite writer dropped an impersonation".into()))?
     }
 
     async fn through_transaction(
@@ -104,17 +155,69 @@ impl SqlStore {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `group` in one transaction, each impersonation in a savepoint, commits once, and
+/// answers each.
+fn run_group(conn: &mut rusqlite::Connection, group: Vec<Job>) {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let text = e.to_string();
+            for job in group {
+                let _ = job.reply.send(Err(StoreError::Backend(text.clone())));
+            }
+            return;
+        }
+    };
+    let mut answers = Vec::with_capacity(group.len());
+    for job in group {
+        let outcome = match tx.savepoint() {
+            Ok(mut sp) => {
+                let outcome = run(&sp, job.pool, &job.target, &job.standing, job.rules);
+                // Only a started session stays; anything else leaves nothing behind.
+                let kept = matches!(outcome, Ok(ImpersonationOutcome::Started(_)));
+                if kept {
+                    sp.commit().map_err(backend).and(outcome)
+                } else {
+                    let _ = sp.rollback();
+                    outcome
+                }
+            }
+            Err(e) => Err(backend(e)),
+        };
+        answers.push((job.reply, outcome));
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (reply, outcome) in answers {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            // Nothing of the group was written: a refusal still stands, a start did not happen.
+            let text = e.to_string();
+            for (reply, outcome) in answers {
+                let _ = reply.send(match outcome {
+                    Ok(ImpersonationOutcome::Started(_)) => Err(StoreError::Backend(text.clone())),
+                    other => other,
+                });
+            }
+        }
+    }
+}
+
+/// One impersonation inside the group's transaction.
 fn run(
-    conn: &mut rusqlite::Connection,
+    conn: &rusqlite::Connection,
     pool: PoolId,
     target: &Username,
     standing: &Standing,
     rules: ImpersonationRules,
 ) -> StoreResult<ImpersonationOutcome> {
-    // Rolled back when dropped without its commit.
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(backend)?;
+    let tx = conn;
     let pool_id = pool.to_string();
     let user = tx
         .prepare_cached(&format!(
@@ -178,6 +281,5 @@ fn run(
         .map_err(backend)?
         .execute(params_from_iter(audit::insert_params(&event)?.iter()))
         .map_err(backend)?;
-    tx.commit().map_err(backend)?;
     Ok(ImpersonationOutcome::Started(Box::new((facts, session))))
 }

@@ -55,6 +55,7 @@ on_both_backends! {
     txn::uncommitted_writes_are_invisible_and_dropped_ones_vanish: sqlite_uncommitted_writes, postgres_uncommitted_writes;
     txn::sessions_end_by_user_by_staff_and_by_actor_across_pools: sqlite_sessions_end_by_actor, postgres_sessions_end_by_actor;
     txn::revocations_are_read_in_commit_order: sqlite_revocations_in_commit_order, postgres_revocations_in_commit_order;
+    txn::concurrent_impersonations_fail_alone: sqlite_concurrent_impersonations, postgres_concurrent_impersonations;
     users::username_unique_per_pool: sqlite_username_unique_per_pool, postgres_username_unique_per_pool;
     users::list_pages_in_byte_order: sqlite_users_list_pages_in_byte_order, postgres_users_list_pages_in_byte_order;
     users::identity_links: sqlite_identity_links, postgres_identity_links;

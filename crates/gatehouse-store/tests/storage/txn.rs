@@ -363,3 +363,89 @@ pub async fn revocations_are_read_in_commit_order(db: &Db) {
     }
     assert_eq!(followed.len(), 24, "{followed:?}");
 }
+
+/// Impersonations started at once (committed together on SQLite, each in a savepoint): a
+/// refusal writes nothing, a failing insert undoes only its own, and everything else commits.
+pub async fn concurrent_impersonations_fail_alone(db: &Db) {
+    use gatehouse_domain::ids::SessionId;
+    use gatehouse_domain::store::{SessionFilter, StoreError};
+    use gatehouse_domain::txn::{ImpersonationOutcome, Refusal, Standing};
+
+    let store = db.store.clone();
+    let pool = new_pool(&store, "acme").await;
+    let alice = new_user(&store, pool.id, "alice").await;
+    let later = Timestamp(T0.0 + 3600);
+    let taken = impersonation(&alice, later);
+    store
+        .create_session(
+            &taken,
+            &event(pool.id, AuditAction::ImpersonationStarted, "alice"),
+        )
+        .await
+        .unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..24usize {
+        let store = store.clone();
+        let taken_id = taken.id;
+        tasks.push(tokio::spawn(async move {
+            let rules = Box::new(move |facts: &gatehouse_domain::txn::ImpersonationFacts| {
+                let mut session = impersonation(&facts.target, later);
+                match i % 4 {
+                    0 => return Err(Refusal::Forbidden(format!("no {i}"))),
+                    // An id already taken: its insert fails.
+                    1 => session.id = taken_id,
+                    _ => session.id = SessionId::new_random(),
+                }
+                let ev = event(
+                    facts.target.pool,
+                    AuditAction::ImpersonationStarted,
+                    &format!("s{i}"),
+                );
+                Ok((session, ev))
+            });
+            let outcome = store
+                .start_impersonation(pool.id, &uname("alice"), Standing::NotAsked, rules)
+                .await;
+            (i, outcome)
+        }));
+    }
+    let mut started = Vec::new();
+    for t in tasks {
+        let (i, outcome) = t.await.unwrap();
+        match (i % 4, outcome) {
+            (0, Ok(ImpersonationOutcome::Refused(Refusal::Forbidden(m)))) => {
+                assert_eq!(m, format!("no {i}"));
+            }
+            (1, Err(StoreError::Conflict(_))) => {}
+            (2 | 3, Ok(ImpersonationOutcome::Started(s))) => started.push((i, s.1.id)),
+            (_, other) => panic!("impersonation {i}: {other:?}"),
+        }
+    }
+    assert_eq!(started.len(), 12);
+    let sessions = store
+        .list_sessions(pool.id, SessionFilter::ActiveImpersonations(T0))
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 13, "the 12 started and the one made first");
+    for (_, id) in &started {
+        assert!(sessions.iter().any(|s| s.id == *id));
+    }
+    let events = all_events(&store, pool.id).await;
+    for i in 0..24usize {
+        let written = events
+            .iter()
+            .any(|e| e.event.subject.as_deref() == Some(&format!("s{i}")));
+        assert_eq!(written, i % 4 >= 2, "audit event of impersonation {i}");
+    }
+    let missing = store
+        .start_impersonation(
+            pool.id,
+            &uname("nobody"),
+            Standing::NotAsked,
+            Box::new(|_| panic!("no rules without a target")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(missing, ImpersonationOutcome::NoSuchUser));
+}
