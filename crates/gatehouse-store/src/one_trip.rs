@@ -53,9 +53,11 @@ impl std::fmt::Debug for Job {
 /// Opens the synchronous writer on the database file `path`, set up like every connection.
 pub(crate) fn open(path: &str, busy_timeout_ms: u64) -> StoreResult<Arc<SyncWriter>> {
     let conn = rusqlite::Connection::open(path).map_err(backend)?;
+    // Savepoints keep the pages they change in a sub-journal: in memory, not in a temporary
+    // file written for every impersonation of a group.
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_timeout_ms}; \
-         PRAGMA synchronous = NORMAL;"
+         PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
     ))
     .map_err(backend)?;
     Ok(Arc::new(SyncWriter {
