@@ -57,7 +57,8 @@ pub(crate) fn open(path: &str, busy_timeout_ms: u64) -> StoreResult<Arc<SyncWrit
     // file written for every impersonation of a group.
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_timeout_ms}; \
-         PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
+         PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+         PRAGMA wal_autocheckpoint = 4000;"
     ))
     .map_err(backend)?;
     Ok(Arc::new(SyncWriter {
