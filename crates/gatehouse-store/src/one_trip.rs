@@ -14,11 +14,15 @@
 
 use std::sync::{Arc, Mutex};
 
+use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{PoolId, Username};
+use gatehouse_domain::session::Session;
 use gatehouse_domain::store::{StoreError, StoreResult};
 use gatehouse_domain::txn::{
     ImpersonationFacts, ImpersonationOutcome, ImpersonationRules, PoolWrite, Standing,
 };
+use gatehouse_domain::user::User;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
 use crate::{SqlStore, audit, groups, sessions, users};
@@ -142,19 +146,32 @@ impl SqlStore {
                 .is_some_and(|u| u.enabled.is_enabled()),
             Standing::Client(id) => w.client(id).await?.is_some(),
         };
-        let facts = ImpersonationFacts {
-            target: user,
-            groups,
-            caller_stands,
-        };
-        let (session, event) = match rules(&facts) {
-            Ok(v) => v,
-            Err(refusal) => return Ok(ImpersonationOutcome::Refused(refusal)),
+        let (facts, session, event) = match judge(user, groups, caller_stands, rules) {
+            Ok(judged) => judged,
+            Err(refused) => return Ok(refused),
         };
         w.create_session(&session).await?;
         w.audit(&event).await?;
         PoolWrite::commit(Box::new(w)).await?;
         Ok(ImpersonationOutcome::Started(Box::new((facts, session))))
+    }
+}
+
+/// Hands what was read to the rules: the session and audit event to write, or the refusal.
+fn judge(
+    target: User,
+    groups: Vec<Group>,
+    caller_stands: bool,
+    rules: ImpersonationRules,
+) -> Result<(ImpersonationFacts, Session, AuditEvent), ImpersonationOutcome> {
+    let facts = ImpersonationFacts {
+        target,
+        groups,
+        caller_stands,
+    };
+    match rules(&facts) {
+        Ok((session, event)) => Ok((facts, session, event)),
+        Err(refusal) => Err(ImpersonationOutcome::Refused(refusal)),
     }
 }
 
@@ -261,14 +278,9 @@ fn run(
             .exists(params![pool_id, id.as_str()])
             .map_err(backend)?,
     };
-    let facts = ImpersonationFacts {
-        target: user,
-        groups,
-        caller_stands,
-    };
-    let (session, event) = match rules(&facts) {
-        Ok(v) => v,
-        Err(refusal) => return Ok(ImpersonationOutcome::Refused(refusal)),
+    let (facts, session, event) = match judge(user, groups, caller_stands, rules) {
+        Ok(judged) => judged,
+        Err(refused) => return Ok(refused),
     };
     if session.pool != pool || event.pool != pool {
         return Err(StoreError::Backend(

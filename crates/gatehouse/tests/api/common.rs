@@ -334,16 +334,18 @@ impl TestApp {
     }
 
     pub async fn introspect(&self, pool: &str, c: &ClientCreds, token: &str) -> Value {
-        let res = self
-            .http
-            .post(self.pool_url(pool, "/oauth2/introspect"))
+        introspect_at(&self.http, &self.addr, pool, c, token).await
+    }
+
+    /// RFC 7009 revocation of `token` by client `c`.
+    pub async fn revoke(&self, pool: &str, c: &ClientCreds, token: &str) -> reqwest::Response {
+        self.http
+            .post(self.pool_url(pool, "/oauth2/revoke"))
             .basic_auth(&c.id, Some(&c.secret))
             .form(&[("token", token)])
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json().await.unwrap()
+            .unwrap()
     }
 
     /// Messages delivered through the file outbox so far.
@@ -448,4 +450,23 @@ pub fn venv_tool(name: &str) -> PathBuf {
     } else {
         PathBuf::from(name)
     }
+}
+
+/// Introspection at the server answering at `base` (`http://host:port`), which must answer 200.
+pub async fn introspect_at(
+    http: &reqwest::Client,
+    base: &str,
+    pool: &str,
+    c: &ClientCreds,
+    token: &str,
+) -> Value {
+    let res = http
+        .post(format!("{base}/pools/{pool}/oauth2/introspect"))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
 }

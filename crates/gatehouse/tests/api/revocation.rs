@@ -6,18 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ClientCreds, spawn_app};
+use crate::common::{self, ClientCreds, spawn_app};
 
 async fn introspect_at(base: &str, c: &ClientCreds, token: &str) -> Value {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/pools/acme/oauth2/introspect"))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    common::introspect_at(&reqwest::Client::new(), base, "acme", c, token).await
 }
 
 #[tokio::test]
@@ -34,15 +26,7 @@ async fn a_revocation_reaches_every_instance() {
         }
     }
 
-    let res = app
-        .http
-        .post(app.pool_url("acme", "/oauth2/revoke"))
-        .basic_auth(&client.id, Some(&client.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(app.revoke("acme", &client, &token).await.status(), 200);
     // The instance that revoked refuses the token from its answer on.
     assert_eq!(
         app.introspect("acme", &client, &token).await,

@@ -292,15 +292,7 @@ async fn impersonated_tokens_are_refused_by_the_admin_api_and_expire_early() {
 async fn revoked_and_disabled_users_tokens_go_inactive() {
     let (app, client) = acme().await;
     let token = app.client_token("acme", &client).await;
-    let res = app
-        .http
-        .post(app.pool_url("acme", "/oauth2/revoke"))
-        .basic_auth(&client.id, Some(&client.secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(app.revoke("acme", &client, &token).await.status(), 200);
     assert_eq!(
         app.introspect("acme", &client, &token).await,
         json!({"active": false})

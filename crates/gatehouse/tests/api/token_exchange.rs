@@ -44,16 +44,6 @@ async fn exchanged_token(res: reqwest::Response) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn revoke(app: &TestApp, pool: &str, client: &ClientCreds, token: &str) -> reqwest::Response {
-    app.http
-        .post(app.pool_url(pool, "/oauth2/revoke"))
-        .basic_auth(&client.id, Some(&client.secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// `path` of the pool's admin API, read with `token`.
 async fn admin_get(app: &TestApp, pool: &str, token: &str, path: &str) -> Value {
     let res = app
@@ -176,7 +166,7 @@ async fn the_exchanging_client_owns_the_impersonation_and_may_revoke_it() {
     assert_eq!(active["client_id"], desk.id.as_str());
 
     // The actor token's client does not own it...
-    let res = revoke(&app, "acme", &web, &token).await;
+    let res = app.revoke("acme", &web, &token).await;
     assert_eq!(res.status(), 400);
     assert_eq!(
         res.json::<Value>().await.unwrap()["error"],
@@ -185,7 +175,7 @@ async fn the_exchanging_client_owns_the_impersonation_and_may_revoke_it() {
     assert_eq!(app.introspect("acme", &desk, &token).await["active"], true);
 
     // ...the client that exchanged it does, and revoking it ends the impersonation.
-    let res = revoke(&app, "acme", &desk, &token).await;
+    let res = app.revoke("acme", &desk, &token).await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         app.introspect("acme", &desk, &token).await,
@@ -213,7 +203,7 @@ async fn a_pool_client_may_revoke_what_it_exchanged_for_a_staff_actor() {
     assert_eq!(claims["act"]["client_id"], staff_client.id.as_str());
     assert_recorded_against(&app, "acme", &root, "alice", &desk).await;
 
-    let res = revoke(&app, "acme", &desk, &token).await;
+    let res = app.revoke("acme", &desk, &token).await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         app.introspect("acme", &desk, &token).await,
@@ -242,7 +232,7 @@ async fn an_actor_token_that_proves_nobody_is_invalid_grant() {
     assert_oauth_error(res, 400, "invalid_grant").await;
 
     // Revoked by the client it was issued to: it no longer proves ada.
-    let res = revoke(&app, "acme", &web, &ada).await;
+    let res = app.revoke("acme", &web, &ada).await;
     assert_eq!(res.status(), 200);
     let res = exchange(&app, "acme", &desk, &ada, "alice").await;
     assert_eq!(res.status(), 400);
