@@ -321,6 +321,9 @@ async fn create_user(config: &Config, args: UserCreate) -> Result<(), String> {
     Ok(())
 }
 
+/// How long requests in flight may take to finish once the server is told to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn serve(config: &Config) -> Result<(), String> {
     let started = std::time::Instant::now();
     let app = Application::build(config)
@@ -334,8 +337,37 @@ async fn serve(config: &Config) -> Result<(), String> {
         "gatehouse is serving"
     );
     let gh = app.gatehouse.clone();
-    let served = app.run_until(app::shutdown_signal()).await;
-    gh.flush_audit().await;
+    // Requests in flight get a grace period after the signal, then the process exits anyway:
+    // a client that keeps a request open must not keep the server from stopping.
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = app::shutdown_signal();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping.send(());
+    };
+    let grace = async move {
+        if stopped.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = app.run_until(signal) => served,
+        () = grace => {
+            tracing::warn!(
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "requests still in flight after the grace period; stopping anyway"
+            );
+            Ok(())
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, gh.flush_audit())
+        .await
+        .is_err()
+    {
+        tracing::warn!("queued audit events were not all written before stopping");
+    }
     served.map_err(|e| e.to_string())
 }
 
