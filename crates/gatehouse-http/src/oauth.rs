@@ -71,15 +71,14 @@ impl FromRequest<AppState> for Form {
                 form.resources.push(v.into_owned());
                 continue;
             }
-            let Some(slot) = form.slot(&k) else {
-                continue;
-            };
             if !seen.insert(k.clone()) {
                 return Err(OAuthResponseError::invalid_request(format!(
                     "the parameter {k} is repeated"
                 )));
             }
-            *slot = Some(v.into_owned());
+            if let Some(slot) = form.slot(&k) {
+                *slot = Some(v.into_owned());
+            }
         }
         Ok(Form(form))
     }

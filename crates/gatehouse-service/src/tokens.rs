@@ -281,10 +281,11 @@ impl Gatehouse {
         allow_staff: StaffTokens,
     ) -> ServiceResult<Result<ValidToken, InvalidToken>> {
         let own_issuer = self.issuer(pool);
-        let unverified_iss = self
-            .verified
-            .issuer_of(token)
-            .or_else(|| jws::unverified_issuer(token));
+        let remembered = self.verified.get(token);
+        let unverified_iss = match &remembered {
+            Some(r) => Some(std::borrow::Cow::Borrowed(r.issuer())),
+            None => jws::unverified_issuer(token).map(std::borrow::Cow::Owned),
+        };
         let issuer_pool = match unverified_iss.as_deref() {
             Some(iss) if iss == own_issuer => pool.clone(),
             Some(iss)
@@ -307,8 +308,11 @@ impl Gatehouse {
             .await?;
         let issuer = self.issuer(&issuer_pool);
         let now = self.now();
-        let claims = match self.verified.get(token, issuer_pool.id, &keys, &issuer) {
-            Some(claims) => AccessClaims::clone(&claims),
+        let known = remembered
+            .as_ref()
+            .and_then(|r| r.claims_for(issuer_pool.id, &keys, &issuer));
+        let claims = match known {
+            Some(claims) => claims.clone(),
             None => {
                 let expect = Expect {
                     typ: TYP_ACCESS_TOKEN,

@@ -18,16 +18,9 @@ use crate::tokens::AccessClaims;
 /// Tokens remembered at most; beyond that, the expired ones go, then all.
 const MAX_ENTRIES: usize = 10_000;
 
-#[derive(Clone)]
-struct Entry {
-    pool: PoolId,
-    keys: Arc<PoolKeys>,
-    claims: Arc<AccessClaims>,
-}
-
 #[derive(Default)]
 pub struct VerifiedTokens {
-    map: RwLock<HashMap<Box<str>, Entry>>,
+    map: RwLock<HashMap<Box<str>, Remembered>>,
 }
 
 impl std::fmt::Debug for VerifiedTokens {
@@ -36,25 +29,36 @@ impl std::fmt::Debug for VerifiedTokens {
     }
 }
 
-impl VerifiedTokens {
-    /// The claims of `token` if it verified before with `keys` of `pool` and names `issuer`.
-    pub fn get(
+/// A remembered token: its claims and what they were verified with.
+#[derive(Clone)]
+pub struct Remembered {
+    pool: PoolId,
+    keys: Arc<PoolKeys>,
+    claims: Arc<AccessClaims>,
+}
+
+impl Remembered {
+    /// The issuer the token names, to choose the pool it is checked against.
+    pub fn issuer(&self) -> &str {
+        &self.claims.iss
+    }
+
+    /// The claims, if they were verified with `keys` of `pool` and name `issuer`.
+    pub fn claims_for(
         &self,
-        token: &str,
         pool: PoolId,
         keys: &Arc<PoolKeys>,
         issuer: &str,
-    ) -> Option<Arc<AccessClaims>> {
-        let map = self.map.read().ok()?;
-        let e = map.get(token)?;
-        (e.pool == pool && Arc::ptr_eq(&e.keys, keys) && e.claims.iss == issuer)
-            .then(|| e.claims.clone())
+    ) -> Option<&AccessClaims> {
+        (self.pool == pool && Arc::ptr_eq(&self.keys, keys) && self.claims.iss == issuer)
+            .then_some(&*self.claims)
     }
+}
 
-    /// The unverified issuer of a remembered token, to choose the pool it is checked against.
-    pub fn issuer_of(&self, token: &str) -> Option<String> {
-        let map = self.map.read().ok()?;
-        map.get(token).map(|e| e.claims.iss.clone())
+impl VerifiedTokens {
+    /// What is remembered of `token`, if it verified before.
+    pub fn get(&self, token: &str) -> Option<Remembered> {
+        self.map.read().ok()?.get(token).cloned()
     }
 
     /// Remembers a token that has just verified.
@@ -75,6 +79,6 @@ impl VerifiedTokens {
                 map.clear();
             }
         }
-        map.insert(token.into(), Entry { pool, keys, claims });
+        map.insert(token.into(), Remembered { pool, keys, claims });
     }
 }

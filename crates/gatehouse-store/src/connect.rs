@@ -60,7 +60,7 @@ impl SqlStore {
                         .fetch_one(&mut conn)
                         .await
                         .store()?;
-                let sync = crate::one_trip::open(&path, SQLITE_BUSY_TIMEOUT_MS)?;
+                let sync = crate::one_trip::open(&path)?;
                 (Some(Writer { conn, open: false }), Some(sync))
             }
             _ => (None, None),
@@ -277,13 +277,21 @@ async fn open_sqlite(url: &str) -> StoreResult<sqlx::AnyPool> {
     Ok(pool)
 }
 
+/// What every SQLite connection is set to, whichever driver opened it.
+pub(crate) fn sqlite_pragmas() -> [String; 3] {
+    [
+        "PRAGMA foreign_keys = ON".to_owned(),
+        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
+        // Durable at every checkpoint; with WAL this loses no committed transaction on a crash
+        // of the process, only possibly the last ones on a power loss.
+        "PRAGMA synchronous = NORMAL".to_owned(),
+    ]
+}
+
 async fn configure_sqlite_connection(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    conn.execute("PRAGMA foreign_keys = ON").await?;
-    conn.execute(format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str())
-        .await?;
-    // Durable at every checkpoint; with WAL this loses no committed transaction on a crash of
-    // the process, only possibly the last ones on a power loss.
-    conn.execute("PRAGMA synchronous = NORMAL").await?;
+    for pragma in sqlite_pragmas() {
+        conn.execute(pragma.as_str()).await?;
+    }
     Ok(())
 }
 

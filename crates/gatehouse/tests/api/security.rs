@@ -481,6 +481,17 @@ async fn oauth_endpoints_reject_malformed_requests() {
         .await
         .unwrap();
     assert_oauth_error(res, 400, "invalid_request").await;
+    // RFC 6749 §3.2 forbids repeating any parameter, also one Gatehouse does not read.
+    let res = app
+        .http
+        .post(&token)
+        .basic_auth(&client.id, Some(&client.secret))
+        .body("grant_type=client_credentials&audience=a&audience=b")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(res, 400, "invalid_request").await;
 }
 
 #[tokio::test]
