@@ -130,9 +130,10 @@ pub enum Refusal {
 }
 
 /// The rules of an impersonation: given the facts, the session to start with its audit event,
-/// or a refusal. They run inside the transaction, on whatever thread the store runs it.
+/// or a refusal. They run inside the transaction, on whatever thread the store runs it, and
+/// may run again on facts read afresh if the store has to retry the transaction.
 pub type ImpersonationRules =
-    Box<dyn FnOnce(&ImpersonationFacts) -> Result<(Session, AuditEvent), Refusal> + Send>;
+    Box<dyn Fn(&ImpersonationFacts) -> Result<(Session, AuditEvent), Refusal> + Send>;
 
 /// How an impersonation's one store call ended.
 #[derive(Debug, Clone)]

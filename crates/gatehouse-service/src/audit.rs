@@ -20,7 +20,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> AuditEvent {
         AuditEvent {
-            id: EventId::new_random(),
+            id: EventId::new_ordered(),
             pool: pool.id,
             at: self.now(),
             action,

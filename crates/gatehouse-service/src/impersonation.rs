@@ -133,7 +133,7 @@ impl Gatehouse {
         // the whole of it as one call (on SQLite, in one trip to the database thread).
         let actor = caller.actor();
         let now = self.now();
-        let session_id = SessionId::new_random();
+        let session_id = SessionId::new_ordered();
         let mut started = self
             .event(pool, AuditAction::ImpersonationStarted, Some(caller), meta)
             .subject(target)
@@ -182,16 +182,16 @@ impl Gatehouse {
                 pool: pool_id,
                 user_id: user.id,
                 username: user.username.clone(),
-                client_id: session_client,
+                client_id: session_client.clone(),
                 kind: SessionKind::Impersonation {
-                    actor: session_actor,
-                    reason,
+                    actor: session_actor.clone(),
+                    reason: reason.clone(),
                 },
                 created_at: now,
                 expires_at: now.plus_secs(i64::from(ttl)),
                 revoked_at: None,
             };
-            Ok((session, started))
+            Ok((session, started.clone()))
         });
         let (facts, session) = match self
             .store

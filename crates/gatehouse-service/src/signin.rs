@@ -297,7 +297,7 @@ impl Gatehouse {
         let now = self.now();
         let ttl = pool.settings.access_token_ttl_secs;
         let session = Session {
-            id: SessionId::new_random(),
+            id: SessionId::new_ordered(),
             pool: pool.id,
             user_id: user.id,
             username: user.username.clone(),

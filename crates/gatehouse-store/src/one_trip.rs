@@ -6,9 +6,9 @@
 //!
 //! And impersonations that wait for the writer commit together (group commit): each call
 //! queues its work and waits for this process's writer turn. Whoever gets the turn runs every
-//! queued impersonation (up to [`MAX_GROUP`]) in one transaction, each in a savepoint of its
-//! own — a refusal or a failed statement undoes only its own — and commits once, sharing the
-//! commit's WAL write among them. Every caller is answered only after that commit; a caller
+//! queued impersonation (up to [`MAX_GROUP`]) in one transaction and commits once, sharing the
+//! commit's WAL write among them. A refusal writes nothing; a failed statement undoes only its
+//! own impersonation (the group runs again with a savepoint each, see [`run_group`]). Every caller is answered only after that commit; a caller
 //! whose work an earlier turn already ran finds its answer waiting. Elsewhere (PostgreSQL,
 //! SQLite in memory) the same steps run through [`PoolWrite`], one transaction each.
 
@@ -146,7 +146,7 @@ impl SqlStore {
                 .is_some_and(|u| u.enabled.is_enabled()),
             Standing::Client(id) => w.client(id).await?.is_some(),
         };
-        let (facts, session, event) = match judge(user, groups, caller_stands, rules) {
+        let (facts, session, event) = match judge(user, groups, caller_stands, &rules) {
             Ok(judged) => judged,
             Err(refused) => return Ok(refused),
         };
@@ -162,7 +162,7 @@ fn judge(
     target: User,
     groups: Vec<Group>,
     caller_stands: bool,
-    rules: ImpersonationRules,
+    rules: &ImpersonationRules,
 ) -> Result<(ImpersonationFacts, Session, AuditEvent), ImpersonationOutcome> {
     let facts = ImpersonationFacts {
         target,
@@ -179,24 +179,52 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `group` in one transaction, each impersonation in a savepoint, commits once, and
-/// answers each.
+/// Runs `group` in one transaction, commits once, and answers each.
+///
+/// The rules run before anything is written, so a refusal needs nothing undone; only a failed
+/// statement does. The group first runs without savepoints (each costs a copy of every page it
+/// changes); if a statement fails, that transaction is rolled back and the group runs again,
+/// each impersonation in a savepoint of its own, so that the failure is its alone.
 fn run_group(conn: &mut rusqlite::Connection, group: Vec<Job>) {
+    match run_together(conn, &group) {
+        Ok(Some(outcomes)) => answer(group, outcomes, None),
+        Ok(None) => run_apart(conn, group),
+        Err(e) => answer_all(group, &e.to_string()),
+    }
+}
+
+/// The group in one transaction without savepoints: its outcomes, committed (a commit that
+/// fails is answered as such), or `None` when a statement failed and nothing was kept.
+fn run_together(
+    conn: &mut rusqlite::Connection,
+    group: &[Job],
+) -> rusqlite::Result<Option<Vec<StoreResult<ImpersonationOutcome>>>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group {
+        match run(&tx, job.pool, &job.target, &job.standing, &job.rules) {
+            Ok(outcome) => outcomes.push(Ok(outcome)),
+            // Dropping the transaction rolls it back.
+            Err(_) => return Ok(None),
+        }
+    }
+    match tx.commit() {
+        Ok(()) => Ok(Some(outcomes)),
+        Err(e) => Ok(Some(uncommitted(outcomes, &e.to_string()))),
+    }
+}
+
+/// The group again, each impersonation in a savepoint: a failed statement undoes only its own.
+fn run_apart(conn: &mut rusqlite::Connection, group: Vec<Job>) {
     let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => {
-            let text = e.to_string();
-            for job in group {
-                let _ = job.reply.send(Err(StoreError::Backend(text.clone())));
-            }
-            return;
-        }
+        Err(e) => return answer_all(group, &e.to_string()),
     };
-    let mut answers = Vec::with_capacity(group.len());
-    for job in group {
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in &group {
         let outcome = match tx.savepoint() {
             Ok(mut sp) => {
-                let outcome = run(&sp, job.pool, &job.target, &job.standing, job.rules);
+                let outcome = run(&sp, job.pool, &job.target, &job.standing, &job.rules);
                 // Only a started session stays; anything else leaves nothing behind.
                 let kept = matches!(outcome, Ok(ImpersonationOutcome::Started(_)));
                 if kept {
@@ -208,24 +236,40 @@ fn run_group(conn: &mut rusqlite::Connection, group: Vec<Job>) {
             }
             Err(e) => Err(backend(e)),
         };
-        answers.push((job.reply, outcome));
+        outcomes.push(outcome);
     }
-    match tx.commit() {
-        Ok(()) => {
-            for (reply, outcome) in answers {
-                let _ = reply.send(outcome);
-            }
-        }
-        Err(e) => {
-            // Nothing of the group was written: a refusal still stands, a start did not happen.
-            let text = e.to_string();
-            for (reply, outcome) in answers {
-                let _ = reply.send(match outcome {
-                    Ok(ImpersonationOutcome::Started(_)) => Err(StoreError::Backend(text.clone())),
-                    other => other,
-                });
-            }
-        }
+    let failed = tx.commit().err().map(|e| e.to_string());
+    answer(group, outcomes, failed.as_deref());
+}
+
+/// Answers each job with its outcome; if the commit failed (`failed`), nothing was written: a
+/// refusal still stands, a start did not happen.
+fn answer(group: Vec<Job>, outcomes: Vec<StoreResult<ImpersonationOutcome>>, failed: Option<&str>) {
+    let outcomes = match failed {
+        Some(text) => uncommitted(outcomes, text),
+        None => outcomes,
+    };
+    for (job, outcome) in group.into_iter().zip(outcomes) {
+        let _ = job.reply.send(outcome);
+    }
+}
+
+fn uncommitted(
+    outcomes: Vec<StoreResult<ImpersonationOutcome>>,
+    text: &str,
+) -> Vec<StoreResult<ImpersonationOutcome>> {
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(ImpersonationOutcome::Started(_)) => Err(StoreError::Backend(text.to_owned())),
+            other => other,
+        })
+        .collect()
+}
+
+fn answer_all(group: Vec<Job>, text: &str) {
+    for job in group {
+        let _ = job.reply.send(Err(StoreError::Backend(text.to_owned())));
     }
 }
 
@@ -235,7 +279,7 @@ fn run(
     pool: PoolId,
     target: &Username,
     standing: &Standing,
-    rules: ImpersonationRules,
+    rules: &ImpersonationRules,
 ) -> StoreResult<ImpersonationOutcome> {
     let tx = conn;
     let pool_id = pool.to_string();
