@@ -15,17 +15,22 @@ run. Start-up time and idle memory of `gatehouse serve` come first.
 
 import argparse
 import base64
+import collections
+import http.client as httpclient
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -224,6 +229,76 @@ def measure(pid, name, url, method, args, **request):
     return result
 
 
+# ---------------------------------------------------------------- flood
+
+
+def hash_counts(base):
+    """The server's password hashing counts from /metrics: computed, abandoned, refused."""
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return {m.group(1): int(m.group(2)) for m in
+            re.finditer(r'^gatehouse_password_hashes_total\{outcome="(\w+)"\} (\d+)$', text, re.M)}
+
+
+def sign_in_flood(base, path, body, abandoned, real_clients=4):
+    """Real sign-ins during a flood of `abandoned` sign-in requests, each sent whole on a new
+    connection that is closed at once. Returns the real sign-ins' latencies and statuses."""
+    url = urllib.parse.urlsplit(base)
+    host, port = url.hostname, url.port
+    raw = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    stop = threading.Event()
+    latencies, statuses, lock = [], collections.Counter(), threading.Lock()
+
+    def real():
+        conn = httpclient.HTTPConnection(host, port, timeout=60)
+        while not stop.is_set():
+            start = time.perf_counter()
+            conn.request("POST", path, body, {"Content-Type": "application/json"})
+            res = conn.getresponse()
+            res.read()
+            with lock:
+                latencies.append((time.perf_counter() - start) * 1000)
+                statuses[res.status] += 1
+
+    def flood(n):
+        for _ in range(n):
+            with socket.create_connection((host, port)) as s:
+                s.sendall(raw)
+
+    before = hash_counts(base)
+    reals = [threading.Thread(target=real) for _ in range(real_clients)]
+    for t in reals:
+        t.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    floods = [threading.Thread(target=flood, args=(abandoned // 4,)) for _ in range(4)]
+    for t in floods:
+        t.start()
+    for t in floods:
+        t.join()
+    flood_s = time.perf_counter() - started
+    time.sleep(1.0)
+    stop.set()
+    for t in reals:
+        t.join()
+    after = hash_counts(base)
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
+    result = {
+        "abandoned_sent": abandoned // 4 * 4,
+        "flood_s": flood_s,
+        "real": len(latencies),
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "max_ms": latencies[-1],
+        "statuses": dict(statuses),
+        "hashes": {k: after.get(k, 0) - before.get(k, 0) for k in after},
+    }
+    log(f"  sign-in during a flood: {result}")
+    return result
+
+
 # ---------------------------------------------------------------- seeding
 
 
@@ -390,6 +465,9 @@ def _run_gatehouse(binary, args, backend, database, work, results):
         auth="Bearer " + token)
     run("password sign-in", pool + "/api/auth/initiate", "POST",
         body=sign_in("target", USER_PASSWORD), content_type="application/json")
+    results["flood"] = sign_in_flood(
+        g.base, "/pools/bench/api/auth/initiate", sign_in("target", USER_PASSWORD).encode(),
+        200 if args.smoke else 5000)
     run(f"list users, first page ({args.users:,} users)",
         pool + "/api/user-management/users?limit=60", "GET", auth="Bearer " + admin)
     middle = f"user{args.users // 2:06d}"
@@ -469,6 +547,11 @@ def main():
             json.dump(results, f, indent=1)
     failed = [f"{s['scenario']} {s['statuses']}" for s in results["scenarios"] + results["peer"]
               if s["non_2xx"] or s["requests"] == 0]
+    # During the flood a real sign-in may be refused with 503 (the queue is full); anything
+    # else, or none answered at all, is a failure.
+    failed += [f"sign-in during a flood on {backend} {b['flood']['statuses']}"
+               for backend, b in results["backends"].items()
+               if set(b["flood"]["statuses"]) - {200, 503} or not b["flood"]["statuses"].get(200)]
     if failed:
         for b in results["backends"].values():
             sys.stderr.writelines(b["server_log_tail"])
@@ -490,6 +573,11 @@ def report(r, args):
     for s in r["peer"]:
         print(f"{'oidc-provider ' + s['scenario']:<51} {s['rps']:>9.0f} {s['p50_ms']:>8.2f} "
               f"{s['p99_ms']:>8.2f} {s['server_cpu_s']:>7.2f} {s['per_cpu_s']:>10.0f} {s['peak_mb']:>8.1f}")
+    for backend, b in r["backends"].items():
+        f = b["flood"]
+        print(f"password sign-in during {f['abandoned_sent']:,} abandoned requests ({f['flood_s']:.1f} s) "
+              f"on {backend}: {f['real']} real sign-ins, p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms, "
+              f"max {f['max_ms']:.0f} ms, statuses {f['statuses']}; hashes {f['hashes']}")
     a = r["argon2"]
     print(f"\nraw argon2id (m={a['memory_kib']} KiB, t={a['iterations']}, p={a['parallelism']}) on "
           f"{a['threads']} threads: {r['argon2_raw_per_s']:.1f}/s")

@@ -18,4 +18,11 @@ pub enum CryptoError {
     Unseal,
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// Too many passwords are waiting to be checked; try again after the given seconds.
+    #[error("too many password checks are waiting; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u32 },
+    /// The request the check was for was abandoned (its client gone, its deadline passed):
+    /// it was not computed.
+    #[error("the request was abandoned before its password was checked")]
+    Abandoned,
 }

@@ -20,6 +20,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Sent as `Retry-After` (seconds), with 503 and 429.
+    pub retry_after_secs: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +43,7 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after_secs: None,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -67,6 +70,17 @@ impl From<ServiceError> for ApiError {
             ServiceError::OAuth(o) => {
                 Self::new(StatusCode::BAD_REQUEST, o.code.as_str(), o.description)
             }
+            ServiceError::Busy {
+                detail,
+                retry_after_secs,
+            } => Self {
+                retry_after_secs: Some(retry_after_secs),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    detail,
+                )
+            },
             ServiceError::Internal(e) => {
                 log_internal(&e);
                 Self::new(
@@ -95,6 +109,10 @@ impl IntoResponse for ApiError {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }
@@ -103,6 +121,8 @@ impl IntoResponse for ApiError {
 #[derive(Debug)]
 pub struct OAuthResponseError {
     pub error: OAuthError,
+    /// Sent as `Retry-After` (seconds) with `temporarily_unavailable`.
+    pub retry_after_secs: Option<u32>,
     /// Set when the client tried HTTP Basic authentication, to answer 401 with a challenge.
     pub basic_challenge: bool,
     pub internal: bool,
@@ -124,6 +144,7 @@ impl From<OAuthError> for OAuthResponseError {
     fn from(error: OAuthError) -> Self {
         Self {
             error,
+            retry_after_secs: None,
             basic_challenge: false,
             internal: false,
         }
@@ -145,10 +166,20 @@ impl From<ServiceError> for OAuthResponseError {
             ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => {
                 OAuthError::new(OAuthErrorCode::InvalidGrant, m)
             }
+            ServiceError::Busy {
+                detail,
+                retry_after_secs,
+            } => {
+                return Self {
+                    retry_after_secs: Some(retry_after_secs),
+                    ..OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, detail).into()
+                };
+            }
             ServiceError::Internal(e) => {
                 log_internal(&e);
                 return Self {
                     error: code(OAuthErrorCode::InvalidRequest),
+                    retry_after_secs: None,
                     basic_challenge: false,
                     internal: true,
                 };
@@ -178,10 +209,10 @@ impl IntoResponse for OAuthResponseError {
             )
                 .into_response()
         } else {
-            let status = if self.error.code == OAuthErrorCode::InvalidClient {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::BAD_REQUEST
+            let status = match self.error.code {
+                OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+                OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
             };
             let mut res = (
                 status,
@@ -201,6 +232,10 @@ impl IntoResponse for OAuthResponseError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(challenge),
                 );
+            }
+            if let Some(secs) = self.retry_after_secs {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             res
         };

@@ -132,6 +132,7 @@ fn client_credentials(
                     OAuthErrorCode::InvalidClient,
                     "malformed Basic credentials",
                 ),
+                retry_after_secs: None,
                 basic_challenge: true,
                 internal: false,
             };
@@ -168,6 +169,7 @@ fn client_credentials(
                     OAuthErrorCode::InvalidClient,
                     "client authentication is required",
                 ),
+                retry_after_secs: None,
                 basic_challenge: false,
                 internal: false,
             })?;

@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use gatehouse_crypto::password::{Awaited, HashCounts};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -43,8 +44,23 @@ impl Metrics {
         self.duration_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub fn render(&self, audit_events_lost: u64) -> String {
+    pub fn render(&self, audit_events_lost: u64, hashes: HashCounts) -> String {
         let mut out = String::new();
+        out.push_str(
+            "# HELP gatehouse_password_hashes_total Password hashing requests: computed, skipped \
+             because the caller had gone (abandoned), or refused because the queue was full.\n",
+        );
+        out.push_str("# TYPE gatehouse_password_hashes_total counter\n");
+        for (outcome, n) in [
+            ("computed", hashes.computed),
+            ("abandoned", hashes.abandoned),
+            ("refused", hashes.refused),
+        ] {
+            let _ = writeln!(
+                out,
+                "gatehouse_password_hashes_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
         out.push_str("# HELP gatehouse_audit_events_lost_total Queued audit events that could not be written.\n");
         out.push_str("# TYPE gatehouse_audit_events_lost_total counter\n");
         let _ = writeln!(out, "gatehouse_audit_events_lost_total {audit_events_lost}");
@@ -91,8 +107,19 @@ pub async fn count(State(state): State<AppState>, req: Request, next: Next) -> R
 /// Runs each request to completion on its own task. Without this a client that disconnects
 /// cancels its handler wherever it is waiting — possibly inside a database transaction,
 /// which SQLite would then keep open (and its write lock held) on a pooled connection.
+///
+/// When the client goes or the request's deadline passes (either drops this future), the
+/// request is marked abandoned: password checks it queued are skipped, not hashed.
 pub async fn run_to_completion(req: Request, next: Next) -> Response {
-    match tokio::spawn(next.run(req)).await {
+    struct AbandonOnDrop(Awaited);
+    impl Drop for AbandonOnDrop {
+        fn drop(&mut self) {
+            self.0.abandon();
+        }
+    }
+    let awaited = Awaited::new();
+    let _abandon = AbandonOnDrop(awaited.clone());
+    match tokio::spawn(awaited.scope(next.run(req))).await {
         Ok(res) => res,
         Err(e) => {
             tracing::error!(error = %e, "a request task failed");
@@ -121,7 +148,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(state.gh.audit_events_lost()),
+        state.metrics.render(
+            state.gh.audit_events_lost(),
+            state.gh.password_hash_counts(),
+        ),
     )
         .into_response()
 }

@@ -23,6 +23,13 @@ pub enum ServiceError {
     /// An error of the OAuth endpoints, answered as RFC 6749 §5.2.
     #[error("oauth error: {0:?}")]
     OAuth(OAuthError),
+    /// Gatehouse is too busy to take this request now (503); it may be retried after the
+    /// given seconds.
+    #[error("busy: {detail}")]
+    Busy {
+        detail: String,
+        retry_after_secs: u32,
+    },
     /// A failure that is ours, not the client's; logged, never shown. Displays as "internal
     /// error" only: the detail is reached through [`InternalError::detail`].
     #[error("{0}")]
@@ -103,7 +110,18 @@ impl From<StoreError> for ServiceError {
 
 impl From<gatehouse_crypto::CryptoError> for ServiceError {
     fn from(e: gatehouse_crypto::CryptoError) -> Self {
-        ServiceError::internal(e)
+        match e {
+            gatehouse_crypto::CryptoError::Busy { retry_after_secs } => ServiceError::Busy {
+                detail: e.to_string(),
+                retry_after_secs,
+            },
+            // Nobody reads this answer; it is no failure of ours to log.
+            gatehouse_crypto::CryptoError::Abandoned => ServiceError::Busy {
+                detail: e.to_string(),
+                retry_after_secs: 1,
+            },
+            e => ServiceError::internal(e),
+        }
     }
 }
 
@@ -118,6 +136,8 @@ pub enum OAuthErrorCode {
     InvalidScope,
     UnsupportedTokenType,
     InvalidTarget,
+    /// RFC 6749 §4.1.2.1: the server cannot handle the request now (answered 503).
+    TemporarilyUnavailable,
 }
 
 impl OAuthErrorCode {
@@ -131,6 +151,7 @@ impl OAuthErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidTarget => "invalid_target",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }

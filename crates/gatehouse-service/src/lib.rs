@@ -103,6 +103,11 @@ impl Gatehouse {
         self.audit_sink.lost()
     }
 
+    /// What the password hashing workers did: computed, skipped for callers gone, refused.
+    pub fn password_hash_counts(&self) -> gatehouse_crypto::password::HashCounts {
+        self.hasher.counts()
+    }
+
     pub fn public_url(&self) -> &str {
         self.public_url.as_str()
     }

@@ -6,7 +6,7 @@ use gatehouse_domain::store::{StoreError, StoreResult};
 use sqlx::AnyConnection;
 use sqlx::any::{Any, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{Connection, Executor, Transaction};
+use sqlx::{Connection, Executor, Row, Transaction};
 use tokio::sync::{OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use crate::error::ResultExt;
@@ -48,7 +48,7 @@ impl SqlStore {
         // SQLite in a file: one connection of its own writes, so that its page cache stays
         // warm (another connection's commit would invalidate it) and no write waits for a
         // connection of the pool. In memory there is one connection, the pool's.
-        let (writer, sync_writer) = match dialect {
+        let (writer, sync_writer, sqlite_file) = match dialect {
             Dialect::Sqlite if !is_memory(database_url) => {
                 let mut conn = AnyConnection::connect(&sqlite_url_with_create(database_url))
                     .await
@@ -61,15 +61,20 @@ impl SqlStore {
                         .await
                         .store()?;
                 let sync = crate::one_trip::open(&path)?;
-                (Some(Writer { conn, open: false }), Some(sync))
+                (
+                    Some(Writer { conn, open: false }),
+                    Some(sync),
+                    Some(std::path::PathBuf::from(path)),
+                )
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         Ok(Self {
             pool,
             dialect,
             writers: std::sync::Arc::new(tokio::sync::Mutex::new(writer)),
             sync_writer,
+            sqlite_file,
         })
     }
 
@@ -77,6 +82,44 @@ impl SqlStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.store()?;
         Ok(())
+    }
+
+    /// The fingerprint of the master key this database's secrets are sealed with, if one was
+    /// recorded.
+    pub async fn master_key_fingerprint(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM gatehouse_meta WHERE name = $1")
+            .bind(MASTER_KEY_FINGERPRINT)
+            .fetch_optional(&self.pool)
+            .await
+            .store()?;
+        row.map(|r| r.try_get::<String, _>(0)).transpose().store()
+    }
+
+    /// Records `fingerprint` as the master key's unless one is recorded already, and returns
+    /// the one recorded: of two processes starting with different keys, one wins and the
+    /// other sees it.
+    pub async fn record_master_key_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<String, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO gatehouse_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(MASTER_KEY_FINGERPRINT)
+        .bind(fingerprint)
+        .execute(&mut *tx)
+        .await
+        .store()?;
+        let recorded: String = sqlx::query("SELECT value FROM gatehouse_meta WHERE name = $1")
+            .bind(MASTER_KEY_FINGERPRINT)
+            .fetch_one(&mut *tx)
+            .await
+            .store()?
+            .try_get(0)
+            .store()?;
+        tx.commit().await.store()?;
+        Ok(recorded)
     }
 
     /// Closes every connection; later calls fail.
@@ -278,6 +321,8 @@ async fn open_sqlite(url: &str) -> StoreResult<sqlx::AnyPool> {
 }
 
 /// What every SQLite connection is set to, whichever driver opened it.
+const MASTER_KEY_FINGERPRINT: &str = "master_key_fingerprint";
+
 pub(crate) fn sqlite_pragmas() -> [String; 3] {
     [
         "PRAGMA foreign_keys = ON".to_owned(),

@@ -80,11 +80,18 @@ pub struct SqlStore {
     writers: connect::Writers,
     /// SQLite in a file: the connection impersonations write on in one trip (`one_trip.rs`).
     sync_writer: Option<std::sync::Arc<one_trip::SyncWriter>>,
+    /// SQLite in a file: the file, as SQLite resolved it.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl SqlStore {
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The database file, for SQLite in a file.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// The connection pool, for work the trait does not cover (maintenance queries, metrics of

@@ -1,13 +1,14 @@
 //! Wiring: the store, keys, services and router, built from a [`Config`].
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_crypto::keys::MasterKey;
-use gatehouse_crypto::password::{HashCost, PasswordHasher};
+use gatehouse_crypto::password::{DEFAULT_WAITING_PER_WORKER, HashCost, PasswordHasher};
 use gatehouse_crypto::secret::b64url_decode;
+use gatehouse_domain::store::Store as _;
 use gatehouse_domain::time::{Clock, SystemClock};
 use gatehouse_domain::urls::PublicUrl;
 use gatehouse_http::{AppState, Metrics, Readiness};
@@ -26,23 +27,105 @@ fn err(context: &str) -> impl Fn(String) -> StartError + '_ {
     move |e| StartError(format!("{context}: {e}"))
 }
 
-/// Reads the master key from the configuration, or from its file (created for SQLite).
-fn master_key(config: &Config) -> Result<MasterKey, StartError> {
+/// Where the master key came from, to name it when it is the wrong one.
+enum KeySource {
+    Setting,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Setting => f.write_str("the master_key setting (GATEHOUSE_MASTER_KEY)"),
+            KeySource::File(path) => write!(f, "the key file {}", path.display()),
+        }
+    }
+}
+
+/// The master key, checked against the one the database was sealed with.
+///
+/// The database records the fingerprint of its master key when it is first opened; a process
+/// (server or CLI) that comes with another key refuses to start, naming both, instead of
+/// sealing new signing keys with it. With SQLite the default key file is `gatehouse.key` in the
+/// database file's folder, wherever the command runs, and it is created only for a database
+/// that has no secrets yet.
+async fn master_key(config: &Config, store: &SqlStore) -> Result<MasterKey, StartError> {
+    let db = |e: gatehouse_domain::store::StoreError| StartError(format!("database: {e}"));
+    let recorded = store.master_key_fingerprint().await.map_err(db)?;
+    // A database from before fingerprints were recorded may hold sealed keys all the same.
+    let pools = if recorded.is_none() {
+        store.list_pools().await.map_err(db)?
+    } else {
+        Vec::new()
+    };
+    let fresh = recorded.is_none() && pools.is_empty();
+    let (key, source) = load_master_key(config, store, fresh)?;
+    let mismatch = |fingerprint: &str| {
+        StartError(format!(
+            "this database's signing keys are sealed with the master key {fingerprint}, but {source} \
+             holds the key {}: start with the key this database was created with",
+            key.fingerprint()
+        ))
+    };
+    if let Some(fingerprint) = &recorded {
+        return if *fingerprint == key.fingerprint() {
+            Ok(key)
+        } else {
+            Err(mismatch(fingerprint))
+        };
+    }
+    for pool in &pools {
+        for record in store.signing_keys(pool.id).await.map_err(db)? {
+            if key
+                .open(pool.id, &record.kid, &record.sealed_private_key)
+                .is_err()
+            {
+                return Err(StartError(format!(
+                    "the signing key {} of pool {} does not open with {source} (master key {}): \
+                     start with the key this database was created with",
+                    record.kid,
+                    pool.slug,
+                    key.fingerprint()
+                )));
+            }
+        }
+    }
+    // Of two processes starting at once with different keys, one records its own; the other
+    // reads it back here.
+    let recorded = store
+        .record_master_key_fingerprint(&key.fingerprint())
+        .await
+        .map_err(db)?;
+    if recorded == key.fingerprint() {
+        Ok(key)
+    } else {
+        Err(mismatch(&recorded))
+    }
+}
+
+/// The configured master key, or the key file's (created only when `fresh`, on SQLite).
+fn load_master_key(
+    config: &Config,
+    store: &SqlStore,
+    fresh: bool,
+) -> Result<(MasterKey, KeySource), StartError> {
     let parse = |s: &str| {
         b64url_decode(s.trim())
             .and_then(|b| MasterKey::from_bytes(&b))
             .ok_or_else(|| StartError("the master key must be 32 bytes, base64url".to_owned()))
     };
     if let Some(k) = &config.master_key {
-        return parse(k);
+        return Ok((parse(k)?, KeySource::Setting));
     }
-    let path = config
-        .master_key_file
-        .clone()
-        .unwrap_or_else(|| Path::new("gatehouse.key").to_path_buf());
+    let path = config.master_key_file.clone().unwrap_or_else(|| {
+        store.sqlite_file().and_then(Path::parent).map_or_else(
+            || PathBuf::from("gatehouse.key"),
+            |dir| dir.join("gatehouse.key"),
+        )
+    });
     match std::fs::read_to_string(&path) {
-        Ok(s) => parse(&s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !config.is_postgres() => {
+        Ok(s) => Ok((parse(&s)?, KeySource::File(path))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !config.is_postgres() && fresh => {
             let key = MasterKey::generate();
             write_private(&path, key.to_b64().as_bytes()).map_err(|e| {
                 StartError(format!(
@@ -51,8 +134,14 @@ fn master_key(config: &Config) -> Result<MasterKey, StartError> {
                 ))
             })?;
             tracing::info!(path = %path.display(), "created a new master key file; back it up with the database");
-            Ok(key)
+            Ok((key, KeySource::File(path)))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !fresh => Err(StartError(format!(
+            "the master key file {} does not exist, and this database already holds keys sealed \
+             with a master key: set master_key_file (GATEHOUSE_MASTER_KEY_FILE) or master_key to \
+             the key it was created with",
+            path.display()
+        ))),
         Err(e) => Err(StartError(format!(
             "cannot read the master key file {}: {e}",
             path.display()
@@ -100,12 +189,17 @@ pub async fn services(
         iterations: config.password_hashing.iterations,
         parallelism: config.password_hashing.parallelism,
     };
-    let hasher = PasswordHasher::new(cost, config.password_hashing.max_concurrent)
+    let workers = config.password_hashing.max_concurrent.max(1);
+    let waiting = config
+        .password_hashing
+        .max_waiting
+        .unwrap_or(workers * DEFAULT_WAITING_PER_WORKER);
+    let hasher = PasswordHasher::with_waiting(cost, workers, waiting)
         .map_err(|e| err("password hashing")(e.to_string()))?;
     let gh = Gatehouse::new(GatehouseParts {
         store: Arc::new(store.clone()),
         clock,
-        master_key: master_key(config)?,
+        master_key: master_key(config, &store).await?,
         hasher,
         messages: transport(config)?,
         public_url: PublicUrl::parse(&config.public_url).map_err(|e| StartError(e.to_string()))?,

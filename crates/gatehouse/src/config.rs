@@ -45,6 +45,9 @@ pub struct PasswordHashing {
     pub parallelism: u32,
     /// Hashes computed at once; bounds their memory (memory_kib each).
     pub max_concurrent: usize,
+    /// Requests that may wait for a hash; more are answered 503 with `Retry-After` at once.
+    /// By default 16 per concurrent hash: about 0.4 s of work at the default cost.
+    pub max_waiting: Option<usize>,
 }
 
 impl Default for PasswordHashing {
@@ -54,6 +57,7 @@ impl Default for PasswordHashing {
             iterations: 2,
             parallelism: 1,
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_waiting: None,
         }
     }
 }

@@ -244,3 +244,141 @@ fn serve_starts_answers_and_shuts_down_gracefully() {
     assert!(dir.path().join("gatehouse.db").exists());
     assert!(dir.path().join("gatehouse.key").exists());
 }
+
+fn failure_of(out: std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_command_from_another_folder_uses_the_key_beside_the_database() {
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", home.path().join("gatehouse.db").display());
+    json_of(
+        gatehouse(home.path())
+            .env("GATEHOUSE_DATABASE_URL", &db)
+            .args(["pool", "create", "acme", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let key = std::fs::read_to_string(home.path().join("gatehouse.key")).unwrap();
+
+    // From another folder the same database is opened with the same key: nothing new is made
+    // there, and the new pool's key opens with the database's master key.
+    json_of(
+        gatehouse(elsewhere.path())
+            .env("GATEHOUSE_DATABASE_URL", &db)
+            .args(["pool", "create", "beta", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(!elsewhere.path().join("gatehouse.key").exists());
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("gatehouse.key")).unwrap(),
+        key
+    );
+
+    // Another key is refused, by the CLI and by the server, naming both fingerprints and
+    // where the wrong one came from; nothing is written.
+    let other = gatehouse_crypto::keys::MasterKey::generate();
+    let mine = gatehouse_crypto::keys::MasterKey::from_bytes(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            key.trim(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for args in [&["pool", "create", "gamma"][..], &["serve"][..]] {
+        let err = failure_of(
+            gatehouse(elsewhere.path())
+                .env("GATEHOUSE_DATABASE_URL", &db)
+                .env("GATEHOUSE_MASTER_KEY", other.to_b64())
+                .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+                .args(args)
+                .output()
+                .unwrap(),
+        );
+        assert!(err.contains(&mine.fingerprint()), "{err}");
+        assert!(err.contains(&other.fingerprint()), "{err}");
+        assert!(err.contains("GATEHOUSE_MASTER_KEY"), "{err}");
+    }
+    // A key file named but missing is not created for a database that has keys.
+    let missing = elsewhere.path().join("missing.key");
+    let err = failure_of(
+        gatehouse(elsewhere.path())
+            .env("GATEHOUSE_DATABASE_URL", &db)
+            .env("GATEHOUSE_MASTER_KEY_FILE", &missing)
+            .args(["pool", "create", "gamma"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("missing.key"), "{err}");
+    assert!(!missing.exists());
+    let slugs: Vec<String> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&db).await.unwrap();
+            sqlx::query_scalar("SELECT slug FROM pools ORDER BY slug")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        });
+    assert_eq!(slugs, ["acme", "beta", "staff"]);
+}
+
+#[test]
+fn a_database_from_before_fingerprints_checks_its_sealed_keys() {
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    json_of(
+        gatehouse(dir.path())
+            .args(["pool", "create", "acme", "--json"])
+            .output()
+            .unwrap(),
+    );
+    // As a database made before the fingerprint was recorded.
+    let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            conn.execute("DELETE FROM gatehouse_meta").await.unwrap();
+        });
+    let other = gatehouse_crypto::keys::MasterKey::generate();
+    let err = failure_of(
+        gatehouse(dir.path())
+            .env("GATEHOUSE_MASTER_KEY", other.to_b64())
+            .args(["pool", "create", "beta"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("does not open"), "{err}");
+    // Its own key is accepted, and recorded from then on.
+    json_of(
+        gatehouse(dir.path())
+            .args(["pool", "create", "beta", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let err = failure_of(
+        gatehouse(dir.path())
+            .env("GATEHOUSE_MASTER_KEY", other.to_b64())
+            .args(["pool", "create", "gamma"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains(&other.fingerprint()), "{err}");
+}

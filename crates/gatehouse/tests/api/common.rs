@@ -75,6 +75,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config
             iterations: 1,
             parallelism: 1,
             max_concurrent: 4,
+            max_waiting: None,
         },
         messages: gatehouse::config::Messages {
             outbox_dir: dir.path().join("outbox"),

@@ -2,6 +2,7 @@
 //! free port over a fresh database and talks to it over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod admin;
 mod authority;
 mod cli;

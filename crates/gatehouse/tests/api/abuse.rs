@@ -1,0 +1,127 @@
+//! Abuse resistance: work that is refused or dropped before it costs anything.
+
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::common::*;
+
+/// Password hashing counts from `/metrics`: (computed, abandoned, refused).
+async fn hash_counts(app: &TestApp) -> (u64, u64, u64) {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |outcome: &str| {
+        let prefix = format!("gatehouse_password_hashes_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    (count("computed"), count("abandoned"), count("refused"))
+}
+
+/// A server whose hashes take a while (64 MiB, 3 passes) on one worker.
+async fn slow_hashing(waiting: usize) -> (TestApp, ClientCreds) {
+    let app = spawn_app_with(Backend::from_env(), |c| {
+        c.password_hashing.memory_kib = 64 * 1024;
+        c.password_hashing.iterations = 3;
+        c.password_hashing.max_concurrent = 1;
+        c.password_hashing.max_waiting = Some(waiting);
+    })
+    .await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "alice", &[], "alice-password-1")
+        .await;
+    let client = app.create_client("acme", &[]).await;
+    (app, client)
+}
+
+fn sign_in_body(client: &ClientCreds, password: &str) -> Value {
+    json!({
+        "flow": "USER_PASSWORD",
+        "client_id": client.id,
+        "client_secret": client.secret,
+        "username": "alice",
+        "password": password,
+    })
+}
+
+#[tokio::test]
+async fn sign_ins_whose_clients_left_are_not_hashed() {
+    let (app, client) = slow_hashing(64).await;
+    let before = hash_counts(&app).await;
+    // Forty sign-ins sent whole and abandoned at once, as a flood would.
+    let host = app.addr.trim_start_matches("http://").to_owned();
+    let body = sign_in_body(&client, "a-wrong-guess").to_string();
+    let request = format!(
+        "POST /pools/acme/api/auth/initiate HTTP/1.1\r\nHost: {host}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut gone = Vec::new();
+    for _ in 0..40 {
+        let mut s = tokio::net::TcpStream::connect(&host).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        gone.push(s);
+    }
+    drop(gone);
+    // A real sign-in queues behind whatever of the flood reached the workers, and is answered
+    // once that is done: skipped, not hashed.
+    app.sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    let after = hash_counts(&app).await;
+    let computed = after.0 - before.0;
+    // The real sign-in, and at most the one or two a worker took before their clients'
+    // departure was seen; hashing all forty would take seconds.
+    assert!(
+        computed <= 3,
+        "{computed} hashes computed for 40 abandoned sign-ins and one real one \
+         (abandoned {}, refused {})",
+        after.1 - before.1,
+        after.2 - before.2
+    );
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_answers_503_with_retry_after_at_once() {
+    // One hashing, one waiting: of six at once, at least four are refused.
+    let (app, client) = slow_hashing(1).await;
+    let body = sign_in_body(&client, "alice-password-1");
+    let sends: Vec<_> = (0..6)
+        .map(|_| {
+            let send = app
+                .http
+                .post(app.pool_url("acme", "/api/auth/initiate"))
+                .json(&body)
+                .send();
+            tokio::spawn(send)
+        })
+        .collect();
+    let (mut ok, mut busy) = (0, 0);
+    for send in sends {
+        let res = send.await.unwrap().unwrap();
+        match res.status().as_u16() {
+            200 => ok += 1,
+            503 => {
+                busy += 1;
+                assert_eq!(res.headers()["retry-after"], "1");
+                let body = assert_api_error(res, 503).await;
+                assert_eq!(body["errors"][0]["code"], "temporarily_unavailable");
+            }
+            other => panic!("unexpected {other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert!(ok >= 1 && busy >= 4, "{ok} signed in, {busy} refused");
+    let (_, _, refused) = hash_counts(&app).await;
+    assert_eq!(refused, busy);
+    // The places come back: a sign-in after the burst goes through.
+    app.sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+}
