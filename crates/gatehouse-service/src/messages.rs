@@ -66,14 +66,19 @@ impl MessageTransport for FileOutbox {
         let mut line = serde_json::to_vec(message).map_err(|e| MessageError(e.to_string()))?;
         line.push(b'\n');
         let _guard = self.lock.lock().await;
+        // Private to this user: the folder 0700 and the file 0600 when they are created.
         if let Some(dir) = self.path.parent() {
-            tokio::fs::create_dir_all(dir)
+            tokio::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .await
                 .map_err(|e| MessageError(e.to_string()))?;
         }
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.path)
             .await
             .map_err(|e| MessageError(e.to_string()))?;

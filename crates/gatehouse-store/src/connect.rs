@@ -282,8 +282,58 @@ fn sqlite_url_with_create(url: &str) -> String {
     }
 }
 
+/// The file a `sqlite:` URL names, unless it is in memory.
+fn sqlite_file_of(url: &str) -> Option<std::path::PathBuf> {
+    if is_memory(url) {
+        return None;
+    }
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty()).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates the database file readable and writable by this user alone, before SQLite does
+/// (SQLite gives its `-wal` and `-shm` files the database file's mode). An existing file keeps
+/// its mode; one that others may read is reported.
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the database file may be read by other users; chmod 600 it (and its -wal and -shm files)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Backend(format!(
+            "creating the database file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 async fn open_sqlite(url: &str) -> StoreResult<sqlx::AnyPool> {
     let memory = is_memory(url);
+    let creates = !url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&')
+            .any(|p| p.starts_with("mode=") && p != "mode=rwc")
+    });
+    if let Some(path) = sqlite_file_of(url).filter(|_| creates) {
+        create_private(&path)?;
+    }
     // A connection to a local file does not drop out the way a network connection does: no
     // round trip to the connection's thread to test it before every use.
     let options = AnyPoolOptions::new()
@@ -343,6 +393,20 @@ async fn configure_sqlite_connection(conn: &mut AnyConnection) -> Result<(), sql
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        use std::path::PathBuf;
+        assert_eq!(sqlite_file_of("sqlite://a.db"), Some(PathBuf::from("a.db")));
+        assert_eq!(
+            sqlite_file_of("sqlite:///var/lib/g.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/g.db"))
+        );
+        assert_eq!(sqlite_file_of("sqlite:b.db"), Some(PathBuf::from("b.db")));
+        assert_eq!(sqlite_file_of("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_of("sqlite://x.db?mode=memory"), None);
+        assert_eq!(sqlite_file_of("postgres://h/db"), None);
+    }
 
     #[test]
     fn sqlite_urls_create_the_file_unless_told_otherwise() {

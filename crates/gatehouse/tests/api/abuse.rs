@@ -125,3 +125,46 @@ async fn a_full_hashing_queue_answers_503_with_retry_after_at_once() {
     app.sign_in("acme", &client, "alice", "alice-password-1")
         .await;
 }
+
+#[tokio::test]
+async fn files_with_secrets_are_readable_by_the_servers_user_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    let (_, ada) = app.acme_with_ada().await;
+    // An invitation puts a live temporary password in the outbox.
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/api/user-management/users"))
+        .bearer_auth(&ada)
+        .json(&json!({"username": "bob", "attributes": {
+            "email": "bob@acme.example", "name": "Bob", "roles": []}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let outbox_dir = app.outbox.parent().unwrap();
+    assert_eq!(mode(&app.outbox), 0o600);
+    assert_eq!(mode(outbox_dir), 0o700);
+    // On SQLite the server made the key file too (on PostgreSQL the suite writes it).
+    if let Some(path) = app.database_url.strip_prefix("sqlite://") {
+        assert_eq!(
+            mode(&outbox_dir.parent().unwrap().join("master.key")),
+            0o600
+        );
+        let db = std::path::PathBuf::from(path.split('?').next().unwrap());
+        for file in [
+            db.clone(),
+            db.with_extension("db-wal"),
+            db.with_extension("db-shm"),
+        ] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+}
