@@ -78,6 +78,7 @@ actions! {
     PoolHostsChanged => "pool.hosts_changed",
     UserSignedIn => "user.signed_in",
     UserSignInFailed => "user.sign_in_failed",
+    UserLockedOut => "user.locked_out",
     UserCreated => "user.created",
     UserUpdated => "user.updated",
     UserDeleted => "user.deleted",

@@ -7,6 +7,7 @@ pub mod client;
 pub mod error;
 pub mod group;
 pub mod ids;
+pub mod lockout;
 pub mod permission;
 pub mod pool;
 pub mod session;

@@ -8,6 +8,7 @@ use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::client::AppClient;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
+use crate::lockout::{LockoutPolicy, SignInFailures};
 use crate::pool::{HostName, Pool, SigningAlg};
 use crate::session::{Revocation, RevokedToken, Session};
 use crate::time::Timestamp;
@@ -163,6 +164,25 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         attribute: VerifiableAttribute,
     ) -> StoreResult<Option<VerificationCode>>;
+
+    // Failed sign-ins (`lockout.rs`), per username whether or not the user exists.
+
+    async fn sign_in_failures(
+        &self,
+        pool: PoolId,
+        username: &Username,
+    ) -> StoreResult<Option<SignInFailures>>;
+    /// Counts one more failure at `now` in one atomic statement (a run older than the policy's
+    /// quiet time starts again at one; reaching its lock count locks until `now` + the lock
+    /// time) and returns the count after it.
+    async fn record_sign_in_failure(
+        &self,
+        pool: PoolId,
+        username: &Username,
+        now: Timestamp,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<SignInFailures>;
+    async fn clear_sign_in_failures(&self, pool: PoolId, username: &Username) -> StoreResult<()>;
 
     // Groups.
 

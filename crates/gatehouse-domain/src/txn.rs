@@ -67,6 +67,8 @@ pub trait PoolWrite: Send {
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
     async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
+    /// Forgets the failed sign-ins of `username` (an administrator enabling the user).
+    async fn clear_sign_in_failures(&mut self, username: &Username) -> StoreResult<bool>;
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()>;
     /// Stores a verification code, replacing the user's previous one for that attribute.
     async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()>;

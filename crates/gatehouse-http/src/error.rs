@@ -81,6 +81,13 @@ impl From<ServiceError> for ApiError {
                     detail,
                 )
             },
+            ServiceError::Throttled {
+                detail,
+                retry_after_secs,
+            } => Self {
+                retry_after_secs: Some(retry_after_secs),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail)
+            },
             ServiceError::Internal(e) => {
                 log_internal(&e);
                 Self::new(
@@ -166,7 +173,12 @@ impl From<ServiceError> for OAuthResponseError {
             ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => {
                 OAuthError::new(OAuthErrorCode::InvalidGrant, m)
             }
+            // OAuth has no code for "too many attempts": both say try again later.
             ServiceError::Busy {
+                detail,
+                retry_after_secs,
+            }
+            | ServiceError::Throttled {
                 detail,
                 retry_after_secs,
             } => {

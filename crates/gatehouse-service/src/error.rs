@@ -30,6 +30,12 @@ pub enum ServiceError {
         detail: String,
         retry_after_secs: u32,
     },
+    /// Too many attempts (429); the next may be made after the given seconds.
+    #[error("throttled: {detail}")]
+    Throttled {
+        detail: String,
+        retry_after_secs: u32,
+    },
     /// A failure that is ours, not the client's; logged, never shown. Displays as "internal
     /// error" only: the detail is reached through [`InternalError::detail`].
     #[error("{0}")]

@@ -15,6 +15,7 @@ use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
+use gatehouse_domain::lockout::{FailureMark, LockoutPolicy};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::time::Timestamp;
@@ -53,6 +54,14 @@ fn not_authorized() -> ServiceError {
     ServiceError::Unauthenticated("incorrect username or password".to_owned())
 }
 
+fn too_many_attempts(at: Timestamp, now: Timestamp) -> ServiceError {
+    let wait = (at.as_secs() - now.as_secs()).max(1);
+    ServiceError::Throttled {
+        detail: "too many failed sign-ins for this username; try again later".to_owned(),
+        retry_after_secs: u32::try_from(wait).unwrap_or(u32::MAX),
+    }
+}
+
 impl Gatehouse {
     /// The app client a sign-in goes through: a public client by id, a confidential one with
     /// its secret.
@@ -87,6 +96,37 @@ impl Gatehouse {
         Ok(client)
     }
 
+    /// Counts a failed sign-in of `name` and records the run in the audit log at its turns
+    /// (its first failure, the start of the back-off, the lock), not one row per failure.
+    async fn count_sign_in_failure(
+        &self,
+        pool: &Pool,
+        name: &Username,
+        policy: &LockoutPolicy,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        let now = self.now();
+        let failures = self
+            .store
+            .record_sign_in_failure(pool.id, name, now, policy)
+            .await?;
+        let action = match policy.mark(&failures) {
+            FailureMark::Repeat => return Ok(()),
+            FailureMark::First | FailureMark::BackOff => AuditAction::UserSignInFailed,
+            FailureMark::Locked => AuditAction::UserLockedOut,
+        };
+        let mut event = self
+            .event(pool, action, None, meta)
+            .subject(name)
+            .detail("failures", failures.count)
+            .denied();
+        if let Some(until) = failures.locked_until {
+            event = event.detail("locked_until", until.as_secs());
+        }
+        self.store.append_audit(&event).await?;
+        Ok(())
+    }
+
     pub async fn initiate_password_sign_in(
         &self,
         pool: &Pool,
@@ -97,9 +137,23 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
-        let user = match Username::parse(username) {
-            Ok(u) => self.store.user_by_username(pool.id, &u).await?,
-            Err(_) => None,
+        let now = self.now();
+        // Failures count per username whether or not the user exists; one that cannot parse
+        // names no account, and is refused below like any wrong password.
+        let name = Username::parse(username).ok();
+        let policy = LockoutPolicy::default();
+        let mut earlier_failures = false;
+        if let Some(name) = &name
+            && let Some(failures) = self.store.sign_in_failures(pool.id, name).await?
+        {
+            earlier_failures = true;
+            if let Some(at) = policy.next_attempt_at(&failures, now) {
+                return Err(too_many_attempts(at, now));
+            }
+        }
+        let user = match &name {
+            Some(u) => self.store.user_by_username(pool.id, u).await?,
+            None => None,
         };
         let credential = user.as_ref().and_then(|u| u.password.clone());
         let matches = match &credential {
@@ -111,17 +165,20 @@ impl Gatehouse {
             }
         };
         let (Some(user), Some(credential), true) = (user, credential, matches) else {
-            let event = self
-                .event(pool, AuditAction::UserSignInFailed, None, meta)
-                .subject(username.chars().take(128).collect::<String>())
-                .denied();
-            self.store.append_audit(&event).await?;
+            if let Some(name) = &name {
+                self.count_sign_in_failure(pool, name, &policy, meta)
+                    .await?;
+            }
             return Err(not_authorized());
         };
         if !user.enabled.is_enabled() {
             return Err(not_authorized());
         }
-        let now = self.now();
+        if earlier_failures {
+            self.store
+                .clear_sign_in_failures(pool.id, &user.username)
+                .await?;
+        }
         if user.status == UserStatus::ForceChangePassword {
             if credential.temporary_until.is_some_and(|t| t <= now) {
                 return Err(ServiceError::Unauthenticated(

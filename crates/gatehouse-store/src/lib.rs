@@ -11,6 +11,7 @@ mod clients;
 mod connect;
 mod error;
 mod groups;
+mod lockout;
 mod one_trip;
 mod pools;
 mod rows;

@@ -5,6 +5,7 @@ use gatehouse_domain::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
+use gatehouse_domain::lockout::{LockoutPolicy, SignInFailures};
 use gatehouse_domain::pool::{HostName, Pool};
 use gatehouse_domain::session::{Revocation, RevokedToken, Session};
 use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreError, StoreResult};
@@ -14,7 +15,7 @@ use gatehouse_domain::txn::{
 };
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
-use crate::{Lock, SqlStore, audit, clients, groups, pools, sessions, users};
+use crate::{Lock, SqlStore, audit, clients, groups, lockout, pools, sessions, users};
 
 /// A single-change write: one transaction with its audit event, through [`PoolWrite`].
 macro_rules! write_once {
@@ -121,6 +122,28 @@ impl Store for SqlStore {
 
     async fn put_verification_code(&self, code: &VerificationCode) -> StoreResult<()> {
         users::put_code(&self.pool, code).await
+    }
+
+    async fn sign_in_failures(
+        &self,
+        pool: PoolId,
+        username: &Username,
+    ) -> StoreResult<Option<SignInFailures>> {
+        lockout::get(self, pool, username).await
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        pool: PoolId,
+        username: &Username,
+        now: Timestamp,
+        policy: &LockoutPolicy,
+    ) -> StoreResult<SignInFailures> {
+        lockout::record(self, pool, username, now, policy).await
+    }
+
+    async fn clear_sign_in_failures(&self, pool: PoolId, username: &Username) -> StoreResult<()> {
+        lockout::clear(self, pool, username).await
     }
 
     async fn take_verification_code(

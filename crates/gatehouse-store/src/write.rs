@@ -117,6 +117,10 @@ impl PoolWrite for SqlWrite {
         clients::delete_in(&mut self.tx, self.pool, id).await
     }
 
+    async fn clear_sign_in_failures(&mut self, username: &Username) -> StoreResult<bool> {
+        crate::lockout::clear_in(&mut self.tx, self.pool, username).await
+    }
+
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()> {
         self.same_pool(link.pool)?;
         users::link_in(&mut self.tx, link).await

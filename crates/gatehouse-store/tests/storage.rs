@@ -62,6 +62,7 @@ on_both_backends! {
     users::verification_codes: sqlite_verification_codes, postgres_verification_codes;
     users::delete_removes_what_belongs_to_the_user: sqlite_delete_user_cascades, postgres_delete_user_cascades;
     users::concurrent_writers: sqlite_concurrent_writers, postgres_concurrent_writers;
+    users::sign_in_failures_count_every_racer: sqlite_sign_in_failures, postgres_sign_in_failures;
     groups::crud: sqlite_group_crud, postgres_group_crud;
     groups::list_pages: sqlite_groups_list_pages, postgres_groups_list_pages;
     groups::memberships: sqlite_group_memberships, postgres_group_memberships;

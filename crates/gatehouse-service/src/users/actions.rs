@@ -100,7 +100,7 @@ impl Gatehouse {
             user.enabled = Enabled::Yes;
             Ok(())
         };
-        let (w, _) = self
+        let (mut w, _) = self
             .change_user(
                 pool,
                 principal,
@@ -111,6 +111,8 @@ impl Gatehouse {
                 enable,
             )
             .await?;
+        // Enabling also clears a lock after failed sign-ins (`lockout.rs`).
+        w.clear_sign_in_failures(username).await?;
         w.commit().await?;
         Ok(())
     }

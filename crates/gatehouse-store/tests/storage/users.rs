@@ -510,3 +510,63 @@ pub async fn concurrent_writers(db: &Db) {
     // One creation, one membership change and one update each, plus the pool and the groups.
     assert_eq!(all_events(store, pool.id).await.len(), 24 * 3 + 3);
 }
+
+/// Failed sign-ins racing on one username all count, the lock falls on the one that reached
+/// the lock count, and a quiet hour or a clear starts over.
+pub async fn sign_in_failures_count_every_racer(db: &Db) {
+    use gatehouse_domain::lockout::LockoutPolicy;
+    let store = db.store.clone();
+    let pool = new_pool(&store, "acme").await;
+    let policy = LockoutPolicy::default();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .record_sign_in_failure(pool.id, &uname("alice"), T0, &policy)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut counts = Vec::new();
+    for t in tasks {
+        let f = t.await.unwrap();
+        assert_eq!(f.locked_until.is_some(), f.count >= policy.lock_at);
+        counts.push(f.count);
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=16).collect::<Vec<_>>());
+    let now = store
+        .sign_in_failures(pool.id, &uname("alice"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.count, 16);
+    assert_eq!(now.locked_until, Some(T0.plus_secs(policy.lock_secs)));
+    // Other usernames and pools are apart.
+    assert!(
+        store
+            .sign_in_failures(pool.id, &uname("bob"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // After a quiet hour the next failure starts a new run, unlocked.
+    let later = T0.plus_secs(policy.reset_after_secs + 1);
+    let fresh = store
+        .record_sign_in_failure(pool.id, &uname("alice"), later, &policy)
+        .await
+        .unwrap();
+    assert_eq!((fresh.count, fresh.locked_until), (1, None));
+    store
+        .clear_sign_in_failures(pool.id, &uname("alice"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .sign_in_failures(pool.id, &uname("alice"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

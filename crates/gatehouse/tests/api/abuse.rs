@@ -168,3 +168,123 @@ async fn files_with_secrets_are_readable_by_the_servers_user_alone() {
         }
     }
 }
+
+/// One password sign-in at the server at `base`: its status and `Retry-After`.
+async fn attempt(
+    app: &TestApp,
+    base: &str,
+    client: &ClientCreds,
+    username: &str,
+    password: &str,
+) -> (u16, Option<u64>) {
+    let res = app
+        .http
+        .post(format!("{base}/pools/acme/api/auth/initiate"))
+        .json(&json!({
+            "flow": "USER_PASSWORD",
+            "client_id": client.id,
+            "client_secret": client.secret,
+            "username": username,
+            "password": password,
+        }))
+        .send()
+        .await
+        .unwrap();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let status = res.status().as_u16();
+    if status == 429 {
+        let body = assert_api_error(res, 429).await;
+        assert_eq!(body["errors"][0]["code"], "too_many_requests");
+    }
+    (status, retry)
+}
+
+#[tokio::test]
+async fn failed_sign_ins_back_off_then_lock_across_instances() {
+    let app = spawn_app().await;
+    let (client, ada) = app.acme_with_ada().await;
+    let (second, _stop) = app.second_instance().await;
+    let first = app.addr.clone();
+    let wrong = "not-alices-password";
+    // Five free failures, alternating between the two instances.
+    for i in 0..5 {
+        let base = if i % 2 == 0 { &first } else { &second };
+        assert_eq!(attempt(&app, base, &client, "alice", wrong).await.0, 401);
+    }
+    // The sixth attempt at once, on either instance, is told to wait a second, and its
+    // password is not even checked: the right one is refused too.
+    assert_eq!(
+        attempt(&app, &second, &client, "alice", "alice-password-1").await,
+        (429, Some(1))
+    );
+    // A username nobody has is treated the same: the answers do not tell them apart.
+    for _ in 0..5 {
+        assert_eq!(attempt(&app, &first, &client, "nobody", wrong).await.0, 401);
+    }
+    assert_eq!(
+        attempt(&app, &second, &client, "nobody", wrong).await,
+        (429, Some(1))
+    );
+    // The waits double (1, 2, 4, 8, 16 s); the tenth failure locks the username.
+    for n in 6..=10 {
+        app.clock.advance(1 << (n - 6));
+        let base = if n % 2 == 0 { &first } else { &second };
+        assert_eq!(
+            attempt(&app, base, &client, "alice", wrong).await.0,
+            401,
+            "failure {n}"
+        );
+    }
+    assert_eq!(
+        attempt(&app, &second, &client, "alice", "alice-password-1").await,
+        (429, Some(900))
+    );
+    app.clock.advance(600);
+    assert_eq!(
+        attempt(&app, &first, &client, "alice", "alice-password-1").await,
+        (429, Some(300))
+    );
+    // The audit log records each run at its turns, not every failure: alice's first failure,
+    // its back-off and its lock; nobody's first failure and back-off.
+    assert_eq!(app.audit_count("acme", "user.sign_in_failed").await, 4);
+    assert_eq!(app.audit_count("acme", "user.locked_out").await, 1);
+
+    // An administrator clears the lock by enabling the user.
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/api/user-management/users/alice/actions/enable"))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        attempt(&app, &second, &client, "alice", "alice-password-1")
+            .await
+            .0,
+        200
+    );
+    // A success starts the count over: four failures later the right password still works,
+    // and clears them again.
+    for _ in 0..4 {
+        assert_eq!(attempt(&app, &first, &client, "alice", wrong).await.0, 401);
+    }
+    assert_eq!(
+        attempt(&app, &second, &client, "alice", "alice-password-1")
+            .await
+            .0,
+        200
+    );
+    for _ in 0..4 {
+        assert_eq!(attempt(&app, &first, &client, "alice", wrong).await.0, 401);
+    }
+    assert_eq!(
+        attempt(&app, &first, &client, "alice", "alice-password-1")
+            .await
+            .0,
+        200
+    );
+}
