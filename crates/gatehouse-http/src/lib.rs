@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod host;
 pub mod impersonation;
+pub mod limits;
 pub mod oauth;
 pub mod ops;
 pub mod pools;
@@ -35,10 +36,27 @@ pub struct AppState {
     pub gh: Arc<Gatehouse>,
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<dyn Readiness>,
+    pub limits: Arc<limits::FailureLimits>,
 }
 
 /// Every route a pool serves, relative to its base URL.
-fn pool_routes() -> Router<AppState> {
+fn pool_routes(state: &AppState) -> Router<AppState> {
+    // The endpoints that check a secret or a code, behind the failure limits.
+    let guarded = Router::new()
+        .route("/oauth2/token", post(oauth::token))
+        .route("/api/auth/oauth2/token", post(oauth::token))
+        .route("/oauth2/introspect", post(oauth::introspect))
+        .route("/oauth2/revoke", post(oauth::revoke))
+        .route("/api/auth/initiate", post(auth::initiate))
+        .route("/api/auth/respond", post(auth::respond))
+        .route(
+            "/api/auth/confirm-password-reset",
+            post(auth::confirm_password_reset),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::guard,
+        ));
     Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -49,20 +67,11 @@ fn pool_routes() -> Router<AppState> {
             get(discovery::authorization_server_metadata),
         )
         .route("/.well-known/jwks.json", get(discovery::jwks))
-        .route("/oauth2/token", post(oauth::token))
-        .route("/api/auth/oauth2/token", post(oauth::token))
-        .route("/oauth2/introspect", post(oauth::introspect))
-        .route("/oauth2/revoke", post(oauth::revoke))
         .route(
             "/oauth2/userinfo",
             get(oauth::userinfo).post(oauth::userinfo),
         )
-        .route("/api/auth/initiate", post(auth::initiate))
-        .route("/api/auth/respond", post(auth::respond))
-        .route(
-            "/api/auth/confirm-password-reset",
-            post(auth::confirm_password_reset),
-        )
+        .merge(guarded)
         .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),
@@ -79,7 +88,7 @@ fn pool_routes() -> Router<AppState> {
             "/api/user-management/impersonations/{id}",
             axum::routing::delete(impersonation::end),
         )
-        .merge(admin::routes())
+        .merge(admin::routes(state))
 }
 
 /// The whole application: operational endpoints, pool management, every pool under
@@ -96,7 +105,7 @@ pub fn app(state: AppState) -> Router {
             "/api/pools/{pool}/hosts",
             axum::routing::put(pools::set_hosts),
         )
-        .nest("/pools/{pool}", pool_routes())
+        .nest("/pools/{pool}", pool_routes(&state))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(state.clone());

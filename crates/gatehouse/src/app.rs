@@ -11,6 +11,7 @@ use gatehouse_crypto::secret::b64url_decode;
 use gatehouse_domain::store::Store as _;
 use gatehouse_domain::time::{Clock, SystemClock};
 use gatehouse_domain::urls::PublicUrl;
+use gatehouse_http::limits::FailureLimits;
 use gatehouse_http::{AppState, Metrics, Readiness};
 use gatehouse_service::messages::{FileOutbox, MessageTransport, SmtpSettings, SmtpTransport};
 use gatehouse_service::{Gatehouse, GatehouseParts};
@@ -251,6 +252,12 @@ impl Application {
             gh: gh.clone(),
             metrics: Arc::new(Metrics::new()),
             readiness: Arc::new(StoreReadiness(store)),
+            limits: Arc::new(FailureLimits::new(
+                &config
+                    .limits
+                    .settings()
+                    .map_err(|e| StartError(e.to_string()))?,
+            )),
         };
         Ok(Self {
             listener,

@@ -28,6 +28,60 @@ pub struct Config {
     pub log_format: LogFormat,
     pub password_hashing: PasswordHashing,
     pub messages: Messages,
+    pub limits: Limits,
+}
+
+/// Failed attempts allowed per source address and per app client on the endpoints that check
+/// secrets (token, introspection, revocation, sign-in, challenge answers, reset confirmation,
+/// attribute verification). Successes cost nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub address_burst: u32,
+    pub address_per_minute: u32,
+    pub client_burst: u32,
+    pub client_per_minute: u32,
+    /// CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the
+    /// connection's peer is the source, whatever the header says.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let d = gatehouse_http::limits::LimitSettings::default();
+        Self {
+            address_burst: d.address_burst,
+            address_per_minute: d.address_per_minute,
+            client_burst: d.client_burst,
+            client_per_minute: d.client_per_minute,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Limits {
+    pub fn settings(&self) -> Result<gatehouse_http::limits::LimitSettings, ConfigError> {
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|net| {
+                net.parse::<ipnet::IpNet>()
+                    .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::Invalid(format!(
+                            "limits.trusted_proxies: '{net}' is not a CIDR range or an address"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(gatehouse_http::limits::LimitSettings {
+            address_burst: self.address_burst,
+            address_per_minute: self.address_per_minute,
+            client_burst: self.client_burst,
+            client_per_minute: self.client_per_minute,
+            trusted_proxies,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +161,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             password_hashing: PasswordHashing::default(),
             messages: Messages::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -156,6 +211,7 @@ impl Config {
         if let Err(e) = gatehouse_domain::urls::PublicUrl::parse(&self.public_url) {
             return Err(ConfigError::Invalid(e.to_string()));
         }
+        self.limits.settings()?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "listen must be an address such as 127.0.0.1:8080, not '{}'",

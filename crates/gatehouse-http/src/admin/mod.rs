@@ -21,19 +21,26 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::error::ApiError;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
     const USERS: &str = "/api/user-management/users";
     const GROUPS: &str = "/api/user-management/groups";
+    // Guessing a verification code is a failed attempt like a wrong password.
+    let guarded = Router::new()
+        .route(
+            &format!("{USERS}/me/actions/verify-attribute"),
+            post(users::verify_attribute),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::guard,
+        ));
     Router::new()
+        .merge(guarded)
         .route(USERS, get(users::list).post(users::create))
         // The static `me` routes win over `{username}`.
         .route(
             &format!("{USERS}/me"),
             get(users::get_me).put(users::update_me),
-        )
-        .route(
-            &format!("{USERS}/me/actions/verify-attribute"),
-            post(users::verify_attribute),
         )
         .route(
             &format!("{USERS}/{{username}}"),

@@ -288,3 +288,89 @@ async fn failed_sign_ins_back_off_then_lock_across_instances() {
         200
     );
 }
+
+/// A client-credentials request from `from` (as the trusted proxy forwards it).
+async fn token_from(
+    app: &TestApp,
+    from: &str,
+    client: &ClientCreds,
+    secret: &str,
+) -> (u16, Option<String>) {
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/oauth2/token"))
+        .basic_auth(&client.id, Some(secret))
+        .header("x-forwarded-for", from)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (res.status().as_u16(), retry)
+}
+
+#[tokio::test]
+async fn failed_attempts_are_limited_per_source_address_and_per_client() {
+    let app = spawn_app_with(Backend::from_env(), |c| {
+        c.limits.address_burst = 5;
+        c.limits.address_per_minute = 60;
+        c.limits.client_burst = 8;
+        c.limits.client_per_minute = 1;
+        // The suite's requests come through "a proxy" on loopback that names the client.
+        c.limits.trusted_proxies = vec!["127.0.0.1/32".to_owned()];
+    })
+    .await;
+    app.create_pool("acme").await;
+    let client = app.create_client("acme", &[]).await;
+    let other = app.create_client("acme", &[]).await;
+    let (attacker, bystander) = ("203.0.113.7", "198.51.100.20");
+
+    // Successes cost nothing: many in a row are all answered.
+    for _ in 0..20 {
+        assert_eq!(
+            token_from(&app, attacker, &client, &client.secret).await.0,
+            200
+        );
+    }
+    // Five wrong secrets from one address empty its bucket: the sixth request is refused
+    // before it is looked at, even with the right secret.
+    for _ in 0..5 {
+        assert_eq!(token_from(&app, attacker, &other, "wrong").await.0, 401);
+    }
+    assert_eq!(
+        token_from(&app, attacker, &client, &client.secret).await,
+        (429, Some("1".to_owned()))
+    );
+    // Another address is not affected, and the attacker's address earns a try back in time.
+    assert_eq!(
+        token_from(&app, bystander, &client, &client.secret).await.0,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        token_from(&app, attacker, &client, &client.secret).await.0,
+        200
+    );
+
+    // Per client: `other` has failed five times; three more wrong secrets from fresh
+    // addresses empty its bucket (it earns one back a minute), and then even its right
+    // secret waits.
+    for i in 0..3 {
+        let from = format!("192.0.2.{i}");
+        assert_eq!(token_from(&app, &from, &other, "wrong").await.0, 401);
+    }
+    let (status, retry) = token_from(&app, "192.0.2.100", &other, &other.secret).await;
+    assert_eq!((status, retry.is_some()), (429, true));
+    // The other client, from the same address, is served.
+    assert_eq!(
+        token_from(&app, "192.0.2.100", &client, &client.secret)
+            .await
+            .0,
+        200
+    );
+    // Without a trusted proxy in between, X-Forwarded-For would count for nothing: see the
+    // unit tests of `limits::FailureLimits::source`.
+}

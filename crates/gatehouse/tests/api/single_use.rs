@@ -128,11 +128,6 @@ async fn a_new_password_challenge_is_answered_once_under_concurrency() {
     assert_eq!(app.audit_count("acme", "user.updated").await, 1);
     let bob = get_user(&app, &admin, "bob", "").await;
     assert_eq!(bob["status"], "CONFIRMED");
-    for p in &passwords {
-        let expected = if *p == winner { 200 } else { 401 };
-        assert_eq!(initiate(&app, &client, "bob", p).await["status"], expected);
-    }
-
     // A later replay is refused too, and changes nothing.
     let res = app
         .http
@@ -146,6 +141,13 @@ async fn a_new_password_challenge_is_answered_once_under_concurrency() {
         initiate(&app, &client, "bob", "bobs-late-password-9").await["status"],
         401
     );
+    for p in &passwords {
+        let expected = if *p == winner { 200 } else { 401 };
+        // Past the wait that repeated failures earn (lockout.rs), which is not under test here.
+        app.clock.advance(20);
+        assert_eq!(initiate(&app, &client, "bob", p).await["status"], expected);
+    }
+    app.clock.advance(20);
     app.sign_in("acme", &client, "bob", &winner).await;
     assert_eq!(app.audit_count("acme", "user.updated").await, 1);
 }
