@@ -181,7 +181,7 @@ impl FailureLimits {
 }
 
 /// The client a request names: its HTTP Basic user, else a `client_id` in its form or JSON
-/// body.
+/// body (an empty body names none).
 fn client_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     if let Some(basic) = headers
         .get(header::AUTHORIZATION)
@@ -194,6 +194,9 @@ fn client_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
         let text = String::from_utf8(decoded).ok()?;
         let id = text.split_once(':').map_or(text.as_str(), |(id, _)| id);
         return Some(id.to_owned());
+    }
+    if body.is_empty() {
+        return None;
     }
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -244,29 +247,36 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     if let Some(wait) = source.and_then(|ip| limits.addresses.wait(&ip, now)) {
         return too_many(wait);
     }
-    // The body is read here (the handler reads the same bytes) only to name the client, and
-    // only when some client has failed lately or the answer is a failure.
-    let (parts, body) = req.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
-        return ApiError::bad_request("the request body is too large or unreadable")
-            .into_response();
+    // The client is named by its Basic credentials, or else by its body: that is read here
+    // (the handler reads the same bytes) only when there is no Basic header.
+    let basic = client_of(req.headers(), b"");
+    let path = req.uri().path().to_owned();
+    let (req, body_client) = if basic.is_some() {
+        (req, None)
+    } else {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+            return ApiError::bad_request("the request body is too large or unreadable")
+                .into_response();
+        };
+        let named = client_of(&parts.headers, &bytes);
+        (Request::from_parts(parts, Body::from(bytes)), named)
     };
-    let path = parts.uri.path().to_owned();
-    let headers = parts.headers.clone();
-    if !limits.clients.is_empty()
-        && let Some(wait) = client_of(&headers, &bytes).and_then(|c| limits.clients.wait(&c, now))
+    let client = basic.or(body_client);
+    if let Some(wait) = client
+        .as_ref()
+        .filter(|_| !limits.clients.is_empty())
+        .and_then(|c| limits.clients.wait(c, now))
     {
         return too_many(wait);
     }
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes.clone())))
-        .await;
+    let res = next.run(req).await;
     if is_failure(&path, res.status()) {
         let now = Instant::now();
         if let Some(ip) = source {
             limits.addresses.fail(ip, now);
         }
-        if let Some(client) = client_of(&headers, &bytes) {
+        if let Some(client) = client {
             limits.clients.fail(client, now);
         }
     }
