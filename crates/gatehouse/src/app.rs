@@ -13,12 +13,14 @@ use gatehouse_domain::time::{Clock, SystemClock};
 use gatehouse_domain::urls::PublicUrl;
 use gatehouse_http::limits::FailureLimits;
 use gatehouse_http::{AppState, Metrics, Readiness};
-use gatehouse_service::messages::{FileOutbox, MessageTransport, SmtpSettings, SmtpTransport};
+use gatehouse_service::messages::{
+    self as smtp, FileOutbox, MessageTransport, SmtpSettings, SmtpTransport,
+};
 use gatehouse_service::{Gatehouse, GatehouseParts};
 use gatehouse_store::SqlStore;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Transport};
+use crate::config::{Config, Messages, SmtpTls, Transport};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -164,17 +166,32 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 fn transport(config: &Config) -> Result<Arc<dyn MessageTransport>, StartError> {
     Ok(match config.messages.transport {
         Transport::File => Arc::new(FileOutbox::new(&config.messages.outbox_dir)),
-        Transport::Smtp => Arc::new(
-            SmtpTransport::new(&SmtpSettings {
-                host: config.messages.smtp_host.clone(),
-                port: config.messages.smtp_port,
-                username: config.messages.smtp_username.clone(),
-                password: config.messages.smtp_password.clone(),
-                from: config.messages.from.clone(),
-            })
-            .map_err(|e| StartError(e.to_string()))?,
-        ),
+        Transport::Smtp => Arc::new(smtp(&config.messages)?),
     })
+}
+
+fn smtp(m: &Messages) -> Result<SmtpTransport, StartError> {
+    let tls = match m.smtp_tls {
+        SmtpTls::Starttls => smtp::SmtpTls::StartTls,
+        SmtpTls::Implicit => smtp::SmtpTls::Implicit,
+        SmtpTls::NoneInsecure => {
+            tracing::warn!(
+                "messages.smtp_tls is none_insecure: messages (temporary passwords) and the SMTP \
+                 credentials cross the network unencrypted"
+            );
+            smtp::SmtpTls::NoneInsecure
+        }
+    };
+    SmtpTransport::new(&SmtpSettings {
+        host: m.smtp_host.clone(),
+        port: m.smtp_port.unwrap_or(tls.default_port()),
+        tls,
+        ca_file: m.smtp_ca_file.clone(),
+        username: m.smtp_username.clone(),
+        password: m.smtp_password.clone(),
+        from: m.from.clone(),
+    })
+    .map_err(|e| StartError(e.to_string()))
 }
 
 /// The services over the configured database: what `serve` and the admin subcommands share.

@@ -124,13 +124,30 @@ pub enum Transport {
     Smtp,
 }
 
+/// How the connection to the SMTP relay is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plaintext greeting, then STARTTLS, required (no fallback). Port 587 by default.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS). Port 465 by default.
+    Implicit,
+    /// No TLS: mail and credentials in clear. Port 25 by default.
+    NoneInsecure,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Messages {
     pub transport: Transport,
     pub outbox_dir: PathBuf,
     pub smtp_host: String,
-    pub smtp_port: u16,
+    /// By default the usual port of `smtp_tls`: 587, 465 or 25.
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: SmtpTls,
+    /// A PEM file of CA certificates trusted, besides the system's roots, for the relay.
+    pub smtp_ca_file: Option<PathBuf>,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<String>,
     pub from: String,
@@ -142,7 +159,9 @@ impl Default for Messages {
             transport: Transport::File,
             outbox_dir: PathBuf::from("gatehouse-outbox"),
             smtp_host: "127.0.0.1".to_owned(),
-            smtp_port: 25,
+            smtp_port: None,
+            smtp_tls: SmtpTls::default(),
+            smtp_ca_file: None,
             smtp_username: None,
             smtp_password: None,
             from: "Gatehouse <no-reply@localhost>".to_owned(),
@@ -224,6 +243,12 @@ impl Config {
                     .to_owned(),
             ));
         }
+        if self.messages.smtp_tls == SmtpTls::NoneInsecure && self.messages.smtp_ca_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "messages.smtp_ca_file needs TLS, but messages.smtp_tls is none_insecure"
+                    .to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -258,6 +283,38 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert_eq!(c.messages.transport, Transport::Smtp);
         assert_eq!(c.database_url, "sqlite://gatehouse.db");
+    }
+
+    #[test]
+    fn smtp_uses_starttls_unless_told_otherwise() {
+        let c = Config::default();
+        assert_eq!(c.messages.smtp_tls, SmtpTls::Starttls);
+        assert_eq!(c.messages.smtp_port, None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(
+            &path,
+            "[messages]\nsmtp_tls = \"none_insecure\"\nsmtp_port = 2525\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.messages.smtp_tls, SmtpTls::NoneInsecure);
+        assert_eq!(c.messages.smtp_port, Some(2525));
+
+        std::fs::write(&path, "[messages]\nsmtp_tls = \"plain\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("plain"), "{err}");
+    }
+
+    #[test]
+    fn an_smtp_ca_file_needs_tls() {
+        let mut c = Config::default();
+        c.messages.smtp_ca_file = Some("ca.pem".into());
+        assert!(c.validate().is_ok());
+        c.messages.smtp_tls = SmtpTls::NoneInsecure;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("smtp_ca_file"), "{err}");
     }
 
     #[test]
