@@ -67,6 +67,16 @@ pub trait PoolWrite: Send {
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
     async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
+    /// Counts one code sent under `key` (a user's attribute, or a destination address) in a
+    /// window of `window_secs` that opens with its first code. `Err(reopens)` when that makes
+    /// more than `max` in the window: nothing may be sent until the window reopens.
+    async fn count_code_sent(
+        &mut self,
+        key: &str,
+        now: Timestamp,
+        window_secs: i64,
+        max: u32,
+    ) -> StoreResult<Result<(), Timestamp>>;
     /// Forgets the failed sign-ins of `username` (an administrator enabling the user).
     async fn clear_sign_in_failures(&mut self, username: &Username) -> StoreResult<bool>;
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()>;

@@ -289,6 +289,18 @@ pub struct VerificationCode {
     pub attribute: VerifiableAttribute,
     pub code_sha256: [u8; 32],
     pub expires_at: Timestamp,
+    /// Wrong guesses made against this code so far.
+    pub attempts: u32,
+    /// Where it was sent (an e-mail address or a phone number).
+    pub destination: String,
+    /// The code sealed with the master key, so that a re-send to the same destination sends
+    /// the same code.
+    pub sealed_code: Option<Vec<u8>>,
+}
+
+impl VerificationCode {
+    /// The wrong guess that ends a code.
+    pub const MAX_ATTEMPTS: u32 = 5;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

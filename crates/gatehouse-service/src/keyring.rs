@@ -39,6 +39,30 @@ impl Keyring {
         }
     }
 
+    /// Seals a code handed to a person, bound to its pool and to `label` (its user and
+    /// purpose), so that it can be sent again.
+    pub fn seal_code(
+        &self,
+        pool: PoolId,
+        label: &str,
+        code: &gatehouse_crypto::secret::Secret,
+    ) -> ServiceResult<Vec<u8>> {
+        Ok(self.master.seal(pool, label, code.expose().as_bytes())?)
+    }
+
+    /// The code sealed by [`Self::seal_code`], if it opens.
+    pub fn open_code(
+        &self,
+        pool: PoolId,
+        label: &str,
+        sealed: &[u8],
+    ) -> Option<gatehouse_crypto::secret::Secret> {
+        let plain = self.master.open(pool, label, sealed).ok()?;
+        String::from_utf8(plain)
+            .ok()
+            .map(gatehouse_crypto::secret::Secret::new)
+    }
+
     /// Generates a key and seals it for storage.
     pub fn new_key(
         &self,

@@ -10,7 +10,7 @@
 //! while it holds SQLite's one writer.
 
 use gatehouse_crypto::jws::{self, Expect};
-use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
+use gatehouse_crypto::secret::{Secret, random_token};
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::AppClient;
@@ -310,17 +310,13 @@ impl Gatehouse {
         let Some(mut user) = user.filter(|u| u.status == UserStatus::ResetRequired) else {
             return Err(invalid());
         };
-        let stored = w
-            .take_verification_code(user.id, VerifiableAttribute::Email)
-            .await?;
         let now = self.now();
-        let presented = sha256(code.expose().trim().as_bytes());
         // Compared in constant time; an expired code fails like a wrong one.
-        let matches = stored
-            .as_ref()
-            .is_some_and(|c| constant_time_eq(&c.code_sha256, &presented) && c.expires_at > now);
+        let matches = self
+            .check_code(w.as_mut(), user.id, VerifiableAttribute::Email, code, now)
+            .await?;
         if !matches {
-            // A wrong guess uses the code up: the taking is committed.
+            // The wrong guess is counted against the code: commit that.
             w.commit().await?;
             return Err(invalid());
         }

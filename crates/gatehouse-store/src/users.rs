@@ -239,20 +239,62 @@ pub(crate) async fn put_code<'e>(
     code: &VerificationCode,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO verification_codes (pool_id, user_id, attribute, code_sha256, expires_at) \
-         VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO verification_codes \
+           (pool_id, user_id, attribute, code_sha256, expires_at, attempts, destination, sealed_code) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (pool_id, user_id, attribute) \
-         DO UPDATE SET code_sha256 = excluded.code_sha256, expires_at = excluded.expires_at",
+         DO UPDATE SET code_sha256 = excluded.code_sha256, expires_at = excluded.expires_at, \
+           attempts = excluded.attempts, destination = excluded.destination, \
+           sealed_code = excluded.sealed_code",
     )
     .bind(code.pool.to_string())
     .bind(code.user_id.to_string())
     .bind(code.attribute.as_str())
     .bind(code.code_sha256.as_slice())
     .bind(code.expires_at.as_secs())
+    .bind(i64::from(code.attempts))
+    .bind(code.destination.as_str())
+    .bind(code.sealed_code.as_deref())
     .execute(conn)
     .await
     .store()?;
     Ok(())
+}
+
+/// One statement: concurrent senders each count, and the window is decided on the row the
+/// statement itself produced.
+pub(crate) async fn count_code_sent(
+    conn: &mut sqlx::AnyConnection,
+    pool: PoolId,
+    key: &str,
+    now: Timestamp,
+    window_secs: i64,
+    max: u32,
+) -> StoreResult<Result<(), Timestamp>> {
+    let row = sqlx::query(
+        "INSERT INTO code_issuance (pool_id, quota_key, window_start, issued) \
+         VALUES ($1, $2, $3, 1) \
+         ON CONFLICT (pool_id, quota_key) DO UPDATE SET \
+           issued = CASE WHEN code_issuance.window_start <= $4 THEN 1 \
+                    ELSE code_issuance.issued + 1 END, \
+           window_start = CASE WHEN code_issuance.window_start <= $4 THEN $3 \
+                          ELSE code_issuance.window_start END \
+         RETURNING issued, window_start",
+    )
+    .bind(pool.to_string())
+    .bind(key)
+    .bind(now.as_secs())
+    .bind(now.as_secs() - window_secs)
+    .fetch_one(conn)
+    .await
+    .store()?;
+    let issued: i64 = get(&row, "issued")?;
+    let opened = Timestamp(get(&row, "window_start")?);
+    Ok(if issued > i64::from(max) {
+        Err(opened.plus_secs(window_secs))
+    } else {
+        Ok(())
+    })
 }
 
 pub(crate) async fn take_code<'e>(
@@ -264,7 +306,7 @@ pub(crate) async fn take_code<'e>(
     // One statement: two concurrent takes cannot both receive the code.
     let row = sqlx::query(
         "DELETE FROM verification_codes WHERE pool_id = $1 AND user_id = $2 AND attribute = $3 \
-         RETURNING code_sha256, expires_at",
+         RETURNING code_sha256, expires_at, attempts, destination, sealed_code",
     )
     .bind(pool.to_string())
     .bind(user.to_string())
@@ -279,6 +321,9 @@ pub(crate) async fn take_code<'e>(
             attribute,
             code_sha256: digest(&row, "code_sha256")?,
             expires_at: Timestamp(get(&row, "expires_at")?),
+            attempts: u32::try_from(get::<i64>(&row, "attempts")?).unwrap_or(u32::MAX),
+            destination: get(&row, "destination")?,
+            sealed_code: get(&row, "sealed_code")?,
         })
     })
     .transpose()

@@ -117,6 +117,16 @@ impl PoolWrite for SqlWrite {
         clients::delete_in(&mut self.tx, self.pool, id).await
     }
 
+    async fn count_code_sent(
+        &mut self,
+        key: &str,
+        now: Timestamp,
+        window_secs: i64,
+        max: u32,
+    ) -> StoreResult<Result<(), Timestamp>> {
+        users::count_code_sent(&mut self.tx, self.pool, key, now, window_secs, max).await
+    }
+
     async fn clear_sign_in_failures(&mut self, username: &Username) -> StoreResult<bool> {
         crate::lockout::clear_in(&mut self.tx, self.pool, username).await
     }

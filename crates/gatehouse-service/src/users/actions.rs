@@ -3,7 +3,6 @@
 //! caller to dominate it, and ends what the action takes away (its sessions, and the
 //! impersonations it started) in the same transaction.
 
-use gatehouse_crypto::secret::sha256;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::Username;
 use gatehouse_domain::permission::Permission;
@@ -11,13 +10,12 @@ use gatehouse_domain::pool::Pool;
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::{
-    Enabled, FederatedIdentity, MfaState, User, UserStatus, VerifiableAttribute, VerificationCode,
-    permissions_of,
+    Enabled, FederatedIdentity, MfaState, User, UserStatus, VerifiableAttribute, permissions_of,
 };
 
 use super::{
     PROVIDER_NAME_MAX_CHARS, PROVIDER_USER_ID_MAX_CHARS, ProviderIdentity, RESET_CODE_TTL_SECS,
-    check_link_part, is_self, numeric_code, user_write_error,
+    check_link_part, is_self, user_write_error,
 };
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
@@ -234,15 +232,16 @@ impl Gatehouse {
         // A reset answers a compromise: the impersonations the account started end too.
         self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "password reset")
             .await?;
-        let code = numeric_code();
-        w.put_verification_code(&VerificationCode {
-            pool: pool.id,
-            user_id: user.id,
-            attribute: VerifiableAttribute::Email,
-            code_sha256: sha256(code.expose().as_bytes()),
-            expires_at: now.plus_secs(RESET_CODE_TTL_SECS),
-        })
-        .await?;
+        let code = self
+            .code_to_send(
+                w.as_mut(),
+                pool,
+                &user,
+                VerifiableAttribute::Email,
+                now,
+                RESET_CODE_TTL_SECS,
+            )
+            .await?;
         w.commit().await?;
 
         let name = user.username.as_str();

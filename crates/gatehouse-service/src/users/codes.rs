@@ -1,8 +1,26 @@
 //! Random values handed to people: temporary passwords that satisfy a pool's password policy,
-//! and the numeric codes that verify an attribute or a password reset.
+//! and the numeric codes that verify an attribute or a password reset — with the limits on
+//! sending and guessing those codes.
+//!
+//! A code ends at its [`VerificationCode::MAX_ATTEMPTS`]th wrong guess, not at the first
+//! (whoever makes it: a wrong guess costs the user nothing beyond that count). Sending a code
+//! again to the same destination while it is good sends the same code, with its count and
+//! expiry. Each send counts against [`CODES_PER_HOUR`] for the user's attribute and for the
+//! destination; past either, the request that would send it is answered 429.
 
-use gatehouse_crypto::secret::{Secret, random_bytes};
-use gatehouse_domain::pool::PasswordPolicy;
+use gatehouse_crypto::secret::{Secret, constant_time_eq, random_bytes, sha256};
+use gatehouse_domain::ids::UserId;
+use gatehouse_domain::pool::{PasswordPolicy, Pool};
+use gatehouse_domain::time::Timestamp;
+use gatehouse_domain::txn::PoolWrite;
+use gatehouse_domain::user::{User, VerifiableAttribute, VerificationCode};
+
+use crate::Gatehouse;
+use crate::error::{ServiceError, ServiceResult};
+
+/// Codes sent in an hour, per user and attribute and per destination.
+pub const CODES_PER_HOUR: u32 = 5;
+const CODE_WINDOW_SECS: i64 = 3600;
 
 /// Shortest temporary password issued, whatever the policy allows.
 pub const TEMPORARY_PASSWORD_MIN_CHARS: usize = 12;
@@ -85,6 +103,97 @@ pub fn numeric_code() -> Secret {
         .map(|_| char::from(draw.pick(b"0123456789")))
         .collect();
     Secret::new(code)
+}
+
+impl Gatehouse {
+    /// The code to send for `user`'s `attribute` (to its e-mail address or phone number),
+    /// stored through `w`: the one already sent there while it is good, else a new one valid
+    /// for `ttl_secs`.
+    pub(crate) async fn code_to_send(
+        &self,
+        w: &mut dyn PoolWrite,
+        pool: &Pool,
+        user: &User,
+        attribute: VerifiableAttribute,
+        now: Timestamp,
+        ttl_secs: i64,
+    ) -> ServiceResult<Secret> {
+        let destination = match attribute {
+            VerifiableAttribute::Email => user.attributes.email.as_str(),
+            VerifiableAttribute::Phone => user.attributes.phone.as_deref().unwrap_or_default(),
+        };
+        let user = user.id;
+        let keys = [
+            format!("user:{user}:{}", attribute.as_str()),
+            format!("to:{}", destination.trim().to_lowercase()),
+        ];
+        for key in &keys {
+            if let Err(reopens) = w
+                .count_code_sent(key, now, CODE_WINDOW_SECS, CODES_PER_HOUR)
+                .await?
+            {
+                let wait = (reopens.as_secs() - now.as_secs()).max(1);
+                return Err(ServiceError::Throttled {
+                    detail: "too many codes were sent lately; try again later".to_owned(),
+                    retry_after_secs: u32::try_from(wait).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        let label = format!("code:{user}:{}", attribute.as_str());
+        if let Some(previous) = w.take_verification_code(user, attribute).await?
+            && previous.destination == destination
+            && previous.expires_at > now
+            && previous.attempts < VerificationCode::MAX_ATTEMPTS
+            && let Some(code) = previous
+                .sealed_code
+                .as_deref()
+                .and_then(|sealed| self.keyring.open_code(pool.id, &label, sealed))
+        {
+            w.put_verification_code(&previous).await?;
+            return Ok(code);
+        }
+        let code = numeric_code();
+        w.put_verification_code(&VerificationCode {
+            pool: pool.id,
+            user_id: user,
+            attribute,
+            code_sha256: sha256(code.expose().as_bytes()),
+            expires_at: now.plus_secs(ttl_secs),
+            attempts: 0,
+            destination: destination.to_owned(),
+            sealed_code: Some(self.keyring.seal_code(pool.id, &label, &code)?),
+        })
+        .await?;
+        Ok(code)
+    }
+
+    /// Whether `presented` is `user`'s good code for `attribute`, checked through `w`: if so
+    /// it is used up; if not, the wrong guess is counted (the code ends at its last attempt)
+    /// and `w` must be committed for that to hold.
+    pub(crate) async fn check_code(
+        &self,
+        w: &mut dyn PoolWrite,
+        user: UserId,
+        attribute: VerifiableAttribute,
+        presented: &Secret,
+        now: Timestamp,
+    ) -> ServiceResult<bool> {
+        let Some(mut stored) = w.take_verification_code(user, attribute).await? else {
+            return Ok(false);
+        };
+        if stored.expires_at <= now {
+            return Ok(false);
+        }
+        let presented = sha256(presented.expose().trim().as_bytes());
+        if constant_time_eq(&stored.code_sha256, &presented) {
+            return Ok(true);
+        }
+        stored.attempts += 1;
+        if stored.attempts < VerificationCode::MAX_ATTEMPTS {
+            w.put_verification_code(&stored).await?;
+        }
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

@@ -7,19 +7,16 @@
 //! administrator's disable or password reset either runs before it or is refused, and it only
 //! ever changes profile attributes, never the account's security state.
 
-use gatehouse_crypto::secret::{Secret, constant_time_eq, sha256};
+use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
-use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::PoolWrite;
-use gatehouse_domain::user::{
-    User, UserAttributes, UserStatus, VerifiableAttribute, VerificationCode,
-};
+use gatehouse_domain::user::{User, UserAttributes, UserStatus, VerifiableAttribute};
 
-use super::{VerifiedFlags, numeric_code, reconcile_verified, role_set, user_write_error};
+use super::{VerifiedFlags, reconcile_verified, role_set, user_write_error};
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
 use crate::messages::{MessageKind, OutboundMessage};
@@ -57,26 +54,18 @@ fn own_id(pool: &Pool, principal: &Principal) -> ServiceResult<UserId> {
     Ok(*id)
 }
 
-/// A code to verify `attribute` of `user`, as stored and as sent.
-fn verification_code(
+/// The message that sends `code` to verify `attribute` of `user`, and where it goes.
+fn verification_message(
     pool: &Pool,
     user: &User,
     attribute: VerifiableAttribute,
-    now: Timestamp,
-) -> (VerificationCode, OutboundMessage) {
-    let code = numeric_code();
-    let stored = VerificationCode {
-        pool: pool.id,
-        user_id: user.id,
-        attribute,
-        code_sha256: sha256(code.expose().as_bytes()),
-        expires_at: now.plus_secs(VERIFICATION_CODE_TTL_SECS),
-    };
+    code: &Secret,
+) -> OutboundMessage {
     let (to_email, to_phone, what) = match attribute {
         VerifiableAttribute::Email => (Some(user.attributes.email.clone()), None, "e-mail address"),
         VerifiableAttribute::Phone => (None, user.attributes.phone.clone(), "phone number"),
     };
-    let message = OutboundMessage {
+    OutboundMessage {
         kind: MessageKind::AttributeVerification,
         pool: pool.slug.to_string(),
         username: user.username.to_string(),
@@ -84,8 +73,7 @@ fn verification_code(
         to_phone,
         subject: format!("Verify your {what}"),
         body: format!("Your verification code is {}.", code.expose()),
-    };
-    (stored, message)
+    }
 }
 
 impl Gatehouse {
@@ -197,9 +185,17 @@ impl Gatehouse {
             (phone_changed, VerifiableAttribute::Phone),
         ] {
             if changed {
-                let (code, message) = verification_code(pool, &user, attribute, now);
-                w.put_verification_code(&code).await?;
-                messages.push(message);
+                let code = self
+                    .code_to_send(
+                        w.as_mut(),
+                        pool,
+                        &user,
+                        attribute,
+                        now,
+                        VERIFICATION_CODE_TTL_SECS,
+                    )
+                    .await?;
+                messages.push(verification_message(pool, &user, attribute, &code));
             }
         }
         let event = self
@@ -219,8 +215,8 @@ impl Gatehouse {
     }
 
     /// Marks the caller's e-mail address or phone number verified when `code` is the one sent
-    /// to it. A code is good for one attempt: a wrong guess uses it up (that is committed
-    /// too).
+    /// to it. A wrong guess is counted against the code (`codes.rs`), and that is committed
+    /// too.
     pub async fn verify_own_attribute(
         &self,
         pool: &Pool,
@@ -234,16 +230,13 @@ impl Gatehouse {
         let id = own_id(pool, principal)?;
         let mut w = self.store.write(pool.id).await?;
         let mut user = self.own_user_in(w.as_mut(), principal, id).await?;
-        let Some(stored) = w.take_verification_code(user.id, attribute).await? else {
-            return Err(invalid_code());
-        };
         let now = self.now();
-        let presented = sha256(code.expose().trim().as_bytes());
-        let valid = stored.expires_at > now
-            && constant_time_eq(&stored.code_sha256, &presented)
-            && (attribute == VerifiableAttribute::Email || user.attributes.phone.is_some());
+        let valid = (attribute == VerifiableAttribute::Email || user.attributes.phone.is_some())
+            && self
+                .check_code(w.as_mut(), user.id, attribute, code, now)
+                .await?;
         if !valid {
-            // The code is used up: commit taking it.
+            // A wrong guess is counted against the code: commit that.
             w.commit().await?;
             return Err(invalid_code());
         }

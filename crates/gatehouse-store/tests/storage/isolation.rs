@@ -64,6 +64,9 @@ pub async fn pools_do_not_see_each_other(db: &Db) {
             attribute: VerifiableAttribute::Email,
             code_sha256: [1; 32],
             expires_at: Timestamp(T0.0 + 60),
+            attempts: 0,
+            destination: "alice@example.com".to_owned(),
+            sealed_code: None,
         })
         .await
         .unwrap();

@@ -291,6 +291,10 @@ pub async fn verification_codes(db: &Db) {
         attribute,
         code_sha256: [digest; 32],
         expires_at: Timestamp(T0.0 + 600 + i64::from(digest)),
+        // Every column comes back as stored.
+        attempts: u32::from(digest),
+        destination: format!("to-{digest}"),
+        sealed_code: digest.is_multiple_of(2).then(|| vec![digest; 40]),
     };
     store
         .put_verification_code(&code(1, VerifiableAttribute::Email))
@@ -383,6 +387,9 @@ pub async fn delete_removes_what_belongs_to_the_user(db: &Db) {
         attribute: VerifiableAttribute::Email,
         code_sha256: [9; 32],
         expires_at: Timestamp(T0.0 + 600),
+        attempts: 0,
+        destination: "alice@example.com".to_owned(),
+        sealed_code: None,
     };
     store.put_verification_code(&code).await.unwrap();
 

@@ -374,3 +374,84 @@ async fn failed_attempts_are_limited_per_source_address_and_per_client() {
     // Without a trusted proxy in between, X-Forwarded-For would count for nothing: see the
     // unit tests of `limits::FailureLimits::source`.
 }
+
+/// `PUT /users/me` for `token` with a new e-mail address: the status.
+async fn change_email(app: &TestApp, token: &str, name: &str, email: &str) -> reqwest::Response {
+    app.http
+        .put(app.pool_url("acme", "/api/user-management/users/me"))
+        .bearer_auth(token)
+        .json(&json!({"attributes": {"email": email, "name": name, "roles": []}}))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn codes_sent_to(app: &TestApp, email: &str) -> usize {
+    app.outbox()
+        .iter()
+        .filter(|m| m["kind"] == "attribute_verification" && m["to_email"] == email)
+        .count()
+}
+
+#[tokio::test]
+async fn verification_codes_are_sent_a_limited_number_of_times_per_user_and_per_address() {
+    let app = spawn_app().await;
+    let (client, _) = app.acme_with_ada().await;
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    // Alice's address flips back and forth: five codes in the hour, then the change that
+    // would send a sixth is refused, and not made.
+    for i in 0..5 {
+        let res = change_email(&app, &alice, "Alice", &format!("alice{}@a.example", i % 2)).await;
+        assert_eq!(res.status(), 204, "change {i}");
+    }
+    let res = change_email(&app, &alice, "Alice", "alice9@a.example").await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    let body = assert_api_error(res, 429).await;
+    assert_eq!(body["errors"][0]["code"], "too_many_requests");
+    assert_eq!(codes_sent_to(&app, "alice9@a.example"), 0);
+    let me: Value = app
+        .http
+        .get(app.pool_url("acme", "/api/user-management/users/me"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["attributes"]["email"], "alice0@a.example");
+    // An hour later she may again.
+    app.clock.advance(3601);
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    assert_eq!(
+        change_email(&app, &alice, "Alice", "alice9@a.example")
+            .await
+            .status(),
+        204
+    );
+
+    // One address receives at most five codes in an hour, whoever asks for them.
+    let victim = "victim@b.example";
+    for i in 0..6 {
+        let name = format!("user{i}");
+        app.create_user("acme", &name, &[], "a-password-123").await;
+        let token = app.sign_in("acme", &client, &name, "a-password-123").await;
+        let expected = if i < 5 { 204 } else { 429 };
+        assert_eq!(
+            change_email(&app, &token, &name, victim).await.status(),
+            expected,
+            "user {i}"
+        );
+    }
+    assert_eq!(codes_sent_to(&app, victim), 5);
+}

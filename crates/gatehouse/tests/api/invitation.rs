@@ -170,17 +170,34 @@ async fn a_reset_password_is_replaced_with_the_code_sent_to_the_user() {
         .unwrap();
     assert_eq!(old.status(), 401);
 
-    // A wrong guess uses the code up: the right one no longer works either.
+    // A wrong guess, from any client, costs the code one attempt, not its life; a second
+    // reset while it is good sends the same code again (the first message stays good).
     let code = last_code();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
     assert_eq!(
-        confirm("000000x".into(), "bobs-new-password")
+        confirm(wrong.into(), "bobs-new-password")
             .await
             .unwrap()
             .status(),
         400
     );
+    assert_eq!(reset().await.unwrap().status(), 204);
+    assert_eq!(last_code(), code);
+    // Four more wrong guesses: the fifth ends the code, and the right one no longer works.
+    for _ in 0..4 {
+        assert_eq!(
+            confirm(wrong.into(), "bobs-new-password")
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
+    }
     assert_eq!(
-        confirm(code, "bobs-new-password").await.unwrap().status(),
+        confirm(code.clone(), "bobs-new-password")
+            .await
+            .unwrap()
+            .status(),
         400
     );
 
