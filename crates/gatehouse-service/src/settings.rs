@@ -79,6 +79,61 @@ impl InvitationMessagesUpdate {
     }
 }
 
+/// An invitation carries a live temporary password, so its templates may link only to the
+/// pool itself (its issuer's origin, or one of its hosts), and the password must stand apart
+/// from any link: a template cannot hand it to another site, or put it in a URL at all.
+fn links_stay_in_pool(text: &str, issuer: &str, pool: &Pool) -> Result<(), ParseError> {
+    let refuse = |why: String| Err(ParseError::new("EmailMessage", why));
+    let lower = text.to_ascii_lowercase();
+    for scheme in ["javascript:", "data:", "vbscript:"] {
+        if lower.contains(scheme) {
+            return refuse(format!("must not contain {scheme} links"));
+        }
+    }
+    let own = |authority: &str| {
+        let authority = authority.to_ascii_lowercase();
+        let issuer_authority = issuer
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+        authority == issuer_authority.to_ascii_lowercase()
+            || pool.hosts.iter().any(|h| authority == h.as_str())
+    };
+    // Every `//authority` (with a scheme or protocol-relative) must be the pool's.
+    let mut rest = text;
+    while let Some(at) = rest.find("//") {
+        let after = &rest[at + 2..];
+        let end = after
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | ')')
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        if !own(authority) {
+            return refuse(format!(
+                "may link only to the pool's own address ({issuer}), not to '{authority}'"
+            ));
+        }
+        rest = &after[end..];
+    }
+    for word in text.split_whitespace() {
+        if word.contains("{####}") {
+            let bare = word.trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '.' | ',' | ';' | ':' | '!' | '?' | '"' | '\'' | '(' | ')'
+                )
+            });
+            if bare != "{####}" {
+                return refuse(
+                    "the temporary password {####} must stand apart, not inside a link or word"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Gatehouse {
     /// Reads the pool's settings inside a write transaction (not from the cache, so that a
     /// change never undoes another made meanwhile), applies `change`, and writes them back
@@ -156,9 +211,14 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         principal.require(Permission::UpdateInvitationMessageTemplates)?;
+        let issuer = self.issuer(pool);
         let w = self
             .change_settings(pool, principal, meta, "invitation_messages", |s| {
-                s.invitation_messages = update.apply(s.invitation_messages.clone())?;
+                let messages = update.apply(s.invitation_messages.clone())?;
+                for text in [&messages.email_message, &messages.sms_message] {
+                    links_stay_in_pool(text, &issuer, pool)?;
+                }
+                s.invitation_messages = messages;
                 Ok(())
             })
             .await?;
@@ -213,6 +273,34 @@ impl Gatehouse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invitation_links_lead_only_to_the_pool() {
+        use gatehouse_domain::ids::{PoolId, PoolSlug};
+        use gatehouse_domain::pool::HostName;
+        let pool = Pool {
+            id: PoolId::new_random(),
+            slug: PoolSlug::parse("acme").unwrap(),
+            settings: Default::default(),
+            hosts: vec![HostName::parse("login.acme.example").unwrap()],
+            created_at: gatehouse_domain::time::Timestamp(0),
+        };
+        let issuer = "https://id.example.com/pools/acme";
+        let ok = |t: &str| links_stay_in_pool(t, issuer, &pool).is_ok();
+        assert!(ok("Hi {username}, your password is {####}."));
+        assert!(ok(
+            "Sign in at https://id.example.com/pools/acme/login: {username} / \"{####}\""
+        ));
+        assert!(ok("Visit https://login.acme.example/ with {####}"));
+        assert!(!ok("Sign in at https://evil.example/ with {####}"));
+        assert!(!ok("<a href=\"//evil.example/x\">here</a> {####}"));
+        assert!(!ok("https://id.example.com.evil.example/ {####}"));
+        assert!(!ok("https://id.example.com@evil.example/ {####}"));
+        assert!(!ok("<a href=\"javascript:alert(1)\">x</a> {####}"));
+        // Even the pool's own URL may not carry the password, nor may a bare domain.
+        assert!(!ok("https://id.example.com/pools/acme/?p={####}"));
+        assert!(!ok("evil.example/?p={####}"));
+    }
 
     #[test]
     fn policy_changes_keep_unnamed_fields_and_are_checked() {

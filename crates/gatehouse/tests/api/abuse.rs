@@ -455,3 +455,37 @@ async fn verification_codes_are_sent_a_limited_number_of_times_per_user_and_per_
     }
     assert_eq!(codes_sent_to(&app, victim), 5);
 }
+
+#[tokio::test]
+async fn invitation_templates_cannot_send_the_password_to_another_site() {
+    let app = spawn_app().await;
+    let (_, ada) = app.acme_with_ada().await;
+    let put = |message: String| {
+        app.http
+            .put(app.pool_url("acme", "/api/auth/settings/invitation-messages"))
+            .bearer_auth(&ada)
+            .json(&json!({"EmailMessage": message}))
+            .send()
+    };
+    let evil =
+        "Hello {username}: <a href=\"https://evil.example/?u={username}\">sign in</a> {####}";
+    let res = put(evil.to_owned()).await.unwrap();
+    let body = assert_api_error(res, 400).await;
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example"),
+        "{body}"
+    );
+    let res = put(format!("{}/?p={{####}} {{username}}", app.issuer("acme")))
+        .await
+        .unwrap();
+    assert_api_error(res, 400).await;
+    // A link to the pool itself is fine.
+    let own = format!(
+        "Hello {{username}}, sign in at {}/ with {{####}}.",
+        app.issuer("acme")
+    );
+    assert_eq!(put(own).await.unwrap().status(), 204);
+}
