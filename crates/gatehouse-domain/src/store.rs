@@ -122,6 +122,9 @@ pub trait Store: Send + Sync + 'static {
     async fn pool_by_slug(&self, slug: &PoolSlug) -> StoreResult<Option<Pool>>;
     async fn pool_by_host(&self, host: &HostName) -> StoreResult<Option<Pool>>;
     async fn list_pools(&self) -> StoreResult<Vec<Pool>>;
+    /// At most `limit` pools whose slug sorts after `after`, in slug order.
+    async fn list_pools_page(&self, after: Option<&PoolSlug>, limit: u32)
+    -> StoreResult<Vec<Pool>>;
     /// Replaces the host names bound to a pool. A host bound to another pool is a conflict.
     async fn set_pool_hosts(
         &self,

@@ -12,8 +12,9 @@ use gatehouse_service::Principal;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::admin::ApiQuery;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Meta, bearer_token};
+use crate::extract::{ApiJson, Meta, PageQuery, bearer_token};
 
 /// A principal of the staff pool.
 pub struct Staff(pub Principal);
@@ -60,10 +61,27 @@ fn view(state: &AppState, p: &Pool) -> PoolView {
     }
 }
 
-pub async fn list(State(state): State<AppState>, Staff(p): Staff) -> Result<Response, ApiError> {
-    let pools = state.gh.list_pools(&p).await?;
-    let pools: Vec<PoolView> = pools.iter().map(|x| view(&state, x)).collect();
-    Ok(Json(serde_json::json!({ "pools": pools })).into_response())
+/// A page of pools in slug order, like the user list: `cursor` and `limit` (1 to 1000,
+/// default 60); `next` is the next page's URL, `""` on the last.
+pub async fn list(
+    State(state): State<AppState>,
+    Staff(p): Staff,
+    ApiQuery(page): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let limit = page.limit()?;
+    let found = state
+        .gh
+        .list_pools(&p, page.cursor.as_deref(), limit)
+        .await?;
+    let pools: Vec<PoolView> = found.items.iter().map(|x| view(&state, x)).collect();
+    let next = found.next.map_or_else(String::new, |cursor| {
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("cursor", &cursor)
+            .append_pair("limit", &limit.to_string())
+            .finish();
+        format!("{}/api/pools?{query}", state.gh.public_url())
+    });
+    Ok(Json(serde_json::json!({ "pools": pools, "next": next })).into_response())
 }
 
 pub async fn create(

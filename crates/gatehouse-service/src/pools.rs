@@ -140,14 +140,31 @@ impl Gatehouse {
         Ok(Some(pool))
     }
 
-    pub async fn list_pools(&self, principal: &Principal) -> ServiceResult<Vec<Pool>> {
+    /// A page of pools in slug order, after `cursor` (a slug).
+    pub async fn list_pools(
+        &self,
+        principal: &Principal,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> ServiceResult<crate::users::Page<Pool>> {
         principal.require(Permission::RetrievePools)?;
         if !principal.home_pool.is_staff() {
             return Err(ServiceError::Forbidden(
                 "only staff administrators manage pools".to_owned(),
             ));
         }
-        Ok(self.store.list_pools().await?)
+        let after = cursor
+            .filter(|c| !c.is_empty())
+            .map(PoolSlug::parse)
+            .transpose()?;
+        let limit = crate::users::page_limit(limit);
+        let pools = self
+            .store
+            .list_pools_page(after.as_ref(), limit + 1)
+            .await?;
+        Ok(crate::users::Page::from_overfetch(pools, limit, |p| {
+            p.slug.to_string()
+        }))
     }
 
     /// Binds a pool to these host names, in this order, replacing its bindings: the first

@@ -58,15 +58,32 @@ pub(crate) async fn by_host(store: &SqlStore, host: &HostName) -> StoreResult<Op
     with_hosts(store, row).await
 }
 
-pub(crate) async fn list(store: &SqlStore) -> StoreResult<Vec<Pool>> {
-    let rows = sqlx::query("SELECT id, slug, settings, created_at FROM pools ORDER BY slug")
-        .fetch_all(&store.pool)
-        .await
-        .store()?;
-    let host_rows = sqlx::query("SELECT pool_id, host FROM pool_hosts ORDER BY position, host")
-        .fetch_all(&store.pool)
-        .await
-        .store()?;
+/// Pools in slug order: all of them, or a page of at most `limit` after `after`.
+pub(crate) async fn list(
+    store: &SqlStore,
+    after: Option<&PoolSlug>,
+    limit: Option<u32>,
+) -> StoreResult<Vec<Pool>> {
+    // One statement for the page and one for its hosts, whatever the page's size.
+    const PAGE: &str = "SELECT id FROM pools WHERE slug > $1 ORDER BY slug LIMIT $2";
+    let after = after.map_or("", PoolSlug::as_str);
+    let limit = limit.map_or(i64::MAX, i64::from);
+    let rows = sqlx::query(
+        "SELECT id, slug, settings, created_at FROM pools WHERE slug > $1 ORDER BY slug LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
+    let host_rows = sqlx::query(&format!(
+        "SELECT pool_id, host FROM pool_hosts WHERE pool_id IN ({PAGE}) ORDER BY position, host"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
     let mut hosts: BTreeMap<String, Vec<HostName>> = BTreeMap::new();
     for row in &host_rows {
         let pool_id: String = get(row, "pool_id")?;

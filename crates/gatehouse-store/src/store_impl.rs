@@ -63,7 +63,15 @@ impl Store for SqlStore {
     }
 
     async fn list_pools(&self) -> StoreResult<Vec<Pool>> {
-        pools::list(self).await
+        pools::list(self, None, None).await
+    }
+
+    async fn list_pools_page(
+        &self,
+        after: Option<&PoolSlug>,
+        limit: u32,
+    ) -> StoreResult<Vec<Pool>> {
+        pools::list(self, after, Some(limit)).await
     }
 
     async fn set_pool_hosts(

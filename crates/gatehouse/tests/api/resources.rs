@@ -185,3 +185,53 @@ async fn the_sdk_request_shapes_are_accepted() {
     assert_eq!(body["type"], "access-token");
     assert!(body["attributes"]["token"].is_string());
 }
+
+#[tokio::test]
+async fn staff_page_through_the_pools() {
+    let app = crate::common::spawn_app().await;
+    let staff = app.staff_member("root", &["admin"]).await;
+    for slug in ["delta", "alpha", "echo", "charlie", "bravo"] {
+        app.create_pool(slug).await;
+    }
+    let get = |url: String| {
+        let http = app.http.clone();
+        let staff = staff.clone();
+        async move {
+            let res = http.get(url).bearer_auth(staff).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let mut seen = Vec::new();
+    let mut url = app.url("/api/pools?limit=2");
+    let mut pages = 0;
+    loop {
+        let page = get(url).await;
+        pages += 1;
+        let pools = page["pools"].as_array().unwrap();
+        assert!(pools.len() <= 2);
+        seen.extend(pools.iter().map(|p| p["name"].as_str().unwrap().to_owned()));
+        let next = page["next"].as_str().unwrap();
+        if next.is_empty() {
+            break;
+        }
+        // The next link is absolute, under the public URL: follow it on this server.
+        url = app.url(next.strip_prefix(&app.public_url).unwrap());
+    }
+    assert_eq!(
+        seen,
+        ["alpha", "bravo", "charlie", "delta", "echo", "staff"]
+    );
+    assert_eq!(pages, 3);
+    // A bad cursor or limit is a 400, not a 500.
+    for bad in ["/api/pools?limit=0", "/api/pools?cursor=Not%20A%20Slug"] {
+        let res = app
+            .http
+            .get(app.url(bad))
+            .bearer_auth(&staff)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+}
