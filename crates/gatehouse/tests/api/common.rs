@@ -471,3 +471,30 @@ pub async fn introspect_at(
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
+
+/// Starts a peer that prints one line when it is ready and exits when its standard input
+/// closes (when the returned child is dropped, that is when the test ends). Returns the child
+/// and that line.
+pub async fn start_peer(
+    mut cmd: tokio::process::Command,
+    what: &str,
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs (scripts/test installs the peers in target/peers-venv)");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        BufReader::new(stdout).read_line(&mut line),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the {what} starts within 30 s"))
+    .unwrap();
+    (child, line.trim().to_owned())
+}

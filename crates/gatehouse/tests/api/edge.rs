@@ -5,11 +5,9 @@
 //! of Gatehouse; it is part of the test set-up, not of Gatehouse.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::common::*;
@@ -46,24 +44,8 @@ impl Edge {
         for h in hosts {
             cmd.args(["--host", h]);
         }
-        // The edge exits when its standard input closes, that is when this test ends.
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs (scripts/test installs the peers in target/peers-venv)");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("the edge starts within 30 s")
-        .unwrap();
-        assert_eq!(line.trim(), "ready", "the edge did not start");
+        let (child, line) = start_peer(cmd, "edge").await;
+        assert_eq!(line, "ready", "the edge did not start");
         Edge {
             address,
             ca,

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use gatehouse::config::{Config, SmtpTls, Transport};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{Backend, TestApp, spawn_app_with, venv_tool};
+use crate::common::{Backend, TestApp, spawn_app_with, start_peer, venv_tool};
 
 struct Sink(Child);
 
@@ -104,25 +103,8 @@ impl Relay {
             .arg(&maildir)
             .arg("--transcript")
             .arg(&transcript);
-        // The relay exits when its standard input closes, that is when this test ends.
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs (scripts/test installs the peers in target/peers-venv)");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("the relay starts within 30 s")
-        .unwrap();
+        let (child, line) = start_peer(cmd, "relay").await;
         let port = line
-            .trim()
             .strip_prefix("ready ")
             .unwrap_or_else(|| panic!("the relay did not start: {line:?}"))
             .parse()
