@@ -10,6 +10,7 @@ pub mod ids;
 pub mod lockout;
 pub mod permission;
 pub mod pool;
+pub mod retention;
 pub mod session;
 pub mod store;
 pub mod time;

@@ -57,6 +57,10 @@ pub struct PoolSettings {
     pub signing_alg: SigningAlg,
     pub password_policy: PasswordPolicy,
     pub invitation_messages: InvitationMessages,
+    /// Days audit events of this pool are kept; `None` keeps them forever (the default).
+    /// Events older than this are deleted by the periodic purge. `Some(0)` is read as one day.
+    #[serde(default)]
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Default for PoolSettings {
@@ -68,7 +72,16 @@ impl Default for PoolSettings {
             signing_alg: SigningAlg::ES256,
             password_policy: PasswordPolicy::default(),
             invitation_messages: InvitationMessages::default(),
+            audit_retention_days: None,
         }
+    }
+}
+
+impl PoolSettings {
+    /// The oldest audit event time kept at `now`, if events expire at all.
+    pub fn audit_cutoff(&self, now: Timestamp) -> Option<Timestamp> {
+        self.audit_retention_days
+            .map(|days| now.plus_secs(-i64::from(days.max(1)) * crate::retention::DAY_SECS))
     }
 }
 
@@ -271,6 +284,25 @@ mod tests {
         assert!(m.validate().is_ok());
         m.sms_message = "Your code is {####}".into();
         assert_eq!(m.validate().unwrap_err().field, "SMSMessage");
+    }
+
+    #[test]
+    fn settings_without_audit_retention_keep_events_forever() {
+        let stored = r#"{"access_token_ttl_secs":600,"staff_access":"denied"}"#;
+        let s: PoolSettings = serde_json::from_str(stored).unwrap();
+        assert_eq!(s.audit_retention_days, None);
+        assert_eq!(s.access_token_ttl_secs, 600);
+        assert_eq!(s.audit_cutoff(Timestamp(1_000_000)), None);
+        let s: PoolSettings = serde_json::from_str(r#"{"audit_retention_days":2}"#).unwrap();
+        assert_eq!(
+            s.audit_cutoff(Timestamp(1_000_000)),
+            Some(Timestamp(827_200))
+        );
+        let s: PoolSettings = serde_json::from_str(r#"{"audit_retention_days":0}"#).unwrap();
+        assert_eq!(
+            s.audit_cutoff(Timestamp(1_000_000)),
+            Some(Timestamp(913_600))
+        );
     }
 
     #[test]

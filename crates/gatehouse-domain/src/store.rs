@@ -10,6 +10,7 @@ use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::lockout::{LockoutPolicy, SignInFailures};
 use crate::pool::{HostName, Pool, SigningAlg};
+use crate::retention::{PurgeCounts, PurgePolicy};
 use crate::session::{Revocation, RevokedToken, Session};
 use crate::time::Timestamp;
 use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
@@ -273,4 +274,13 @@ pub trait Store: Send + Sync + 'static {
         pool: PoolId,
         query: &AuditQuery,
     ) -> StoreResult<Vec<StoredAuditEvent>>;
+
+    // Retention.
+
+    /// Deletes, in every pool, what [`PurgePolicy`] and each pool's audit retention say is no
+    /// longer needed at `now` (see [`crate::retention`]), at most `policy.batch` rows per
+    /// transaction, until none is left. The newest revoked token of each pool is never
+    /// deleted. Idempotent: instances purging at once delete each row once between them.
+    async fn purge_expired(&self, now: Timestamp, policy: &PurgePolicy)
+    -> StoreResult<PurgeCounts>;
 }

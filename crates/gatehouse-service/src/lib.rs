@@ -11,6 +11,7 @@ pub mod grants;
 pub mod groups;
 pub mod impersonation;
 pub mod keyring;
+pub mod maintenance;
 pub mod messages;
 pub mod pools;
 pub mod principal;

@@ -14,6 +14,7 @@ mod groups;
 mod lockout;
 mod one_trip;
 mod pools;
+mod purge;
 mod rows;
 mod sessions;
 mod store_impl;

@@ -7,6 +7,7 @@ use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::lockout::{LockoutPolicy, SignInFailures};
 use gatehouse_domain::pool::{HostName, Pool};
+use gatehouse_domain::retention::{PurgeCounts, PurgePolicy};
 use gatehouse_domain::session::{Revocation, RevokedToken, Session};
 use gatehouse_domain::store::{SessionFilter, SigningKeyRecord, Store, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
@@ -15,7 +16,7 @@ use gatehouse_domain::txn::{
 };
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
-use crate::{Lock, SqlStore, audit, clients, groups, lockout, pools, sessions, users};
+use crate::{Lock, SqlStore, audit, clients, groups, lockout, pools, purge, sessions, users};
 
 /// A single-change write: one transaction with its audit event, through [`PoolWrite`].
 macro_rules! write_once {
@@ -300,5 +301,13 @@ impl Store for SqlStore {
         query: &AuditQuery,
     ) -> StoreResult<Vec<StoredAuditEvent>> {
         audit::list(self, pool, query).await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: Timestamp,
+        policy: &PurgePolicy,
+    ) -> StoreResult<PurgeCounts> {
+        purge::purge_expired(self, now, policy).await
     }
 }

@@ -14,6 +14,8 @@ mod groups;
 mod isolation;
 #[path = "storage/pools.rs"]
 mod pools;
+#[path = "storage/purge.rs"]
+mod purge;
 #[path = "storage/sessions.rs"]
 mod sessions;
 #[path = "storage/txn.rs"]
@@ -74,6 +76,11 @@ on_both_backends! {
     audit::mutations_record_their_events: sqlite_audit_atomic_with_mutations, postgres_audit_atomic_with_mutations;
     audit::failed_audit_write_undoes_the_mutation: sqlite_failed_audit_undoes_mutation, postgres_failed_audit_undoes_mutation;
     audit::batches_are_all_or_nothing: sqlite_audit_batches, postgres_audit_batches;
+    purge::sessions_codes_and_failures_at_their_limits: sqlite_purge_at_the_limits, postgres_purge_at_the_limits;
+    purge::revoked_tokens_go_but_the_newest_of_each_pool_stays: sqlite_purge_keeps_newest_revocation, postgres_purge_keeps_newest_revocation;
+    purge::audit_retention_is_per_pool: sqlite_purge_audit_retention_per_pool, postgres_purge_audit_retention_per_pool;
+    purge::purges_go_in_batches_until_done: sqlite_purge_in_batches, postgres_purge_in_batches;
+    purge::concurrent_purges_delete_each_row_once: sqlite_purge_concurrently, postgres_purge_concurrently;
 }
 
 /// Several instances starting at once on one fresh PostgreSQL database all come up: the

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use gatehouse_crypto::keys::MasterKey;
@@ -239,6 +240,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     pub gatehouse: Arc<Gatehouse>,
+    /// Time between purges of expired rows; `None`: none.
+    purge_every: Option<Duration>,
 }
 
 impl Application {
@@ -280,6 +283,8 @@ impl Application {
             listener,
             router: gatehouse_http::app(state),
             gatehouse: gh,
+            purge_every: (config.maintenance.purge_interval_secs > 0)
+                .then(|| Duration::from_secs(config.maintenance.purge_interval_secs)),
         })
     }
 
@@ -287,18 +292,62 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight. Meanwhile
+    /// expired rows are purged every `maintenance.purge_interval_secs` (the first time at
+    /// once); the purge stops with the server.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let purges = self
+            .purge_every
+            .map(|every| tokio::spawn(purge_periodically(self.gatehouse.clone(), every, stopped)));
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        drop(stop);
+        if let Some(task) = purges {
+            let _ = task.await;
+        }
+        served
+    }
+}
+
+/// Purges expired rows every `every` until `stop` completes (or its sender is dropped). A
+/// purge cut short by the stop loses nothing: each batch is its own transaction, and what is
+/// left is purged next time. Failures are logged and the next purge comes all the same.
+async fn purge_periodically(
+    gh: Arc<Gatehouse>,
+    every: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = ticks.tick() => {}
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            purged = gh.purge_expired() => match purged {
+                Ok(n) if n.total() > 0 => tracing::info!(
+                    sessions = n.sessions,
+                    revoked_tokens = n.revoked_tokens,
+                    verification_codes = n.verification_codes,
+                    sign_in_failures = n.sign_in_failures,
+                    audit_events = n.audit_events,
+                    "purged expired rows"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e.for_operator(), "purging expired rows failed; trying again later"),
+            },
+        }
     }
 }
 

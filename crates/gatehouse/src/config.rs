@@ -29,6 +29,24 @@ pub struct Config {
     pub password_hashing: PasswordHashing,
     pub messages: Messages,
     pub limits: Limits,
+    pub maintenance: Maintenance,
+}
+
+/// Background work of the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Maintenance {
+    /// Seconds between purges of expired rows (sessions, revoked token ids, verification
+    /// codes, failed sign-ins, audit events past their pool's retention). 0 turns it off.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self {
+            purge_interval_secs: 600,
+        }
+    }
 }
 
 /// Failed attempts allowed per source address and per app client on the endpoints that check
@@ -181,6 +199,7 @@ impl Default for Config {
             password_hashing: PasswordHashing::default(),
             messages: Messages::default(),
             limits: Limits::default(),
+            maintenance: Maintenance::default(),
         }
     }
 }
@@ -315,6 +334,16 @@ mod tests {
         c.messages.smtp_tls = SmtpTls::NoneInsecure;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("smtp_ca_file"), "{err}");
+    }
+
+    #[test]
+    fn purges_run_every_ten_minutes_unless_told_otherwise() {
+        assert_eq!(Config::default().maintenance.purge_interval_secs, 600);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, "[maintenance]\npurge_interval_secs = 0\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.maintenance.purge_interval_secs, 0);
     }
 
     #[test]

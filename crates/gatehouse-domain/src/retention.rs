@@ -1,0 +1,63 @@
+//! How long rows that no longer decide anything are kept before the store deletes them
+//! ([`crate::store::Store::purge_expired`]).
+//!
+//! - A session is kept for [`PurgePolicy::session_grace_secs`] after it expired or was
+//!   revoked, so that "why was I signed out" stays answerable for a week.
+//! - A revoked (or used) token id is kept until [`PurgePolicy::revocation_margin_secs`] after
+//!   its own expiry: past that every instance refuses the token as expired, even one whose
+//!   clock is a little behind. The newest revocation of each pool is always kept: its `seq`
+//!   is where the next one is numbered from and where readers' cursors stand.
+//! - A verification code is deleted once it has expired.
+//! - A run of failed sign-ins is deleted once it would be forgotten anyway
+//!   ([`crate::lockout::LockoutPolicy::reset_after_secs`] without failures) and its lock, if
+//!   any, has ended.
+//! - Audit events are kept as long as their pool's
+//!   [`crate::pool::PoolSettings::audit_retention_days`] says: forever by default.
+
+use crate::lockout::LockoutPolicy;
+
+/// Seconds in a day, for retention given in days.
+pub const DAY_SECS: i64 = 24 * 60 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgePolicy {
+    /// How long a session is kept after it expired or was revoked.
+    pub session_grace_secs: i64,
+    /// How long a revoked token id is kept after the token's own expiry.
+    pub revocation_margin_secs: i64,
+    /// Quiet time after which a run of failed sign-ins is deleted (its lock having ended).
+    pub failure_quiet_secs: i64,
+    /// Most rows one statement deletes; each batch is its own short transaction.
+    pub batch: u32,
+}
+
+impl Default for PurgePolicy {
+    fn default() -> Self {
+        Self {
+            session_grace_secs: 7 * DAY_SECS,
+            revocation_margin_secs: 10 * 60,
+            failure_quiet_secs: LockoutPolicy::default().reset_after_secs,
+            batch: 1_000,
+        }
+    }
+}
+
+/// Rows deleted by one purge, per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub sessions: u64,
+    pub revoked_tokens: u64,
+    pub verification_codes: u64,
+    pub sign_in_failures: u64,
+    pub audit_events: u64,
+}
+
+impl PurgeCounts {
+    pub fn total(&self) -> u64 {
+        self.sessions
+            + self.revoked_tokens
+            + self.verification_codes
+            + self.sign_in_failures
+            + self.audit_events
+    }
+}
