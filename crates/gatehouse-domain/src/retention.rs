@@ -11,10 +11,14 @@
 //! - A run of failed sign-ins is deleted once it would be forgotten anyway
 //!   ([`crate::lockout::LockoutPolicy::reset_after_secs`] without failures) and its lock, if
 //!   any, has ended.
+//! - A count of codes sent is deleted once its window has closed.
 //! - Audit events are kept as long as their pool's
 //!   [`crate::pool::PoolSettings::audit_retention_days`] says: forever by default.
 
 use crate::lockout::LockoutPolicy;
+
+/// The window of the limits on codes sent (per user and per destination).
+pub const CODE_WINDOW_SECS: i64 = 60 * 60;
 
 /// Seconds in a day, for retention given in days.
 pub const DAY_SECS: i64 = 24 * 60 * 60;
@@ -27,6 +31,9 @@ pub struct PurgePolicy {
     pub revocation_margin_secs: i64,
     /// Quiet time after which a run of failed sign-ins is deleted (its lock having ended).
     pub failure_quiet_secs: i64,
+    /// The window of the limits on codes sent: a count whose window opened longer ago than
+    /// this has closed and is deleted.
+    pub code_window_secs: i64,
     /// Most rows one statement deletes; each batch is its own short transaction.
     pub batch: u32,
 }
@@ -37,6 +44,7 @@ impl Default for PurgePolicy {
             session_grace_secs: 7 * DAY_SECS,
             revocation_margin_secs: 10 * 60,
             failure_quiet_secs: LockoutPolicy::default().reset_after_secs,
+            code_window_secs: CODE_WINDOW_SECS,
             batch: 1_000,
         }
     }
@@ -49,6 +57,7 @@ pub struct PurgeCounts {
     pub revoked_tokens: u64,
     pub verification_codes: u64,
     pub sign_in_failures: u64,
+    pub code_issuance: u64,
     pub audit_events: u64,
 }
 
@@ -58,6 +67,7 @@ impl PurgeCounts {
             + self.revoked_tokens
             + self.verification_codes
             + self.sign_in_failures
+            + self.code_issuance
             + self.audit_events
     }
 }

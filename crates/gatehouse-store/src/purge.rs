@@ -43,6 +43,11 @@ const SIGN_IN_FAILURES: &str = "DELETE FROM sign_in_failures \
        (SELECT pool_id, username FROM sign_in_failures \
          WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until < $2) LIMIT $3)";
 
+/// Windows of codes sent that opened before `$1` (and so have closed).
+const CODE_ISSUANCE: &str = "DELETE FROM code_issuance \
+     WHERE window_start < $1 AND (pool_id, quota_key) IN \
+       (SELECT pool_id, quota_key FROM code_issuance WHERE window_start < $1 LIMIT $2)";
+
 /// One pool's audit events recorded before `$2`.
 const AUDIT_EVENTS: &str = "DELETE FROM audit_events \
      WHERE pool_id = $1 AND at < $2 AND seq IN \
@@ -86,9 +91,19 @@ pub(crate) async fn purge_expired(
             SIGN_IN_FAILURES,
         )
         .await?,
+        code_issuance: in_batches(
+            store,
+            batch,
+            |q| {
+                q.bind(now.plus_secs(-policy.code_window_secs).as_secs())
+                    .bind(batch)
+            },
+            CODE_ISSUANCE,
+        )
+        .await?,
         audit_events: 0,
     };
-    for pool in pools::list(store).await? {
+    for pool in pools::list(store, None, None).await? {
         if let Some(cutoff) = pool.settings.audit_cutoff(now) {
             let id = pool.id.to_string();
             counts.audit_events += in_batches(

@@ -20,7 +20,7 @@ use crate::error::{ServiceError, ServiceResult};
 
 /// Codes sent in an hour, per user and attribute and per destination.
 pub const CODES_PER_HOUR: u32 = 5;
-const CODE_WINDOW_SECS: i64 = 3600;
+use gatehouse_domain::retention::CODE_WINDOW_SECS;
 
 /// Shortest temporary password issued, whatever the policy allows.
 pub const TEMPORARY_PASSWORD_MIN_CHARS: usize = 12;

@@ -99,6 +99,9 @@ pub async fn sessions_codes_and_failures_at_their_limits(db: &Db) {
         attribute: VerifiableAttribute::Email,
         code_sha256: [9; 32],
         expires_at,
+        attempts: 0,
+        destination: "someone@example.com".to_owned(),
+        sealed_code: None,
     };
     store
         .put_verification_code(&code(alice.id, at(-1)))
@@ -137,6 +140,19 @@ pub async fn sessions_codes_and_failures_at_their_limits(db: &Db) {
         Some(NOW)
     );
 
+    // Counts of codes sent: a window that opened a window's length ago has closed and goes.
+    let mut w = store.write(pool.id).await.unwrap();
+    for (key, opened) in [
+        ("closed", at(-policy.code_window_secs - 1)),
+        ("open", at(-policy.code_window_secs + 1)),
+    ] {
+        w.count_code_sent(key, opened, policy.code_window_secs, 5)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    w.commit().await.unwrap();
+
     let counts = store.purge_expired(NOW, &policy).await.unwrap();
     assert_eq!(
         counts,
@@ -144,6 +160,7 @@ pub async fn sessions_codes_and_failures_at_their_limits(db: &Db) {
             sessions: 2,
             verification_codes: 1,
             sign_in_failures: 2,
+            code_issuance: 1,
             ..PurgeCounts::default()
         }
     );
