@@ -235,6 +235,11 @@ impl Gatehouse {
         .await
     }
 
+    /// The operator's listing of a pool's clients (the CLI), with no permission check.
+    pub async fn list_app_clients_as_operator(&self, pool: &Pool) -> ServiceResult<Vec<AppClient>> {
+        Ok(self.store.list_clients(pool.id).await?)
+    }
+
     /// The operator's way to create a client (the CLI), with no permission check and the
     /// default grant types.
     pub async fn create_client_unchecked(

@@ -140,6 +140,27 @@ impl Gatehouse {
         Ok(Some(pool))
     }
 
+    /// The operator's listing (the CLI, with access to the database): a page of pools in slug
+    /// order, with no permission check.
+    pub async fn list_pools_as_operator(
+        &self,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> ServiceResult<crate::users::Page<Pool>> {
+        let after = cursor
+            .filter(|c| !c.is_empty())
+            .map(PoolSlug::parse)
+            .transpose()?;
+        let limit = crate::users::page_limit(limit);
+        let pools = self
+            .store
+            .list_pools_page(after.as_ref(), limit + 1)
+            .await?;
+        Ok(crate::users::Page::from_overfetch(pools, limit, |p| {
+            p.slug.to_string()
+        }))
+    }
+
     /// A page of pools in slug order, after `cursor` (a slug).
     pub async fn list_pools(
         &self,
@@ -153,18 +174,7 @@ impl Gatehouse {
                 "only staff administrators manage pools".to_owned(),
             ));
         }
-        let after = cursor
-            .filter(|c| !c.is_empty())
-            .map(PoolSlug::parse)
-            .transpose()?;
-        let limit = crate::users::page_limit(limit);
-        let pools = self
-            .store
-            .list_pools_page(after.as_ref(), limit + 1)
-            .await?;
-        Ok(crate::users::Page::from_overfetch(pools, limit, |p| {
-            p.slug.to_string()
-        }))
+        self.list_pools_as_operator(cursor, limit).await
     }
 
     /// Binds a pool to these host names, in this order, replacing its bindings: the first

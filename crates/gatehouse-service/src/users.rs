@@ -228,6 +228,16 @@ impl Gatehouse {
         limit: u32,
     ) -> ServiceResult<Page<User>> {
         principal.require(Permission::RetrieveUsers)?;
+        self.list_users_as_operator(pool, cursor, limit).await
+    }
+
+    /// The operator's listing of a pool's users (the CLI), with no permission check.
+    pub async fn list_users_as_operator(
+        &self,
+        pool: &Pool,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> ServiceResult<Page<User>> {
         let after = parse_user_cursor(cursor)?;
         let limit = page_limit(limit);
         let users = self

@@ -70,6 +70,8 @@ enum PoolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List pools in name order, a page at a time.
+    List(PageArgs),
     /// Replace the host names bound to a pool (none unbinds it). The first host names the
     /// pool's issuer: when the issuer changes, tokens issued under the old one are refused.
     SetHosts {
@@ -86,6 +88,25 @@ enum PoolCommand {
 enum UserCommand {
     /// Create a user. Without --password-stdin a temporary password is delivered to it.
     Create(UserCreate),
+    /// List a pool's users in username order, a page at a time.
+    List {
+        #[arg(long)]
+        pool: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+/// A page of a listing: where to start and how many (1 to 1000).
+#[derive(Debug, Args)]
+struct PageArgs {
+    /// Start after this name (the `next` of the previous page).
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    limit: u32,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +137,13 @@ enum ClientCommand {
         name: String,
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a pool's app clients (never their secrets).
+    List {
+        #[arg(long)]
+        pool: String,
         #[arg(long)]
         json: bool,
     },
@@ -229,6 +257,92 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             Ok(())
         }
         Command::User(UserCommand::Create(args)) => create_user(config, args).await,
+        Command::Pool(PoolCommand::List(page)) => {
+            let gh = services(config).await?;
+            let found = gh
+                .list_pools_as_operator(page.cursor.as_deref(), page.limit)
+                .await
+                .map_err(|e| e.for_operator())?;
+            let rows: Vec<serde_json::Value> = found
+                .items
+                .iter()
+                .map(|p| {
+                    let hosts: Vec<&str> = p.hosts.iter().map(HostName::as_str).collect();
+                    json!({"pool": p.slug.as_str(), "id": p.id.to_string(),
+                        "issuer": gh.issuer(p), "hosts": hosts,
+                        "alg": p.settings.signing_alg.as_str()})
+                })
+                .collect();
+            print_page(page.json, "pools", &rows, found.next.as_deref(), |r| {
+                format!(
+                    "{}\t{}",
+                    r["pool"].as_str().unwrap_or(""),
+                    r["issuer"].as_str().unwrap_or("")
+                )
+            });
+            Ok(())
+        }
+        Command::User(UserCommand::List { pool, page }) => {
+            let gh = services(config).await?;
+            let pool = gh
+                .pool(&PoolSlug::parse(&pool).map_err(|e| e.to_string())?)
+                .await
+                .map_err(|e| e.for_operator())?;
+            let found = gh
+                .list_users_as_operator(&pool, page.cursor.as_deref(), page.limit)
+                .await
+                .map_err(|e| e.for_operator())?;
+            let rows: Vec<serde_json::Value> = found
+                .items
+                .iter()
+                .map(|u| {
+                    json!({"username": u.username.as_str(), "id": u.id.to_string(),
+                        "email": u.attributes.email, "status": u.status.as_str(),
+                        "enabled": u.enabled.is_enabled()})
+                })
+                .collect();
+            print_page(page.json, "users", &rows, found.next.as_deref(), |r| {
+                format!(
+                    "{}\t{}\t{}{}",
+                    r["username"].as_str().unwrap_or(""),
+                    r["email"].as_str().unwrap_or(""),
+                    r["status"].as_str().unwrap_or(""),
+                    if r["enabled"] == true {
+                        ""
+                    } else {
+                        "\tdisabled"
+                    }
+                )
+            });
+            Ok(())
+        }
+        Command::Client(ClientCommand::List { pool, json }) => {
+            let gh = services(config).await?;
+            let pool = gh
+                .pool(&PoolSlug::parse(&pool).map_err(|e| e.to_string())?)
+                .await
+                .map_err(|e| e.for_operator())?;
+            let clients = gh
+                .list_app_clients_as_operator(&pool)
+                .await
+                .map_err(|e| e.for_operator())?;
+            let rows: Vec<serde_json::Value> = clients
+                .iter()
+                .map(|c| {
+                    let scopes: Vec<&str> = c.scopes.iter().map(Scope::as_str).collect();
+                    json!({"client_id": c.client_id.as_str(), "name": c.name,
+                        "scopes": scopes, "confidential": c.secret_sha256.is_some()})
+                })
+                .collect();
+            print_page(json, "clients", &rows, None, |r| {
+                format!(
+                    "{}\t{}",
+                    r["client_id"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or("")
+                )
+            });
+            Ok(())
+        }
         Command::HashRate { seconds, json } => hash_rate(config, seconds, json).await,
         Command::Client(ClientCommand::Create {
             pool,
@@ -266,6 +380,27 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+/// Prints a listing: one JSON object `{kind: rows, "next": cursor or ""}` with `--json`, else a
+/// line per row and, when there is more, how to ask for it.
+fn print_page(
+    as_json: bool,
+    kind: &str,
+    rows: &[serde_json::Value],
+    next: Option<&str>,
+    line: impl Fn(&serde_json::Value) -> String,
+) {
+    if as_json {
+        println!("{}", json!({ kind: rows, "next": next.unwrap_or("") }));
+        return;
+    }
+    for row in rows {
+        println!("{}", line(row));
+    }
+    if let Some(next) = next {
+        println!("(more: --cursor {next})");
     }
 }
 

@@ -382,3 +382,115 @@ fn a_database_from_before_fingerprints_checks_its_sealed_keys() {
     );
     assert!(err.contains(&other.fingerprint()), "{err}");
 }
+
+#[test]
+fn operators_list_pools_users_and_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    for pool in ["beta", "alpha"] {
+        json_of(
+            gatehouse(dir.path())
+                .args(["pool", "create", pool, "--json"])
+                .output()
+                .unwrap(),
+        );
+    }
+    for name in ["carol", "bob", "dave"] {
+        let mut child = gatehouse(dir.path())
+            .args(["user", "create", "--pool", "alpha", name, "--email"])
+            .arg(format!("{name}@alpha.example"))
+            .args(["--name", name, "--password-stdin", "--json"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"a-long-password-1\n")
+            .unwrap();
+        json_of(child.wait_with_output().unwrap());
+    }
+    let client = json_of(
+        gatehouse(dir.path())
+            .args([
+                "client", "create", "--pool", "alpha", "--name", "ops", "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+
+    let pools = json_of(
+        gatehouse(dir.path())
+            .args(["pool", "list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let names: Vec<&str> = pools["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pool"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta", "staff"]);
+    assert_eq!(pools["next"], "");
+
+    // Two at a time: the first page names where the second starts.
+    let first = json_of(
+        gatehouse(dir.path())
+            .args(["user", "list", "--pool", "alpha", "--limit", "2", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let users = |page: &Value| -> Vec<String> {
+        page["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(users(&first), ["bob", "carol"]);
+    assert_eq!(first["next"], "carol");
+    let second = json_of(
+        gatehouse(dir.path())
+            .args([
+                "user", "list", "--pool", "alpha", "--limit", "2", "--cursor", "carol",
+            ])
+            .arg("--json")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(users(&second), ["dave"]);
+    assert_eq!(second["next"], "");
+    assert_eq!(second["users"][0]["status"], "CONFIRMED");
+
+    let clients = json_of(
+        gatehouse(dir.path())
+            .args(["client", "list", "--pool", "alpha", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(clients["clients"][0]["client_id"], client["client_id"]);
+    assert!(
+        !clients
+            .to_string()
+            .contains(client["client_secret"].as_str().unwrap())
+    );
+
+    // Text for people, and a clear error for a pool that does not exist.
+    let out = gatehouse(dir.path())
+        .args(["user", "list", "--pool", "alpha", "--limit", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bob\tbob@alpha.example\tCONFIRMED"), "{text}");
+    assert!(text.contains("(more: --cursor carol)"), "{text}");
+    let out = gatehouse(dir.path())
+        .args(["user", "list", "--pool", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
