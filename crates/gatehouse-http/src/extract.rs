@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use gatehouse_domain::ids::{GroupName, PoolSlug, Username};
 use gatehouse_domain::pool::Pool;
@@ -132,13 +132,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
+/// The credentials of an `Authorization` header of `scheme` (any case, as clients send it).
+fn authorization<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (sent, credentials) = value.split_once(' ')?;
+    sent.eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim())
+}
+
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    authorization(&parts.headers, "bearer").filter(|t| !t.is_empty())
+}
+
+/// The base64 credentials of HTTP Basic authentication, not yet decoded.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<&str> {
+    authorization(headers, "basic")
 }
 
 /// The principal proven by the request's bearer token, in the request's pool.

@@ -29,6 +29,7 @@ use ipnet::IpNet;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::basic_credentials;
 
 /// Buckets kept at most per kind; past this, full buckets are forgotten first.
 const MAX_BUCKETS: usize = 100_000;
@@ -180,28 +181,21 @@ impl FailureLimits {
     }
 }
 
-/// The client a request names: its HTTP Basic user, else a `client_id` in its form or JSON
-/// body (an empty body names none).
-fn client_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    if let Some(basic) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-    {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let id = text.split_once(':').map_or(text.as_str(), |(id, _)| id);
-        return Some(id.to_owned());
-    }
+/// The client named by HTTP Basic credentials (their user part, as sent).
+fn basic_client(headers: &HeaderMap) -> Option<String> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic_credentials(headers)?)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let id = text.split_once(':').map_or(text.as_str(), |(id, _)| id);
+    Some(id.to_owned())
+}
+
+/// The `client_id` of a form or (when `json`) JSON body.
+fn body_client(json: bool, body: &[u8]) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json"));
     if json {
         #[derive(serde::Deserialize)]
         struct Named {
@@ -212,6 +206,13 @@ fn client_of(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     form_urlencoded::parse(body)
         .find(|(k, _)| k == "client_id")
         .map(|(_, v)| v.into_owned())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"))
 }
 
 /// Whether `status` from `path` is a failed attempt at a secret.
@@ -248,25 +249,31 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return too_many(wait);
     }
     // The client is named by its Basic credentials, or else by its body: that is read here
-    // (the handler reads the same bytes) only when there is no Basic header.
-    let basic = client_of(req.headers(), b"");
+    // (the handler reads the same bytes) only when there is no Basic header, and parsed only
+    // when some client has failed lately or the answer is a failure.
     let path = req.uri().path().to_owned();
-    let (req, body_client) = if basic.is_some() {
+    let basic = basic_client(req.headers());
+    let (req, body) = if basic.is_some() {
         (req, None)
     } else {
+        let json = is_json(req.headers());
         let (parts, body) = req.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
             return ApiError::bad_request("the request body is too large or unreadable")
                 .into_response();
         };
-        let named = client_of(&parts.headers, &bytes);
-        (Request::from_parts(parts, Body::from(bytes)), named)
+        (
+            Request::from_parts(parts, Body::from(bytes.clone())),
+            Some((json, bytes)),
+        )
     };
-    let client = basic.or(body_client);
-    if let Some(wait) = client
-        .as_ref()
-        .filter(|_| !limits.clients.is_empty())
-        .and_then(|c| limits.clients.wait(c, now))
+    let client = || {
+        basic
+            .clone()
+            .or_else(|| body.as_ref().and_then(|(json, b)| body_client(*json, b)))
+    };
+    if !limits.clients.is_empty()
+        && let Some(wait) = client().and_then(|c| limits.clients.wait(&c, now))
     {
         return too_many(wait);
     }
@@ -276,7 +283,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         if let Some(ip) = source {
             limits.addresses.fail(ip, now);
         }
-        if let Some(client) = client {
+        if let Some(client) = client() {
             limits.clients.fail(client, now);
         }
     }
@@ -336,18 +343,23 @@ mod tests {
             header::AUTHORIZATION,
             "Basic YWJjOnNlY3JldA==".parse().unwrap(),
         );
-        assert_eq!(client_of(&h, b""), Some("abc".to_owned()));
-        let mut j = HeaderMap::new();
-        j.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert_eq!(basic_client(&h), Some("abc".to_owned()));
+        // Clients write the scheme in any case; the token endpoint accepts them all.
+        h.insert(
+            header::AUTHORIZATION,
+            "basic YWJjOnNlY3JldA==".parse().unwrap(),
+        );
+        assert_eq!(basic_client(&h), Some("abc".to_owned()));
+        assert_eq!(basic_client(&HeaderMap::new()), None);
         assert_eq!(
-            client_of(&j, br#"{"client_id":"xyz"}"#),
+            body_client(true, br#"{"client_id":"xyz"}"#),
             Some("xyz".to_owned())
         );
-        assert_eq!(client_of(&j, b"not json"), None);
-        let f = HeaderMap::new();
+        assert_eq!(body_client(true, b"not json"), None);
         assert_eq!(
-            client_of(&f, b"grant_type=x&client_id=q%20r"),
+            body_client(false, b"grant_type=x&client_id=q%20r"),
             Some("q r".to_owned())
         );
+        assert_eq!(body_client(false, b""), None);
     }
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, OAuthResponseError, no_store};
-use crate::extract::{Authenticated, Meta, PoolCtx};
+use crate::extract::{Authenticated, Meta, PoolCtx, basic_credentials};
 
 /// The form of every OAuth request; unknown parameters are ignored (RFC 6749 §3.2).
 #[derive(Debug, Default)]
@@ -116,12 +116,7 @@ fn client_credentials(
     headers: &HeaderMap,
     form: &OAuthForm,
 ) -> Result<ClientCredentials, OAuthResponseError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-        .map(|(_, rest)| rest.trim().to_owned());
+    let basic = basic_credentials(headers);
     match (basic, &form.client_secret) {
         (Some(_), Some(_)) => Err(OAuthResponseError::invalid_request(
             "use one client authentication method, not two",

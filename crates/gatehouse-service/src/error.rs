@@ -51,6 +51,19 @@ impl ServiceError {
         ServiceError::Internal(InternalError::new(detail))
     }
 
+    /// Too many attempts: the next may be made at `at` (at least a second from `now`).
+    pub fn throttled_until(
+        detail: impl Into<String>,
+        at: gatehouse_domain::time::Timestamp,
+        now: gatehouse_domain::time::Timestamp,
+    ) -> Self {
+        let wait = (at.as_secs() - now.as_secs()).max(1);
+        ServiceError::Throttled {
+            detail: detail.into(),
+            retry_after_secs: u32::try_from(wait).unwrap_or(u32::MAX),
+        }
+    }
+
     /// The error as the operator who runs Gatehouse reads it (the command line, start-up):
     /// with the detail of an internal failure, which clients never see.
     pub fn for_operator(&self) -> String {

@@ -54,14 +54,6 @@ fn not_authorized() -> ServiceError {
     ServiceError::Unauthenticated("incorrect username or password".to_owned())
 }
 
-fn too_many_attempts(at: Timestamp, now: Timestamp) -> ServiceError {
-    let wait = (at.as_secs() - now.as_secs()).max(1);
-    ServiceError::Throttled {
-        detail: "too many failed sign-ins for this username; try again later".to_owned(),
-        retry_after_secs: u32::try_from(wait).unwrap_or(u32::MAX),
-    }
-}
-
 impl Gatehouse {
     /// The app client a sign-in goes through: a public client by id, a confidential one with
     /// its secret.
@@ -103,9 +95,9 @@ impl Gatehouse {
         pool: &Pool,
         name: &Username,
         policy: &LockoutPolicy,
+        now: Timestamp,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        let now = self.now();
         let failures = self
             .store
             .record_sign_in_failure(pool.id, name, now, policy)
@@ -148,7 +140,11 @@ impl Gatehouse {
         {
             earlier_failures = true;
             if let Some(at) = policy.next_attempt_at(&failures, now) {
-                return Err(too_many_attempts(at, now));
+                return Err(ServiceError::throttled_until(
+                    "too many failed sign-ins for this username; try again later",
+                    at,
+                    now,
+                ));
             }
         }
         let user = match &name {
@@ -166,7 +162,7 @@ impl Gatehouse {
         };
         let (Some(user), Some(credential), true) = (user, credential, matches) else {
             if let Some(name) = &name {
-                self.count_sign_in_failure(pool, name, &policy, meta)
+                self.count_sign_in_failure(pool, name, &policy, now, meta)
                     .await?;
             }
             return Err(not_authorized());

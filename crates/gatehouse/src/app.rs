@@ -341,6 +341,7 @@ async fn purge_periodically(
                     revoked_tokens = n.revoked_tokens,
                     verification_codes = n.verification_codes,
                     sign_in_failures = n.sign_in_failures,
+                    code_issuance = n.code_issuance,
                     audit_events = n.audit_events,
                     "purged expired rows"
                 ),

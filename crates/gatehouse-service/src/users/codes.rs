@@ -132,11 +132,11 @@ impl Gatehouse {
                 .count_code_sent(key, now, CODE_WINDOW_SECS, CODES_PER_HOUR)
                 .await?
             {
-                let wait = (reopens.as_secs() - now.as_secs()).max(1);
-                return Err(ServiceError::Throttled {
-                    detail: "too many codes were sent lately; try again later".to_owned(),
-                    retry_after_secs: u32::try_from(wait).unwrap_or(u32::MAX),
-                });
+                return Err(ServiceError::throttled_until(
+                    "too many codes were sent lately; try again later",
+                    reopens,
+                    now,
+                ));
             }
         }
         let label = format!("code:{user}:{}", attribute.as_str());
