@@ -76,6 +76,8 @@ actions! {
     PoolCreated => "pool.created",
     PoolSettingsUpdated => "pool.settings_updated",
     PoolHostsChanged => "pool.hosts_changed",
+    PoolDeleted => "pool.deleted",
+    SigningKeyRotated => "pool.signing_key_rotated",
     UserSignedIn => "user.signed_in",
     UserSignInFailed => "user.sign_in_failed",
     UserLockedOut => "user.locked_out",

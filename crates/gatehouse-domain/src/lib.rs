@@ -11,6 +11,7 @@ pub mod lockout;
 pub mod permission;
 pub mod pool;
 pub mod retention;
+pub mod rotation;
 pub mod session;
 pub mod store;
 pub mod time;

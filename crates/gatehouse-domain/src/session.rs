@@ -54,6 +54,8 @@ pub enum ActorKind {
     User,
     Client,
     System,
+    /// Whoever ran the command line on the database.
+    Operator,
 }
 
 impl Actor {

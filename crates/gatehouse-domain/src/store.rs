@@ -42,6 +42,8 @@ pub struct SigningKeyRecord {
     /// The public JWK, as JSON text.
     pub public_jwk: String,
     pub created_at: Timestamp,
+    /// When the key took its state: for a previous key, when it stopped signing.
+    pub state_since: Timestamp,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -134,6 +136,10 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
     async fn signing_keys(&self, pool: PoolId) -> StoreResult<Vec<SigningKeyRecord>>;
+    /// Deletes a pool with everything in it (users, groups, clients, keys, sessions, codes),
+    /// and appends `audit` (an event of another pool, since this one's log goes with it;
+    /// audit rows have no foreign key and outlive what they describe).
+    async fn delete_pool(&self, pool: PoolId, audit: &AuditEvent) -> StoreResult<()>;
 
     // Users.
 

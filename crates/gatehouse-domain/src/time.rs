@@ -15,6 +15,17 @@ impl Timestamp {
     pub fn as_secs(self) -> i64 {
         self.0
     }
+
+    /// As RFC 3339 text in UTC (`2023-11-14T22:13:20Z`); the seconds, if out of its range.
+    pub fn to_rfc3339(self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| self.0.to_string())
+    }
 }
 
 impl fmt::Display for Timestamp {

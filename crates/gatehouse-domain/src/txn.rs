@@ -16,7 +16,7 @@ use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::pool::PoolSettings;
 use crate::session::{RevokedToken, Session};
-use crate::store::StoreResult;
+use crate::store::{SigningKeyRecord, StoreResult};
 use crate::time::Timestamp;
 use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
@@ -53,6 +53,9 @@ pub trait PoolWrite: Send {
     async fn group(&mut self, name: &GroupName) -> StoreResult<Option<Group>>;
     async fn session(&mut self, id: SessionId) -> StoreResult<Option<Session>>;
     async fn client(&mut self, id: &ClientId) -> StoreResult<Option<AppClient>>;
+    /// The pool's signing keys, oldest first. Locks the pool row, so that two rotations run
+    /// one after the other.
+    async fn signing_keys(&mut self) -> StoreResult<Vec<SigningKeyRecord>>;
 
     // Writes.
 
@@ -67,6 +70,8 @@ pub trait PoolWrite: Send {
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
     async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
+    /// Replaces the pool's signing keys with exactly `keys`.
+    async fn replace_signing_keys(&mut self, keys: &[SigningKeyRecord]) -> StoreResult<()>;
     /// Counts one code sent under `key` (a user's attribute, or a destination address) in a
     /// window of `window_secs` that opens with its first code. `Err(reopens)` when that makes
     /// more than `max` in the window: nothing may be sent until the window reopens.

@@ -148,6 +148,7 @@ impl Gatehouse {
             _ if !in_pool => Standing::NotAsked,
             Subject::User { id, .. } => Standing::User(*id),
             Subject::Client { client_id } => Standing::Client(client_id.clone()),
+            Subject::Operator { .. } => Standing::NotAsked,
         };
         let self_id = match &caller.subject {
             Subject::User { id, .. } if in_pool => Some(*id),

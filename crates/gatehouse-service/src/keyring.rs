@@ -1,7 +1,10 @@
-//! Each pool's signing keys, opened from the store once and kept in memory.
+//! Each pool's signing keys, opened from the store and kept in memory. A rotation made by
+//! another process (the CLI, another instance) is seen after at most [`KEYS_TTL`], and at once
+//! by a token that names a key this process has not loaded yet.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use gatehouse_crypto::jws::VerifyingKey;
 use gatehouse_crypto::keys::{self, MasterKey, PublicJwk, SigningKey};
@@ -26,9 +29,23 @@ impl PoolKeys {
     }
 }
 
+/// How long loaded keys are trusted before the store is asked again.
+const KEYS_TTL: Duration = Duration::from_secs(2);
+/// A token naming an unknown key makes this process ask the store at once, at most this often
+/// per pool (tokens with made-up key ids cost no more than one read per pool per interval).
+const UNKNOWN_KID_RELOAD: Duration = Duration::from_millis(250);
+
+struct Loaded {
+    keys: Arc<PoolKeys>,
+    /// What the keys were loaded from: an unchanged key set keeps its opened keys, and what
+    /// was verified with them ([`crate::verified`]).
+    shape: Vec<(String, KeyState)>,
+    at: Instant,
+}
+
 pub struct Keyring {
     master: MasterKey,
-    loaded: RwLock<HashMap<PoolId, Arc<PoolKeys>>>,
+    loaded: RwLock<HashMap<PoolId, Loaded>>,
 }
 
 impl Keyring {
@@ -83,14 +100,51 @@ impl Keyring {
             sealed_private_key: sealed,
             public_jwk,
             created_at: now,
+            state_since: now,
         })
     }
 
+    /// The pool's keys: those loaded in the last [`KEYS_TTL`], else the store's.
     pub async fn keys(&self, store: &dyn Store, pool: PoolId) -> ServiceResult<Arc<PoolKeys>> {
-        if let Some(k) = self.cached(pool) {
+        if let Some(k) = self.cached(pool, KEYS_TTL) {
             return Ok(k);
         }
+        self.load(store, pool).await
+    }
+
+    /// After a token named a key that `stale` lacks: the store's keys, if they were not read
+    /// in the last [`UNKNOWN_KID_RELOAD`] and differ from `stale`.
+    pub async fn keys_after_unknown_kid(
+        &self,
+        store: &dyn Store,
+        pool: PoolId,
+        stale: &Arc<PoolKeys>,
+    ) -> ServiceResult<Option<Arc<PoolKeys>>> {
+        if self.cached(pool, UNKNOWN_KID_RELOAD).is_some() {
+            return Ok(None);
+        }
+        let fresh = self.load(store, pool).await?;
+        Ok((!Arc::ptr_eq(&fresh, stale)).then_some(fresh))
+    }
+
+    /// Drops what this process loaded of the pool (after it rotated the pool's keys here).
+    pub fn forget(&self, pool: PoolId) {
+        if let Ok(mut map) = self.loaded.write() {
+            map.remove(&pool);
+        }
+    }
+
+    async fn load(&self, store: &dyn Store, pool: PoolId) -> ServiceResult<Arc<PoolKeys>> {
         let records = store.signing_keys(pool).await?;
+        let shape: Vec<(String, KeyState)> =
+            records.iter().map(|r| (r.kid.clone(), r.state)).collect();
+        if let Ok(mut map) = self.loaded.write()
+            && let Some(loaded) = map.get_mut(&pool)
+            && loaded.shape == shape
+        {
+            loaded.at = Instant::now();
+            return Ok(loaded.keys.clone());
+        }
         let mut signing = None;
         let mut verifying = Vec::new();
         let mut jwks = Vec::new();
@@ -116,12 +170,21 @@ impl Keyring {
             jwks,
         });
         if let Ok(mut map) = self.loaded.write() {
-            map.insert(pool, keys.clone());
+            map.insert(
+                pool,
+                Loaded {
+                    keys: keys.clone(),
+                    shape,
+                    at: Instant::now(),
+                },
+            );
         }
         Ok(keys)
     }
 
-    fn cached(&self, pool: PoolId) -> Option<Arc<PoolKeys>> {
-        self.loaded.read().ok()?.get(&pool).cloned()
+    fn cached(&self, pool: PoolId, ttl: Duration) -> Option<Arc<PoolKeys>> {
+        let map = self.loaded.read().ok()?;
+        let loaded = map.get(&pool)?;
+        (loaded.at.elapsed() < ttl).then(|| loaded.keys.clone())
     }
 }

@@ -18,6 +18,7 @@ pub mod principal;
 mod revocations;
 pub mod settings;
 pub mod signin;
+pub mod signing_keys;
 pub mod tokens;
 pub mod users;
 mod verified;
@@ -32,7 +33,7 @@ use gatehouse_domain::time::{Clock, Timestamp};
 use gatehouse_domain::urls::PublicUrl;
 
 pub use error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
-pub use principal::{Principal, RequestMeta};
+pub use principal::{Operator, Principal, RequestMeta};
 
 use crate::audit_sink::AuditSink;
 use crate::clients::ClientCache;

@@ -13,7 +13,7 @@ use gatehouse_domain::store::KeyState;
 use crate::audit::EventExt;
 use crate::cache::TtlCache;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Gatehouse, Principal, RequestMeta};
+use crate::{Gatehouse, Operator, Principal, RequestMeta};
 
 /// How long a pool row read from the store is trusted.
 const POOL_CACHE_TTL: Duration = Duration::from_secs(2);
@@ -195,14 +195,49 @@ impl Gatehouse {
         self.change_hosts(slug, hosts, Some(principal), meta).await
     }
 
-    /// [`Gatehouse::set_pool_hosts`] for the operator's command line, which has no principal.
+    /// [`Gatehouse::set_pool_hosts`] for the operator's command line.
     pub async fn set_pool_hosts_as_operator(
         &self,
+        operator: &Operator,
         slug: &PoolSlug,
         hosts: Vec<HostName>,
     ) -> ServiceResult<HostChange> {
-        self.change_hosts(slug, hosts, None, &RequestMeta::default())
+        let principal = operator.in_pool(slug);
+        self.change_hosts(slug, hosts, Some(&principal), &RequestMeta::default())
             .await
+    }
+
+    /// Deletes a pool with everything in it: its users, groups, app clients, keys and
+    /// sessions. Its tokens are refused from then on (by other instances once their cached
+    /// pool row expires, within seconds). The deletion is recorded in the staff pool's audit
+    /// log, since the pool's own goes with it. The staff pool cannot be deleted.
+    pub async fn delete_pool_as_operator(
+        &self,
+        operator: &Operator,
+        slug: &PoolSlug,
+        meta: &RequestMeta,
+    ) -> ServiceResult<Pool> {
+        if slug.is_staff() {
+            return Err(ServiceError::Conflict(
+                "the staff pool cannot be deleted: staff sign in to every pool through it"
+                    .to_owned(),
+            ));
+        }
+        let pool = self
+            .store
+            .pool_by_slug(slug)
+            .await?
+            .ok_or(ServiceError::NotFound("pool"))?;
+        let staff = self.pool(&PoolSlug::staff()).await?;
+        let principal = operator.in_pool(slug);
+        let event = self
+            .event(&staff, AuditAction::PoolDeleted, Some(&principal), meta)
+            .subject(slug)
+            .detail("pool_id", pool.id);
+        self.store.delete_pool(pool.id, &event).await?;
+        self.pools.forget(slug);
+        self.keyring.forget(pool.id);
+        Ok(pool)
     }
 
     async fn change_hosts(

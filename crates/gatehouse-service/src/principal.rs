@@ -19,8 +19,53 @@ pub struct Principal {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    User { id: UserId, username: Username },
-    Client { client_id: ClientId },
+    User {
+        id: UserId,
+        username: Username,
+    },
+    Client {
+        client_id: ClientId,
+    },
+    /// Whoever runs the command line on the database: it holds every permission and
+    /// dominates every user. No token ever yields this subject; only
+    /// [`Operator::in_pool`] makes it.
+    Operator {
+        name: String,
+    },
+}
+
+/// Whoever runs the command line on the database (the account that ran the command). The
+/// operator holds every permission in every pool and dominates every user; only the command
+/// line makes one, never a token.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    name: String,
+}
+
+impl Operator {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+        }
+    }
+
+    /// The operator acting in `pool`, as a principal for the service's checks.
+    pub fn in_pool(&self, pool: &PoolSlug) -> Principal {
+        Principal {
+            subject: Subject::Operator {
+                name: self.name.clone(),
+            },
+            home_pool: pool.clone(),
+            permissions: PermissionSet::from_permissions(Permission::ALL.iter().copied()),
+            token: TokenFacts {
+                jti: String::new(),
+                sid: None,
+                client_id: None,
+                act: None,
+                expires_at: i64::MAX,
+            },
+        }
+    }
 }
 
 /// Facts read from the verified token.
@@ -48,7 +93,7 @@ impl Principal {
     pub fn user_id(&self) -> Option<UserId> {
         match &self.subject {
             Subject::User { id, .. } => Some(*id),
-            Subject::Client { .. } => None,
+            Subject::Client { .. } | Subject::Operator { .. } => None,
         }
     }
 
@@ -104,6 +149,13 @@ impl Principal {
                 username: None,
                 pool: self.home_pool.clone(),
                 client_id: Some(client_id.clone()),
+            },
+            Subject::Operator { name } => Actor {
+                kind: ActorKind::Operator,
+                id: name.clone(),
+                username: None,
+                pool: self.home_pool.clone(),
+                client_id: None,
             },
         }
     }

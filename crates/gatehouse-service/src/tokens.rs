@@ -302,7 +302,7 @@ impl Gatehouse {
             Some(_) => return Ok(Err(InvalidToken::ForeignIssuer)),
             None => return Ok(Err(InvalidToken::Signature)),
         };
-        let keys = self
+        let mut keys = self
             .keyring
             .keys(self.store.as_ref(), issuer_pool.id)
             .await?;
@@ -319,17 +319,27 @@ impl Gatehouse {
                     issuer: &issuer,
                     audience: None,
                 };
-                let claims: AccessClaims =
-                    match jws::verify(token, |kid| keys.verifying_key(kid), &expect) {
-                        Ok(c) => c,
-                        Err(
-                            JwsError::Malformed
-                            | JwsError::AlgorithmNotAllowed
-                            | JwsError::WrongType(_)
-                            | JwsError::UnknownKey
-                            | JwsError::Invalid(_),
-                        ) => return Ok(Err(InvalidToken::Signature)),
-                    };
+                let mut verified = jws::verify(token, |kid| keys.verifying_key(kid), &expect);
+                // A key this process has not loaded yet: rotated in by another process.
+                if matches!(verified, Err(JwsError::UnknownKey))
+                    && let Some(fresh) = self
+                        .keyring
+                        .keys_after_unknown_kid(self.store.as_ref(), issuer_pool.id, &keys)
+                        .await?
+                {
+                    verified = jws::verify(token, |kid| fresh.verifying_key(kid), &expect);
+                    keys = fresh;
+                }
+                let claims: AccessClaims = match verified {
+                    Ok(c) => c,
+                    Err(
+                        JwsError::Malformed
+                        | JwsError::AlgorithmNotAllowed
+                        | JwsError::WrongType(_)
+                        | JwsError::UnknownKey
+                        | JwsError::Invalid(_),
+                    ) => return Ok(Err(InvalidToken::Signature)),
+                };
                 self.verified.put(
                     token,
                     issuer_pool.id,

@@ -153,15 +153,64 @@ pub(crate) async fn signing_keys(
     store: &SqlStore,
     pool: PoolId,
 ) -> StoreResult<Vec<SigningKeyRecord>> {
-    let rows = sqlx::query(
-        "SELECT pool_id, kid, alg, state, sealed_private_key, public_jwk, created_at \
-         FROM signing_keys WHERE pool_id = $1 ORDER BY created_at, kid",
-    )
-    .bind(pool.to_string())
-    .fetch_all(&store.pool)
-    .await
-    .store()?;
+    let rows = sqlx::query(SELECT_KEYS)
+        .bind(pool.to_string())
+        .fetch_all(&store.pool)
+        .await
+        .store()?;
     rows.iter().map(key_from_row).collect()
+}
+
+const SELECT_KEYS: &str = "SELECT pool_id, kid, alg, state, sealed_private_key, public_jwk, \
+     created_at, COALESCE(state_since, created_at) AS state_since \
+     FROM signing_keys WHERE pool_id = $1 ORDER BY created_at, kid";
+
+/// The pool's keys inside a write transaction, after taking the pool's row lock.
+pub(crate) async fn signing_keys_in(
+    conn: &mut AnyConnection,
+    pool: PoolId,
+) -> StoreResult<Vec<SigningKeyRecord>> {
+    lock_pool(conn, pool).await?;
+    let rows = sqlx::query(SELECT_KEYS)
+        .bind(pool.to_string())
+        .fetch_all(&mut *conn)
+        .await
+        .store()?;
+    rows.iter().map(key_from_row).collect()
+}
+
+pub(crate) async fn replace_keys_in(
+    conn: &mut AnyConnection,
+    pool: PoolId,
+    keys: &[SigningKeyRecord],
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM signing_keys WHERE pool_id = $1")
+        .bind(pool.to_string())
+        .execute(&mut *conn)
+        .await
+        .store()?;
+    for key in keys {
+        if key.pool != pool {
+            return Err(StoreError::Backend(
+                "a signing key of another pool was given to a pool's transaction".to_owned(),
+            ));
+        }
+        insert_key(conn, pool, key).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the pool; its rows in every other table go with it (`ON DELETE CASCADE`).
+pub(crate) async fn delete(store: &SqlStore, pool: PoolId, event: &AuditEvent) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    let done = sqlx::query("DELETE FROM pools WHERE id = $1")
+        .bind(pool.to_string())
+        .execute(&mut *tx)
+        .await
+        .store()?;
+    expect_row(done.rows_affected())?;
+    audit::insert(&mut tx, event).await?;
+    tx.commit().await.store()
 }
 
 /// Takes the pool's row lock for the rest of the transaction (a no-op write: PostgreSQL locks
@@ -207,8 +256,8 @@ async fn insert_key(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO signing_keys \
-         (pool_id, kid, alg, state, sealed_private_key, public_jwk, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         (pool_id, kid, alg, state, sealed_private_key, public_jwk, created_at, state_since) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(pool.to_string())
     .bind(key.kid.as_str())
@@ -217,6 +266,7 @@ async fn insert_key(
     .bind(key.sealed_private_key.as_slice())
     .bind(key.public_jwk.as_str())
     .bind(key.created_at.as_secs())
+    .bind(key.state_since.as_secs())
     .execute(&mut *conn)
     .await
     .conflict("a signing key with this kid already exists")?;
@@ -260,5 +310,6 @@ fn key_from_row(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
         sealed_private_key: get(row, "sealed_private_key")?,
         public_jwk: get(row, "public_jwk")?,
         created_at: Timestamp(get(row, "created_at")?),
+        state_since: Timestamp(get(row, "state_since")?),
     })
 }

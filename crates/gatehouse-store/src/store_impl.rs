@@ -88,6 +88,10 @@ impl Store for SqlStore {
         pools::signing_keys(self, pool).await
     }
 
+    async fn delete_pool(&self, pool: PoolId, audit: &AuditEvent) -> StoreResult<()> {
+        pools::delete(self, pool, audit).await
+    }
+
     async fn create_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()> {
         users::create(self, user, audit).await
     }

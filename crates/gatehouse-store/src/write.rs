@@ -8,7 +8,7 @@ use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, SessionId, UserId, Username};
 use gatehouse_domain::pool::PoolSettings;
 use gatehouse_domain::session::{RevokedToken, Session};
-use gatehouse_domain::store::{StoreError, StoreResult};
+use gatehouse_domain::store::{SigningKeyRecord, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
@@ -85,6 +85,14 @@ impl PoolWrite for SqlWrite {
 
     async fn client(&mut self, id: &ClientId) -> StoreResult<Option<AppClient>> {
         clients::get_one(&mut *self.tx, self.pool, id, self.lock).await
+    }
+
+    async fn signing_keys(&mut self) -> StoreResult<Vec<SigningKeyRecord>> {
+        pools::signing_keys_in(&mut self.tx, self.pool).await
+    }
+
+    async fn replace_signing_keys(&mut self, keys: &[SigningKeyRecord]) -> StoreResult<()> {
+        pools::replace_keys_in(&mut self.tx, self.pool, keys).await
     }
 
     async fn update_pool_settings(&mut self, settings: &PoolSettings) -> StoreResult<()> {

@@ -51,6 +51,8 @@ on_both_backends! {
     pools::settings_update: sqlite_pool_settings_update, postgres_pool_settings_update;
     pools::racing_host_replacements_do_not_merge: sqlite_racing_host_replacements, postgres_racing_host_replacements;
     pools::reconnect_keeps_data: sqlite_reconnect_keeps_data, postgres_reconnect_keeps_data;
+    pools::signing_keys_are_replaced_in_a_transaction: sqlite_signing_keys_replaced, postgres_signing_keys_replaced;
+    pools::deleting_a_pool_deletes_what_it_holds: sqlite_pool_deletion, postgres_pool_deletion;
     users::crud: sqlite_user_crud, postgres_user_crud;
     txn::racing_writers_lose_nothing: sqlite_racing_writers_lose_nothing, postgres_racing_writers_lose_nothing;
     txn::single_use_values_are_used_once: sqlite_single_use_values, postgres_single_use_values;

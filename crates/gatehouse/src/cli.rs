@@ -11,6 +11,7 @@ use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::ids::{PoolSlug, Username};
 use gatehouse_domain::permission::{Role, Scope};
 use gatehouse_domain::pool::{HostName, PoolSettings, SigningAlg};
+use gatehouse_domain::rotation::RotationKind;
 use gatehouse_domain::time::SystemClock;
 use gatehouse_domain::user::UserAttributes;
 use gatehouse_service::RequestMeta;
@@ -18,6 +19,10 @@ use serde_json::json;
 
 use crate::app::{self, Application};
 use crate::config::{Config, LogFormat};
+
+mod operate;
+
+use operate::UserAction;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +77,35 @@ enum PoolCommand {
     },
     /// List pools in name order, a page at a time.
     List(PageArgs),
+    /// Show a pool: its issuer, hosts, token lifetimes and signing keys.
+    Show {
+        pool: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a pool with its users, groups, app clients, signing keys and sessions.
+    Delete {
+        pool: String,
+        /// Confirms the deletion, which cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate the pool's signing keys: the next key (published ahead) signs from now on, the
+    /// current one stays published until the tokens it signed expire, and a fresh next key is
+    /// published. Refused while the previous key may still verify live tokens.
+    RotateKey {
+        pool: String,
+        /// Rotate now even if the previous key may still verify live tokens: they are refused.
+        #[arg(long, conflicts_with = "compromised")]
+        force: bool,
+        /// The current key is compromised: drop it at once; every token it signed is refused.
+        #[arg(long)]
+        compromised: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace the host names bound to a pool (none unbinds it). The first host names the
     /// pool's issuer: when the issuer changes, tokens issued under the old one are refused.
     SetHosts {
@@ -95,6 +129,26 @@ enum UserCommand {
         #[command(flatten)]
         page: PageArgs,
     },
+    /// Show a user with its active sessions.
+    Show(UserTarget),
+    /// Delete a user; its tokens are refused, and every impersonation it started ends.
+    Delete(UserTarget),
+    /// Disable a user: it cannot sign in, and its sessions and tokens end at once.
+    Disable(UserTarget),
+    /// Enable a user again; this also clears a lock after failed sign-ins.
+    Enable(UserTarget),
+    /// Sign a user out everywhere: every session ends and every token issued until now is
+    /// refused.
+    SignOut(UserTarget),
+}
+
+#[derive(Debug, Args)]
+struct UserTarget {
+    #[arg(long)]
+    pool: String,
+    username: String,
+    #[arg(long)]
+    json: bool,
 }
 
 /// A page of a listing: where to start and how many (1 to 1000).
@@ -147,11 +201,28 @@ enum ClientCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show an app client (never its secret).
+    Show(ClientTarget),
+    /// Delete an app client: its tokens are refused, and every impersonation it started ends.
+    Delete(ClientTarget),
 }
+
+#[derive(Debug, Args)]
+struct ClientTarget {
+    #[arg(long)]
+    pool: String,
+    client_id: String,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Information and above, except PostgreSQL's notices: applying migrations that are already
+/// applied makes it say that their bookkeeping table exists, on every start and every command.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -222,7 +293,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let gh = services(config).await?;
             let slug = PoolSlug::parse(&pool).map_err(|e| e.to_string())?;
             let change = gh
-                .set_pool_hosts_as_operator(&slug, parse_hosts(&hosts)?)
+                .set_pool_hosts_as_operator(&operate::operator(), &slug, parse_hosts(&hosts)?)
                 .await
                 .map_err(|e| e.for_operator())?;
             let hosts: Vec<&str> = change.pool.hosts.iter().map(HostName::as_str).collect();
@@ -266,12 +337,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let rows: Vec<serde_json::Value> = found
                 .items
                 .iter()
-                .map(|p| {
-                    let hosts: Vec<&str> = p.hosts.iter().map(HostName::as_str).collect();
-                    json!({"pool": p.slug.as_str(), "id": p.id.to_string(),
-                        "issuer": gh.issuer(p), "hosts": hosts,
-                        "alg": p.settings.signing_alg.as_str()})
-                })
+                .map(|p| operate::pool_row(&gh, p))
                 .collect();
             print_page(page.json, "pools", &rows, found.next.as_deref(), |r| {
                 format!(
@@ -292,15 +358,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 .list_users_as_operator(&pool, page.cursor.as_deref(), page.limit)
                 .await
                 .map_err(|e| e.for_operator())?;
-            let rows: Vec<serde_json::Value> = found
-                .items
-                .iter()
-                .map(|u| {
-                    json!({"username": u.username.as_str(), "id": u.id.to_string(),
-                        "email": u.attributes.email, "status": u.status.as_str(),
-                        "enabled": u.enabled.is_enabled()})
-                })
-                .collect();
+            let rows: Vec<serde_json::Value> = found.items.iter().map(operate::user_row).collect();
             print_page(page.json, "users", &rows, found.next.as_deref(), |r| {
                 format!(
                     "{}\t{}\t{}{}",
@@ -326,14 +384,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 .list_app_clients_as_operator(&pool)
                 .await
                 .map_err(|e| e.for_operator())?;
-            let rows: Vec<serde_json::Value> = clients
-                .iter()
-                .map(|c| {
-                    let scopes: Vec<&str> = c.scopes.iter().map(Scope::as_str).collect();
-                    json!({"client_id": c.client_id.as_str(), "name": c.name,
-                        "scopes": scopes, "confidential": c.secret_sha256.is_some()})
-                })
-                .collect();
+            let rows: Vec<serde_json::Value> = clients.iter().map(operate::client_row).collect();
             print_page(json, "clients", &rows, None, |r| {
                 format!(
                     "{}\t{}",
@@ -344,6 +395,36 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             Ok(())
         }
         Command::HashRate { seconds, json } => hash_rate(config, seconds, json).await,
+        Command::Pool(PoolCommand::Show { pool, json }) => {
+            operate::pool_show(&*services(config).await?, &pool, json).await
+        }
+        Command::Pool(PoolCommand::Delete { pool, yes, json }) => {
+            operate::pool_delete(&*services(config).await?, &pool, yes, json).await
+        }
+        Command::Pool(PoolCommand::RotateKey {
+            pool,
+            force,
+            compromised,
+            json,
+        }) => {
+            let kind = match (force, compromised) {
+                (_, true) => RotationKind::Compromised,
+                (true, false) => RotationKind::Forced,
+                (false, false) => RotationKind::Scheduled,
+            };
+            operate::pool_rotate_key(&*services(config).await?, &pool, kind, json).await
+        }
+        Command::User(UserCommand::Show(t)) => user_action(config, t, UserAction::Show).await,
+        Command::User(UserCommand::Delete(t)) => user_action(config, t, UserAction::Delete).await,
+        Command::User(UserCommand::Disable(t)) => user_action(config, t, UserAction::Disable).await,
+        Command::User(UserCommand::Enable(t)) => user_action(config, t, UserAction::Enable).await,
+        Command::User(UserCommand::SignOut(t)) => user_action(config, t, UserAction::SignOut).await,
+        Command::Client(ClientCommand::Show(t)) => {
+            operate::client_show(&*services(config).await?, &t.pool, &t.client_id, t.json).await
+        }
+        Command::Client(ClientCommand::Delete(t)) => {
+            operate::client_delete(&*services(config).await?, &t.pool, &t.client_id, t.json).await
+        }
         Command::Client(ClientCommand::Create {
             pool,
             name,
@@ -402,6 +483,11 @@ fn print_page(
     if let Some(next) = next {
         println!("(more: --cursor {next})");
     }
+}
+
+async fn user_action(config: &Config, t: UserTarget, action: UserAction) -> Result<(), String> {
+    let gh = services(config).await?;
+    operate::user(&gh, &t.pool, &t.username, action, t.json).await
 }
 
 async fn services(config: &Config) -> Result<Arc<gatehouse_service::Gatehouse>, String> {

@@ -54,10 +54,7 @@ struct EventPage {
 }
 
 fn rfc3339(at: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp(at.as_secs())
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| at.as_secs().to_string())
+    at.to_rfc3339()
 }
 
 impl From<&StoredAuditEvent> for EventView {

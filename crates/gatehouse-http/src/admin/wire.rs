@@ -218,6 +218,7 @@ impl From<&Actor> for ActorView {
                 ActorKind::User => "user",
                 ActorKind::Client => "client",
                 ActorKind::System => "system",
+                ActorKind::Operator => "operator",
             },
             id: a.id.clone(),
             username: a.username.clone(),

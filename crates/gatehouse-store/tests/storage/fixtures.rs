@@ -100,6 +100,7 @@ pub fn key(pool: PoolId, kid: &str) -> SigningKeyRecord {
         sealed_private_key: vec![0, 1, 2, 254, 255],
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at: T0,
+        state_since: T0,
     }
 }
 

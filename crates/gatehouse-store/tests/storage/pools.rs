@@ -2,6 +2,7 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::PoolId;
 use gatehouse_domain::pool::{PoolSettings, SigningAlg, StaffAccess};
 use gatehouse_domain::store::{Store, StoreError};
+use gatehouse_domain::time::Timestamp;
 
 use crate::fixtures::*;
 
@@ -253,4 +254,101 @@ pub async fn racing_host_replacements_do_not_merge(db: &Db) {
         let now = store.pool_by_slug(&slug("acme")).await.unwrap().unwrap();
         assert!(lists.contains(&now.hosts), "round {round}: {:?}", now.hosts);
     }
+}
+
+/// A rotation reads the keys and replaces them in one transaction: what it writes is kept
+/// with each key's state and the time it took it; racing rotations run one after the other,
+/// each from what the one before left.
+pub async fn signing_keys_are_replaced_in_a_transaction(db: &Db) {
+    use gatehouse_domain::store::{KeyState, SigningKeyRecord};
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let store = store.clone();
+        let id = pool.id;
+        tasks.push(tokio::spawn(async move {
+            let mut w = store.write(id).await.unwrap();
+            let mut keys: Vec<SigningKeyRecord> = w.signing_keys().await.unwrap();
+            for k in &mut keys {
+                k.state = KeyState::Previous;
+                k.state_since = Timestamp(T0.as_secs() + i);
+            }
+            let mut fresh = key(id, &format!("r{i}"));
+            fresh.state_since = Timestamp(T0.as_secs() + i);
+            keys.push(fresh);
+            w.replace_signing_keys(&keys).await.unwrap();
+            w.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let keys = store.signing_keys(pool.id).await.unwrap();
+    // Every rotation saw every one before it: none of their keys was lost.
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(
+        keys.iter().filter(|k| k.state == KeyState::Current).count(),
+        1
+    );
+
+    // A transaction that is not committed changes nothing.
+    let mut w = store.write(pool.id).await.unwrap();
+    w.replace_signing_keys(&[]).await.unwrap();
+    drop(w);
+    assert_eq!(store.signing_keys(pool.id).await.unwrap(), keys);
+
+    // A key of another pool is refused.
+    let other = new_pool(store, "other").await;
+    let mut w = store.write(pool.id).await.unwrap();
+    assert!(w.replace_signing_keys(&[key(other.id, "x")]).await.is_err());
+}
+
+/// Deleting a pool deletes what is in it, and nothing of another pool; its deletion is
+/// recorded where the event says.
+pub async fn deleting_a_pool_deletes_what_it_holds(db: &Db) {
+    let store = &db.store;
+    let acme = new_pool(store, "acme").await;
+    let other = new_pool(store, "other").await;
+    for pool in [&acme, &other] {
+        let user = new_user(store, pool.id, "ada").await;
+        new_group(store, pool.id, "ops").await;
+        new_client(store, pool.id, "app").await;
+        let mut w = store.write(pool.id).await.unwrap();
+        w.create_session(&sign_in(&user, Timestamp(T0.as_secs() + 3600)))
+            .await
+            .unwrap();
+        w.commit().await.unwrap();
+    }
+    let deleted = event(other.id, AuditAction::PoolDeleted, "acme");
+    store.delete_pool(acme.id, &deleted).await.unwrap();
+    assert_written(store, &deleted).await;
+
+    assert_eq!(store.pool_by_slug(&slug("acme")).await.unwrap(), None);
+    assert!(store.signing_keys(acme.id).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .user_by_username(acme.id, &uname("ada"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.list_clients(acme.id).await.unwrap().is_empty());
+    // The other pool is whole.
+    assert!(
+        store
+            .user_by_username(other.id, &uname("ada"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.list_clients(other.id).await.unwrap().len(), 1);
+    assert_eq!(store.signing_keys(other.id).await.unwrap().len(), 1);
+
+    // Deleting it again: not found.
+    let again = store
+        .delete_pool(acme.id, &event(other.id, AuditAction::PoolDeleted, "acme"))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::NotFound), "{again:?}");
 }

@@ -379,12 +379,21 @@ impl TestApp {
 
 /// The claims of a JWT, read without verifying it (tests verify signatures elsewhere).
 pub fn jwt_claims(token: &str) -> Value {
+    jwt_part(token, 1)
+}
+
+/// The protected header of a JWT (its `kid`, `alg`, `typ`), read without verifying it.
+pub fn jwt_header(token: &str) -> Value {
+    jwt_part(token, 0)
+}
+
+fn jwt_part(token: &str, n: usize) -> Value {
     use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a compact JWS");
+    let part = token.split('.').nth(n).expect("a compact JWS");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON claims")
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
 }
 
 /// Asserts a response is a 4xx with the API's error body (`{"errors": [{status, code, …}]}`).

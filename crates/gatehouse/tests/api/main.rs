@@ -13,6 +13,7 @@ mod flow;
 mod fuzz;
 mod group_dominance;
 mod invitation;
+mod key_rotation;
 mod purge;
 mod reference;
 mod resources;
