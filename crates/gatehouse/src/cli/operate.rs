@@ -77,10 +77,16 @@ fn session_row(s: &Session) -> Value {
 pub async fn pool_show(gh: &Gatehouse, pool: &str, as_json: bool) -> Result<(), String> {
     let slug = slug(pool)?;
     let pool = gh.pool(&slug).await.map_err(|e| e.for_operator())?;
-    let keys = gh
+    let mut keys = gh
         .signing_keys_as_operator(&slug)
         .await
         .map_err(|e| e.for_operator())?;
+    // In the order they serve: previous, current, next.
+    keys.sort_by_key(|k| match k.state {
+        KeyState::Previous => 0,
+        KeyState::Current => 1,
+        KeyState::Next => 2,
+    });
     let mut view = pool_row(gh, &pool);
     view["created_at"] = json!(pool.created_at.to_rfc3339());
     view["access_token_ttl_secs"] = json!(pool.settings.access_token_ttl_secs);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn gatehouse(dir: &std::path::Path) -> Command {
+pub(crate) fn gatehouse(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     c.current_dir(dir)
         .env_remove("GATEHOUSE_DATABASE_URL")
@@ -16,7 +16,27 @@ fn gatehouse(dir: &std::path::Path) -> Command {
     c
 }
 
-fn json_of(out: std::process::Output) -> Value {
+/// Creates a confirmed user with this password, through the CLI.
+pub(crate) fn user_with_password(dir: &std::path::Path, pool: &str, name: &str, password: &str) {
+    let mut child = gatehouse(dir)
+        .args(["user", "create", "--pool", pool, name, "--email"])
+        .arg(format!("{name}@{pool}.example"))
+        .args(["--name", name, "--password-stdin", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    json_of(child.wait_with_output().unwrap());
+}
+
+pub(crate) fn json_of(out: std::process::Output) -> Value {
     assert!(
         out.status.success(),
         "{}",
@@ -171,36 +191,46 @@ fn unknown_configuration_keys_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen_port"));
 }
 
-#[test]
-fn serve_starts_answers_and_shuts_down_gracefully() {
-    let dir = tempfile::tempdir().unwrap();
+/// `gatehouse serve` on a free port, over the database in `dir`; its standard error is piped.
+pub(crate) fn spawn_server(dir: &std::path::Path) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let child = gatehouse(dir.path())
+    let child = gatehouse(dir)
         .env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
         .arg("serve")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+/// Waits until the server at `base` answers its health check.
+pub(crate) async fn wait_until_up(http: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            assert_eq!(r.status(), 200);
+            return;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn serve_starts_answers_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = spawn_server(dir.path());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let http = reqwest::Client::new();
     rt.block_on(async {
-        loop {
-            if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
-                assert_eq!(r.status(), 200);
-                break;
-            }
-            assert!(Instant::now() < deadline, "the server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until_up(&http, &base).await;
         assert_eq!(
             http.get(format!("{base}/readyz"))
                 .send()
@@ -245,7 +275,7 @@ fn serve_starts_answers_and_shuts_down_gracefully() {
     assert!(dir.path().join("gatehouse.key").exists());
 }
 
-fn failure_of(out: std::process::Output) -> String {
+pub(crate) fn failure_of(out: std::process::Output) -> String {
     assert!(
         !out.status.success(),
         "{}",
@@ -395,22 +425,7 @@ fn operators_list_pools_users_and_clients() {
         );
     }
     for name in ["carol", "bob", "dave"] {
-        let mut child = gatehouse(dir.path())
-            .args(["user", "create", "--pool", "alpha", name, "--email"])
-            .arg(format!("{name}@alpha.example"))
-            .args(["--name", name, "--password-stdin", "--json"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"a-long-password-1\n")
-            .unwrap();
-        json_of(child.wait_with_output().unwrap());
+        user_with_password(dir.path(), "alpha", name, "a-long-password-1");
     }
     let client = json_of(
         gatehouse(dir.path())

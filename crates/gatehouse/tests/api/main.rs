@@ -14,6 +14,7 @@ mod fuzz;
 mod group_dominance;
 mod invitation;
 mod key_rotation;
+mod operator_cli;
 mod purge;
 mod reference;
 mod resources;
