@@ -116,6 +116,18 @@ async function waitFor(prefix, steps, timeout = TIMEOUT_MS) {
   throw error;
 }
 
+// Runs the action that submits a form and waits until the page it leads to has replaced this
+// one, so the page submitted is never mistaken for the next.
+async function submitted(action) {
+  const navigated = page.waitForEvent("framenavigated", {
+    predicate: (frame) => frame === page.mainFrame(),
+    timeout: TIMEOUT_MS,
+  });
+  navigated.catch(() => {}); // awaited below, unless the action fails first
+  await action();
+  await navigated;
+}
+
 const handlers = {
   // {op: "login", issuer, client_id, client_secret?, auth_method? ("client_secret_basic" by
   //  default, or "client_secret_post"), client_metadata?, scope?, extra_params?, username,
@@ -155,11 +167,11 @@ const handlers = {
       if (step === "sign-in") {
         await page.getByLabel("Username", { exact: true }).fill(cmd.username);
         await page.getByLabel("Password", { exact: true }).fill(cmd.password);
-        await page.getByRole("button", { name: "Sign in", exact: true }).click();
+        await submitted(() => page.getByRole("button", { name: "Sign in", exact: true }).click());
       } else {
         if (!cmd.new_password) throw new Error("a new password was asked for and none was given");
         await steps["new-password"].fill(cmd.new_password);
-        await steps["new-password"].press("Enter");
+        await submitted(() => steps["new-password"].press("Enter"));
       }
     }
     const pageShown = pages.some((p) => p.step === "sign-in");

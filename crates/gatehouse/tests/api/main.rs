@@ -5,6 +5,7 @@
 mod abuse;
 mod admin;
 mod authority;
+mod browser;
 mod cli;
 mod common;
 mod discovery;
@@ -19,6 +20,7 @@ mod purge;
 mod reference;
 mod resources;
 mod revocation;
+mod rp_harness;
 mod security;
 mod single_use;
 mod smtp;
