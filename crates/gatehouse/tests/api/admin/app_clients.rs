@@ -347,3 +347,54 @@ async fn refused_registrations_are_400s_naming_the_field() {
         "{all}"
     );
 }
+
+#[tokio::test]
+async fn the_published_document_describes_the_registration_attributes() {
+    let app = crate::common::spawn_app().await;
+    let doc: Value = app
+        .http
+        .get(app.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let clients = &doc["paths"]["/user-management/app-clients"];
+    let data = |schema: &Value| schema["content"]["application/vnd.api+json"]["schema"].clone();
+    let request = data(&clients["post"]["requestBody"])["properties"]["data"]["properties"]
+        ["attributes"]["properties"]
+        .clone();
+    let mut names: Vec<&String> = request.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "grant_types",
+            "name",
+            "post_logout_redirect_uris",
+            "public",
+            "redirect_uris",
+            "scopes",
+            "third_party"
+        ]
+    );
+    assert_eq!(clients["post"]["operationId"], "createAppClient");
+    assert_eq!(clients["post"]["x-briteaccess"]["action"], "Create");
+    let created = data(&clients["post"]["responses"]["201"])["properties"]["data"].clone();
+    let listed = data(&clients["get"]["responses"]["200"])["properties"]["data"]["items"].clone();
+    let one = data(&doc["paths"]["/user-management/app-clients/{id}"]["get"]["responses"]["200"])
+        ["properties"]["data"]
+        .clone();
+    for resource in [&created, &listed, &one] {
+        let attributes = &resource["properties"]["attributes"]["properties"];
+        for name in [
+            "public",
+            "third_party",
+            "post_logout_redirect_uris",
+            "secret",
+        ] {
+            assert!(attributes.get(name).is_some(), "{name} in {resource}");
+        }
+    }
+}
