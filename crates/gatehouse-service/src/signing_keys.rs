@@ -159,6 +159,9 @@ impl Gatehouse {
         let mut w = self.store.write(pool.id).await?;
         let settings = w.pool_settings().await?;
         let keys = w.signing_keys().await?;
+        // The longest token either family signs lives this long: ID tokens are issued for no
+        // longer than access tokens (if they get a lifetime setting of their own, it belongs
+        // in this maximum too).
         let keep_previous_secs = i64::from(
             settings
                 .access_token_ttl_secs
