@@ -31,9 +31,10 @@ struct Metadata {
     /// OIDC scopes, permissions, and the pool API's resource identifiers.
     scopes_supported: Vec<String>,
     subject_types_supported: &'static [&'static str],
-    /// No authorization endpoint yet, so no response type and no ID token.
+    /// No authorization endpoint yet, so no response type.
     response_types_supported: &'static [&'static str],
-    id_token_signing_alg_values_supported: &'static [&'static str],
+    /// The algorithm of the pool's ID-token keys (published in its JWKS).
+    id_token_signing_alg_values_supported: [&'static str; 1],
     /// Not a registered name: the algorithm of the pool's access tokens (RFC 9068 JWTs).
     access_token_signing_alg_values_supported: [&'static str; 1],
     claims_supported: &'static [&'static str],
@@ -67,7 +68,7 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
         scopes_supported,
         subject_types_supported: &["public"],
         response_types_supported: &[],
-        id_token_signing_alg_values_supported: &[],
+        id_token_signing_alg_values_supported: [state.gh.id_token_alg().as_str()],
         access_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
         claims_supported: &[
             "iss",

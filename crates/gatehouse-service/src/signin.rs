@@ -182,7 +182,7 @@ impl Gatehouse {
                         .to_owned(),
                 ));
             }
-            let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+            let keys = self.pool_keys(pool).await?;
             let claims = ChallengeClaims {
                 iss: self.issuer(pool),
                 sub: user.id.to_string(),
@@ -221,7 +221,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let issuer = self.issuer(pool);
         let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
         let claims: ChallengeClaims = jws::verify(
