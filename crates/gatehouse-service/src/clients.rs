@@ -96,12 +96,11 @@ fn bad_uri(reason: &str) -> ParseError {
 
 fn valid_host(host: &str) -> bool {
     if let Some(inner) = host.strip_prefix('[') {
-        return inner.strip_suffix(']').is_some_and(|ip| {
-            !ip.is_empty()
-                && ip
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        });
+        // An IPv6 literal (RFC 3986 §3.2.2), which must be one: other URL parsers refuse the
+        // URI otherwise, and a redirect URI is matched and used by clients as it is.
+        return inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
     }
     !host.is_empty()
         && host.len() <= 253
@@ -431,6 +430,7 @@ mod tests {
             "http://localhost/cb",
             "http://127.0.0.1:9999/",
             "http://[::1]:8080/cb",
+            "https://[2001:db8::1]/cb",
         ] {
             assert!(parse_redirect_uri(ok).is_ok(), "{ok}");
         }
@@ -447,6 +447,9 @@ mod tests {
             "/relative",
             "http://localhost.evil.com/",
             "javascript:alert(1)",
+            "https://[75:d1E75]/cb",
+            "https://[]/cb",
+            "https://[::1::]/cb",
         ] {
             assert!(parse_redirect_uri(bad).is_err(), "{bad}");
         }
