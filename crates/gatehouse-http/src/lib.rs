@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -67,6 +68,10 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             get(discovery::authorization_server_metadata),
         )
         .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route(
+            "/oauth2/authorize",
+            get(browser::authorize).post(browser::authorize_step),
+        )
         .route(
             "/oauth2/userinfo",
             get(oauth::userinfo).post(oauth::userinfo),

@@ -4,11 +4,13 @@
 
 pub mod audit;
 pub mod audit_sink;
+pub mod browser;
 pub mod cache;
 pub mod clients;
 pub mod error;
 pub mod grants;
 pub mod groups;
+pub mod id_token;
 pub mod impersonation;
 pub mod keyring;
 pub mod maintenance;

@@ -6,6 +6,7 @@ mod abuse;
 mod admin;
 mod authority;
 mod cli;
+mod code_flow;
 mod common;
 mod discovery;
 mod edge;
