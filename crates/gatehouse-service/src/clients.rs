@@ -5,7 +5,10 @@
 use gatehouse_crypto::secret::{Secret, random_bytes, random_token};
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::{AppClient, GrantType, SecretDigest, validate_client_name};
+use gatehouse_domain::client::{
+    AppClient, ClientType, GrantType, SecretDigest, check_grant_types, parse_redirect_uris,
+    validate_client_name,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +29,6 @@ pub const CLIENT_ID_CHARS: usize = 26;
 /// Lowercase base32: 32 symbols, so each random byte masked to 5 bits picks one uniformly.
 const CLIENT_ID_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 pub const MAX_SCOPES: usize = 100;
-pub const MAX_REDIRECT_URIS: usize = 20;
-pub const REDIRECT_URI_MAX_CHARS: usize = 2048;
 
 /// An app client to create, as requested.
 #[derive(Debug, Clone, Default)]
@@ -35,14 +36,53 @@ pub struct NewAppClient {
     pub name: String,
     /// OIDC scopes and permission names; none by default.
     pub scopes: Option<Vec<String>>,
-    /// Defaults to [`default_grant_types`].
+    /// Defaults to [`ClientType::default_grant_types`].
     pub grant_types: Option<Vec<String>>,
     pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Confidential (with a secret) unless asked otherwise.
+    pub client_type: ClientType,
+    pub third_party: bool,
 }
 
-/// Grant types of a client created without any: client credentials and token exchange.
-pub fn default_grant_types() -> Vec<GrantType> {
-    vec![GrantType::ClientCredentials, GrantType::TokenExchange]
+/// A request to create a client, parsed and checked against the registration rules.
+struct Registration {
+    name: String,
+    scopes: Vec<Scope>,
+    grant_types: Vec<GrantType>,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    client_type: ClientType,
+    third_party: bool,
+}
+
+impl Registration {
+    fn parse(new: NewAppClient) -> Result<Self, ParseError> {
+        validate_client_name(&new.name)?;
+        let scopes = parse_scopes(new.scopes.as_deref().unwrap_or_default())?;
+        let grant_types = match &new.grant_types {
+            Some(names) => parse_grant_types(names)?,
+            None => new.client_type.default_grant_types(),
+        };
+        let redirect_uris = parse_redirect_uris(
+            "redirect_uris",
+            new.redirect_uris.as_deref().unwrap_or_default(),
+        )?;
+        let post_logout_redirect_uris = parse_redirect_uris(
+            "post_logout_redirect_uris",
+            new.post_logout_redirect_uris.as_deref().unwrap_or_default(),
+        )?;
+        check_grant_types(new.client_type, &grant_types, &redirect_uris)?;
+        Ok(Self {
+            name: new.name,
+            scopes,
+            grant_types,
+            redirect_uris,
+            post_logout_redirect_uris,
+            client_type: new.client_type,
+            third_party: new.third_party,
+        })
+    }
 }
 
 /// A new random client id: 26 lowercase base32 characters (130 bits).
@@ -90,97 +130,6 @@ pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>, ParseError>
     Ok(grants)
 }
 
-fn bad_uri(reason: &str) -> ParseError {
-    ParseError::new("redirect_uris", format!("a redirect URI {reason}"))
-}
-
-fn valid_host(host: &str) -> bool {
-    if let Some(inner) = host.strip_prefix('[') {
-        return inner.strip_suffix(']').is_some_and(|ip| {
-            !ip.is_empty()
-                && ip
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        });
-    }
-    !host.is_empty()
-        && host.len() <= 253
-        && !host.starts_with(['.', '-'])
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
-/// Checks one redirect URI: an absolute `https` URL, or an `http` URL of the loopback host
-/// (`localhost`, `127.0.0.1`, `[::1]`) for development and native apps; no user info, no
-/// fragment (RFC 6749 §3.1.2). Redirect URIs are later matched exactly.
-pub fn parse_redirect_uri(uri: &str) -> Result<String, ParseError> {
-    if uri.is_empty() || uri.chars().count() > REDIRECT_URI_MAX_CHARS {
-        return Err(bad_uri(&format!(
-            "must be 1 to {REDIRECT_URI_MAX_CHARS} characters"
-        )));
-    }
-    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(bad_uri("must not contain spaces or control characters"));
-    }
-    if uri.contains('#') {
-        return Err(bad_uri("must not contain a fragment"));
-    }
-    let (rest, loopback_only) = if let Some(rest) = uri.strip_prefix("https://") {
-        (rest, false)
-    } else if let Some(rest) = uri.strip_prefix("http://") {
-        (rest, true)
-    } else {
-        return Err(bad_uri("must be an https URL, or http on localhost"));
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    if authority.contains('@') {
-        return Err(bad_uri("must not contain user information"));
-    }
-    let (host, port) = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => (&authority[..i], Some(&authority[i + 1..])),
-        _ => (authority, None),
-    };
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| n <= 65_535)
-    });
-    if !port_ok {
-        return Err(bad_uri("has an invalid port"));
-    }
-    if !valid_host(host) {
-        return Err(bad_uri("has an invalid host"));
-    }
-    let loopback = matches!(
-        host.to_ascii_lowercase().as_str(),
-        "localhost" | "127.0.0.1" | "[::1]"
-    );
-    if loopback_only && !loopback {
-        return Err(bad_uri("must be an https URL, or http on localhost"));
-    }
-    Ok(uri.to_owned())
-}
-
-fn parse_redirect_uris(uris: &[String]) -> Result<Vec<String>, ParseError> {
-    if uris.len() > MAX_REDIRECT_URIS {
-        return Err(ParseError::new(
-            "redirect_uris",
-            format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
-        ));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for uri in uris {
-        let uri = parse_redirect_uri(uri)?;
-        if !out.contains(&uri) {
-            out.push(uri);
-        }
-    }
-    Ok(out)
-}
-
 fn client_write_error(e: StoreError) -> ServiceError {
     match e {
         StoreError::NotFound => ServiceError::NotFound("app client"),
@@ -189,30 +138,19 @@ fn client_write_error(e: StoreError) -> ServiceError {
 }
 
 impl Gatehouse {
-    /// Creates an app client and returns it with its secret, which is never shown again.
+    /// Creates an app client and returns it with its secret, which is never shown again; a
+    /// public client has none.
     pub async fn create_app_client(
         &self,
         pool: &Pool,
         principal: &Principal,
         new: NewAppClient,
         meta: &RequestMeta,
-    ) -> ServiceResult<(AppClient, Secret)> {
+    ) -> ServiceResult<(AppClient, Option<Secret>)> {
         principal.require(Permission::CreateAppClient)?;
-        validate_client_name(&new.name)?;
-        let scopes = parse_scopes(new.scopes.as_deref().unwrap_or_default())?;
-        let grant_types = match &new.grant_types {
-            Some(names) => parse_grant_types(names)?,
-            None => default_grant_types(),
-        };
-        let redirect_uris = parse_redirect_uris(new.redirect_uris.as_deref().unwrap_or_default())?;
-        if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-            return Err(ParseError::new(
-                "redirect_uris",
-                "the authorization_code grant needs at least one redirect URI",
-            )
-            .into());
-        }
-        let withheld: Vec<&str> = scopes
+        let registration = Registration::parse(new)?;
+        let withheld: Vec<&str> = registration
+            .scopes
             .iter()
             .filter(|s| s.permission().is_some_and(|p| !principal.holds(p)))
             .map(Scope::as_str)
@@ -223,16 +161,8 @@ impl Gatehouse {
                 withheld.join(", ")
             )));
         }
-        self.insert_client(
-            pool,
-            new.name,
-            scopes,
-            grant_types,
-            redirect_uris,
-            Some(principal),
-            meta,
-        )
-        .await
+        self.insert_client(pool, registration, Some(principal), meta)
+            .await
     }
 
     /// The operator's listing of a pool's clients (the CLI), with no permission check.
@@ -241,60 +171,75 @@ impl Gatehouse {
     }
 
     /// The operator's way to create a client (the CLI), with no permission check and the
-    /// default grant types.
+    /// same registration rules as [`Gatehouse::create_app_client`].
+    pub async fn create_app_client_as_operator(
+        &self,
+        pool: &Pool,
+        new: NewAppClient,
+    ) -> ServiceResult<(AppClient, Option<Secret>)> {
+        let registration = Registration::parse(new)?;
+        self.insert_client(pool, registration, None, &RequestMeta::default())
+            .await
+    }
+
+    /// The operator's way to create a confidential client with the default grant types and
+    /// these scopes, with no permission check.
     pub async fn create_client_unchecked(
         &self,
         pool: &Pool,
         name: &str,
         scopes: Vec<Scope>,
     ) -> ServiceResult<(AppClient, Secret)> {
-        validate_client_name(name)?;
-        let mut unique: Vec<Scope> = Vec::with_capacity(scopes.len());
-        for s in scopes {
-            if !unique.contains(&s) {
-                unique.push(s);
-            }
-        }
-        self.insert_client(
-            pool,
-            name.to_owned(),
-            unique,
-            default_grant_types(),
-            Vec::new(),
-            None,
-            &RequestMeta::default(),
-        )
-        .await
+        let new = NewAppClient {
+            name: name.to_owned(),
+            scopes: Some(scopes.iter().map(|s| s.as_str().to_owned()).collect()),
+            ..NewAppClient::default()
+        };
+        let (client, secret) = self.create_app_client_as_operator(pool, new).await?;
+        let secret =
+            secret.ok_or_else(|| ServiceError::internal("a confidential client has no secret"))?;
+        Ok((client, secret))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn insert_client(
         &self,
         pool: &Pool,
-        name: String,
-        scopes: Vec<Scope>,
-        grant_types: Vec<GrantType>,
-        redirect_uris: Vec<String>,
+        r: Registration,
         principal: Option<&Principal>,
         meta: &RequestMeta,
-    ) -> ServiceResult<(AppClient, Secret)> {
-        let secret = random_token();
+    ) -> ServiceResult<(AppClient, Option<Secret>)> {
+        let secret = match r.client_type {
+            ClientType::Confidential => Some(random_token()),
+            ClientType::Public => None,
+        };
         let client = AppClient {
             pool: pool.id,
             client_id: new_client_id()?,
-            name,
-            secret_sha256: Some(SecretDigest(hash_client_secret(&secret))),
-            scopes,
-            grant_types,
-            redirect_uris,
+            name: r.name,
+            secret_sha256: secret.as_ref().map(|s| SecretDigest(hash_client_secret(s))),
+            scopes: r.scopes,
+            grant_types: r.grant_types,
+            redirect_uris: r.redirect_uris,
+            post_logout_redirect_uris: r.post_logout_redirect_uris,
+            third_party: r.third_party,
             created_at: self.now(),
         };
         let scope_names: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
+        let grant_names: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        let kind = if client.is_public() {
+            "public"
+        } else {
+            "confidential"
+        };
+        let party = if client.third_party { "third" } else { "first" };
         let event = self
             .event(pool, AuditAction::AppClientCreated, principal, meta)
             .subject(&client.client_id)
             .detail("name", &client.name)
-            .detail("scopes", scope_names.join(" "));
+            .detail("scopes", scope_names.join(" "))
+            .detail("grant_types", grant_names.join(" "))
+            .detail("client_type", kind)
+            .detail("party", party);
         self.store.create_client(&client, &event).await?;
         Ok((client, secret))
     }
@@ -419,37 +364,6 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         );
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn redirect_uris_are_https_or_loopback() {
-        for ok in [
-            "https://app.example.com/cb",
-            "https://app.example.com",
-            "https://app.example.com:8443/cb?x=1",
-            "http://localhost:3000/callback",
-            "http://localhost/cb",
-            "http://127.0.0.1:9999/",
-            "http://[::1]:8080/cb",
-        ] {
-            assert!(parse_redirect_uri(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "http://app.example.com/cb",
-            "ftp://x/",
-            "https:///nohost",
-            "https://app.example.com/cb#frag",
-            "https://user@app.example.com/",
-            "https://app.example.com:99999/",
-            "https://app.example.com:/",
-            "https://app example.com/",
-            "/relative",
-            "http://localhost.evil.com/",
-            "javascript:alert(1)",
-        ] {
-            assert!(parse_redirect_uri(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -9,11 +9,11 @@ use sqlx::any::{Any, AnyRow};
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, corrupt, expect_row};
-use crate::rows::{get, json, opt_digest, parsed, to_json};
+use crate::rows::{flag, get, json, opt_digest, parsed, to_json};
 use crate::{Lock, SqlStore, audit};
 
-const COLUMNS: &str =
-    "pool_id, client_id, name, secret_sha256, scopes, grant_types, redirect_uris, created_at";
+const COLUMNS: &str = "pool_id, client_id, name, secret_sha256, scopes, grant_types, \
+     redirect_uris, post_logout_redirect_uris, third_party, created_at";
 
 pub(crate) async fn create(
     store: &SqlStore,
@@ -23,7 +23,7 @@ pub(crate) async fn create(
     let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let mut tx = store.begin().await?;
     sqlx::query(&format!(
-        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(client.pool.to_string())
     .bind(client.client_id.as_str())
@@ -32,6 +32,8 @@ pub(crate) async fn create(
     .bind(to_json(&client.scopes)?)
     .bind(to_json(&grant_types)?)
     .bind(to_json(&client.redirect_uris)?)
+    .bind(to_json(&client.post_logout_redirect_uris)?)
+    .bind(flag(client.third_party))
     .bind(client.created_at.as_secs())
     .execute(&mut *tx)
     .await
@@ -97,6 +99,8 @@ fn from_row(row: &AnyRow) -> StoreResult<AppClient> {
         scopes: json(row, "scopes")?,
         grant_types,
         redirect_uris: json(row, "redirect_uris")?,
+        post_logout_redirect_uris: json(row, "post_logout_redirect_uris")?,
+        third_party: get::<i64>(row, "third_party")? != 0,
         created_at: Timestamp(get(row, "created_at")?),
     })
 }

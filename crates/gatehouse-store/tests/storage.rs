@@ -71,6 +71,7 @@ on_both_backends! {
     groups::list_pages: sqlite_groups_list_pages, postgres_groups_list_pages;
     groups::memberships: sqlite_group_memberships, postgres_group_memberships;
     clients::crud: sqlite_client_crud, postgres_client_crud;
+    clients::rows_from_before_registration_fields: sqlite_clients_from_before_registration, postgres_clients_from_before_registration;
     sessions::create_list_and_revoke: sqlite_sessions, postgres_sessions;
     sessions::token_revocation: sqlite_token_revocation, postgres_token_revocation;
     isolation::pools_do_not_see_each_other: sqlite_pool_isolation, postgres_pool_isolation;

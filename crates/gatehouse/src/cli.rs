@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use gatehouse_crypto::secret::Secret;
+use gatehouse_domain::client::{ClientType, GrantType};
 use gatehouse_domain::ids::{PoolSlug, Username};
-use gatehouse_domain::permission::{Role, Scope};
+use gatehouse_domain::permission::Role;
 use gatehouse_domain::pool::{HostName, PoolSettings, SigningAlg};
 use gatehouse_domain::rotation::RotationKind;
 use gatehouse_domain::time::SystemClock;
 use gatehouse_domain::user::UserAttributes;
 use gatehouse_service::RequestMeta;
+use gatehouse_service::clients::NewAppClient;
 use serde_json::json;
 
 use crate::app::{self, Application};
@@ -183,12 +185,30 @@ struct UserCreate {
 
 #[derive(Debug, Subcommand)]
 enum ClientCommand {
-    /// Create an app client; prints its client_id and its secret (shown once).
+    /// Create an app client; prints its client_id and, unless it is public, its secret
+    /// (shown once). With no --grant: client_credentials and token exchange for a confidential
+    /// client, authorization_code for a public one.
     Create {
         #[arg(long)]
         pool: String,
         #[arg(long)]
         name: String,
+        /// Where authorization responses may go (repeatable); matched exactly.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Where RP-initiated logout may return to (repeatable); matched exactly.
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A browser or native app: no secret, and no grant that a secret alone authorises.
+        #[arg(long)]
+        public: bool,
+        /// Not the pool owner's own application: users consent before it gets their data.
+        #[arg(long)]
+        third_party: bool,
+        /// authorization_code, refresh_token or client_credentials (repeatable); token
+        /// exchange is urn:ietf:params:oauth:grant-type:token-exchange.
+        #[arg(long = "grant", value_name = "GRANT", value_parser = grant_type)]
+        grants: Vec<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         #[arg(long)]
@@ -205,6 +225,13 @@ enum ClientCommand {
     Show(ClientTarget),
     /// Delete an app client: its tokens are refused, and every impersonation it started ends.
     Delete(ClientTarget),
+}
+
+/// A `--grant` value, checked as it is read.
+fn grant_type(s: &str) -> Result<String, String> {
+    GrantType::parse(s)
+        .map(|g| g.as_str().to_owned())
+        .map_err(|e| e.message)
 }
 
 #[derive(Debug, Args)]
@@ -387,9 +414,19 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             let rows: Vec<serde_json::Value> = clients.iter().map(operate::client_row).collect();
             print_page(json, "clients", &rows, None, |r| {
                 format!(
-                    "{}\t{}",
+                    "{}\t{}\t{}\t{}",
                     r["client_id"].as_str().unwrap_or(""),
-                    r["name"].as_str().unwrap_or("")
+                    r["name"].as_str().unwrap_or(""),
+                    if r["public"] == true {
+                        "public"
+                    } else {
+                        "confidential"
+                    },
+                    if r["third_party"] == true {
+                        "third-party"
+                    } else {
+                        "first-party"
+                    }
                 )
             });
             Ok(())
@@ -428,6 +465,11 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
         Command::Client(ClientCommand::Create {
             pool,
             name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            public,
+            third_party,
+            grants,
             scopes,
             json,
         }) => {
@@ -436,29 +478,38 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 .pool(&PoolSlug::parse(&pool).map_err(|e| e.to_string())?)
                 .await
                 .map_err(|e| e.for_operator())?;
-            let scopes = scopes
-                .iter()
-                .map(|s| Scope::parse(s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+            let new = NewAppClient {
+                name,
+                scopes: Some(scopes),
+                grant_types: (!grants.is_empty()).then_some(grants),
+                redirect_uris: Some(redirect_uris),
+                post_logout_redirect_uris: Some(post_logout_redirect_uris),
+                client_type: if public {
+                    ClientType::Public
+                } else {
+                    ClientType::Confidential
+                },
+                third_party,
+            };
             let (client, secret) = gh
-                .create_client_unchecked(&pool, &name, scopes)
+                .create_app_client_as_operator(&pool, new)
                 .await
                 .map_err(|e| e.for_operator())?;
-            let scope: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
-            if json {
-                println!(
-                    "{}",
-                    json!({"client_id": client.client_id.as_str(), "client_secret": secret.expose(), "scopes": scope})
-                );
-            } else {
-                println!(
-                    "client_id: {}\nclient_secret: {} (shown once)\nscopes: {}",
-                    client.client_id,
-                    secret.expose(),
-                    scope.join(" ")
-                );
+            let mut view = operate::client_view(&client);
+            if let Some(secret) = &secret {
+                view["client_secret"] = json!(secret.expose());
             }
+            operate::say(json, &view, || {
+                let secret = match &secret {
+                    Some(s) => format!("client_secret: {} (shown once)", s.expose()),
+                    None => "client_secret: none (public client)".to_owned(),
+                };
+                format!(
+                    "client_id: {}\n{secret}\n{}",
+                    client.client_id,
+                    operate::client_text(&client)
+                )
+            });
             Ok(())
         }
     }

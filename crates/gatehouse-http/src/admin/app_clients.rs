@@ -1,6 +1,6 @@
 //! `/api/user-management/app-clients[/{id}]` in JSON:API (`application/vnd.api+json` both
-//! ways; `application/json` requests are accepted too). The secret appears once, in the answer
-//! to the creation.
+//! ways; `application/json` requests are accepted too). A confidential client's secret appears
+//! once, in the answer to the creation; a public client has none.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,7 +8,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use gatehouse_domain::client::AppClient;
+use gatehouse_domain::client::{AppClient, ClientType};
 use gatehouse_domain::permission::Scope;
 use gatehouse_domain::pool::Pool;
 use gatehouse_service::clients::NewAppClient;
@@ -70,6 +70,13 @@ pub struct CreateAttributes {
     grant_types: Option<Vec<String>>,
     #[serde(default)]
     redirect_uris: Option<Vec<String>>,
+    #[serde(default)]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// A public client (browser or native app) gets no secret. Chosen at creation only.
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    third_party: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +96,9 @@ struct ClientAttributes {
     scopes: Vec<String>,
     grant_types: Vec<&'static str>,
     redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    public: bool,
+    third_party: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +137,9 @@ fn resource(
                 .collect(),
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
             redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            public: client.is_public(),
+            third_party: client.third_party,
         },
         links: SelfLink { self_: url },
     })
@@ -152,18 +165,26 @@ pub async fn create(
         scopes: a.scopes,
         grant_types: a.grant_types,
         redirect_uris: a.redirect_uris,
+        post_logout_redirect_uris: a.post_logout_redirect_uris,
+        client_type: if a.public {
+            ClientType::Public
+        } else {
+            ClientType::Confidential
+        },
+        third_party: a.third_party,
     };
     let (client, secret) = state
         .gh
         .create_app_client(&pool, &caller, new, &meta)
         .await?;
-    let data = resource(&state, &pool, &client, Some(secret.expose().to_owned()))?;
+    let secret = secret.map(|s| s.expose().to_owned());
+    let data = resource(&state, &pool, &client, secret)?;
     let location = HeaderValue::from_str(&data.links.self_).ok();
     let mut res = (StatusCode::CREATED, Json(Document { data })).into_response();
     if let Some(location) = location {
         res.headers_mut().insert(header::LOCATION, location);
     }
-    // The secret is in this answer only; no cache may keep it.
+    // A secret is in this answer only; no cache may keep it.
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
@@ -220,9 +241,12 @@ mod tests {
         .unwrap();
         assert_eq!(doc.data.attributes.name, "billing");
         assert_eq!(doc.data.kind.as_deref(), Some("app-client"));
+        assert!(!doc.data.attributes.public && !doc.data.attributes.third_party);
         for bad in [
             json!({"data": {"type": "app-client", "attributes": {}}}),
             json!({"data": {"type": "app-client", "attributes": {"name": 3}}}),
+            json!({"data": {"attributes": {"name": "x", "public": "yes"}}}),
+            json!({"data": {"attributes": {"name": "x", "post_logout_redirect_uris": "https://a/"}}}),
             json!({"data": {"attributes": {"name": "x", "colour": "red"}}}),
             json!({"data": {"id": "chosen", "attributes": {"name": "x"}}}),
             json!({"name": "x"}),

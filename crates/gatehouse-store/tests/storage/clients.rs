@@ -21,6 +21,12 @@ pub async fn crud(db: &Db) {
         "https://spa.example.com/cb".to_owned(),
         "http://127.0.0.1:3000/cb".to_owned(),
     ];
+    // Kept as given: order, case and query strings are part of the exact match.
+    public.post_logout_redirect_uris = vec![
+        "https://spa.example.com/Signed-Out?from=gatehouse".to_owned(),
+        "com.example.spa:/bye".to_owned(),
+    ];
+    public.third_party = true;
     public.scopes = Vec::new();
     public.created_at = Timestamp(T0.0 + 1);
     store
@@ -36,10 +42,10 @@ pub async fn crud(db: &Db) {
         store.client(pool.id, &id("m2m")).await.unwrap(),
         Some(confidential.clone())
     );
-    assert_eq!(
-        store.client(pool.id, &id("spa")).await.unwrap(),
-        Some(public.clone())
-    );
+    let read = store.client(pool.id, &id("spa")).await.unwrap().unwrap();
+    assert_eq!(read, public);
+    assert!(read.is_public() && read.third_party);
+    assert!(!confidential.is_public() && !confidential.third_party);
     assert_eq!(store.client(pool.id, &id("nope")).await.unwrap(), None);
     assert_eq!(
         store.list_clients(pool.id).await.unwrap(),
@@ -72,4 +78,30 @@ pub async fn crud(db: &Db) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert!(!was_written(store, &again).await);
+}
+
+/// Clients registered before post-logout redirect URIs and third parties existed read as
+/// first-party clients with none.
+pub async fn rows_from_before_registration_fields(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    sqlx::query(
+        "INSERT INTO app_clients (pool_id, client_id, name, secret_sha256, scopes, grant_types, \
+         redirect_uris, created_at) VALUES ($1, 'old', 'Old', NULL, '[]', \
+         '[\"authorization_code\"]', '[\"https://old.example.com/cb\"]', $2)",
+    )
+    .bind(pool.id.to_string())
+    .bind(T0.as_secs())
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let old = store
+        .client(pool.id, &ClientId::parse("old").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.redirect_uris, ["https://old.example.com/cb"]);
+    assert!(old.post_logout_redirect_uris.is_empty());
+    assert!(!old.third_party);
+    assert!(old.is_public());
 }

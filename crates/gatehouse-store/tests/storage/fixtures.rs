@@ -211,6 +211,8 @@ pub fn client_value(pool: PoolId, id: &str) -> AppClient {
         ],
         grant_types: vec![GrantType::ClientCredentials, GrantType::TokenExchange],
         redirect_uris: vec!["https://app.example.com/callback".to_owned()],
+        post_logout_redirect_uris: Vec::new(),
+        third_party: false,
         created_at: T0,
     }
 }

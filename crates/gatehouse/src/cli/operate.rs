@@ -3,6 +3,7 @@
 //! checks as the admin API, as the operator (who holds every permission, and is named in the
 //! audit log by the account that ran the command).
 
+use gatehouse_domain::client::AppClient;
 use gatehouse_domain::ids::{PoolSlug, Username};
 use gatehouse_domain::permission::Scope;
 use gatehouse_domain::pool::{HostName, Pool};
@@ -47,10 +48,54 @@ pub fn user_row(u: &User) -> Value {
         "enabled": u.enabled.is_enabled()})
 }
 
-pub fn client_row(c: &gatehouse_domain::client::AppClient) -> Value {
+pub fn client_row(c: &AppClient) -> Value {
     let scopes: Vec<&str> = c.scopes.iter().map(Scope::as_str).collect();
     json!({"client_id": c.client_id.as_str(), "name": c.name,
-        "scopes": scopes, "confidential": c.secret_sha256.is_some()})
+        "scopes": scopes, "confidential": !c.is_public(), "public": c.is_public(),
+        "third_party": c.third_party})
+}
+
+/// Everything registered about a client, never its secret.
+pub fn client_view(c: &AppClient) -> Value {
+    let mut view = client_row(c);
+    let grants: Vec<&str> = c.grant_types.iter().map(|g| g.as_str()).collect();
+    view["grant_types"] = json!(grants);
+    view["redirect_uris"] = json!(c.redirect_uris);
+    view["post_logout_redirect_uris"] = json!(c.post_logout_redirect_uris);
+    view["created_at"] = json!(c.created_at.to_rfc3339());
+    view
+}
+
+/// The registration of a client, for people: one line per property.
+pub fn client_text(c: &AppClient) -> String {
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            "(none)".to_owned()
+        } else {
+            items.join(" ")
+        }
+    };
+    let scopes: Vec<String> = c.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    let grants: Vec<String> = c
+        .grant_types
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    format!(
+        "type: {}\nparty: {}\nscopes: {}\ngrant types: {}\nredirect URIs: {}\n\
+         post-logout redirect URIs: {}\ncreated: {}",
+        if c.is_public() {
+            "public"
+        } else {
+            "confidential"
+        },
+        if c.third_party { "third" } else { "first" },
+        list(&scopes),
+        list(&grants),
+        list(&c.redirect_uris),
+        list(&c.post_logout_redirect_uris),
+        c.created_at.to_rfc3339()
+    )
 }
 
 fn key_row(k: &SigningKeyRecord) -> Value {
@@ -313,28 +358,14 @@ pub async fn client_show(
         .get_app_client(&pool, &operator().in_pool(&slug), client_id)
         .await
         .map_err(|e| e.for_operator())?;
-    let mut view = client_row(&client);
+    let mut view = client_view(&client);
     view["pool"] = json!(slug.as_str());
-    view["grant_types"] = client
-        .grant_types
-        .iter()
-        .map(|g| json!(g.as_str()))
-        .collect();
-    view["redirect_uris"] = json!(client.redirect_uris);
-    view["created_at"] = json!(client.created_at.to_rfc3339());
     say(as_json, &view, || {
         format!(
-            "client {} ({}) in pool {slug}\nconfidential: {}\nscopes: {}\ncreated: {}",
+            "client {} ({}) in pool {slug}\n{}",
             client.client_id,
             client.name,
-            client.secret_sha256.is_some(),
-            client
-                .scopes
-                .iter()
-                .map(Scope::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
-            client.created_at.to_rfc3339()
+            client_text(&client)
         )
     });
     Ok(())

@@ -509,3 +509,166 @@ fn operators_list_pools_users_and_clients() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
+
+#[test]
+fn clients_register_redirect_uris_grants_and_public_or_third_party() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| gatehouse(dir.path()).args(args).output().unwrap();
+    json_of(run(&["pool", "create", "acme", "--json"]));
+
+    let spa = json_of(run(&[
+        "client",
+        "create",
+        "--pool",
+        "acme",
+        "--name",
+        "spa",
+        "--public",
+        "--third-party",
+        "--redirect-uri",
+        "https://spa.example.com/cb",
+        "--redirect-uri",
+        "http://127.0.0.1:8400/cb",
+        "--post-logout-redirect-uri",
+        "https://spa.example.com/bye",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "refresh_token",
+        "--scope",
+        "openid",
+        "--json",
+    ]));
+    assert!(spa.get("client_secret").is_none(), "{spa}");
+    assert_eq!(spa["public"], true);
+    assert_eq!(spa["third_party"], true);
+    assert_eq!(
+        spa["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(
+        spa["redirect_uris"],
+        serde_json::json!(["https://spa.example.com/cb", "http://127.0.0.1:8400/cb"])
+    );
+    assert_eq!(
+        spa["post_logout_redirect_uris"],
+        serde_json::json!(["https://spa.example.com/bye"])
+    );
+    assert_eq!(spa["scopes"], serde_json::json!(["openid"]));
+    let spa_id = spa["client_id"].as_str().unwrap();
+
+    // In text too, a public client prints no secret.
+    let out = run(&[
+        "client",
+        "create",
+        "--pool",
+        "acme",
+        "--name",
+        "native",
+        "--public",
+        "--redirect-uri",
+        "com.example.native:/callback",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("client_secret: none (public client)"),
+        "{text}"
+    );
+    assert!(!text.contains("shown once"), "{text}");
+    assert!(text.contains("grant types: authorization_code\n"), "{text}");
+
+    // A confidential client may hold every grant, and gets its secret.
+    let web = json_of(run(&[
+        "client",
+        "create",
+        "--pool",
+        "acme",
+        "--name",
+        "web",
+        "--redirect-uri",
+        "https://web.example.com/cb",
+        "--grant",
+        "authorization_code",
+        "--grant",
+        "client_credentials",
+        "--json",
+    ]));
+    assert_eq!(web["client_secret"].as_str().unwrap().len(), 43);
+    assert_eq!(web["public"], false);
+    assert_eq!(web["third_party"], false);
+
+    // Show and list say what was registered, never a secret.
+    let shown = json_of(run(&["client", "show", "--pool", "acme", spa_id, "--json"]));
+    for key in [
+        "public",
+        "third_party",
+        "grant_types",
+        "redirect_uris",
+        "post_logout_redirect_uris",
+    ] {
+        assert_eq!(shown[key], spa[key], "{key}");
+    }
+    let out = run(&["client", "show", "--pool", "acme", spa_id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("type: public\nparty: third\n"), "{text}");
+    assert!(
+        text.contains("post-logout redirect URIs: https://spa.example.com/bye\n"),
+        "{text}"
+    );
+    let listed = json_of(run(&["client", "list", "--pool", "acme", "--json"]));
+    let row = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == spa_id)
+        .unwrap();
+    assert_eq!(row["public"], true);
+    assert_eq!(row["third_party"], true);
+    assert!(
+        !listed
+            .to_string()
+            .contains(web["client_secret"].as_str().unwrap())
+    );
+    let out = run(&["client", "list", "--pool", "acme"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{spa_id}\tspa\tpublic\tthird-party")),
+        "{text}"
+    );
+
+    // Refusals name what is wrong, and create nothing.
+    for (args, named) in [
+        (
+            &["--public", "--grant", "client_credentials"][..],
+            "grant_types",
+        ),
+        (&["--public"][..], "redirect_uris"),
+        (
+            &["--redirect-uri", "http://web.example.com/cb"][..],
+            "redirect_uris",
+        ),
+        (
+            &["--post-logout-redirect-uri", "https://a@evil.com/"][..],
+            "post_logout_redirect_uris",
+        ),
+        (&["--grant", "refresh_token"][..], "grant_types"),
+        (&["--grant", "implicit"][..], "--grant"),
+    ] {
+        let out = gatehouse(dir.path())
+            .args([
+                "client", "create", "--pool", "acme", "--name", "bad", "--json",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = failure_of(out);
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+    let listed = json_of(run(&["client", "list", "--pool", "acme", "--json"]));
+    assert_eq!(listed["clients"].as_array().unwrap().len(), 3, "{listed}");
+}

@@ -485,9 +485,22 @@ pub async fn introspect_at(
 /// closes (when the returned child is dropped, that is when the test ends). Returns the child
 /// and that line.
 pub async fn start_peer(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     what: &str,
 ) -> (tokio::process::Child, String) {
+    let (child, _rest, line) = start_talking_peer(cmd, what).await;
+    (child, line)
+}
+
+/// The rest of a peer's standard output, line by line.
+pub type PeerLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// [`start_peer`] for a peer that goes on talking on its standard output: also returns the
+/// lines after the ready line.
+pub async fn start_talking_peer(
+    mut cmd: tokio::process::Command,
+    what: &str,
+) -> (tokio::process::Child, PeerLines, String) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = cmd
         .stdin(std::process::Stdio::piped())
@@ -495,15 +508,12 @@ pub async fn start_peer(
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .expect("python3 runs (scripts/test installs the peers in target/peers-venv)");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        BufReader::new(stdout).read_line(&mut line),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("the {what} starts within 30 s"))
-    .unwrap();
-    (child, line.trim().to_owned())
+        .unwrap_or_else(|e| panic!("the {what} starts (scripts/test installs the peers): {e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("the {what} starts within 30 s"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("the {what} exited before it was ready"));
+    (child, lines, line.trim().to_owned())
 }

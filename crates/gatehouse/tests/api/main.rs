@@ -5,6 +5,7 @@
 mod abuse;
 mod admin;
 mod authority;
+mod browser;
 mod cli;
 mod code_flow;
 mod common;
@@ -20,6 +21,7 @@ mod purge;
 mod reference;
 mod resources;
 mod revocation;
+mod rp_harness;
 mod security;
 mod single_use;
 mod smtp;
