@@ -33,10 +33,12 @@ pub struct AuthorizationCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeTaken {
     /// Never presented before: it is used now.
-    Fresh(AuthorizationCode),
+    Fresh(Box<AuthorizationCode>),
     /// Presented before: the session its first exchange started, if any, which the replay
     /// ends (RFC 6749 §4.1.2: revoke what the code issued).
-    Replayed { issued: Option<SessionId> },
+    Replayed {
+        issued: Option<SessionId>,
+    },
     Unknown,
 }
 
@@ -59,8 +61,8 @@ pub struct RefreshToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshTaken {
     /// Not used before: it is used now.
-    Fresh(RefreshToken),
+    Fresh(Box<RefreshToken>),
     /// Used before: someone holds a copy, so its whole family ends.
-    Reused(RefreshToken),
+    Reused(Box<RefreshToken>),
     Unknown,
 }

@@ -37,10 +37,16 @@ fn pages() -> &'static Environment<'static> {
         for (name, source) in [
             ("layout.html", include_str!("../templates/layout.html")),
             ("sign_in.html", include_str!("../templates/sign_in.html")),
-            ("new_password.html", include_str!("../templates/new_password.html")),
+            (
+                "new_password.html",
+                include_str!("../templates/new_password.html"),
+            ),
             ("error.html", include_str!("../templates/error.html")),
             ("sign_out.html", include_str!("../templates/sign_out.html")),
-            ("signed_out.html", include_str!("../templates/signed_out.html")),
+            (
+                "signed_out.html",
+                include_str!("../templates/signed_out.html"),
+            ),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "a page template does not parse");
@@ -52,9 +58,7 @@ fn pages() -> &'static Environment<'static> {
 
 /// A rendered page, never cached, never framed.
 pub(crate) fn page(name: &str, ctx: minijinja::Value, status: StatusCode) -> Response {
-    let html = pages()
-        .get_template(name)
-        .and_then(|t| t.render(ctx));
+    let html = pages().get_template(name).and_then(|t| t.render(ctx));
     let (status, html) = match html {
         Ok(html) => (status, html),
         Err(e) => {
@@ -174,7 +178,13 @@ pub(crate) fn form_page(
 ) -> Response {
     let mut res = page(name, ctx, status);
     if csrf.1 {
-        set_cookie(&mut res, CSRF_COOKIE, &csrf.0, 86_400, is_https(state, pool));
+        set_cookie(
+            &mut res,
+            CSRF_COOKIE,
+            &csrf.0,
+            86_400,
+            is_https(state, pool),
+        );
     }
     res
 }
@@ -293,7 +303,11 @@ async fn issue(
         ],
     ) {
         Some(location) => see_other(&location),
-        None => error_page(pool, "The redirect_uri is malformed.", StatusCode::BAD_REQUEST),
+        None => error_page(
+            pool,
+            "The redirect_uri is malformed.",
+            StatusCode::BAD_REQUEST,
+        ),
     }
 }
 
@@ -381,7 +395,19 @@ pub async fn authorize(
                 state: req.state.clone(),
             },
         ),
-        _ => sign_in_page(&state, &pool, &headers, &req, None, None, None, StatusCode::OK).await,
+        _ => {
+            sign_in_page(
+                &state,
+                &pool,
+                &headers,
+                &req,
+                None,
+                None,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
     }
 }
 
@@ -405,7 +431,11 @@ pub async fn authorize_step(
     body: Bytes,
 ) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<StepForm>(&body) else {
-        return error_page(&pool, "The form could not be read.", StatusCode::BAD_REQUEST);
+        return error_page(
+            &pool,
+            "The form could not be read.",
+            StatusCode::BAD_REQUEST,
+        );
     };
     if !csrf_ok(&headers, form.csrf.as_deref()) {
         return error_page(
@@ -499,7 +529,9 @@ pub async fn authorize_step(
             )
             .await
         }
-        Err(ServiceError::Throttled { retry_after_secs, .. }) => {
+        Err(ServiceError::Throttled {
+            retry_after_secs, ..
+        }) => {
             let mut res = sign_in_page(
                 &state,
                 &pool,
@@ -523,4 +555,118 @@ pub async fn authorize_step(
         ),
         Err(e) => failure_page(&pool, &e),
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutForm {
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    /// Present when the form is the confirmation page's own.
+    csrf: Option<String>,
+}
+
+/// `GET|POST /oauth2/logout`: RP-initiated logout. Ends the browser's session in this pool
+/// and every authorization started in it, then returns to the client's registered
+/// post-logout URI (with `state`) or says so on a page. Without an `id_token_hint` of the
+/// current session, the user confirms first with **Sign out**.
+pub async fn logout(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    method: axum::http::Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let raw = if method == axum::http::Method::POST {
+        body.to_vec()
+    } else {
+        uri.query().unwrap_or_default().as_bytes().to_vec()
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<LogoutForm>(&raw) else {
+        return error_page(
+            &pool,
+            "The logout request could not be read.",
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let confirmed = form.csrf.is_some();
+    if confirmed && !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(
+            &pool,
+            "This form expired or was sent from another site. Sign out again from the application.",
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let req = match state
+        .gh
+        .check_logout_request(
+            &pool,
+            form.id_token_hint.as_deref(),
+            form.client_id.as_deref(),
+            form.post_logout_redirect_uri.as_deref(),
+            form.state.as_deref(),
+        )
+        .await
+    {
+        Ok(Ok(req)) => req,
+        Ok(Err(m)) => return error_page(&pool, m, StatusCode::BAD_REQUEST),
+        Err(e) => return failure_page(&pool, &e),
+    };
+    let session = match current_session(&state, &pool, &headers).await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let hinted = session
+        .as_ref()
+        .is_some_and(|s| req.hinted_sid.as_deref() == Some(s.session.id.to_string().as_str()));
+    if let Some(s) = &session
+        && !confirmed
+        && !hinted
+    {
+        let csrf = csrf_token(&headers);
+        return form_page(
+            &state,
+            &pool,
+            "sign_out.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => "logout",
+                csrf => csrf.0,
+                client_id => req.client_id,
+                post_logout_redirect_uri => req.post_logout_redirect_uri,
+                state => req.state,
+                username => s.user.username.as_str(),
+            },
+            StatusCode::OK,
+        );
+    }
+    if let Some(s) = &session
+        && let Err(e) = state.gh.end_browser_session(&pool, s, &meta).await
+    {
+        return failure_page(&pool, &e);
+    }
+    let mut res = match req
+        .post_logout_redirect_uri
+        .as_deref()
+        .and_then(|uri| redirect_to(uri, &[("state", req.state.as_deref())]))
+    {
+        Some(location) => see_other(&location),
+        None => page(
+            "signed_out.html",
+            context! { pool_name => pool.slug.as_str() },
+            StatusCode::OK,
+        ),
+    };
+    set_cookie(
+        &mut res,
+        &sso_cookie_name(&pool),
+        "",
+        0,
+        is_https(&state, &pool),
+    );
+    res
 }

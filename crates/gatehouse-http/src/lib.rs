@@ -72,6 +72,7 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             "/oauth2/authorize",
             get(browser::authorize).post(browser::authorize_step),
         )
+        .route("/oauth2/logout", get(browser::logout).post(browser::logout))
         .route(
             "/oauth2/userinfo",
             get(oauth::userinfo).post(oauth::userinfo),

@@ -17,8 +17,8 @@ use gatehouse_domain::user::User;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
-use crate::grants::authorization_code::AuthorizationRequest;
 use crate::error::ServiceResult;
+use crate::grants::authorization_code::AuthorizationRequest;
 use crate::signin::PasswordChecked;
 use crate::{Gatehouse, RequestMeta};
 
@@ -43,6 +43,17 @@ struct RequestClaims {
     aud: String,
     exp: i64,
     req: AuthorizationRequest,
+}
+
+/// A checked RP-initiated logout request (OpenID RP-Initiated Logout 1.0 §2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogoutRequest {
+    pub client_id: Option<String>,
+    /// Registered for that client, compared exactly; where to send the browser after.
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    /// The browser session the `id_token_hint` was issued in, when one verified.
+    pub hinted_sid: Option<String>,
 }
 
 /// A browser's signed-in session, as its cookie proved it.
@@ -86,7 +97,11 @@ impl Gatehouse {
             exp: self.now().plus_secs(REQUEST_TTL_SECS).as_secs(),
             req: req.clone(),
         };
-        Ok(jws::sign(&keys.signing, TYP_AUTHORIZATION_REQUEST, &claims)?)
+        Ok(jws::sign(
+            &keys.signing,
+            TYP_AUTHORIZATION_REQUEST,
+            &claims,
+        )?)
     }
 
     /// The request [`Self::seal_authorization_request`] signed, if it is this pool's and
@@ -156,11 +171,13 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<BrowserSignIn> {
         match self.check_password(pool, username, password, meta).await? {
-            PasswordChecked::NewPasswordRequired { user } => Ok(BrowserSignIn::NewPasswordRequired {
-                challenge: self
-                    .new_password_challenge(pool, &user, BROWSER_AUDIENCE)
-                    .await?,
-            }),
+            PasswordChecked::NewPasswordRequired { user } => {
+                Ok(BrowserSignIn::NewPasswordRequired {
+                    challenge: self
+                        .new_password_challenge(pool, &user, BROWSER_AUDIENCE)
+                        .await?,
+                })
+            }
             PasswordChecked::SignedIn { w, user } => {
                 self.start_browser_session(pool, w, user, meta).await
             }
@@ -179,6 +196,55 @@ impl Gatehouse {
             .set_new_password(pool, BROWSER_AUDIENCE, challenge, new_password, meta)
             .await?;
         self.start_browser_session(pool, w, user, meta).await
+    }
+
+    /// Checks a logout request. A `post_logout_redirect_uri` must be registered for the client
+    /// that the hint or `client_id` names, exactly; otherwise the answer is a message for a
+    /// page, never a redirect (no open redirect).
+    pub async fn check_logout_request(
+        &self,
+        pool: &Pool,
+        id_token_hint: Option<&str>,
+        client_id: Option<&str>,
+        post_logout_redirect_uri: Option<&str>,
+        state: Option<&str>,
+    ) -> ServiceResult<Result<LogoutRequest, &'static str>> {
+        let hint = match id_token_hint {
+            Some(t) => match self.id_token_hint(pool, t).await? {
+                Some(h) => Some(h),
+                None => return Ok(Err("The id_token_hint is not a token of this pool.")),
+            },
+            None => None,
+        };
+        let client_id = match (&hint, client_id) {
+            (Some(h), Some(c)) if h.client_id != c => {
+                return Ok(Err("The client_id does not match the id_token_hint."));
+            }
+            (Some(h), _) => Some(h.client_id.clone()),
+            (None, c) => c.map(str::to_owned),
+        };
+        if let Some(uri) = post_logout_redirect_uri {
+            let Some(id) = &client_id else {
+                return Ok(Err(
+                    "A post_logout_redirect_uri needs the client_id or an id_token_hint.",
+                ));
+            };
+            let client = match gatehouse_domain::ids::ClientId::parse(id) {
+                Ok(id) => self.client(pool.id, &id).await?,
+                Err(_) => None,
+            };
+            if !client.is_some_and(|c| c.has_post_logout_redirect_uri(uri)) {
+                return Ok(Err(
+                    "The post_logout_redirect_uri is not registered for this application.",
+                ));
+            }
+        }
+        Ok(Ok(LogoutRequest {
+            client_id,
+            post_logout_redirect_uri: post_logout_redirect_uri.map(str::to_owned),
+            state: state.map(str::to_owned),
+            hinted_sid: hint.and_then(|h| h.sid),
+        }))
     }
 
     /// Ends a browser session and every authorization started in it (RP-initiated logout).

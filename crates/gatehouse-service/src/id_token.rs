@@ -51,7 +51,11 @@ pub fn scope_claims(user: &User, scopes: &[String]) -> Map<String, Value> {
     claims.insert("username".into(), json!(user.username.as_str()));
     claims.insert(
         "preferred_username".into(),
-        json!(a.preferred_username.as_deref().unwrap_or(user.username.as_str())),
+        json!(
+            a.preferred_username
+                .as_deref()
+                .unwrap_or(user.username.as_str())
+        ),
     );
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -68,12 +72,18 @@ pub fn scope_claims(user: &User, scopes: &[String]) -> Map<String, Value> {
     }
     if has("email") {
         put("email", Some(json!(a.email)));
-        put("email_verified", Some(json!(a.email_verified.unwrap_or(false))));
+        put(
+            "email_verified",
+            Some(json!(a.email_verified.unwrap_or(false))),
+        );
     }
     if has("phone") {
         put("phone_number", a.phone.as_ref().map(|v| json!(v)));
         if a.phone.is_some() {
-            put("phone_number_verified", Some(json!(a.phone_verified.unwrap_or(false))));
+            put(
+                "phone_number_verified",
+                Some(json!(a.phone_verified.unwrap_or(false))),
+            );
         }
     }
     claims
@@ -87,7 +97,45 @@ fn at_hash(access_token: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
+/// What a verified `id_token_hint` says (RP-initiated logout): whose it is and in which
+/// browser session it was issued. Expired hints are accepted, as the specification allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenHint {
+    pub client_id: String,
+    pub sid: Option<String>,
+}
+
 impl Gatehouse {
+    /// Verifies an ID token this pool issued (signature and issuer; not its expiry).
+    pub async fn id_token_hint(
+        &self,
+        pool: &Pool,
+        token: &str,
+    ) -> ServiceResult<Option<IdTokenHint>> {
+        #[derive(serde::Deserialize)]
+        struct Hint {
+            aud: String,
+            #[serde(default)]
+            sid: Option<String>,
+        }
+        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let issuer = self.issuer(pool);
+        let hint: Option<Hint> = gatehouse_crypto::jws::verify(
+            token,
+            |kid| keys.verifying_key(kid),
+            &gatehouse_crypto::jws::Expect {
+                typ: "JWT",
+                issuer: &issuer,
+                audience: None,
+            },
+        )
+        .ok();
+        Ok(hint.map(|h| IdTokenHint {
+            client_id: h.aud,
+            sid: h.sid,
+        }))
+    }
+
     pub(crate) async fn mint_id_token(
         &self,
         pool: &Pool,
@@ -119,7 +167,11 @@ impl Gatehouse {
     }
 
     /// Signs an ID token with the pool's key (`typ: JWT`).
-    pub async fn sign_id_token<T: Serialize>(&self, pool: &Pool, claims: &T) -> ServiceResult<Secret> {
+    pub async fn sign_id_token<T: Serialize>(
+        &self,
+        pool: &Pool,
+        claims: &T,
+    ) -> ServiceResult<Secret> {
         let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
         Ok(Secret::new(gatehouse_crypto::jws::sign(
             &keys.signing,
@@ -136,6 +188,9 @@ mod tests {
     #[test]
     fn at_hash_is_the_left_half_of_the_sha256_base64url() {
         // OIDC Core §A.3's access token and at_hash use RS256, whose hash is SHA-256.
-        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

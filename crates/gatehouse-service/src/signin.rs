@@ -246,7 +246,11 @@ impl Gatehouse {
             jti: random_token().expose().to_owned(),
             challenge: NEW_PASSWORD_REQUIRED.to_owned(),
         };
-        Ok(Secret::new(jws::sign(&keys.signing, TYP_CHALLENGE, &claims)?))
+        Ok(Secret::new(jws::sign(
+            &keys.signing,
+            TYP_CHALLENGE,
+            &claims,
+        )?))
     }
 
     /// Answers `NEW_PASSWORD_REQUIRED`: sets the new password (checked against the policy),

@@ -1,9 +1,7 @@
 //! Authorization codes and refresh tokens: stored by the SHA-256 of their secret, used once
 //! by one `UPDATE … WHERE used_at IS NULL` (the compare-and-set), scoped to one pool.
 
-use gatehouse_domain::authorization::{
-    AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken,
-};
+use gatehouse_domain::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use gatehouse_domain::ids::{ClientId, PoolId, SessionId, UserId};
 use gatehouse_domain::store::StoreResult;
 use gatehouse_domain::time::Timestamp;
@@ -59,7 +57,7 @@ pub(crate) async fn take_code_in(
     .await
     .store()?;
     if let Some(row) = taken {
-        return Ok(CodeTaken::Fresh(code_from_row(&row)?));
+        return Ok(CodeTaken::Fresh(Box::new(code_from_row(&row)?)));
     }
     let used = sqlx::query(
         "SELECT issued_session FROM authorization_codes WHERE pool_id = $1 AND code_sha256 = $2",
@@ -156,7 +154,7 @@ pub(crate) async fn take_refresh_in(
     .await
     .store()?;
     if let Some(row) = taken {
-        return Ok(RefreshTaken::Fresh(refresh_from_row(&row)?));
+        return Ok(RefreshTaken::Fresh(Box::new(refresh_from_row(&row)?)));
     }
     let used = sqlx::query(&format!(
         "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE pool_id = $1 AND token_sha256 = $2"
@@ -167,7 +165,7 @@ pub(crate) async fn take_refresh_in(
     .await
     .store()?;
     Ok(match used {
-        Some(row) => RefreshTaken::Reused(refresh_from_row(&row)?),
+        Some(row) => RefreshTaken::Reused(Box::new(refresh_from_row(&row)?)),
         None => RefreshTaken::Unknown,
     })
 }

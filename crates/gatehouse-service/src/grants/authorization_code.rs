@@ -179,13 +179,25 @@ impl Gatehouse {
         }
         let at = (redirect_uri, &p.state);
         if p.request.is_some() {
-            return Err(redirect(at, "request_not_supported", "request objects are not supported"));
+            return Err(redirect(
+                at,
+                "request_not_supported",
+                "request objects are not supported",
+            ));
         }
         if p.request_uri.is_some() {
-            return Err(redirect(at, "request_uri_not_supported", "request_uri is not supported"));
+            return Err(redirect(
+                at,
+                "request_uri_not_supported",
+                "request_uri is not supported",
+            ));
         }
         if p.response_mode.as_deref().is_some_and(|m| m != "query") {
-            return Err(redirect(at, "invalid_request", "only response_mode=query is supported"));
+            return Err(redirect(
+                at,
+                "invalid_request",
+                "only response_mode=query is supported",
+            ));
         }
         if p.response_type.as_deref() != Some("code") {
             return Err(redirect(
@@ -224,7 +236,11 @@ impl Gatehouse {
                 ));
             }
             (Some(c), _) if !is_pkce_value(c) => {
-                return Err(redirect(at, "invalid_request", "code_challenge is malformed"));
+                return Err(redirect(
+                    at,
+                    "invalid_request",
+                    "code_challenge is malformed",
+                ));
             }
             (Some(c), _) => Some(c.clone()),
         };
@@ -239,14 +255,17 @@ impl Gatehouse {
         for s in &requested {
             // The standard OpenID scopes go to every client of the code flow; others only
             // when the client holds them. Others are dropped, not refused (SPEC §5).
-            let allowed = Scope::OIDC.contains(s)
-                || client.scopes.iter().any(|c| c.as_str() == *s);
+            let allowed = Scope::OIDC.contains(s) || client.scopes.iter().any(|c| c.as_str() == *s);
             if allowed && !scopes.iter().any(|g: &String| g == s) {
                 scopes.push((*s).to_owned());
             }
         }
         if !requested.is_empty() && scopes.is_empty() {
-            return Err(redirect(at, "invalid_scope", "no requested scope is available"));
+            return Err(redirect(
+                at,
+                "invalid_scope",
+                "no requested scope is available",
+            ));
         }
         let prompt: Vec<String> = p
             .prompt
@@ -275,17 +294,19 @@ impl Gatehouse {
         }
         let max_age = match p.max_age.as_deref() {
             None => None,
-            Some(v) => Some(
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        redirect(at, "invalid_request", "max_age must be a non-negative integer")
-                    })?,
-            ),
+            Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                redirect(
+                    at,
+                    "invalid_request",
+                    "max_age must be a non-negative integer",
+                )
+            })?),
         };
-        for (name, value) in [("state", &p.state), ("nonce", &p.nonce), ("login_hint", &p.login_hint)]
-        {
+        for (name, value) in [
+            ("state", &p.state),
+            ("nonce", &p.nonce),
+            ("login_hint", &p.login_hint),
+        ] {
             if value.as_ref().is_some_and(|v| v.len() > 2048) {
                 return Err(redirect(
                     at,
@@ -313,9 +334,8 @@ impl Gatehouse {
     /// Whether the browser's session answers the request, or the user must sign in.
     pub fn decide(&self, req: &AuthorizationRequest, browser: Option<&BrowserSession>) -> Decision {
         let fresh_enough = |b: &BrowserSession| {
-            req.max_age.is_none_or(|max| {
-                self.now().as_secs() - b.auth_time().as_secs() <= max
-            })
+            req.max_age
+                .is_none_or(|max| self.now().as_secs() - b.auth_time().as_secs() <= max)
         };
         match browser {
             Some(b) if !req.prompts("login") && fresh_enough(b) => Decision::Issue,
@@ -414,8 +434,14 @@ impl Gatehouse {
                 // A second exchange: whoever holds the code is not alone. End what the first
                 // exchange started, then refuse.
                 if let Some(issued) = issued {
-                    self.end_family(w.as_mut(), pool, issued, "authorization code replayed", meta)
-                        .await?;
+                    self.end_family(
+                        w.as_mut(),
+                        pool,
+                        issued,
+                        "authorization code replayed",
+                        meta,
+                    )
+                    .await?;
                 }
                 w.commit().await?;
                 return Err(invalid_grant("the authorization code was already used"));
@@ -543,7 +569,9 @@ impl Gatehouse {
             }
         };
         if taken.client_id != client.client_id {
-            return Err(invalid_grant("the refresh token was issued to another client"));
+            return Err(invalid_grant(
+                "the refresh token was issued to another client",
+            ));
         }
         let session = w
             .session(taken.session)
@@ -617,7 +645,10 @@ impl Gatehouse {
         why: &str,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        for ended in w.end_sessions(&SessionsToEnd::One(session), self.now()).await? {
+        for ended in w
+            .end_sessions(&SessionsToEnd::One(session), self.now())
+            .await?
+        {
             let mut event = self
                 .event(pool, AuditAction::SessionRevoked, None, meta)
                 .subject(&ended.username)

@@ -2,6 +2,7 @@
 //! make it: the sign-in page, its form, the SSO cookie, the code, its exchange with PKCE, the
 //! ID token, refresh tokens that rotate, and the attacks on each step.
 
+use gatehouse_domain::client::ClientType;
 use gatehouse_domain::ids::PoolSlug;
 use gatehouse_service::clients::NewAppClient;
 use gatehouse_service::grants::authorization_code::s256;
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::common::{ClientCreds, TestApp, jwt_claims, spawn_app};
 
 const REDIRECT: &str = "https://app.example.com/cb";
+const LOGGED_OUT: &str = "https://app.example.com/logged-out";
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 struct Browser {
@@ -80,9 +82,14 @@ impl Browser {
 /// The value of a hidden input in a page.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
     let end = start + html[start..].find('"').unwrap();
-    html[start..end].replace("&#x2f;", "/").replace("&amp;", "&")
+    html[start..end]
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
 }
 
 fn query_of(location: &str) -> std::collections::HashMap<String, String> {
@@ -91,6 +98,15 @@ fn query_of(location: &str) -> std::collections::HashMap<String, String> {
 }
 
 async fn web_client(app: &TestApp, pool: &str, grants: &[&str]) -> ClientCreds {
+    register(app, pool, grants, ClientType::Confidential).await
+}
+
+async fn register(
+    app: &TestApp,
+    pool: &str,
+    grants: &[&str],
+    client_type: ClientType,
+) -> ClientCreds {
     let pool = app.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
     let (client, secret) = app
         .gh
@@ -102,6 +118,9 @@ async fn web_client(app: &TestApp, pool: &str, grants: &[&str]) -> ClientCreds {
                 scopes: None,
                 grant_types: Some(grants.iter().map(|g| (*g).to_owned()).collect()),
                 redirect_uris: Some(vec![REDIRECT.to_owned()]),
+                post_logout_redirect_uris: Some(vec![LOGGED_OUT.to_owned()]),
+                client_type,
+                third_party: false,
             },
             &RequestMeta::default(),
         )
@@ -109,7 +128,7 @@ async fn web_client(app: &TestApp, pool: &str, grants: &[&str]) -> ClientCreds {
         .unwrap();
     ClientCreds {
         id: client.client_id.to_string(),
-        secret: secret.expose().to_owned(),
+        secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
     }
 }
 
@@ -135,7 +154,10 @@ async fn sign_in(browser: &mut Browser, app: &TestApp, url: &str, password: &str
     let page = browser.get(url).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("<label for=\"username\">Username</label>"), "{html}");
+    assert!(
+        html.contains("<label for=\"username\">Username</label>"),
+        "{html}"
+    );
     let action = url.split('?').next().unwrap();
     let res = browser
         .post(
@@ -149,7 +171,12 @@ async fn sign_in(browser: &mut Browser, app: &TestApp, url: &str, password: &str
             ],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
     let _ = app;
     res.headers()[LOCATION].to_str().unwrap().to_owned()
 }
@@ -191,11 +218,18 @@ async fn refresh(app: &TestApp, client: &ClientCreds, token: &str) -> reqwest::R
 async fn a_browser_signs_in_and_the_client_exchanges_its_code_once() {
     let app = spawn_app().await;
     app.create_pool("acme").await;
-    app.create_user("acme", "ada", &[], "ada-password-123").await;
+    app.create_user("acme", "ada", &[], "ada-password-123")
+        .await;
     let client = web_client(&app, "acme", &["authorization_code", "refresh_token"]).await;
     let mut browser = Browser::new();
 
-    let location = sign_in(&mut browser, &app, &authorize_url(&app, "acme", &client, ""), "ada-password-123").await;
+    let location = sign_in(
+        &mut browser,
+        &app,
+        &authorize_url(&app, "acme", &client, ""),
+        "ada-password-123",
+    )
+    .await;
     assert!(location.starts_with(REDIRECT), "{location}");
     let q = query_of(&location);
     assert_eq!(q["state"], "st-1");
@@ -218,7 +252,10 @@ async fn a_browser_signs_in_and_the_client_exchanges_its_code_once() {
     assert!(id["at_hash"].is_string() && id["sid"].is_string() && id["auth_time"].is_i64());
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(jwt_claims(access)["scope"], "openid profile email");
-    assert_eq!(app.introspect("acme", &client, access).await["active"], true);
+    assert_eq!(
+        app.introspect("acme", &client, access).await["active"],
+        true
+    );
     let userinfo: Value = app
         .http
         .get(app.pool_url("acme", "/oauth2/userinfo"))
@@ -234,8 +271,14 @@ async fn a_browser_signs_in_and_the_client_exchanges_its_code_once() {
     // The code again: refused, and what the first exchange issued ends with it.
     let replay = exchange(&app, &client, &q["code"], Some(VERIFIER)).await;
     assert_eq!(replay.status(), 400);
-    assert_eq!(replay.json::<Value>().await.unwrap()["error"], "invalid_grant");
-    assert_eq!(app.introspect("acme", &client, access).await["active"], false);
+    assert_eq!(
+        replay.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        app.introspect("acme", &client, access).await["active"],
+        false
+    );
     let refused = refresh(&app, &client, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refused.status(), 400);
 
@@ -256,10 +299,16 @@ async fn a_browser_signs_in_and_the_client_exchanges_its_code_once() {
     assert_ne!(rotated, first);
     assert!(jwt_claims(second["id_token"].as_str().unwrap())["nonce"].is_null());
     let latest_access = second["access_token"].as_str().unwrap();
-    assert_eq!(app.introspect("acme", &client, latest_access).await["active"], true);
+    assert_eq!(
+        app.introspect("acme", &client, latest_access).await["active"],
+        true
+    );
     let reused = refresh(&app, &client, &first).await;
     assert_eq!(reused.status(), 400);
-    assert_eq!(app.introspect("acme", &client, latest_access).await["active"], false);
+    assert_eq!(
+        app.introspect("acme", &client, latest_access).await["active"],
+        false
+    );
     assert_eq!(refresh(&app, &client, rotated).await.status(), 400);
 
     // prompt=login asks for the password even with a session.
@@ -280,8 +329,10 @@ async fn attacks_on_the_code_flow_are_refused() {
     let app = spawn_app().await;
     app.create_pool("acme").await;
     app.create_pool("beta").await;
-    app.create_user("acme", "ada", &[], "ada-password-123").await;
-    app.create_user("beta", "ada", &[], "ada-password-123").await;
+    app.create_user("acme", "ada", &[], "ada-password-123")
+        .await;
+    app.create_user("beta", "ada", &[], "ada-password-123")
+        .await;
     let client = web_client(&app, "acme", &["authorization_code"]).await;
     let beta_client = web_client(&app, "beta", &["authorization_code"]).await;
     let mut browser = Browser::new();
@@ -293,7 +344,8 @@ async fn attacks_on_the_code_flow_are_refused() {
         "https://app.example.com/cbx",
         "https://app.example.com/cb?x=1",
     ] {
-        let url = authorize_url(&app, "acme", &client, "").replace(&urlencode(REDIRECT), &urlencode(evil));
+        let url = authorize_url(&app, "acme", &client, "")
+            .replace(&urlencode(REDIRECT), &urlencode(evil));
         let res = browser.get(&url).await;
         assert_eq!(res.status(), 400, "{evil}");
         assert!(res.headers().get(LOCATION).is_none(), "{evil}");
@@ -315,7 +367,12 @@ async fn attacks_on_the_code_flow_are_refused() {
     assert_eq!(q["error"], "invalid_request");
 
     // The form without its CSRF token, or with another browser's: refused.
-    let page = browser.get(&authorize_url(&app, "acme", &client, "")).await.text().await.unwrap();
+    let page = browser
+        .get(&authorize_url(&app, "acme", &client, ""))
+        .await
+        .text()
+        .await
+        .unwrap();
     let action = app.pool_url("acme", "/oauth2/authorize");
     let request = hidden(&page, "request");
     let mut stranger = Browser::new();
@@ -348,22 +405,45 @@ async fn attacks_on_the_code_flow_are_refused() {
         )
         .await;
     assert_eq!(res.status(), 401);
-    assert!(res.text().await.unwrap().contains("Incorrect username or password."));
-    assert!(!browser.cookies.iter().any(|(k, _)| k.starts_with("gatehouse_sso")));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Incorrect username or password.")
+    );
+    assert!(
+        !browser
+            .cookies
+            .iter()
+            .any(|(k, _)| k.starts_with("gatehouse_sso"))
+    );
 
     // Signed in, the code: a wrong verifier, none, or another client's code are refused.
-    let location = sign_in(&mut browser, &app, &authorize_url(&app, "acme", &client, ""), "ada-password-123").await;
+    let location = sign_in(
+        &mut browser,
+        &app,
+        &authorize_url(&app, "acme", &client, ""),
+        "ada-password-123",
+    )
+    .await;
     let code = query_of(&location)["code"].clone();
     let wrong = exchange(&app, &client, &code, Some(&"a".repeat(43))).await;
     assert_eq!(wrong.status(), 400);
     // The code was presented: it is used up, whatever the verifier.
-    assert_eq!(exchange(&app, &client, &code, Some(VERIFIER)).await.status(), 400);
+    assert_eq!(
+        exchange(&app, &client, &code, Some(VERIFIER))
+            .await
+            .status(),
+        400
+    );
     let location = browser.get(&authorize_url(&app, "acme", &client, "")).await;
     let code = query_of(location.headers()[LOCATION].to_str().unwrap())["code"].clone();
     assert_eq!(exchange(&app, &client, &code, None).await.status(), 400);
 
     // The acme cookie means nothing to beta: its sign-in page is shown.
-    let beta = browser.get(&authorize_url(&app, "beta", &beta_client, "")).await;
+    let beta = browser
+        .get(&authorize_url(&app, "beta", &beta_client, ""))
+        .await;
     assert_eq!(beta.status(), 200);
     // Even under beta's own cookie name.
     let acme_value = browser
@@ -373,7 +453,216 @@ async fn attacks_on_the_code_flow_are_refused() {
         .unwrap()
         .1
         .clone();
-    browser.cookies.push(("gatehouse_sso_beta".to_owned(), acme_value));
-    let beta = browser.get(&authorize_url(&app, "beta", &beta_client, "")).await;
+    browser
+        .cookies
+        .push(("gatehouse_sso_beta".to_owned(), acme_value));
+    let beta = browser
+        .get(&authorize_url(&app, "beta", &beta_client, ""))
+        .await;
     assert_eq!(beta.status(), 200);
+}
+
+#[tokio::test]
+async fn a_public_client_must_use_pkce_and_authenticates_with_its_id_alone() {
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &[], "ada-password-123")
+        .await;
+    let spa = register(
+        &app,
+        "acme",
+        &["authorization_code", "refresh_token"],
+        ClientType::Public,
+    )
+    .await;
+    let mut browser = Browser::new();
+
+    // Without a challenge: refused at the client's redirect URI.
+    let url = authorize_url(&app, "acme", &spa, "");
+    let bare = url.split("&code_challenge=").next().unwrap().to_owned();
+    let res = browser.get(&bare).await;
+    let q = query_of(res.headers()[LOCATION].to_str().unwrap());
+    assert_eq!(q["error"], "invalid_request");
+
+    let location = sign_in(&mut browser, &app, &url, "ada-password-123").await;
+    let code = query_of(&location)["code"].clone();
+    let token = |code: String, verifier: &'static str| {
+        let app = &app;
+        let spa = &spa;
+        async move {
+            app.http
+                .post(app.pool_url("acme", "/oauth2/token"))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("client_id", spa.id.as_str()),
+                    ("code", code.as_str()),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", verifier),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = token(code, VERIFIER).await;
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/oauth2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", spa.id.as_str()),
+            ("refresh_token", rt),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A public client gets no client-credentials token.
+    let res = app
+        .http
+        .post(app.pool_url("acme", "/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", spa.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn logout_ends_the_browser_session_and_what_it_authorized() {
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &[], "ada-password-123")
+        .await;
+    let client = web_client(&app, "acme", &["authorization_code", "refresh_token"]).await;
+    let mut browser = Browser::new();
+    let location = sign_in(
+        &mut browser,
+        &app,
+        &authorize_url(&app, "acme", &client, ""),
+        "ada-password-123",
+    )
+    .await;
+    let tokens: Value = exchange(&app, &client, &query_of(&location)["code"], Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let logout = |extra: &str| {
+        app.pool_url(
+            "acme",
+            &format!("/oauth2/logout?client_id={}{extra}", client.id),
+        )
+    };
+
+    // An unregistered post-logout URI: a page, never a redirect; the session stands.
+    let res = browser
+        .get(&logout(&format!(
+            "&post_logout_redirect_uri={}",
+            urlencode("https://evil.example.com/")
+        )))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.headers().get(LOCATION).is_none());
+    // The redirect URI is not a post-logout URI either.
+    let res = browser
+        .get(&logout(&format!(
+            "&post_logout_redirect_uri={}",
+            urlencode(REDIRECT)
+        )))
+        .await;
+    assert_eq!(res.status(), 400);
+
+    // Without the hint the user confirms, with the Sign out button; a forged post is refused.
+    let res = browser
+        .get(&logout(&format!(
+            "&post_logout_redirect_uri={}&state=bye",
+            urlencode(LOGGED_OUT)
+        )))
+        .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains(">Sign out</button>"), "{html}");
+    let mut stranger = Browser::new();
+    let forged = stranger
+        .post(
+            &app.pool_url("acme", "/oauth2/logout"),
+            &[("csrf", &"x".repeat(43))],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    assert_eq!(
+        app.introspect("acme", &client, access).await["active"],
+        true
+    );
+
+    // With the hint of this session: out at once, back at the client with its state.
+    let res = browser
+        .get(&logout(&format!(
+            "&id_token_hint={id_token}&post_logout_redirect_uri={}&state=bye",
+            urlencode(LOGGED_OUT)
+        )))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()[LOCATION],
+        format!("{LOGGED_OUT}?state=bye").as_str()
+    );
+    assert!(
+        !browser
+            .cookies
+            .iter()
+            .any(|(k, _)| k == "gatehouse_sso_acme")
+    );
+    assert_eq!(
+        app.introspect("acme", &client, access).await["active"],
+        false
+    );
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&app, &client, rt).await.status(), 400);
+    // The sign-in page again.
+    assert_eq!(
+        browser
+            .get(&authorize_url(&app, "acme", &client, ""))
+            .await
+            .status(),
+        200
+    );
+
+    // Confirmed through the page: the same.
+    let location = sign_in(
+        &mut browser,
+        &app,
+        &authorize_url(&app, "acme", &client, ""),
+        "ada-password-123",
+    )
+    .await;
+    let tokens: Value = exchange(&app, &client, &query_of(&location)["code"], Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let html = browser.get(&logout("")).await.text().await.unwrap();
+    let res = browser
+        .post(
+            &app.pool_url("acme", "/oauth2/logout"),
+            &[("csrf", &hidden(&html, "csrf")), ("client_id", &client.id)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Signed out"));
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.introspect("acme", &client, access).await["active"],
+        false
+    );
 }
