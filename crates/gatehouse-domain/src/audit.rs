@@ -78,6 +78,7 @@ actions! {
     PoolHostsChanged => "pool.hosts_changed",
     PoolDeleted => "pool.deleted",
     SigningKeyRotated => "pool.signing_key_rotated",
+    SigningKeyCreated => "pool.signing_key_created",
     UserSignedIn => "user.signed_in",
     UserSignInFailed => "user.sign_in_failed",
     UserLockedOut => "user.locked_out",

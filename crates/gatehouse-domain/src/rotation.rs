@@ -6,8 +6,11 @@
 //! previous key whose tokens may still be alive refuses those tokens, so an ordinary rotation
 //! waits for them; a forced one does not, and a rotation after a compromise drops the
 //! compromised (current) key at once.
+//!
+//! A pool has a family of keys per [`KeyPurpose`]; each rotates on its own by these rules, and
+//! a rotation of one family leaves the other's keys as they are.
 
-use crate::store::{KeyState, SigningKeyRecord};
+use crate::store::{KeyPurpose, KeyState, SigningKeyRecord};
 use crate::time::Timestamp;
 
 /// Why a rotation is made.
@@ -31,8 +34,8 @@ impl RotationKind {
     }
 }
 
-/// What a rotation leaves: the keys kept (with their new states), the keys dropped, and the
-/// fresh keys the caller must add.
+/// What a rotation leaves: the keys kept (with their new states; the other families' as they
+/// were), the keys dropped, and the fresh keys the caller must add to the rotated family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
     pub kept: Vec<SigningKeyRecord>,
@@ -43,6 +46,22 @@ pub struct Rotation {
     pub needs_current: bool,
 }
 
+/// Whether `keys` lack a current key of the family `purpose`: a pool created before the
+/// family existed, which must be given one before it signs anything with it.
+pub fn lacks_current(keys: &[SigningKeyRecord], purpose: KeyPurpose) -> bool {
+    !keys
+        .iter()
+        .any(|k| k.purpose == purpose && k.state == KeyState::Current)
+}
+
+/// Whether a rotation of `purpose` now will need a fresh current key (none is published as
+/// next): lets the caller make the keys it will need before its transaction opens.
+pub fn will_need_current(keys: &[SigningKeyRecord], purpose: KeyPurpose) -> bool {
+    !keys
+        .iter()
+        .any(|k| k.purpose == purpose && k.state == KeyState::Next)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotationRefused {
     /// The previous key may still verify tokens until `until`.
@@ -51,23 +70,25 @@ pub enum RotationRefused {
     NoCurrentKey,
 }
 
-/// Plans a rotation of `keys` at `now`. `keep_previous_secs` is how long a key that stopped
-/// signing must stay published: the longest lifetime of a token it signed, with a margin for
-/// other instances that sign with it until they reload the keys.
+/// Plans a rotation of the family `purpose` of a pool's `keys` at `now`. `keep_previous_secs`
+/// is how long a key that stopped signing must stay published: the longest lifetime of a
+/// token it signed, with a margin for other instances that sign with it until they reload
+/// the keys. Keys of the other families are kept as they are.
 pub fn rotate(
     keys: Vec<SigningKeyRecord>,
+    purpose: KeyPurpose,
     now: Timestamp,
     keep_previous_secs: i64,
     kind: RotationKind,
 ) -> Result<Rotation, RotationRefused> {
-    if !keys.iter().any(|k| k.state == KeyState::Current) {
+    if lacks_current(&keys, purpose) {
         return Err(RotationRefused::NoCurrentKey);
     }
     let still_verifies = |k: &SigningKeyRecord| now < k.state_since.plus_secs(keep_previous_secs);
     if kind == RotationKind::Scheduled
         && let Some(k) = keys
             .iter()
-            .find(|k| k.state == KeyState::Previous && still_verifies(k))
+            .find(|k| k.purpose == purpose && k.state == KeyState::Previous && still_verifies(k))
     {
         return Err(RotationRefused::PreviousStillVerifying {
             kid: k.kid.clone(),
@@ -78,6 +99,10 @@ pub fn rotate(
     let mut dropped = Vec::new();
     let mut needs_current = true;
     for mut key in keys {
+        if key.purpose != purpose {
+            kept.push(key);
+            continue;
+        }
         let keep = match key.state {
             // A compromised rotation keeps a previous key whose tokens may still be alive:
             // it is not the compromised one.
@@ -127,6 +152,7 @@ mod tests {
             pool: PoolId::new_random(),
             kid: kid.to_owned(),
             alg: SigningAlg::ES256,
+            purpose: KeyPurpose::Access,
             state,
             sealed_private_key: vec![1],
             public_jwk: "{}".to_owned(),
@@ -143,6 +169,7 @@ mod tests {
     fn the_first_rotation_keeps_the_current_key_as_previous_and_needs_a_fresh_one() {
         let r = rotate(
             vec![key("a", KeyState::Current, 0)],
+            KeyPurpose::Access,
             Timestamp(100),
             3660,
             RotationKind::Scheduled,
@@ -161,7 +188,14 @@ mod tests {
             key("cur", KeyState::Current, 0),
             key("nxt", KeyState::Next, 0),
         ];
-        let r = rotate(keys, Timestamp(4000), 3660, RotationKind::Scheduled).unwrap();
+        let r = rotate(
+            keys,
+            KeyPurpose::Access,
+            Timestamp(4000),
+            3660,
+            RotationKind::Scheduled,
+        )
+        .unwrap();
         assert_eq!(
             states(&r),
             [("cur", KeyState::Previous), ("nxt", KeyState::Current)]
@@ -177,14 +211,36 @@ mod tests {
             key("cur", KeyState::Current, 0),
         ];
         assert_eq!(
-            rotate(keys.clone(), Timestamp(4659), 3660, RotationKind::Scheduled),
+            rotate(
+                keys.clone(),
+                KeyPurpose::Access,
+                Timestamp(4659),
+                3660,
+                RotationKind::Scheduled
+            ),
             Err(RotationRefused::PreviousStillVerifying {
                 kid: "old".to_owned(),
                 until: Timestamp(4660)
             })
         );
-        assert!(rotate(keys.clone(), Timestamp(4660), 3660, RotationKind::Scheduled).is_ok());
-        let forced = rotate(keys, Timestamp(2000), 3660, RotationKind::Forced).unwrap();
+        assert!(
+            rotate(
+                keys.clone(),
+                KeyPurpose::Access,
+                Timestamp(4660),
+                3660,
+                RotationKind::Scheduled
+            )
+            .is_ok()
+        );
+        let forced = rotate(
+            keys,
+            KeyPurpose::Access,
+            Timestamp(2000),
+            3660,
+            RotationKind::Forced,
+        )
+        .unwrap();
         assert_eq!(forced.dropped, ["old"]);
         assert_eq!(states(&forced), [("cur", KeyState::Previous)]);
     }
@@ -196,7 +252,14 @@ mod tests {
             key("cur", KeyState::Current, 0),
             key("nxt", KeyState::Next, 0),
         ];
-        let r = rotate(keys, Timestamp(2000), 3660, RotationKind::Compromised).unwrap();
+        let r = rotate(
+            keys,
+            KeyPurpose::Access,
+            Timestamp(2000),
+            3660,
+            RotationKind::Compromised,
+        )
+        .unwrap();
         assert_eq!(r.dropped, ["cur"]);
         assert_eq!(
             states(&r),
@@ -209,6 +272,85 @@ mod tests {
         assert_eq!(
             rotate(
                 vec![key("n", KeyState::Next, 0)],
+                KeyPurpose::Access,
+                Timestamp(1),
+                10,
+                RotationKind::Forced
+            ),
+            Err(RotationRefused::NoCurrentKey)
+        );
+    }
+
+    fn id_key(kid: &str, state: KeyState, since: i64) -> SigningKeyRecord {
+        SigningKeyRecord {
+            alg: SigningAlg::RS256,
+            purpose: KeyPurpose::IdToken,
+            ..key(kid, state, since)
+        }
+    }
+
+    #[test]
+    fn a_rotation_moves_only_its_own_family() {
+        // The access family has a previous key still verifying, which refuses a scheduled
+        // rotation of access keys but not one of ID-token keys; its keys stay as they were.
+        let keys = vec![
+            key("a-old", KeyState::Previous, 1000),
+            key("a-cur", KeyState::Current, 0),
+            id_key("i-cur", KeyState::Current, 0),
+            id_key("i-nxt", KeyState::Next, 0),
+        ];
+        assert!(matches!(
+            rotate(keys.clone(), KeyPurpose::Access, Timestamp(2000), 3660, RotationKind::Scheduled),
+            Err(RotationRefused::PreviousStillVerifying { kid, .. }) if kid == "a-old"
+        ));
+        let r = rotate(
+            keys.clone(),
+            KeyPurpose::IdToken,
+            Timestamp(2000),
+            3660,
+            RotationKind::Scheduled,
+        )
+        .unwrap();
+        assert_eq!(
+            states(&r),
+            [
+                ("a-old", KeyState::Previous),
+                ("a-cur", KeyState::Current),
+                ("i-cur", KeyState::Previous),
+                ("i-nxt", KeyState::Current),
+            ]
+        );
+        assert_eq!(r.kept[..2], keys[..2]);
+        assert!(r.dropped.is_empty());
+        assert!(!r.needs_current);
+
+        // A compromised ID-token key goes alone; the access keys all stay.
+        let r = rotate(
+            keys.clone(),
+            KeyPurpose::IdToken,
+            Timestamp(2000),
+            3660,
+            RotationKind::Compromised,
+        )
+        .unwrap();
+        assert_eq!(r.dropped, ["i-cur"]);
+        assert_eq!(r.kept[..2], keys[..2]);
+    }
+
+    #[test]
+    fn a_family_without_a_current_key_is_found_and_cannot_rotate() {
+        let keys = vec![
+            key("a-cur", KeyState::Current, 0),
+            key("a-nxt", KeyState::Next, 0),
+        ];
+        assert!(!lacks_current(&keys, KeyPurpose::Access));
+        assert!(lacks_current(&keys, KeyPurpose::IdToken));
+        assert!(!will_need_current(&keys, KeyPurpose::Access));
+        assert!(will_need_current(&keys, KeyPurpose::IdToken));
+        assert_eq!(
+            rotate(
+                keys,
+                KeyPurpose::IdToken,
                 Timestamp(1),
                 10,
                 RotationKind::Forced

@@ -9,7 +9,7 @@ use crate::client::AppClient;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::lockout::{LockoutPolicy, SignInFailures};
-use crate::pool::{HostName, Pool, SigningAlg};
+use crate::pool::{HostName, Pool, PoolSettings, SigningAlg};
 use crate::retention::{PurgeCounts, PurgePolicy};
 use crate::session::{Revocation, RevokedToken, Session};
 use crate::time::Timestamp;
@@ -36,6 +36,8 @@ pub struct SigningKeyRecord {
     pub pool: PoolId,
     pub kid: String,
     pub alg: SigningAlg,
+    /// Which family the key belongs to: what it signs.
+    pub purpose: KeyPurpose,
     pub state: KeyState,
     /// AES-256-GCM sealed PKCS#8 document (nonce first).
     pub sealed_private_key: Vec<u8>,
@@ -52,8 +54,52 @@ impl std::fmt::Debug for SigningKeyRecord {
             .field("pool", &self.pool)
             .field("kid", &self.kid)
             .field("alg", &self.alg)
+            .field("purpose", &self.purpose)
             .field("state", &self.state)
             .finish_non_exhaustive()
+    }
+}
+
+/// A pool's key families. Each rotates on its own (next → current → previous) and all are
+/// published in the pool's one JWKS, but a key of one family never verifies what the other
+/// signs: an ID token is not an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyPurpose {
+    /// Access tokens (and the pool's other own JWTs, such as challenge sessions), in the
+    /// pool's configured algorithm.
+    Access,
+    /// OpenID Connect ID tokens, always [`ID_TOKEN_SIGNING_ALG`].
+    IdToken,
+}
+
+/// The algorithm of every pool's ID tokens: RS256, which OpenID Connect requires relying
+/// parties to support, whatever algorithm the pool's access tokens use.
+pub const ID_TOKEN_SIGNING_ALG: SigningAlg = SigningAlg::RS256;
+
+impl KeyPurpose {
+    pub const ALL: [KeyPurpose; 2] = [KeyPurpose::Access, KeyPurpose::IdToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyPurpose::Access => "access",
+            KeyPurpose::IdToken => "id_token",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "access" => Some(Self::Access),
+            "id_token" => Some(Self::IdToken),
+            _ => None,
+        }
+    }
+
+    /// The algorithm new keys of this family use in a pool with `settings`.
+    pub fn alg(self, settings: &PoolSettings) -> SigningAlg {
+        match self {
+            KeyPurpose::Access => settings.signing_alg,
+            KeyPurpose::IdToken => ID_TOKEN_SIGNING_ALG,
+        }
     }
 }
 
@@ -115,11 +161,11 @@ pub trait Store: Send + Sync + 'static {
 
     // Pools and keys.
 
-    /// Creates a pool with its first signing key.
+    /// Creates a pool with its first signing keys (one current key of each family).
     async fn create_pool(
         &self,
         pool: &Pool,
-        key: &SigningKeyRecord,
+        keys: &[SigningKeyRecord],
         audit: &AuditEvent,
     ) -> StoreResult<()>;
     async fn pool_by_slug(&self, slug: &PoolSlug) -> StoreResult<Option<Pool>>;
@@ -289,4 +335,24 @@ pub trait Store: Send + Sync + 'static {
     /// deleted. Idempotent: instances purging at once delete each row once between them.
     async fn purge_expired(&self, now: Timestamp, policy: &PurgePolicy)
     -> StoreResult<PurgeCounts>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_purposes_round_trip_and_choose_their_algorithm() {
+        for p in KeyPurpose::ALL {
+            assert_eq!(KeyPurpose::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(KeyPurpose::parse("id-token"), None);
+        let settings = PoolSettings {
+            signing_alg: SigningAlg::EdDSA,
+            ..PoolSettings::default()
+        };
+        assert_eq!(KeyPurpose::Access.alg(&settings), SigningAlg::EdDSA);
+        // ID tokens stay RS256 whatever the pool's access tokens use.
+        assert_eq!(KeyPurpose::IdToken.alg(&settings), SigningAlg::RS256);
+    }
 }

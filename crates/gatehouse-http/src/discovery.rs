@@ -39,6 +39,7 @@ struct Metadata {
     /// RFC 9207: the authorization response names the issuer.
     authorization_response_iss_parameter_supported: bool,
     prompt_values_supported: &'static [&'static str],
+    /// The algorithm of the pool's ID-token keys (published in its JWKS).
     id_token_signing_alg_values_supported: [&'static str; 1],
     /// Not a registered name: the algorithm of the pool's access tokens (RFC 9068 JWTs).
     access_token_signing_alg_values_supported: [&'static str; 1],
@@ -87,7 +88,7 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
         code_challenge_methods_supported: &["S256"],
         authorization_response_iss_parameter_supported: true,
         prompt_values_supported: &["none", "login"],
-        id_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
+        id_token_signing_alg_values_supported: [state.gh.id_token_alg().as_str()],
         access_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
         claims_supported: &[
             "iss",

@@ -89,7 +89,7 @@ impl Gatehouse {
         pool: &Pool,
         req: &AuthorizationRequest,
     ) -> ServiceResult<String> {
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let claims = RequestClaims {
             iss: self.issuer(pool),
             sub: req.client_id.clone(),
@@ -111,7 +111,7 @@ impl Gatehouse {
         pool: &Pool,
         sealed: &str,
     ) -> ServiceResult<Option<AuthorizationRequest>> {
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let issuer = self.issuer(pool);
         let claims: Option<RequestClaims> = jws::verify(
             sealed,

@@ -10,7 +10,7 @@ pub mod clients;
 pub mod error;
 pub mod grants;
 pub mod groups;
-pub mod id_token;
+pub mod id_tokens;
 pub mod impersonation;
 pub mod keyring;
 pub mod maintenance;

@@ -8,7 +8,7 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::{PoolId, PoolSlug};
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::{HostName, Pool, PoolSettings};
-use gatehouse_domain::store::KeyState;
+use gatehouse_domain::store::{KeyPurpose, KeyState};
 
 use crate::audit::EventExt;
 use crate::cache::TtlCache;
@@ -57,7 +57,7 @@ impl PoolCache {
 }
 
 impl Gatehouse {
-    /// Creates a pool and its first signing key. Used by the CLI and at first start.
+    /// Creates a pool and its first signing keys, one of each family. Used by the CLI and at first start.
     pub async fn create_pool(
         &self,
         slug: PoolSlug,
@@ -82,13 +82,21 @@ impl Gatehouse {
             hosts,
             created_at: now,
         };
-        let key =
-            self.keyring
-                .new_key(pool.id, pool.settings.signing_alg, KeyState::Current, now)?;
+        // The first key of each family: access tokens in the pool's algorithm, ID tokens RS256
+        // (always a key of its own, even when access tokens are RS256 too).
+        let mut keys = Vec::with_capacity(KeyPurpose::ALL.len());
+        for purpose in KeyPurpose::ALL {
+            let alg = purpose.alg(&pool.settings);
+            keys.push(
+                self.keyring
+                    .new_key(pool.id, purpose, alg, KeyState::Current, now)
+                    .await?,
+            );
+        }
         let event = self
             .event(&pool, AuditAction::PoolCreated, principal, meta)
             .subject(&pool.slug);
-        self.store.create_pool(&pool, &key, &event).await?;
+        self.store.create_pool(&pool, &keys, &event).await?;
         Ok(pool)
     }
 
@@ -278,13 +286,8 @@ impl Gatehouse {
         })
     }
 
-    /// The pool's public keys, for its JWKS document.
+    /// The pool's public keys, for its JWKS document: every published key of both families.
     pub async fn jwks(&self, pool: &Pool) -> ServiceResult<Vec<gatehouse_crypto::keys::PublicJwk>> {
-        Ok(self
-            .keyring
-            .keys(self.store.as_ref(), pool.id)
-            .await?
-            .jwks
-            .clone())
+        Ok(self.pool_keys(pool).await?.jwks.clone())
     }
 }

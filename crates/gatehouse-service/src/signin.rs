@@ -237,7 +237,7 @@ impl Gatehouse {
         user: &User,
         audience: &str,
     ) -> ServiceResult<Secret> {
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let claims = ChallengeClaims {
             iss: self.issuer(pool),
             sub: user.id.to_string(),
@@ -281,7 +281,7 @@ impl Gatehouse {
         new_password: &Secret,
         meta: &RequestMeta,
     ) -> ServiceResult<(Box<dyn PoolWrite>, User)> {
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let issuer = self.issuer(pool);
         let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
         let claims: ChallengeClaims = jws::verify(

@@ -160,7 +160,7 @@ impl Gatehouse {
         subject: TokenSubject<'_>,
         lifetime_secs: u32,
     ) -> ServiceResult<IssuedToken> {
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let now = self.now();
         let issuer = self.issuer(pool);
         let base = AccessClaims {
@@ -306,10 +306,7 @@ impl Gatehouse {
             Some(_) => return Ok(Err(InvalidToken::ForeignIssuer)),
             None => return Ok(Err(InvalidToken::Signature)),
         };
-        let mut keys = self
-            .keyring
-            .keys(self.store.as_ref(), issuer_pool.id)
-            .await?;
+        let mut keys = self.pool_keys(&issuer_pool).await?;
         let issuer = self.issuer(&issuer_pool);
         let now = self.now();
         let known = remembered

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::ids::{PoolId, PoolSlug};
 use gatehouse_domain::pool::{HostName, Pool, PoolSettings, SigningAlg};
-use gatehouse_domain::store::{KeyState, SigningKeyRecord, StoreError, StoreResult};
+use gatehouse_domain::store::{KeyPurpose, KeyState, SigningKeyRecord, StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
@@ -19,7 +19,7 @@ const HOST_TAKEN: &str = "a host name is already bound to a pool";
 pub(crate) async fn create(
     store: &SqlStore,
     pool: &Pool,
-    key: &SigningKeyRecord,
+    keys: &[SigningKeyRecord],
     event: &AuditEvent,
 ) -> StoreResult<()> {
     let mut tx = store.begin().await?;
@@ -32,7 +32,12 @@ pub(crate) async fn create(
         .await
         .conflict("a pool with this slug already exists")?;
     insert_hosts(&mut tx, pool.id, &pool.hosts).await?;
-    insert_key(&mut tx, pool.id, key).await?;
+    for key in keys {
+        if key.pool != pool.id {
+            return Err(other_pools_key());
+        }
+        insert_key(&mut tx, pool.id, key).await?;
+    }
     audit::insert(&mut tx, event).await?;
     tx.commit().await.store()
 }
@@ -161,7 +166,7 @@ pub(crate) async fn signing_keys(
     rows.iter().map(key_from_row).collect()
 }
 
-const SELECT_KEYS: &str = "SELECT pool_id, kid, alg, state, sealed_private_key, public_jwk, \
+const SELECT_KEYS: &str = "SELECT pool_id, kid, alg, purpose, state, sealed_private_key, public_jwk, \
      created_at, COALESCE(state_since, created_at) AS state_since \
      FROM signing_keys WHERE pool_id = $1 ORDER BY created_at, kid";
 
@@ -191,13 +196,15 @@ pub(crate) async fn replace_keys_in(
         .store()?;
     for key in keys {
         if key.pool != pool {
-            return Err(StoreError::Backend(
-                "a signing key of another pool was given to a pool's transaction".to_owned(),
-            ));
+            return Err(other_pools_key());
         }
         insert_key(conn, pool, key).await?;
     }
     Ok(())
+}
+
+fn other_pools_key() -> StoreError {
+    StoreError::Backend("a signing key of another pool was given to a pool's write".to_owned())
 }
 
 /// Deletes the pool; its rows in every other table go with it (`ON DELETE CASCADE`).
@@ -256,12 +263,14 @@ async fn insert_key(
 ) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO signing_keys \
-         (pool_id, kid, alg, state, sealed_private_key, public_jwk, created_at, state_since) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         (pool_id, kid, alg, purpose, state, sealed_private_key, public_jwk, created_at, \
+          state_since) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(pool.to_string())
     .bind(key.kid.as_str())
     .bind(key.alg.as_str())
+    .bind(key.purpose.as_str())
     .bind(key.state.as_str())
     .bind(key.sealed_private_key.as_slice())
     .bind(key.public_jwk.as_str())
@@ -304,6 +313,9 @@ fn key_from_row(row: &AnyRow) -> StoreResult<SigningKeyRecord> {
         pool: parsed(row, "pool_id", PoolId::parse)?,
         kid: get(row, "kid")?,
         alg: parsed(row, "alg", SigningAlg::parse)?,
+        purpose: parsed(row, "purpose", |s| {
+            KeyPurpose::parse(s).ok_or("unknown key purpose")
+        })?,
         state: parsed(row, "state", |s| {
             KeyState::parse(s).ok_or("unknown key state")
         })?,

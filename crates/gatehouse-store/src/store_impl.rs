@@ -49,10 +49,10 @@ impl Store for SqlStore {
     async fn create_pool(
         &self,
         pool: &Pool,
-        key: &SigningKeyRecord,
+        keys: &[SigningKeyRecord],
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        pools::create(self, pool, key, audit).await
+        pools::create(self, pool, keys, audit).await
     }
 
     async fn pool_by_slug(&self, slug: &PoolSlug) -> StoreResult<Option<Pool>> {

@@ -52,6 +52,8 @@ on_both_backends! {
     pools::racing_host_replacements_do_not_merge: sqlite_racing_host_replacements, postgres_racing_host_replacements;
     pools::reconnect_keeps_data: sqlite_reconnect_keeps_data, postgres_reconnect_keeps_data;
     pools::signing_keys_are_replaced_in_a_transaction: sqlite_signing_keys_replaced, postgres_signing_keys_replaced;
+    pools::key_families_round_trip_with_one_current_key_each: sqlite_key_families, postgres_key_families;
+    pools::racing_backfills_add_one_id_token_key: sqlite_racing_id_key_backfills, postgres_racing_id_key_backfills;
     pools::deleting_a_pool_deletes_what_it_holds: sqlite_pool_deletion, postgres_pool_deletion;
     users::crud: sqlite_user_crud, postgres_user_crud;
     txn::racing_writers_lose_nothing: sqlite_racing_writers_lose_nothing, postgres_racing_writers_lose_nothing;

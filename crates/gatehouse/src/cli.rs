@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::client::{ClientType, GrantType};
 use gatehouse_domain::ids::{PoolSlug, Username};
 use gatehouse_domain::permission::Role;
 use gatehouse_domain::pool::{HostName, PoolSettings, SigningAlg};
 use gatehouse_domain::rotation::RotationKind;
+use gatehouse_domain::store::KeyPurpose;
 use gatehouse_domain::time::SystemClock;
 use gatehouse_domain::user::UserAttributes;
 use gatehouse_service::RequestMeta;
@@ -63,9 +64,18 @@ enum Command {
     },
 }
 
+/// The key families of `pool rotate-key --purpose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PurposeArg {
+    /// Keys that sign access tokens, in the pool's algorithm.
+    Access,
+    /// Keys that sign ID tokens, RS256.
+    IdToken,
+}
+
 #[derive(Debug, Subcommand)]
 enum PoolCommand {
-    /// Create a pool with its first signing key.
+    /// Create a pool with its first signing keys (one for access tokens, one for ID tokens).
     Create {
         pool: String,
         /// Host names whose root serves this pool.
@@ -94,11 +104,14 @@ enum PoolCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Rotate the pool's signing keys: the next key (published ahead) signs from now on, the
-    /// current one stays published until the tokens it signed expire, and a fresh next key is
-    /// published. Refused while the previous key may still verify live tokens.
+    /// Rotate one family of the pool's signing keys: the next key (published ahead) signs from
+    /// now on, the current one stays published until the tokens it signed expire, and a fresh
+    /// next key is published. Refused while the previous key may still verify live tokens.
     RotateKey {
         pool: String,
+        /// Which keys: those that sign access tokens, or those that sign ID tokens (RS256).
+        #[arg(long, value_enum, default_value_t = PurposeArg::Access)]
+        purpose: PurposeArg,
         /// Rotate now even if the previous key may still verify live tokens: they are refused.
         #[arg(long, conflicts_with = "compromised")]
         force: bool,
@@ -440,6 +453,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
         }
         Command::Pool(PoolCommand::RotateKey {
             pool,
+            purpose,
             force,
             compromised,
             json,
@@ -449,7 +463,11 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 (true, false) => RotationKind::Forced,
                 (false, false) => RotationKind::Scheduled,
             };
-            operate::pool_rotate_key(&*services(config).await?, &pool, kind, json).await
+            let purpose = match purpose {
+                PurposeArg::Access => KeyPurpose::Access,
+                PurposeArg::IdToken => KeyPurpose::IdToken,
+            };
+            operate::pool_rotate_key(&*services(config).await?, &pool, purpose, kind, json).await
         }
         Command::User(UserCommand::Show(t)) => user_action(config, t, UserAction::Show).await,
         Command::User(UserCommand::Delete(t)) => user_action(config, t, UserAction::Delete).await,

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::EventExt;
 use crate::browser::BrowserSession;
 use crate::error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
-use crate::id_token::IdTokenFacts;
+use crate::id_tokens::IdTokenFacts;
 use crate::tokens::{ClientCredentials, IssuedToken, TokenSubject};
 use crate::{Gatehouse, RequestMeta};
 

@@ -11,7 +11,7 @@ use gatehouse_domain::ids::{
 use gatehouse_domain::permission::{Role, Scope};
 use gatehouse_domain::pool::{HostName, Pool, PoolSettings, SigningAlg};
 use gatehouse_domain::session::{Actor, ActorKind, Session, SessionKind};
-use gatehouse_domain::store::{KeyState, SigningKeyRecord, Store, StoreResult};
+use gatehouse_domain::store::{KeyPurpose, KeyState, SigningKeyRecord, Store, StoreResult};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::{
     Enabled, MfaState, PasswordCredential, User, UserAttributes, UserStatus,
@@ -96,11 +96,22 @@ pub fn key(pool: PoolId, kid: &str) -> SigningKeyRecord {
         pool,
         kid: kid.to_owned(),
         alg: SigningAlg::ES256,
+        purpose: KeyPurpose::Access,
         state: KeyState::Current,
         sealed_private_key: vec![0, 1, 2, 254, 255],
         public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
         created_at: T0,
         state_since: T0,
+    }
+}
+
+/// A current ID-token key.
+pub fn id_key(pool: PoolId, kid: &str) -> SigningKeyRecord {
+    SigningKeyRecord {
+        alg: SigningAlg::RS256,
+        purpose: KeyPurpose::IdToken,
+        public_jwk: format!(r#"{{"kty":"RSA","kid":"{kid}"}}"#),
+        ..key(pool, kid)
     }
 }
 
@@ -130,13 +141,13 @@ pub fn event(pool: PoolId, action: AuditAction, subject: &str) -> AuditEvent {
     }
 }
 
-/// Creates a pool with one signing key.
+/// Creates a pool with one signing key, an access key (as pools were made before ID tokens).
 pub async fn new_pool(store: &SqlStore, slug_text: &str) -> Pool {
     let pool = pool_value(slug_text, &[]);
     store
         .create_pool(
             &pool,
-            &key(pool.id, "k1"),
+            &[key(pool.id, "k1")],
             &event(pool.id, AuditAction::PoolCreated, slug_text),
         )
         .await

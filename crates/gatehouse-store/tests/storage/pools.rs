@@ -11,10 +11,8 @@ pub async fn create_and_look_up(db: &Db) {
     // Hosts come back in the order they were bound: the first one names the issuer.
     let pool = pool_value("acme", &["login.acme.example", "acme.example.com"]);
     let created = event(pool.id, AuditAction::PoolCreated, "acme");
-    store
-        .create_pool(&pool, &key(pool.id, "k1"), &created)
-        .await
-        .unwrap();
+    let keys = [key(pool.id, "k1"), id_key(pool.id, "k2")];
+    store.create_pool(&pool, &keys, &created).await.unwrap();
 
     let expected = pool.clone();
     assert_eq!(
@@ -33,10 +31,8 @@ pub async fn create_and_look_up(db: &Db) {
         store.pool_by_host(&host("other.example")).await.unwrap(),
         None
     );
-    assert_eq!(
-        store.signing_keys(pool.id).await.unwrap(),
-        vec![key(pool.id, "k1")]
-    );
+    // Each key comes back with its family.
+    assert_eq!(store.signing_keys(pool.id).await.unwrap(), keys);
     assert_written(store, &created).await;
 
     let staff = new_pool(store, "staff").await;
@@ -50,7 +46,7 @@ pub async fn slug_is_unique(db: &Db) {
     let again = pool_value("acme", &[]);
     let ev = event(again.id, AuditAction::PoolCreated, "acme");
     let err = store
-        .create_pool(&again, &key(again.id, "k1"), &ev)
+        .create_pool(&again, &[key(again.id, "k1")], &ev)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -64,7 +60,7 @@ pub async fn hosts_conflict_and_are_replaced(db: &Db) {
     store
         .create_pool(
             &a,
-            &key(a.id, "k1"),
+            &[key(a.id, "k1")],
             &event(a.id, AuditAction::PoolCreated, "a"),
         )
         .await
@@ -74,7 +70,7 @@ pub async fn hosts_conflict_and_are_replaced(db: &Db) {
     let b = pool_value("b", &["b.example.com", "shared.example.com"]);
     let ev = event(b.id, AuditAction::PoolCreated, "b");
     let err = store
-        .create_pool(&b, &key(b.id, "k1"), &ev)
+        .create_pool(&b, &[key(b.id, "k1")], &ev)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -351,4 +347,94 @@ pub async fn deleting_a_pool_deletes_what_it_holds(db: &Db) {
         .await
         .unwrap_err();
     assert!(matches!(again, StoreError::NotFound), "{again:?}");
+}
+
+/// Keys keep their family through a replacement, and a family has at most one current key:
+/// a write that would leave two is refused and changes nothing.
+pub async fn key_families_round_trip_with_one_current_key_each(db: &Db) {
+    use gatehouse_domain::store::{KeyPurpose, KeyState};
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let mut previous_id = id_key(pool.id, "i0");
+    previous_id.state = KeyState::Previous;
+    let mut keys = store.signing_keys(pool.id).await.unwrap();
+    keys.extend([previous_id, id_key(pool.id, "i1")]);
+    // The store's order: oldest first, then by key id.
+    keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+    let mut w = store.write(pool.id).await.unwrap();
+    w.replace_signing_keys(&keys).await.unwrap();
+    w.commit().await.unwrap();
+    let stored = store.signing_keys(pool.id).await.unwrap();
+    assert_eq!(stored, keys);
+    let families: Vec<(&str, KeyPurpose, KeyState)> = stored
+        .iter()
+        .map(|k| (k.kid.as_str(), k.purpose, k.state))
+        .collect();
+    assert_eq!(
+        families,
+        [
+            ("i0", KeyPurpose::IdToken, KeyState::Previous),
+            ("i1", KeyPurpose::IdToken, KeyState::Current),
+            ("k1", KeyPurpose::Access, KeyState::Current),
+        ]
+    );
+
+    // A second current ID-token key is refused; so is a second current access key.
+    for extra in [id_key(pool.id, "i2"), key(pool.id, "k2")] {
+        let mut w = store.write(pool.id).await.unwrap();
+        let mut more = w.signing_keys().await.unwrap();
+        more.push(extra);
+        assert!(w.replace_signing_keys(&more).await.is_err());
+        drop(w);
+        assert_eq!(store.signing_keys(pool.id).await.unwrap(), keys);
+    }
+}
+
+/// Instances that find a pool without an ID-token key race to give it one: each reads the
+/// keys under the pool's lock in the transaction that would add it, so exactly one adds it.
+pub async fn racing_backfills_add_one_id_token_key(db: &Db) {
+    use gatehouse_domain::rotation::lacks_current;
+    use gatehouse_domain::store::KeyPurpose;
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let before = store.signing_keys(pool.id).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let id = pool.id;
+        tasks.push(tokio::spawn(async move {
+            let mut w = store.write(id).await.unwrap();
+            let mut keys = w.signing_keys().await.unwrap();
+            if !lacks_current(&keys, KeyPurpose::IdToken) {
+                return false;
+            }
+            keys.push(id_key(id, &format!("i{i}")));
+            w.replace_signing_keys(&keys).await.unwrap();
+            w.audit(&event(id, AuditAction::SigningKeyCreated, "acme"))
+                .await
+                .unwrap();
+            w.commit().await.unwrap();
+            true
+        }));
+    }
+    let mut added = 0;
+    for t in tasks {
+        added += usize::from(t.await.unwrap());
+    }
+    assert_eq!(added, 1);
+    let after = store.signing_keys(pool.id).await.unwrap();
+    let id_keys: Vec<_> = after
+        .iter()
+        .filter(|k| k.purpose == KeyPurpose::IdToken)
+        .collect();
+    assert_eq!(id_keys.len(), 1, "{after:?}");
+    // The access key is as it was.
+    assert_eq!(
+        after
+            .iter()
+            .filter(|k| k.purpose == KeyPurpose::Access)
+            .cloned()
+            .collect::<Vec<_>>(),
+        before
+    );
 }

@@ -9,7 +9,7 @@ use gatehouse_domain::permission::Scope;
 use gatehouse_domain::pool::{HostName, Pool};
 use gatehouse_domain::rotation::RotationKind;
 use gatehouse_domain::session::{Session, SessionKind};
-use gatehouse_domain::store::{KeyState, SigningKeyRecord};
+use gatehouse_domain::store::{KeyPurpose, KeyState, SigningKeyRecord};
 use gatehouse_domain::user::{MfaState, User};
 use gatehouse_service::{Gatehouse, Operator, RequestMeta};
 use serde_json::{Value, json};
@@ -99,7 +99,8 @@ pub fn client_text(c: &AppClient) -> String {
 }
 
 fn key_row(k: &SigningKeyRecord) -> Value {
-    json!({"kid": k.kid, "alg": k.alg.as_str(), "state": k.state.as_str(),
+    json!({"kid": k.kid, "purpose": k.purpose.as_str(), "alg": k.alg.as_str(),
+        "state": k.state.as_str(),
         "created_at": k.created_at.to_rfc3339(), "state_since": k.state_since.to_rfc3339()})
 }
 
@@ -126,11 +127,14 @@ pub async fn pool_show(gh: &Gatehouse, pool: &str, as_json: bool) -> Result<(), 
         .signing_keys_as_operator(&slug)
         .await
         .map_err(|e| e.for_operator())?;
-    // In the order they serve: previous, current, next.
-    keys.sort_by_key(|k| match k.state {
-        KeyState::Previous => 0,
-        KeyState::Current => 1,
-        KeyState::Next => 2,
+    // By family, each in the order its keys serve: previous, current, next.
+    keys.sort_by_key(|k| {
+        let order = match k.state {
+            KeyState::Previous => 0,
+            KeyState::Current => 1,
+            KeyState::Next => 2,
+        };
+        (k.purpose, order)
     });
     let mut view = pool_row(gh, &pool);
     view["created_at"] = json!(pool.created_at.to_rfc3339());
@@ -152,8 +156,9 @@ pub async fn pool_show(gh: &Gatehouse, pool: &str, as_json: bool) -> Result<(), 
         );
         for k in &keys {
             text.push_str(&format!(
-                "\n  {}\t{}\t{} since {}",
+                "\n  {}\t{}\t{}\t{} since {}",
                 k.kid,
+                k.purpose.as_str(),
                 k.alg.as_str(),
                 k.state.as_str(),
                 k.state_since.to_rfc3339()
@@ -192,23 +197,28 @@ pub async fn pool_delete(
 pub async fn pool_rotate_key(
     gh: &Gatehouse,
     pool: &str,
+    purpose: KeyPurpose,
     kind: RotationKind,
     as_json: bool,
 ) -> Result<(), String> {
     let slug = slug(pool)?;
     let rotated = gh
-        .rotate_signing_key_as_operator(&operator(), &slug, kind, &RequestMeta::default())
+        .rotate_signing_key_as_operator(&operator(), &slug, purpose, kind, &RequestMeta::default())
         .await
         .map_err(|e| e.for_operator())?;
     let current = rotated.kid(KeyState::Current).unwrap_or_default();
     let next = rotated.kid(KeyState::Next).unwrap_or_default();
-    let view = json!({"pool": slug.as_str(), "kind": kind.as_str(), "current": current,
-        "next": next, "previous": rotated.kid(KeyState::Previous),
+    let view = json!({"pool": slug.as_str(), "purpose": purpose.as_str(), "kind": kind.as_str(),
+        "current": current, "next": next, "previous": rotated.kid(KeyState::Previous),
         "dropped": rotated.dropped, "keys": rotated.keys.iter().map(key_row).collect::<Vec<_>>()});
+    let tokens = match purpose {
+        KeyPurpose::Access => "access tokens",
+        KeyPurpose::IdToken => "ID tokens",
+    };
     say(as_json, &view, || {
         let mut text = format!(
-            "pool {slug} signs with key {current} from now on (other instances within seconds); \
-             key {next} is published as the next one"
+            "pool {slug} signs {tokens} with key {current} from now on (other instances within \
+             seconds); key {next} is published as the next one"
         );
         if let Some(previous) = rotated.kid(KeyState::Previous) {
             text.push_str(&format!(

@@ -247,7 +247,15 @@ fn serve_starts_answers_and_shuts_down_gracefully() {
             .json()
             .await
             .unwrap();
-        assert_eq!(jwks["keys"][0]["kty"], "EC");
+        // The access-token key (ES256) and the ID-token key (RS256), in no set order.
+        let mut kty: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kty"].as_str().unwrap())
+            .collect();
+        kty.sort_unstable();
+        assert_eq!(kty, ["EC", "RSA"]);
         let metrics = http
             .get(format!("{base}/metrics"))
             .send()

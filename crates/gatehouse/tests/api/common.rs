@@ -155,6 +155,14 @@ impl TestApp {
         (addr, tx)
     }
 
+    /// The master key the server seals its signing keys with (from its key file).
+    pub fn master_key(&self) -> gatehouse_crypto::keys::MasterKey {
+        let path = self.config.master_key_file.as_ref().unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let bytes = gatehouse_crypto::secret::b64url_decode(text.trim()).unwrap();
+        gatehouse_crypto::keys::MasterKey::from_bytes(&bytes).unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.addr, path)
     }
@@ -434,12 +442,33 @@ pub async fn verify_with_jose_for(
     issuer: &str,
     token: &str,
 ) -> Result<Value, String> {
+    jose_verify(app, pool, issuer, token, "at+jwt").await
+}
+
+/// Verifies an ID token (`typ: JWT`) the way an OpenID relying party would: npm `jose` over
+/// the pool's published JWKS.
+pub async fn verify_id_token_with_jose(
+    app: &TestApp,
+    pool: &str,
+    token: &str,
+) -> Result<Value, String> {
+    jose_verify(app, pool, &app.issuer(pool), token, "JWT").await
+}
+
+async fn jose_verify(
+    app: &TestApp,
+    pool: &str,
+    issuer: &str,
+    token: &str,
+    typ: &str,
+) -> Result<Value, String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/verify-jwt.mjs");
     let out = tokio::process::Command::new("node")
         .arg(script)
         .arg(app.pool_url(pool, "/.well-known/jwks.json"))
         .arg(issuer)
         .arg(token)
+        .arg(typ)
         .output()
         .await
         .expect("node runs (install the peers with `npm ci --prefix tests/peers`)");

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Backend, ClientCreds, spawn_app, spawn_app_on, verify_with_jose};
+use crate::common::{Backend, ClientCreds, jwt_header, spawn_app, spawn_app_on, verify_with_jose};
 
 async fn product_page_flow(backend: Backend) {
     let app = spawn_app_on(backend).await;
@@ -283,9 +283,16 @@ async fn pools_can_sign_with_rs256_and_eddsa() {
             .json()
             .await
             .unwrap();
-        assert_eq!(jwks["keys"][0]["kty"], kty);
         let client = app.create_client(pool, &[]).await;
         let token = app.client_token(pool, &client).await;
+        // The key that signed it (the JWKS also has the pool's RS256 ID-token key).
+        let signer = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == jwt_header(&token)["kid"])
+            .unwrap();
+        assert_eq!(signer["kty"], kty);
         let verified = verify_with_jose(&app, pool, &token).await.unwrap();
         assert_eq!(verified["header"]["alg"], alg);
         assert_eq!(verified["payload"]["client_id"], client.id.as_str());

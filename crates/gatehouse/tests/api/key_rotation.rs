@@ -1,30 +1,53 @@
 //! Signing-key rotation (SPEC §8): tokens signed before a rotation keep verifying here and
 //! with an independent verifier (`jose` over the JWKS) until they expire; the next key is
 //! published before it signs; a compromised key is refused at once, also by another instance
-//! over the same database; every rotation is audited as the operator's.
+//! over the same database; every rotation is audited as the operator's. These rotate the
+//! access-token keys; the ID-token keys (`id_token_keys.rs`) stay as they are meanwhile.
 
 use gatehouse_domain::audit::{AuditAction, AuditQuery};
 use gatehouse_domain::ids::PoolSlug;
 use gatehouse_domain::rotation::RotationKind;
 use gatehouse_domain::session::ActorKind;
+use gatehouse_domain::store::{KeyPurpose, KeyState};
 use gatehouse_service::signing_keys::RotatedKeys;
 use gatehouse_service::{Operator, RequestMeta, ServiceError};
 use serde_json::Value;
 
 use crate::common::{TestApp, introspect_at, jwt_header, spawn_app, verify_with_jose};
 
-async fn rotate(app: &TestApp, kind: RotationKind) -> Result<RotatedKeys, ServiceError> {
+pub async fn rotate_family(
+    app: &TestApp,
+    purpose: KeyPurpose,
+    kind: RotationKind,
+) -> Result<RotatedKeys, ServiceError> {
     app.gh
         .rotate_signing_key_as_operator(
             &Operator::new("night-ops"),
             &PoolSlug::parse("acme").unwrap(),
+            purpose,
             kind,
             &RequestMeta::default(),
         )
         .await
 }
 
-async fn published_kids(app: &TestApp) -> Vec<String> {
+async fn rotate(app: &TestApp, kind: RotationKind) -> Result<RotatedKeys, ServiceError> {
+    rotate_family(app, KeyPurpose::Access, kind).await
+}
+
+/// The pool's current key of a family, as stored.
+pub async fn current_kid(app: &TestApp, purpose: KeyPurpose) -> String {
+    app.gh
+        .signing_keys_as_operator(&PoolSlug::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.purpose == purpose && k.state == KeyState::Current)
+        .unwrap()
+        .kid
+}
+
+pub async fn published_kids(app: &TestApp) -> Vec<String> {
     let jwks: Value = app
         .http
         .get(app.pool_url("acme", "/.well-known/jwks.json"))
@@ -44,13 +67,13 @@ async fn published_kids(app: &TestApp) -> Vec<String> {
     kids
 }
 
-fn sorted(kids: &[&str]) -> Vec<String> {
+pub fn sorted(kids: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = kids.iter().map(|k| (*k).to_owned()).collect();
     v.sort();
     v
 }
 
-fn kid_of(token: &str) -> String {
+pub fn kid_of(token: &str) -> String {
     jwt_header(token)["kid"].as_str().unwrap().to_owned()
 }
 
@@ -61,7 +84,9 @@ async fn a_rotation_publishes_the_next_key_and_keeps_old_tokens_valid_until_they
     let client = app.create_client("acme", &[]).await;
     let before = app.client_token("acme", &client).await;
     let first = kid_of(&before);
-    assert_eq!(published_kids(&app).await, sorted(&[&first]));
+    // The ID-token key is published beside the access keys throughout, untouched.
+    let id = current_kid(&app, KeyPurpose::IdToken).await;
+    assert_eq!(published_kids(&app).await, sorted(&[&first, &id]));
 
     let rotated = rotate(&app, RotationKind::Scheduled).await.unwrap();
     use gatehouse_domain::store::KeyState::{Current, Next, Previous};
@@ -74,7 +99,7 @@ async fn a_rotation_publishes_the_next_key_and_keeps_old_tokens_valid_until_they
     // Previous, current and next are all published; the next one before it signs anything.
     assert_eq!(
         published_kids(&app).await,
-        sorted(&[&first, &current, &next])
+        sorted(&[&first, &current, &next, &id])
     );
 
     // The old token still verifies, here and for an independent verifier; new ones use the
@@ -110,8 +135,9 @@ async fn a_rotation_publishes_the_next_key_and_keeps_old_tokens_valid_until_they
     let newest = again.kid(Next).unwrap().to_owned();
     assert_eq!(
         published_kids(&app).await,
-        sorted(&[&current, &next, &newest])
+        sorted(&[&current, &next, &newest, &id])
     );
+    assert_eq!(current_kid(&app, KeyPurpose::IdToken).await, id);
     let latest = app.client_token("acme", &client).await;
     assert_eq!(kid_of(&latest), next);
     assert_eq!(

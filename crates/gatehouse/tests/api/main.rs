@@ -14,6 +14,7 @@ mod edge;
 mod flow;
 mod fuzz;
 mod group_dominance;
+mod id_token_keys;
 mod invitation;
 mod key_rotation;
 mod operator_cli;

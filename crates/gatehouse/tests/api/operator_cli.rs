@@ -133,17 +133,37 @@ async fn operators_act_on_users_clients_keys_and_pools_of_a_running_server() {
     cli(d, &["user", "enable", "--pool", "acme", "bob"]);
     let third = server.token(&client, "bob").await;
 
+    // The pool shows one current key of each family.
+    let shown = cli(d, &["pool", "show", "acme"]);
+    let families: Vec<(&str, &str, &str)> = shown["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let field = |n: &str| k[n].as_str().unwrap();
+            (field("purpose"), field("alg"), field("state"))
+        })
+        .collect();
+    assert_eq!(
+        families,
+        [
+            ("access", "ES256", "current"),
+            ("id_token", "RS256", "current")
+        ]
+    );
+    let id_key = shown["keys"][1]["kid"].as_str().unwrap().to_owned();
+
     // Key rotation: the server publishes the new keys and signs with the new current one
-    // within seconds; the token signed before stays valid.
+    // within seconds; the token signed before stays valid. The ID-token key stays as it is.
     let before = jwt_header(&third)["kid"].as_str().unwrap().to_owned();
     let rotated = cli(d, &["pool", "rotate-key", "acme"]);
+    assert_eq!(rotated["purpose"], "access");
     let current = rotated["current"].as_str().unwrap().to_owned();
     assert_eq!(rotated["previous"], before.as_str());
     eventually("the server publishes the rotated keys", || async {
-        server
-            .published_kids()
-            .await
-            .is_some_and(|k| k.contains(&current) && k.contains(&before) && k.len() == 3)
+        server.published_kids().await.is_some_and(|k| {
+            k.contains(&current) && k.contains(&before) && k.contains(&id_key) && k.len() == 4
+        })
     })
     .await;
     eventually("the server signs with the new key", || async {
@@ -160,6 +180,23 @@ async fn operators_act_on_users_clients_keys_and_pools_of_a_running_server() {
             .unwrap(),
     );
     assert!(refused.contains(&before), "{refused}");
+
+    // The ID-token keys rotate on their own: the old one stays published beside the new ones.
+    let rotated = cli(d, &["pool", "rotate-key", "acme", "--purpose", "id-token"]);
+    assert_eq!(rotated["purpose"], "id_token");
+    assert_eq!(rotated["previous"], id_key.as_str());
+    let id_current = rotated["current"].as_str().unwrap().to_owned();
+    let id_next = rotated["next"].as_str().unwrap().to_owned();
+    eventually("the server publishes the rotated ID-token keys", || async {
+        server.published_kids().await.is_some_and(|k| {
+            [&id_key, &id_current, &id_next, &current]
+                .iter()
+                .all(|kid| k.contains(kid))
+                && k.len() == 6
+        })
+    })
+    .await;
+    assert!(server.active(&client, &third).await);
 
     // Client: shown without its secret; deleted, it gets no tokens.
     let shown = cli(d, &["client", "show", "--pool", "acme", &client.id]);

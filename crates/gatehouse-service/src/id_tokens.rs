@@ -1,10 +1,13 @@
-//! ID tokens (OpenID Connect Core §2) and the claims the standard scopes release, in the ID
-//! token and at userinfo (§5.4).
+//! OpenID Connect ID tokens (Core §2): their claims, and the claims the standard scopes
+//! release in them and at userinfo (§5.4); signed with the pool's ID-token key (a family of
+//! its own, RS256, published in the pool's JWKS beside the access-token keys), `typ: JWT`.
 
+use gatehouse_crypto::jws::{self, TYP_JWT};
 use gatehouse_crypto::secret::{Secret, sha256};
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::ids::SessionId;
-use gatehouse_domain::pool::Pool;
+use gatehouse_domain::pool::{Pool, SigningAlg};
+use gatehouse_domain::store::ID_TOKEN_SIGNING_ALG;
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::User;
 use serde::Serialize;
@@ -13,6 +16,31 @@ use serde_json::{Map, Value, json};
 use crate::Gatehouse;
 use crate::error::ServiceResult;
 use crate::tokens::IssuedToken;
+
+impl Gatehouse {
+    /// The algorithm of every pool's ID tokens, for discovery
+    /// (`id_token_signing_alg_values_supported`).
+    pub fn id_token_alg(&self) -> SigningAlg {
+        ID_TOKEN_SIGNING_ALG
+    }
+
+    /// Signs `claims` as an ID token of `pool`: header `{alg: RS256, typ: JWT, kid}` with the
+    /// pool's current ID-token key. The caller makes the claims (`iss`, `sub`, `aud`, `exp`,
+    /// `iat`, `nonce`, ...); access tokens never come from here, and no access-token check
+    /// accepts what this key signs.
+    pub async fn sign_id_token<T: Serialize>(
+        &self,
+        pool: &Pool,
+        claims: &T,
+    ) -> ServiceResult<Secret> {
+        let keys = self.pool_keys(pool).await?;
+        Ok(Secret::new(jws::sign(
+            &keys.id_token_signing,
+            TYP_JWT,
+            claims,
+        )?))
+    }
+}
 
 /// What an ID token states beyond the user and the client.
 #[derive(Debug, Clone)]
@@ -118,13 +146,13 @@ impl Gatehouse {
             #[serde(default)]
             sid: Option<String>,
         }
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
+        let keys = self.pool_keys(pool).await?;
         let issuer = self.issuer(pool);
         let hint: Option<Hint> = gatehouse_crypto::jws::verify(
             token,
-            |kid| keys.verifying_key(kid),
+            |kid| keys.id_token_verifying_key(kid),
             &gatehouse_crypto::jws::Expect {
-                typ: "JWT",
+                typ: gatehouse_crypto::jws::TYP_JWT,
                 issuer: &issuer,
                 audience: None,
             },
@@ -164,20 +192,6 @@ impl Gatehouse {
             profile: scope_claims(user, scopes),
         };
         self.sign_id_token(pool, &claims).await
-    }
-
-    /// Signs an ID token with the pool's key (`typ: JWT`).
-    pub async fn sign_id_token<T: Serialize>(
-        &self,
-        pool: &Pool,
-        claims: &T,
-    ) -> ServiceResult<Secret> {
-        let keys = self.keyring.keys(self.store.as_ref(), pool.id).await?;
-        Ok(Secret::new(gatehouse_crypto::jws::sign(
-            &keys.signing,
-            "JWT",
-            claims,
-        )?))
     }
 }
 
