@@ -373,6 +373,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bracketed_host_must_be_an_ipv6_address() {
+        for bad in [
+            "https://[75:d1E75]/cb",
+            "https://[]/cb",
+            "https://[::1::]/cb",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
+        }
+        assert!(validate_redirect_uri("https://[2001:db8::1]/cb").is_ok());
+    }
+
+    #[test]
     fn redirect_uris_that_are_refused() {
         for (bad, because) in [
             ("", "characters"),

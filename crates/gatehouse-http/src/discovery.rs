@@ -160,44 +160,8 @@ pub async fn jwks(
     Ok(cacheable(Json(Jwks { keys }).into_response()))
 }
 
-/// The OpenAPI document of the pool API: the reference document's paths, served as they
-/// are, and Gatehouse's extensions.
-pub fn openapi_document() -> serde_json::Value {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(include_str!("../openapi/briteauth-openapi.json")).unwrap_or_default();
-    let extensions: serde_json::Value =
-        serde_json::from_str(include_str!("../openapi/gatehouse-extensions.json"))
-            .unwrap_or_default();
-    if let (Some(paths), Some(extra)) = (
-        doc.get_mut("paths").and_then(|p| p.as_object_mut()),
-        extensions.get("paths").and_then(|p| p.as_object()),
-    ) {
-        for (path, ops) in extra {
-            let entry = paths
-                .entry(path.clone())
-                .or_insert_with(|| serde_json::json!({}));
-            if let (Some(entry), Some(ops)) = (entry.as_object_mut(), ops.as_object()) {
-                for (method, op) in ops {
-                    entry.insert(method.clone(), op.clone());
-                }
-            }
-        }
-    }
-    doc["info"] = serde_json::json!({
-        "title": "Gatehouse pool API",
-        "version": env!("CARGO_PKG_VERSION"),
-        "description": "Every path of the BriteAuth v0.1 document, plus Gatehouse's extensions. \
-                        Paths are relative to a pool's API base."
-    });
-    doc["servers"] = serde_json::json!([{
-        "url": "/pools/{pool}/api",
-        "variables": {"pool": {"default": "staff"}}
-    }]);
-    doc
-}
-
 pub async fn openapi() -> Response {
     static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    let doc = DOC.get_or_init(openapi_document);
+    let doc = DOC.get_or_init(crate::openapi::document);
     cacheable(Json(doc).into_response())
 }

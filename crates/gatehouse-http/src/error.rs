@@ -201,6 +201,24 @@ impl From<ServiceError> for OAuthResponseError {
     }
 }
 
+/// 429 from an OAuth endpoint (the failure limits in front of it): an RFC 6749 §5.2 body,
+/// `temporarily_unavailable` (OAuth has no code of its own for "too many attempts"), never
+/// cached, with `Retry-After`.
+pub fn oauth_too_many_requests(retry_after_secs: u32) -> Response {
+    let mut res = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(OAuthErrorBody {
+            error: OAuthErrorCode::TemporarilyUnavailable.as_str(),
+            error_description: "too many failed attempts; try again later",
+        }),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    no_store(&mut res);
+    res
+}
+
 /// Headers every OAuth response carries (RFC 6749 §5.1).
 pub fn no_store(res: &mut Response) {
     res.headers_mut()

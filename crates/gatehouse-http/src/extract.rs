@@ -189,17 +189,41 @@ fn is_json(content_type: Option<&str>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// Parses a request body, which is a JSON object in every operation (serde alone would also
+/// read an array as a struct, field by field). No field of the API's documents is nullable, so
+/// a `null` member is refused by name rather than read as an absent field: what the client
+/// meant by it is unknown.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(ApiError::bad_request("the body is not valid UTF-8"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let detail = match e.classify() {
-            serde_json::error::Category::Data => format!("the body does not match the schema: {e}"),
-            _ => format!("the body is not valid JSON: {e}"),
-        };
-        ApiError::bad_request(detail)
-    })
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    if let Some(field) = null_member(&value) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: must not be null (leave the field out instead)"
+        )));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("the body does not match the schema: {e}")))
+}
+
+/// The dotted path of the first `null` member of an object, at any depth.
+fn null_member(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Object(members) => members.iter().find_map(|(name, v)| {
+            if v.is_null() {
+                Some(name.clone())
+            } else {
+                null_member(v).map(|inner| format!("{name}.{inner}"))
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().find_map(null_member),
+        _ => None,
+    }
 }
 
 async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {

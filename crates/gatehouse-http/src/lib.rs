@@ -11,6 +11,7 @@ pub mod host;
 pub mod impersonation;
 pub mod limits;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod pools;
 

@@ -224,7 +224,17 @@ fn is_failure(path: &str, status: StatusCode) -> bool {
                 .any(|p| path.ends_with(p)))
 }
 
-fn too_many(retry_after_secs: u32) -> Response {
+/// The OAuth endpoints among the guarded ones: they answer errors as RFC 6749 §5.2.
+fn is_oauth(path: &str) -> bool {
+    ["/oauth2/token", "/oauth2/introspect", "/oauth2/revoke"]
+        .iter()
+        .any(|p| path.ends_with(p))
+}
+
+fn too_many(path: &str, retry_after_secs: u32) -> Response {
+    if is_oauth(path) {
+        return crate::error::oauth_too_many_requests(retry_after_secs);
+    }
     ApiError {
         retry_after_secs: Some(retry_after_secs),
         ..ApiError::new(
@@ -245,13 +255,13 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     let source = peer.map(|p| limits.source(p, req.headers()));
+    let path = req.uri().path().to_owned();
     if let Some(wait) = source.and_then(|ip| limits.addresses.wait(&ip, now)) {
-        return too_many(wait);
+        return too_many(&path, wait);
     }
     // The client is named by its Basic credentials, or else by its body: that is read here
     // (the handler reads the same bytes) only when there is no Basic header, and parsed only
     // when some client has failed lately or the answer is a failure.
-    let path = req.uri().path().to_owned();
     let basic = basic_client(req.headers());
     let (req, body) = if basic.is_some() {
         (req, None)
@@ -275,7 +285,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     if !limits.clients.is_empty()
         && let Some(wait) = client().and_then(|c| limits.clients.wait(&c, now))
     {
-        return too_many(wait);
+        return too_many(&path, wait);
     }
     let res = next.run(req).await;
     if is_failure(&path, res.status()) {

@@ -32,8 +32,8 @@ pub const MAX_GROUPS_PER_USER: usize = 500;
 #[derive(Debug, Clone, Default)]
 pub struct NewGroup {
     pub name: String,
-    /// Optional; a group without one has an empty description.
-    pub description: Option<String>,
+    /// Required, as in the reference document: 1 to 2,048 characters.
+    pub description: String,
     pub roles: Option<Vec<String>>,
 }
 
@@ -130,13 +130,8 @@ impl Gatehouse {
     ) -> ServiceResult<Group> {
         principal.require(Permission::CreateGroup)?;
         let name = GroupName::parse(&new.name)?;
-        let description = match new.description {
-            Some(d) => {
-                validate_description(&d)?;
-                d
-            }
-            None => String::new(),
-        };
+        validate_description(&new.description)?;
+        let description = new.description;
         let roles = parse_roles(new.roles.as_deref().unwrap_or_default())?;
         ensure_may_grant(principal, &roles)?;
         let group = Group {

@@ -18,8 +18,8 @@ use crate::extract::{ApiJson, Authenticated, GroupPath, Meta, PageQuery, PoolCtx
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     name: String,
-    #[serde(default)]
-    description: Option<String>,
+    /// Required by the reference document (`Group.description`, at least one character).
+    description: String,
     #[serde(default)]
     roles: Option<Vec<String>>,
 }

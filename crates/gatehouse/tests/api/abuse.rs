@@ -309,7 +309,12 @@ async fn token_from(
         .headers()
         .get("retry-after")
         .map(|v| v.to_str().unwrap().to_owned());
-    (res.status().as_u16(), retry)
+    let status = res.status().as_u16();
+    if status == 429 {
+        // An OAuth endpoint answers even this in RFC 6749's shape, never cached.
+        assert_oauth_error(res, 429, "temporarily_unavailable").await;
+    }
+    (status, retry)
 }
 
 #[tokio::test]

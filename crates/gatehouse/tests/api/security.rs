@@ -397,6 +397,22 @@ async fn bad_input_gets_4xx_with_the_error_body() {
         415,
     )
     .await;
+    // A null member: no field is nullable, so it is refused by name, not read as absent.
+    let body = json!({"username": "bob", "attributes": {"email": "b@example.com", "name": "B", "roles": [], "phone": null}});
+    let err = assert_api_error(
+        post(body.to_string().into_bytes(), "application/json")
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(
+        err["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("attributes.phone: must not be null"),
+        "{err}"
+    );
     // Oversized: just over 64 KiB.
     let big = format!(
         r#"{{"username": "bob", "pad": "{}"}}"#,

@@ -4,6 +4,66 @@ use serde_json::json;
 use super::*;
 use crate::common::assert_api_error;
 
+/// The reference document requires a description of at least one character, so a group
+/// without one is refused, not stored with `""` (which its own schema would then violate).
+#[tokio::test]
+async fn a_group_without_a_description_is_refused() {
+    let (app, _, admin) = acme().await;
+    for body in [
+        json!({"name": "adjusters"}),
+        json!({"name": "adjusters", "description": ""}),
+    ] {
+        let res = call(&app, Method::POST, GROUPS, &admin, Some(body.clone())).await;
+        let err = assert_api_error(res, 400).await;
+        let detail = err["errors"][0]["detail"].as_str().unwrap();
+        assert!(detail.contains("description"), "{body}: {err}");
+    }
+    let body = json!({"name": "adjusters", "description": null});
+    let res = call(&app, Method::POST, GROUPS, &admin, Some(body)).await;
+    assert_api_error(res, 400).await;
+    let res = call(
+        &app,
+        Method::GET,
+        &format!("{GROUPS}/adjusters"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_api_error(res, 404).await;
+    // Nor can an existing group's description be emptied.
+    let res = call(
+        &app,
+        Method::POST,
+        GROUPS,
+        &admin,
+        Some(json!({"name": "adjusters", "description": "Claims adjusters"})),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let res = call(
+        &app,
+        Method::PUT,
+        &format!("{GROUPS}/adjusters"),
+        &admin,
+        Some(json!({"description": ""})),
+    )
+    .await;
+    assert_api_error(res, 400).await;
+    let group = json_of(
+        call(
+            &app,
+            Method::GET,
+            &format!("{GROUPS}/adjusters"),
+            &admin,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(group["description"], "Claims adjusters");
+}
+
 #[tokio::test]
 async fn groups_and_memberships() {
     let (app, _, admin) = acme().await;
@@ -31,7 +91,7 @@ async fn groups_and_memberships() {
         Method::POST,
         GROUPS,
         &admin,
-        Some(json!({"name": "adjusters"})),
+        Some(json!({"name": "adjusters", "description": "Again"})),
     )
     .await;
     assert_api_error(res, 409).await;
