@@ -96,6 +96,22 @@ pub(crate) fn error_page(pool: &Pool, message: &str, status: StatusCode) -> Resp
     )
 }
 
+/// The sign-in form refused by the failure limits (too many failures from this address).
+pub(crate) fn throttled_page(retry_after_secs: u32) -> Response {
+    let mut res = page(
+        "error.html",
+        context! {
+            pool_name => "Sign in",
+            message => "Too many failed sign-ins from this network. Wait a while and try again.",
+        },
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// A service failure on a page: a refusal the user can act on, or "something went wrong".
 pub(crate) fn failure_page(pool: &Pool, e: &ServiceError) -> Response {
     match e {

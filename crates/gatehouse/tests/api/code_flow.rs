@@ -666,3 +666,46 @@ async fn logout_ends_the_browser_session_and_what_it_authorized() {
         false
     );
 }
+
+#[tokio::test]
+async fn wrong_passwords_from_one_address_are_throttled_on_a_page() {
+    let app = crate::common::spawn_app_with(crate::common::Backend::from_env(), |c| {
+        c.limits.address_burst = 3;
+        c.limits.address_per_minute = 1;
+    })
+    .await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &[], "ada-password-123")
+        .await;
+    let client = web_client(&app, "acme", &["authorization_code"]).await;
+    let mut browser = Browser::new();
+    let html = browser
+        .get(&authorize_url(&app, "acme", &client, ""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let form = |password: &'static str| {
+        vec![
+            ("step", "password".to_owned()),
+            ("request", hidden(&html, "request")),
+            ("csrf", hidden(&html, "csrf")),
+            ("username", "nobody".to_owned()),
+            ("password", password.to_owned()),
+        ]
+    };
+    let action = app.pool_url("acme", "/oauth2/authorize");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let f = form("wrong-password-1");
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let res = browser.post(&action, &f).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert!(res.headers().get("retry-after").is_some());
+            let page = res.text().await.unwrap();
+            assert!(page.contains("Too many failed sign-ins"), "{page}");
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+}
