@@ -227,6 +227,8 @@ async fn a_relying_party_signs_in_refreshes_and_signs_out_through_the_hosted_pag
         assert_ne!(r["tokens"]["refresh_token"], previous);
         assert_eq!(r["claims"]["sub"], ada.as_str());
         assert_eq!(r["claims"]["aud"], web.id.as_str());
+        assert_eq!(r["claims"]["sid"], claims["sid"]);
+        assert_eq!(r["claims"]["auth_time"], claims["auth_time"]);
         previous = r["tokens"]["refresh_token"].clone();
     }
     let r = rp.ok(json!({"op": "userinfo", "client_id": web.id})).await;
@@ -325,7 +327,18 @@ async fn a_relying_party_signs_in_refreshes_and_signs_out_through_the_hosted_pag
         .await;
     assert_eq!(again["claims"]["sub"], ada.as_str());
 
-    // With the hint of the current session: out at once, without the confirmation.
+    // Signing out of acme left beta's session alone.
+    let beta_sso = rp
+        .ok(expecting_page(
+            login(&app.issuer("beta"), &beta, "ada", ADA_PASSWORD),
+            false,
+        ))
+        .await;
+    assert_eq!(beta_sso["page_shown"], false);
+
+    // With the hint of the current session: out at once, without the confirmation, even once
+    // the ID token has expired (RP-Initiated Logout §2: the hint is accepted past its `exp`).
+    app.clock.advance(2 * 3600);
     let out = rp
         .ok(json!({"op": "logout", "client_id": spa.id, "id_token_hint": true}))
         .await;
@@ -347,15 +360,6 @@ async fn a_relying_party_signs_in_refreshes_and_signs_out_through_the_hosted_pag
     assert_eq!(raw["params"]["error"], "login_required", "{raw:#}");
     assert_eq!(raw["params"]["state"], "st-9", "{raw:#}");
     assert_eq!(raw["params"]["iss"], acme, "{raw:#}");
-
-    // Signing out of acme left beta's session alone.
-    let beta_sso = rp
-        .ok(expecting_page(
-            login(&app.issuer("beta"), &beta, "ada", ADA_PASSWORD),
-            false,
-        ))
-        .await;
-    assert_eq!(beta_sso["page_shown"], false);
 }
 
 /// The new-password step for a user created with a temporary password, the error page for a
