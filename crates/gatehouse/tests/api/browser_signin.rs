@@ -160,6 +160,7 @@ async fn a_relying_party_signs_in_refreshes_and_signs_out_through_the_hosted_pag
     }
     let web = register(&app, &rp, "acme", ClientType::Confidential).await;
     let spa = register(&app, &rp, "acme", ClientType::Public).await;
+    let post = register(&app, &rp, "acme", ClientType::Confidential).await;
     let beta = register(&app, &rp, "beta", ClientType::Public).await;
     let acme = app.issuer("acme");
     let ada = user_id(&app, "acme", "ada").await;
@@ -188,6 +189,10 @@ async fn a_relying_party_signs_in_refreshes_and_signs_out_through_the_hosted_pag
         json!(["RS256"])
     );
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        meta["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
 
     // The confidential client: the sign-in page, filled in; the code exchanged with PKCE and
     // the ID token's signature, iss, aud and nonce checked by openid-client.
@@ -262,6 +267,15 @@ async fn a_relying_party_signs_in_refreshes_and_signs_out_through_the_hosted_pag
     assert_eq!(latest["error"]["error"], "invalid_grant", "{latest:#}");
     // The confidential client's authorization is another family: untouched.
     rp.ok(json!({"op": "refresh", "client_id": web.id})).await;
+
+    // A confidential client that sends its secret in the form (client_secret_post, which
+    // discovery advertises) exchanges its code and refreshes alike.
+    let mut cmd = expecting_page(login(&acme, &post, "ada", ADA_PASSWORD), false);
+    cmd["auth_method"] = json!("client_secret_post");
+    let by_post = rp.ok(cmd).await;
+    assert_eq!(by_post["claims"]["aud"], post.id.as_str());
+    let r = rp.ok(json!({"op": "refresh", "client_id": post.id})).await;
+    assert_eq!(r["rotated"], true, "{r:#}");
 
     // Another pool never rides on acme's session: its sign-in page is shown.
     let other = rp
