@@ -504,6 +504,9 @@ pub async fn authorize_step(
                 request => sealed.clone(),
                 challenge,
                 csrf => csrf.0,
+                // For password managers, which file the new password under this name; shown
+                // back to the browser that sent it, never read by the step.
+                username => form.username.as_deref().unwrap_or_default(),
                 policy => pool.settings.password_policy.describe(),
                 error,
             },

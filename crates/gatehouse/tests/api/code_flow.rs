@@ -592,6 +592,8 @@ async fn logout_ends_the_browser_session_and_what_it_authorized() {
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains(">Sign out</button>"), "{html}");
+    // The page says who would be signed out.
+    assert!(html.contains("as <strong>ada</strong>"), "{html}");
     let mut stranger = Browser::new();
     let forged = stranger
         .post(
@@ -708,4 +710,82 @@ async fn wrong_passwords_from_one_address_are_throttled_on_a_page() {
         }
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
+
+async fn a_temporary_password_is_replaced_on_the_new_password_page() {
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    let pool = app
+        .gh
+        .pool(&PoolSlug::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let (_, temporary) = app
+        .gh
+        .create_user_with_password(
+            &pool,
+            "bob",
+            gatehouse_domain::user::UserAttributes {
+                email: "bob@example.com".to_owned(),
+                name: "Bob".to_owned(),
+                ..Default::default()
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let temporary = temporary.unwrap();
+    let client = web_client(&app, "acme", &["authorization_code"]).await;
+    let mut browser = Browser::new();
+    let url = authorize_url(&app, "acme", &client, "");
+    let html = browser.get(&url).await.text().await.unwrap();
+    let action = app.pool_url("acme", "/oauth2/authorize");
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "bob"),
+                ("password", temporary.expose()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("<label for=\"new_password\">New password</label>"),
+        "{page}"
+    );
+    // Password managers learn whose password this is: the username rides along, hidden.
+    let username_field = "<input type=\"text\" name=\"username\" value=\"bob\" autocomplete=\"username\" readonly hidden>";
+    assert!(page.contains(username_field), "{page}");
+    let step = |page: &str, new_password: &str| {
+        [
+            ("step", "new_password".to_owned()),
+            ("request", hidden(page, "request")),
+            ("challenge", hidden(page, "challenge")),
+            ("csrf", hidden(page, "csrf")),
+            ("username", hidden(page, "username")),
+            ("new_password", new_password.to_owned()),
+        ]
+    };
+    // Too short for the policy: the page again, with the error and the username.
+    let form = step(&page, "short");
+    let res = browser
+        .post(&action, &form.each_ref().map(|(k, v)| (*k, v.as_str())))
+        .await;
+    assert_eq!(res.status(), 400);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("role=\"alert\""), "{page}");
+    assert!(page.contains(username_field), "{page}");
+    // A good one: signed in, back at the client with a code.
+    let form = step(&page, "bobs-own-password-7");
+    let res = browser
+        .post(&action, &form.each_ref().map(|(k, v)| (*k, v.as_str())))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(query_of(&location).contains_key("code"), "{location}");
 }

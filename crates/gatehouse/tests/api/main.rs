@@ -6,6 +6,7 @@ mod abuse;
 mod admin;
 mod authority;
 mod browser;
+mod browser_signin;
 mod cli;
 mod code_flow;
 mod common;
