@@ -710,7 +710,9 @@ async fn wrong_passwords_from_one_address_are_throttled_on_a_page() {
         }
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
+}
 
+#[tokio::test]
 async fn a_temporary_password_is_replaced_on_the_new_password_page() {
     let app = spawn_app().await;
     app.create_pool("acme").await;
