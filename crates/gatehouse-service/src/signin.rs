@@ -430,6 +430,26 @@ impl Gatehouse {
         event.client_id = Some(client.client_id.clone());
         w.create_session(&session).await?;
         w.audit(&event).await?;
+        let issued = self
+            .commit_and_mint(w, pool, &client.client_id, user, session.id, None, ttl)
+            .await?;
+        Ok(SignInOutcome::Tokens(Box::new(issued)))
+    }
+
+    /// Commits the transaction that started the session `sid` for `user`, and mints the
+    /// session's access token for `client_id` with the user's groups (read in that
+    /// transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_and_mint(
+        &self,
+        mut w: Box<dyn PoolWrite>,
+        pool: &Pool,
+        client_id: &ClientId,
+        user: &User,
+        sid: SessionId,
+        scope: Option<String>,
+        ttl: u32,
+    ) -> ServiceResult<IssuedToken> {
         let groups = w
             .groups_of_user(user.id)
             .await?
@@ -437,20 +457,18 @@ impl Gatehouse {
             .map(|g| g.name.to_string())
             .collect();
         w.commit().await?;
-        let issued = self
-            .mint_access_token(
-                pool,
-                TokenSubject::User {
-                    user,
-                    groups,
-                    sid: session.id,
-                    client_id: Some(client.client_id.clone()),
-                    act: None,
-                    scope: None,
-                },
-                ttl,
-            )
-            .await?;
-        Ok(SignInOutcome::Tokens(Box::new(issued)))
+        self.mint_access_token(
+            pool,
+            TokenSubject::User {
+                user,
+                groups,
+                sid,
+                client_id: Some(client_id.clone()),
+                act: None,
+                scope,
+            },
+            ttl,
+        )
+        .await
     }
 }

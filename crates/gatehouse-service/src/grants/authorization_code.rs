@@ -29,7 +29,7 @@ use crate::audit::EventExt;
 use crate::browser::BrowserSession;
 use crate::error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
 use crate::id_tokens::IdTokenFacts;
-use crate::tokens::{ClientCredentials, IssuedToken, TokenSubject};
+use crate::tokens::{ClientCredentials, IssuedToken};
 use crate::{Gatehouse, RequestMeta};
 
 /// How long an authorization and its refresh tokens last (Cognito's default).
@@ -665,7 +665,7 @@ impl Gatehouse {
     #[allow(clippy::too_many_arguments)]
     async fn finish_grant(
         &self,
-        mut w: Box<dyn PoolWrite>,
+        w: Box<dyn PoolWrite>,
         pool: &Pool,
         client: &AppClient,
         user: &User,
@@ -674,24 +674,14 @@ impl Gatehouse {
         refresh: Option<Secret>,
         id: IdTokenFacts,
     ) -> ServiceResult<CodeGrant> {
-        let groups = w
-            .groups_of_user(user.id)
-            .await?
-            .into_iter()
-            .map(|g| g.name.to_string())
-            .collect();
-        w.commit().await?;
         let access = self
-            .mint_access_token(
+            .commit_and_mint(
+                w,
                 pool,
-                TokenSubject::User {
-                    user,
-                    groups,
-                    sid: session.id,
-                    client_id: Some(client.client_id.clone()),
-                    act: None,
-                    scope: Some(scopes.join(" ")),
-                },
+                &client.client_id,
+                user,
+                session.id,
+                Some(scopes.join(" ")),
                 pool.settings.access_token_ttl_secs,
             )
             .await?;
