@@ -3,6 +3,7 @@
 //! these, and the store persists them behind the [`store::Store`] trait.
 
 pub mod audit;
+pub mod authorization;
 pub mod client;
 pub mod error;
 pub mod group;

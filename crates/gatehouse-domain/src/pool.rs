@@ -130,6 +130,22 @@ impl PasswordPolicy {
         Ok(())
     }
 
+    /// The policy in words, for the page that asks for a new password.
+    pub fn describe(&self) -> String {
+        let mut rules = vec![format!("at least {} characters", self.minimum_length)];
+        for (on, what) in [
+            (self.require_lowercase, "a lowercase letter"),
+            (self.require_uppercase, "an uppercase letter"),
+            (self.require_numbers, "a number"),
+            (self.require_symbols, "a symbol"),
+        ] {
+            if on {
+                rules.push(what.to_owned());
+            }
+        }
+        format!("Use {}.", rules.join(", "))
+    }
+
     /// Checks a password against the policy; the error lists every rule it breaks.
     pub fn check(&self, password: &str) -> Result<(), ParseError> {
         let mut broken = Vec::new();

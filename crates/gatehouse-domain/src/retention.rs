@@ -58,6 +58,8 @@ pub struct PurgeCounts {
     pub verification_codes: u64,
     pub sign_in_failures: u64,
     pub code_issuance: u64,
+    pub authorization_codes: u64,
+    pub refresh_tokens: u64,
     pub audit_events: u64,
 }
 
@@ -68,6 +70,8 @@ impl PurgeCounts {
             + self.verification_codes
             + self.sign_in_failures
             + self.code_issuance
+            + self.authorization_codes
+            + self.refresh_tokens
             + self.audit_events
     }
 }

@@ -1,4 +1,5 @@
-//! Sessions (one sign-in or one impersonation) and the revocation of tokens.
+//! Sessions (a sign-in, a browser's single sign-on, an application's authorization, an
+//! impersonation) and the revocation of tokens.
 
 use crate::ids::{ClientId, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::time::Timestamp;
@@ -18,7 +19,15 @@ pub struct Session {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionKind {
+    /// A sign-in through the API: its tokens name it.
     SignIn,
+    /// A browser's single sign-on in the pool, held by a cookie whose secret is stored only as
+    /// its SHA-256. It issues no token itself; the authorizations started in it do.
+    Browser { secret_sha256: [u8; 32] },
+    /// An application's authorization (a code exchanged), started in a browser session: its
+    /// access tokens name it, and its refresh tokens are its family. Ending the browser
+    /// session ends it too.
+    Authorized { browser: SessionId },
     /// An impersonation: who really acts, and why.
     Impersonation {
         actor: Actor,
@@ -29,6 +38,16 @@ pub enum SessionKind {
 impl Session {
     pub fn is_active_at(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
+    }
+
+    /// The kind's name as the API and the store spell it.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            SessionKind::SignIn => "sign_in",
+            SessionKind::Browser { .. } => "browser",
+            SessionKind::Authorized { .. } => "authorized",
+            SessionKind::Impersonation { .. } => "impersonation",
+        }
     }
 }
 

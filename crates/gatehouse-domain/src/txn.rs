@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 
 use crate::audit::AuditEvent;
+use crate::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use crate::client::AppClient;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
@@ -27,6 +28,8 @@ pub enum SessionsToEnd {
     One(SessionId),
     /// Every session of a user of this pool: its sign-ins and the impersonations of it.
     OfUser(UserId),
+    /// A session of this pool and those started in it (a browser session's authorizations).
+    WithChildren(SessionId),
     /// Sessions of this pool started by an actor of the staff pool.
     ActedByStaff,
     /// Every impersonation, in every pool, in which this actor acts: a user or client of
@@ -70,6 +73,28 @@ pub trait PoolWrite: Send {
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
     async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
+    /// Stores a new authorization code.
+    async fn put_authorization_code(&mut self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// Marks the code with this SHA-256 used at `at`, by one atomic compare-and-set, and
+    /// returns it; a code used before answers what its first exchange started.
+    async fn take_authorization_code(
+        &mut self,
+        code_sha256: &[u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<CodeTaken>;
+    /// Records the session a code's exchange started, for a replay to end.
+    async fn set_code_issued_session(
+        &mut self,
+        code_sha256: &[u8; 32],
+        session: SessionId,
+    ) -> StoreResult<()>;
+    async fn put_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()>;
+    /// Marks the refresh token with this SHA-256 used at `at`, by one atomic compare-and-set.
+    async fn take_refresh_token(
+        &mut self,
+        token_sha256: &[u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<RefreshTaken>;
     /// Replaces the pool's signing keys with exactly `keys`.
     async fn replace_signing_keys(&mut self, keys: &[SigningKeyRecord]) -> StoreResult<()>;
     /// Counts one code sent under `key` (a user's attribute, or a destination address) in a

@@ -19,11 +19,13 @@ use crate::extract::PoolCtx;
 #[derive(Serialize)]
 struct Metadata {
     issuer: String,
+    authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
     introspection_endpoint: String,
     revocation_endpoint: String,
     userinfo_endpoint: String,
+    end_session_endpoint: String,
     grant_types_supported: &'static [&'static str],
     token_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: &'static [&'static str],
@@ -31,8 +33,12 @@ struct Metadata {
     /// OIDC scopes, permissions, and the pool API's resource identifiers.
     scopes_supported: Vec<String>,
     subject_types_supported: &'static [&'static str],
-    /// No authorization endpoint yet, so no response type.
     response_types_supported: &'static [&'static str],
+    response_modes_supported: &'static [&'static str],
+    code_challenge_methods_supported: &'static [&'static str],
+    /// RFC 9207: the authorization response names the issuer.
+    authorization_response_iss_parameter_supported: bool,
+    prompt_values_supported: &'static [&'static str],
     /// The algorithm of the pool's ID-token keys (published in its JWKS).
     id_token_signing_alg_values_supported: [&'static str; 1],
     /// Not a registered name: the algorithm of the pool's access tokens (RFC 9068 JWTs).
@@ -41,10 +47,18 @@ struct Metadata {
 }
 
 /// Grants the token endpoint serves; the others answer `unsupported_grant_type`.
-const GRANT_TYPES: &[&str] = &["client_credentials", GrantType::TOKEN_EXCHANGE_URN];
+const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    GrantType::TOKEN_EXCHANGE_URN,
+];
 
-/// Client authentication methods the token, introspection and revocation endpoints accept.
+/// Client authentication methods the introspection and revocation endpoints accept.
 const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+
+/// The token endpoint also serves public clients (PKCE instead of a secret).
+const TOKEN_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
 
 fn metadata(state: &AppState, pool: &Pool) -> Metadata {
     let issuer = state.gh.issuer(pool);
@@ -55,19 +69,25 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
         .chain(state.gh.api_resources(pool))
         .collect();
     Metadata {
+        authorization_endpoint: format!("{issuer}/oauth2/authorize"),
         token_endpoint: format!("{issuer}/oauth2/token"),
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
         introspection_endpoint: format!("{issuer}/oauth2/introspect"),
         revocation_endpoint: format!("{issuer}/oauth2/revoke"),
         userinfo_endpoint: format!("{issuer}/oauth2/userinfo"),
+        end_session_endpoint: format!("{issuer}/oauth2/logout"),
         issuer,
         grant_types_supported: GRANT_TYPES,
-        token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+        token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,
         introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
         revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
         scopes_supported,
         subject_types_supported: &["public"],
-        response_types_supported: &[],
+        response_types_supported: &["code"],
+        response_modes_supported: &["query"],
+        code_challenge_methods_supported: &["S256"],
+        authorization_response_iss_parameter_supported: true,
+        prompt_values_supported: &["none", "login"],
         id_token_signing_alg_values_supported: [state.gh.id_token_alg().as_str()],
         access_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
         claims_supported: &[
@@ -85,8 +105,22 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
             "roles",
             "token_use",
             "act",
-            "email",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "azp",
+            "amr",
+            "preferred_username",
             "name",
+            "given_name",
+            "family_name",
+            "middle_name",
+            "nickname",
+            "updated_at",
+            "email",
+            "email_verified",
+            "phone_number",
+            "phone_number_verified",
         ],
     }
 }

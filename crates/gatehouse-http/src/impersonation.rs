@@ -161,7 +161,9 @@ pub async fn list(
                 created_at: s.created_at.as_secs(),
                 expires_at: s.expires_at.as_secs(),
             }),
-            SessionKind::SignIn => None,
+            SessionKind::SignIn | SessionKind::Browser { .. } | SessionKind::Authorized { .. } => {
+                None
+            }
         })
         .collect();
     Ok(Json(ImpersonationList { impersonations }).into_response())

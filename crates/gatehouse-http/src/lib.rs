@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -54,6 +55,8 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             "/api/auth/confirm-password-reset",
             post(auth::confirm_password_reset),
         )
+        // The sign-in page's password and new-password steps.
+        .route("/oauth2/authorize", post(browser::authorize_step))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::guard,
@@ -68,6 +71,8 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             get(discovery::authorization_server_metadata),
         )
         .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route("/oauth2/authorize", get(browser::authorize))
+        .route("/oauth2/logout", get(browser::logout).post(browser::logout))
         .route(
             "/oauth2/userinfo",
             get(oauth::userinfo).post(oauth::userinfo),

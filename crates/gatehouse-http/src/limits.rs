@@ -235,6 +235,9 @@ fn too_many(path: &str, retry_after_secs: u32) -> Response {
     if is_oauth(path) {
         return crate::error::oauth_too_many_requests(retry_after_secs);
     }
+    if path.ends_with("/oauth2/authorize") {
+        return crate::browser::throttled_page(retry_after_secs);
+    }
     ApiError {
         retry_after_secs: Some(retry_after_secs),
         ..ApiError::new(

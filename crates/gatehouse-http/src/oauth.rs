@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::client::GrantType;
 use gatehouse_domain::pool::Pool;
+use gatehouse_service::grants::authorization_code::CodeGrant;
 use gatehouse_service::grants::client_credentials::ScopeRequest;
 use gatehouse_service::grants::token_exchange::{TOKEN_TYPE_ACCESS_TOKEN, TokenExchange};
 use gatehouse_service::tokens::{AccessClaims, ClientAuthMethod, ClientCredentials};
@@ -37,6 +38,10 @@ pub struct OAuthForm {
     requested_token_type: Option<String>,
     /// Gatehouse extension for token exchange: why the impersonation is needed.
     reason: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
     /// RFC 8707 resource indicators, the one parameter that may repeat.
     resources: Vec<String>,
 }
@@ -99,6 +104,10 @@ impl OAuthForm {
             "subject_token_type" => &mut self.subject_token_type,
             "requested_token_type" => &mut self.requested_token_type,
             "reason" => &mut self.reason,
+            "code" => &mut self.code,
+            "redirect_uri" => &mut self.redirect_uri,
+            "code_verifier" => &mut self.code_verifier,
+            "refresh_token" => &mut self.refresh_token,
             _ => return None,
         })
     }
@@ -196,6 +205,10 @@ struct TokenResponse {
     issued_token_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     impersonation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
 }
 
 fn oauth_json<T: Serialize>(body: T) -> Response {
@@ -241,20 +254,61 @@ pub async fn token(
                 ),
                 issued_token_type: None,
                 impersonation_id: None,
+                refresh_token: None,
+                id_token: None,
             }))
         }
         Ok(GrantType::TokenExchange) => token_exchange(&state, &pool, &creds, form, &meta).await,
-        Ok(GrantType::AuthorizationCode | GrantType::RefreshToken) => Err(OAuthError::new(
-            OAuthErrorCode::UnsupportedGrantType,
-            format!("the {grant} grant is not enabled on this server"),
-        )
-        .into()),
+        Ok(GrantType::AuthorizationCode) => {
+            let code = form
+                .code
+                .as_deref()
+                .ok_or_else(|| OAuthResponseError::invalid_request("code is required"))?;
+            let grant = state
+                .gh
+                .exchange_code(
+                    &pool,
+                    &creds,
+                    code,
+                    form.redirect_uri.as_deref(),
+                    form.code_verifier.as_deref(),
+                    &meta,
+                )
+                .await
+                .map_err(|e| with_method(e, &creds))?;
+            Ok(code_grant_response(grant))
+        }
+        Ok(GrantType::RefreshToken) => {
+            let token = form
+                .refresh_token
+                .as_deref()
+                .ok_or_else(|| OAuthResponseError::invalid_request("refresh_token is required"))?;
+            let grant = state
+                .gh
+                .refresh_grant(&pool, &creds, token, &meta)
+                .await
+                .map_err(|e| with_method(e, &creds))?;
+            Ok(code_grant_response(grant))
+        }
         Err(_) => Err(OAuthError::new(
             OAuthErrorCode::UnsupportedGrantType,
             format!("unknown grant_type '{grant}'"),
         )
         .into()),
     }
+}
+
+fn code_grant_response(grant: CodeGrant) -> Response {
+    oauth_json(TokenResponse {
+        access_token: grant.access.token.expose().to_owned(),
+        token_type: "Bearer",
+        expires_in: grant.access.expires_in,
+        scope: Some(grant.scopes.join(" ")),
+        issued_token_type: None,
+        impersonation_id: None,
+        refresh_token: grant.refresh.map(|r| r.expose().to_owned()),
+        id_token: grant.id_token.map(|t| t.expose().to_owned()),
+    })
 }
 
 /// RFC 8693 token exchange, run by the service: the handler only hands over the parameters.
@@ -285,6 +339,8 @@ async fn token_exchange(
         scope: None,
         issued_token_type: Some(TOKEN_TYPE_ACCESS_TOKEN),
         impersonation_id: Some(grant.impersonation_id.to_string()),
+        refresh_token: None,
+        id_token: None,
     }))
 }
 

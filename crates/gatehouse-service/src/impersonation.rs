@@ -230,6 +230,7 @@ impl Gatehouse {
                     sid: session.id,
                     client_id,
                     act: Some(act),
+                    scope: None,
                 },
                 ttl,
             )

@@ -40,6 +40,12 @@ pub enum SignInOutcome {
     NewPasswordRequired { session: Secret },
 }
 
+/// The password step's outcome (see [`Gatehouse::check_password`]).
+pub(crate) enum PasswordChecked {
+    NewPasswordRequired { user: User },
+    SignedIn { w: Box<dyn PoolWrite>, user: User },
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct ChallengeClaims {
     iss: String,
@@ -129,6 +135,32 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        match self.check_password(pool, username, password, meta).await? {
+            PasswordChecked::NewPasswordRequired { user } => {
+                Ok(SignInOutcome::NewPasswordRequired {
+                    session: self
+                        .new_password_challenge(pool, &user, client.client_id.as_str())
+                        .await?,
+                })
+            }
+            PasswordChecked::SignedIn { w, user } => {
+                self.start_session(pool, &client, w, &user, meta).await
+            }
+        }
+    }
+
+    /// The password step every sign-in shares, API or browser: the per-username lockout,
+    /// argon2 off the async runtime (the same work for an unknown user), the failure counted
+    /// and aggregated in the audit log. A user with a temporary password must set a new one;
+    /// any other answers an open write transaction in which the user is still as its password
+    /// was checked (argon2 ran before it opened), for the caller to start its session in.
+    pub(crate) async fn check_password(
+        &self,
+        pool: &Pool,
+        username: &str,
+        password: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<PasswordChecked> {
         let now = self.now();
         // Failures count per username whether or not the user exists; one that cannot parse
         // names no account, and is refused below like any wrong password.
@@ -182,19 +214,7 @@ impl Gatehouse {
                         .to_owned(),
                 ));
             }
-            let keys = self.pool_keys(pool).await?;
-            let claims = ChallengeClaims {
-                iss: self.issuer(pool),
-                sub: user.id.to_string(),
-                aud: client.client_id.to_string(),
-                exp: now.plus_secs(CHALLENGE_TTL_SECS).as_secs(),
-                jti: random_token().expose().to_owned(),
-                challenge: NEW_PASSWORD_REQUIRED.to_owned(),
-            };
-            let session = jws::sign(&keys.signing, TYP_CHALLENGE, &claims)?;
-            return Ok(SignInOutcome::NewPasswordRequired {
-                session: Secret::new(session),
-            });
+            return Ok(PasswordChecked::NewPasswordRequired { user });
         }
         // The password was checked outside any transaction (argon2 must not hold the
         // writer): sign in only if the user is still as it was checked.
@@ -206,7 +226,31 @@ impl Gatehouse {
         }) else {
             return Err(not_authorized());
         };
-        self.start_session(pool, &client, w, &user, meta).await
+        Ok(PasswordChecked::SignedIn { w, user })
+    }
+
+    /// The challenge session a user with a temporary password answers with a new one, bound
+    /// to `audience` (the client of an API sign-in, or the pool's browser sign-in).
+    pub(crate) async fn new_password_challenge(
+        &self,
+        pool: &Pool,
+        user: &User,
+        audience: &str,
+    ) -> ServiceResult<Secret> {
+        let keys = self.pool_keys(pool).await?;
+        let claims = ChallengeClaims {
+            iss: self.issuer(pool),
+            sub: user.id.to_string(),
+            aud: audience.to_owned(),
+            exp: self.now().plus_secs(CHALLENGE_TTL_SECS).as_secs(),
+            jti: random_token().expose().to_owned(),
+            challenge: NEW_PASSWORD_REQUIRED.to_owned(),
+        };
+        Ok(Secret::new(jws::sign(
+            &keys.signing,
+            TYP_CHALLENGE,
+            &claims,
+        )?))
     }
 
     /// Answers `NEW_PASSWORD_REQUIRED`: sets the new password (checked against the policy),
@@ -221,6 +265,22 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        let (w, user) = self
+            .set_new_password(pool, client.client_id.as_str(), session, new_password, meta)
+            .await?;
+        self.start_session(pool, &client, w, &user, meta).await
+    }
+
+    /// Claims a `NEW_PASSWORD_REQUIRED` challenge bound to `audience` and sets the new
+    /// password, in a write transaction returned open for the caller's session.
+    pub(crate) async fn set_new_password(
+        &self,
+        pool: &Pool,
+        audience: &str,
+        session: &str,
+        new_password: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<(Box<dyn PoolWrite>, User)> {
         let keys = self.pool_keys(pool).await?;
         let issuer = self.issuer(pool);
         let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
@@ -230,7 +290,7 @@ impl Gatehouse {
             &Expect {
                 typ: TYP_CHALLENGE,
                 issuer: &issuer,
-                audience: Some(client.client_id.as_str()),
+                audience: Some(audience),
             },
         )
         .map_err(|_| expired())?;
@@ -275,7 +335,7 @@ impl Gatehouse {
             .detail("change", "password set at first sign-in");
         w.update_user(&user).await.map_err(user_write_error)?;
         w.audit(&event).await?;
-        self.start_session(pool, &client, w, &user, meta).await
+        Ok((w, user))
     }
 
     /// Completes an administrator's password reset with the code sent to the user and a new
@@ -370,6 +430,26 @@ impl Gatehouse {
         event.client_id = Some(client.client_id.clone());
         w.create_session(&session).await?;
         w.audit(&event).await?;
+        let issued = self
+            .commit_and_mint(w, pool, &client.client_id, user, session.id, None, ttl)
+            .await?;
+        Ok(SignInOutcome::Tokens(Box::new(issued)))
+    }
+
+    /// Commits the transaction that started the session `sid` for `user`, and mints the
+    /// session's access token for `client_id` with the user's groups (read in that
+    /// transaction).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn commit_and_mint(
+        &self,
+        mut w: Box<dyn PoolWrite>,
+        pool: &Pool,
+        client_id: &ClientId,
+        user: &User,
+        sid: SessionId,
+        scope: Option<String>,
+        ttl: u32,
+    ) -> ServiceResult<IssuedToken> {
         let groups = w
             .groups_of_user(user.id)
             .await?
@@ -377,19 +457,18 @@ impl Gatehouse {
             .map(|g| g.name.to_string())
             .collect();
         w.commit().await?;
-        let issued = self
-            .mint_access_token(
-                pool,
-                TokenSubject::User {
-                    user,
-                    groups,
-                    sid: session.id,
-                    client_id: Some(client.client_id.clone()),
-                    act: None,
-                },
-                ttl,
-            )
-            .await?;
-        Ok(SignInOutcome::Tokens(Box::new(issued)))
+        self.mint_access_token(
+            pool,
+            TokenSubject::User {
+                user,
+                groups,
+                sid,
+                client_id: Some(client_id.clone()),
+                act: None,
+                scope,
+            },
+            ttl,
+        )
+        .await
     }
 }

@@ -93,6 +93,8 @@ pub enum TokenSubject<'a> {
         sid: SessionId,
         client_id: Option<ClientId>,
         act: Option<ActClaim>,
+        /// The scopes granted, for a token of an authorization (the code flow).
+        scope: Option<String>,
     },
 }
 
@@ -201,8 +203,10 @@ impl Gatehouse {
                 sid,
                 client_id,
                 act,
+                scope,
             } => AccessClaims {
                 sub: user.id.to_string(),
+                scope,
                 client_id: client_id.map(|c| c.to_string()),
                 sid: Some(sid.to_string()),
                 username: Some(user.username.to_string()),

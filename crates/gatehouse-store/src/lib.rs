@@ -7,6 +7,7 @@
 //! every mutation commits in one transaction with the audit event that records it.
 
 mod audit;
+mod authorization;
 mod clients;
 mod connect;
 mod error;

@@ -48,6 +48,18 @@ const CODE_ISSUANCE: &str = "DELETE FROM code_issuance \
      WHERE window_start < $1 AND (pool_id, quota_key) IN \
        (SELECT pool_id, quota_key FROM code_issuance WHERE window_start < $1 LIMIT $2)";
 
+/// Authorization codes that expired before `$1` (a replay after that finds nothing to end:
+/// what the code issued has been exchanged long ago, and its session is judged on its own).
+const AUTHORIZATION_CODES: &str = "DELETE FROM authorization_codes \
+     WHERE expires_at < $1 AND (pool_id, code_sha256) IN \
+       (SELECT pool_id, code_sha256 FROM authorization_codes WHERE expires_at < $1 LIMIT $2)";
+
+/// Refresh tokens that expired before `$1`, used or not: until then a used one must stay, so
+/// that presenting it again ends its family.
+const REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens \
+     WHERE expires_at < $1 AND (pool_id, token_sha256) IN \
+       (SELECT pool_id, token_sha256 FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)";
+
 /// One pool's audit events recorded before `$2`.
 const AUDIT_EVENTS: &str = "DELETE FROM audit_events \
      WHERE pool_id = $1 AND at < $2 AND seq IN \
@@ -99,6 +111,20 @@ pub(crate) async fn purge_expired(
                     .bind(batch)
             },
             CODE_ISSUANCE,
+        )
+        .await?,
+        authorization_codes: in_batches(
+            store,
+            batch,
+            |q| q.bind(sessions_before).bind(batch),
+            AUTHORIZATION_CODES,
+        )
+        .await?,
+        refresh_tokens: in_batches(
+            store,
+            batch,
+            |q| q.bind(sessions_before).bind(batch),
+            REFRESH_TOKENS,
         )
         .await?,
         audit_events: 0,

@@ -142,6 +142,7 @@ impl Columns for rusqlite::Row<'_> {
 pub(crate) enum Param {
     Text(Option<String>),
     Int(Option<i64>),
+    Blob(Option<Vec<u8>>),
 }
 
 impl Param {
@@ -163,6 +164,7 @@ pub(crate) fn bind_all<'q>(
         query = match p {
             Param::Text(t) => query.bind(t.as_deref()),
             Param::Int(i) => query.bind(*i),
+            Param::Blob(b) => query.bind(b.as_deref()),
         };
     }
     query
@@ -173,6 +175,7 @@ impl rusqlite::ToSql for Param {
         match self {
             Param::Text(t) => t.to_sql(),
             Param::Int(i) => i.to_sql(),
+            Param::Blob(b) => b.to_sql(),
         }
     }
 }

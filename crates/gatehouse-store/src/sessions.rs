@@ -9,13 +9,15 @@ use sqlx::any::{Any, AnyRow};
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, corrupt};
-use crate::rows::{Param, bind_all, get, opt_json, opt_parsed, parsed, to_json};
+use crate::rows::{Param, bind_all, digest, get, opt_json, opt_parsed, parsed, to_json};
 use crate::{Dialect, Lock, SqlStore};
 
 const COLUMNS: &str = "pool_id, id, user_id, username, client_id, kind, actor, actor_id, reason, \
-                       created_at, expires_at, revoked_at, actor_pool";
+                       created_at, expires_at, revoked_at, actor_pool, parent_id, secret_sha256";
 
 const SIGN_IN: &str = "sign_in";
+const BROWSER: &str = "browser";
+const AUTHORIZED: &str = "authorized";
 const IMPERSONATION: &str = "impersonation";
 
 pub(crate) async fn create_in(conn: &mut AnyConnection, session: &Session) -> StoreResult<()> {
@@ -29,15 +31,24 @@ pub(crate) async fn create_in(conn: &mut AnyConnection, session: &Session) -> St
 
 /// The statement that stores a new session.
 pub(crate) fn insert(session: &Session) -> StoreResult<(String, Vec<Param>)> {
+    let (mut parent, mut secret) = (None, None);
     let (kind, actor, reason) = match &session.kind {
         SessionKind::SignIn => (SIGN_IN, None, None),
+        SessionKind::Browser { secret_sha256 } => {
+            secret = Some(secret_sha256.to_vec());
+            (BROWSER, None, None)
+        }
+        SessionKind::Authorized { browser } => {
+            parent = Some(browser.to_string());
+            (AUTHORIZED, None, None)
+        }
         SessionKind::Impersonation { actor, reason } => {
             (IMPERSONATION, Some(actor), reason.as_deref())
         }
     };
     let sql = format!(
         "INSERT INTO sessions ({COLUMNS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     );
     let params = vec![
         Param::text(session.pool.to_string()),
@@ -53,6 +64,8 @@ pub(crate) fn insert(session: &Session) -> StoreResult<(String, Vec<Param>)> {
         Param::Int(Some(session.expires_at.as_secs())),
         Param::Int(session.revoked_at.map(Timestamp::as_secs)),
         Param::opt_text(actor.map(|a| a.pool.as_str())),
+        Param::opt_text(parent),
+        Param::Blob(secret),
     ];
     Ok((sql, params))
 }
@@ -123,6 +136,11 @@ pub(crate) async fn end_in(
             "pool_id = $2 AND user_id = $3",
             pool.to_string(),
             user.to_string(),
+        ),
+        SessionsToEnd::WithChildren(id) => (
+            "pool_id = $2 AND (id = $3 OR parent_id = $3)",
+            pool.to_string(),
+            id.to_string(),
         ),
         SessionsToEnd::ActedByStaff => (
             "pool_id = $2 AND actor_pool = $3",
@@ -232,6 +250,12 @@ fn from_row(row: &AnyRow) -> StoreResult<Session> {
     let kind: String = get(row, "kind")?;
     let kind = match kind.as_str() {
         SIGN_IN => SessionKind::SignIn,
+        BROWSER => SessionKind::Browser {
+            secret_sha256: digest(row, "secret_sha256")?,
+        },
+        AUTHORIZED => SessionKind::Authorized {
+            browser: parsed(row, "parent_id", SessionId::parse)?,
+        },
         IMPERSONATION => SessionKind::Impersonation {
             actor: opt_json::<Actor>(row, "actor")?
                 .ok_or_else(|| corrupt("session actor", "missing for an impersonation"))?,

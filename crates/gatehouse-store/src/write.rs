@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, SessionId, UserId, Username};
@@ -15,7 +16,9 @@ use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, Verif
 
 use crate::connect::WriteTx;
 use crate::error::ResultExt;
-use crate::{Dialect, Lock, SqlStore, audit, clients, groups, pools, sessions, users};
+use crate::{
+    Dialect, Lock, SqlStore, audit, authorization, clients, groups, pools, sessions, users,
+};
 
 pub(crate) struct SqlWrite {
     tx: WriteTx,
@@ -89,6 +92,40 @@ impl PoolWrite for SqlWrite {
 
     async fn signing_keys(&mut self) -> StoreResult<Vec<SigningKeyRecord>> {
         pools::signing_keys_in(&mut self.tx, self.pool).await
+    }
+
+    async fn put_authorization_code(&mut self, code: &AuthorizationCode) -> StoreResult<()> {
+        self.same_pool(code.pool)?;
+        authorization::put_code_in(&mut self.tx, code).await
+    }
+
+    async fn take_authorization_code(
+        &mut self,
+        code_sha256: &[u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<CodeTaken> {
+        authorization::take_code_in(&mut self.tx, self.pool, code_sha256, at).await
+    }
+
+    async fn set_code_issued_session(
+        &mut self,
+        code_sha256: &[u8; 32],
+        session: SessionId,
+    ) -> StoreResult<()> {
+        authorization::set_code_issued_in(&mut self.tx, self.pool, code_sha256, session).await
+    }
+
+    async fn put_refresh_token(&mut self, token: &RefreshToken) -> StoreResult<()> {
+        self.same_pool(token.pool)?;
+        authorization::put_refresh_in(&mut self.tx, token).await
+    }
+
+    async fn take_refresh_token(
+        &mut self,
+        token_sha256: &[u8; 32],
+        at: Timestamp,
+    ) -> StoreResult<RefreshTaken> {
+        authorization::take_refresh_in(&mut self.tx, self.pool, token_sha256, at).await
     }
 
     async fn replace_signing_keys(&mut self, keys: &[SigningKeyRecord]) -> StoreResult<()> {

@@ -4,6 +4,8 @@
 
 #[path = "storage/audit.rs"]
 mod audit;
+#[path = "storage/authorization.rs"]
+mod authorization;
 #[path = "storage/clients.rs"]
 mod clients;
 #[path = "storage/fixtures.rs"]
@@ -86,6 +88,8 @@ on_both_backends! {
     purge::audit_retention_is_per_pool: sqlite_purge_audit_retention_per_pool, postgres_purge_audit_retention_per_pool;
     purge::purges_go_in_batches_until_done: sqlite_purge_in_batches, postgres_purge_in_batches;
     purge::concurrent_purges_delete_each_row_once: sqlite_purge_concurrently, postgres_purge_concurrently;
+    authorization::codes_and_refresh_tokens_are_used_once: sqlite_codes_used_once, postgres_codes_used_once;
+    authorization::expired_codes_and_refresh_tokens_are_purged: sqlite_codes_purged, postgres_codes_purged;
 }
 
 /// Several instances starting at once on one fresh PostgreSQL database all come up: the

@@ -65,14 +65,15 @@ struct SessionView {
 
 impl From<&Session> for SessionView {
     fn from(s: &Session) -> Self {
-        let (kind, impersonator, reason) = match &s.kind {
-            SessionKind::SignIn => ("sign_in", None, None),
-            SessionKind::Impersonation { actor, reason } => (
-                "impersonation",
-                Some(ActorView::from(actor)),
-                reason.clone(),
-            ),
+        let (impersonator, reason) = match &s.kind {
+            SessionKind::Impersonation { actor, reason } => {
+                (Some(ActorView::from(actor)), reason.clone())
+            }
+            SessionKind::SignIn | SessionKind::Browser { .. } | SessionKind::Authorized { .. } => {
+                (None, None)
+            }
         };
+        let kind = s.kind_name();
         Self {
             id: s.id.to_string(),
             kind,

@@ -77,9 +77,12 @@ impl Gatehouse {
         let ended = w.end_sessions(which, self.now()).await?;
         for session in &ended {
             let mut event = match &session.kind {
-                SessionKind::SignIn => self
+                SessionKind::SignIn
+                | SessionKind::Browser { .. }
+                | SessionKind::Authorized { .. } => self
                     .event(pool, AuditAction::SessionRevoked, Some(principal), meta)
-                    .detail("session_id", session.id),
+                    .detail("session_id", session.id)
+                    .detail("kind", session.kind_name()),
                 SessionKind::Impersonation { actor, .. } => self
                     .event(pool, AuditAction::ImpersonationEnded, Some(principal), meta)
                     .detail("impersonation_id", session.id)

@@ -108,10 +108,10 @@ fn session_row(s: &Session) -> Value {
     let mut row = json!({"id": s.id.to_string(),
         "client_id": s.client_id.as_ref().map(|c| c.as_str()),
         "created_at": s.created_at.to_rfc3339(), "expires_at": s.expires_at.to_rfc3339()});
+    row["kind"] = json!(s.kind_name());
     match &s.kind {
-        SessionKind::SignIn => row["kind"] = json!("sign_in"),
+        SessionKind::SignIn | SessionKind::Browser { .. } | SessionKind::Authorized { .. } => {}
         SessionKind::Impersonation { actor, reason } => {
-            row["kind"] = json!("impersonation");
             row["actor"] = json!({"pool": actor.pool.as_str(), "id": actor.id,
                 "name": actor.display_name()});
             row["reason"] = json!(reason);

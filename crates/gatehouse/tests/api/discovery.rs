@@ -97,25 +97,54 @@ async fn check_metadata(app: &TestApp, pool: &str, issuer: &str, alg: &str) {
     let mut expected = vec![alg, "RS256"];
     expected.sort_unstable();
     assert_eq!(published, expected);
-    assert!(strings(&doc["response_types_supported"]).is_empty());
-    assert!(doc.get("authorization_endpoint").is_none());
-    let authorize = app.pool_url(pool, "/oauth2/authorize?response_type=code");
-    assert_eq!(app.http.get(&authorize).send().await.unwrap().status(), 404);
+    // The code flow: its endpoint answers (a request naming no client is refused on a page),
+    // with the response type, mode and PKCE method it supports; logout answers too.
+    assert_eq!(strings(&doc["response_types_supported"]), ["code"]);
+    assert_eq!(strings(&doc["response_modes_supported"]), ["query"]);
+    assert_eq!(strings(&doc["code_challenge_methods_supported"]), ["S256"]);
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    let authorize = served_at(
+        app,
+        pool,
+        issuer,
+        doc["authorization_endpoint"].as_str().unwrap(),
+    );
+    let res = app
+        .http
+        .get(format!("{authorize}?response_type=code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("names no application"));
+    let logout = served_at(
+        app,
+        pool,
+        issuer,
+        doc["end_session_endpoint"].as_str().unwrap(),
+    );
+    assert_eq!(app.http.get(&logout).send().await.unwrap().status(), 200);
 
     let token_endpoint = served_at(app, pool, issuer, doc["token_endpoint"].as_str().unwrap());
     let client = app.create_client(pool, &["user:GetUser", "openid"]).await;
 
     // Each listed client authentication method works; nothing else is listed.
+    // `none` is for public clients of the code flow (`code_flow.rs`); a confidential client
+    // must authenticate, as below.
     let methods = strings(&doc["token_endpoint_auth_methods_supported"]);
-    assert_eq!(methods, ["client_secret_basic", "client_secret_post"]);
     assert_eq!(
-        doc["introspection_endpoint_auth_methods_supported"],
-        doc["token_endpoint_auth_methods_supported"]
+        methods,
+        ["client_secret_basic", "client_secret_post", "none"]
     );
-    assert_eq!(
-        doc["revocation_endpoint_auth_methods_supported"],
-        doc["token_endpoint_auth_methods_supported"]
-    );
+    for field in [
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ] {
+        assert_eq!(
+            strings(&doc[field]),
+            ["client_secret_basic", "client_secret_post"]
+        );
+    }
     let basic = app
         .http
         .post(&token_endpoint)
@@ -169,13 +198,25 @@ async fn check_metadata(app: &TestApp, pool: &str, issuer: &str, alg: &str) {
     assert_eq!(
         grants,
         [
+            "authorization_code",
+            "refresh_token",
             "client_credentials",
             "urn:ietf:params:oauth:grant-type:token-exchange"
         ]
     );
+    // Served, but not to a client registered without them.
+    for grant in ["authorization_code", "refresh_token"] {
+        let res = app
+            .http
+            .post(&token_endpoint)
+            .basic_auth(&client.id, Some(&client.secret))
+            .form(&[("grant_type", grant), ("code", "x"), ("refresh_token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_oauth_error(res, 400, "unauthorized_client").await;
+    }
     for grant in [
-        "authorization_code",
-        "refresh_token",
         "password",
         "implicit",
         "urn:ietf:params:oauth:grant-type:device_code",
@@ -195,7 +236,7 @@ async fn check_metadata(app: &TestApp, pool: &str, issuer: &str, alg: &str) {
         .http
         .post(&token_endpoint)
         .basic_auth(&client.id, Some(&client.secret))
-        .form(&[("grant_type", grants[1])])
+        .form(&[("grant_type", grants[3])])
         .send()
         .await
         .unwrap();

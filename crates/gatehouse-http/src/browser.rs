@@ -1,0 +1,691 @@
+//! The hosted sign-in: `/oauth2/authorize`, the authorization code flow's front channel, and
+//! its pages. Pages are rendered on the server from `templates/` (HTML-escaped), work
+//! without JavaScript, and every form carries a CSRF token that must equal the
+//! `gatehouse_csrf` cookie: a double submit, which a cross-site form cannot make because
+//! `SameSite=Lax` keeps the cookie off its post. Cookies are `HttpOnly`, `SameSite=Lax`, and
+//! `Secure` whenever the pool's issuer is https.
+//!
+//! The single sign-on cookie is named per pool (`gatehouse_sso_{pool}`); its session is
+//! looked up in the pool the request is for alone, so a cookie of another pool names nothing.
+
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token};
+use gatehouse_domain::ids::ClientId;
+use gatehouse_domain::pool::Pool;
+use gatehouse_service::ServiceError;
+use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSession, BrowserSignIn};
+use gatehouse_service::grants::authorization_code::{
+    AuthorizationRequest, AuthorizeParams, AuthorizeRefusal, Decision, RedirectError,
+};
+use minijinja::{Environment, context};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::extract::{Meta, PoolCtx};
+
+const CSRF_COOKIE: &str = "gatehouse_csrf";
+
+fn pages() -> &'static Environment<'static> {
+    static PAGES: OnceLock<Environment<'static>> = OnceLock::new();
+    PAGES.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("../templates/layout.html")),
+            ("sign_in.html", include_str!("../templates/sign_in.html")),
+            (
+                "new_password.html",
+                include_str!("../templates/new_password.html"),
+            ),
+            ("error.html", include_str!("../templates/error.html")),
+            ("sign_out.html", include_str!("../templates/sign_out.html")),
+            (
+                "signed_out.html",
+                include_str!("../templates/signed_out.html"),
+            ),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!(template = name, error = %e, "a page template does not parse");
+            }
+        }
+        env
+    })
+}
+
+/// A rendered page, never cached, never framed.
+pub(crate) fn page(name: &str, ctx: minijinja::Value, status: StatusCode) -> Response {
+    let html = pages().get_template(name).and_then(|t| t.render(ctx));
+    let (status, html) = match html {
+        Ok(html) => (status, html),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "a page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<!doctype html><html lang=\"en\"><title>Error</title><main><h1>Something went wrong</h1></main></html>"
+                    .to_owned(),
+            )
+        }
+    };
+    let mut res = (status, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    res
+}
+
+pub(crate) fn error_page(pool: &Pool, message: &str, status: StatusCode) -> Response {
+    page(
+        "error.html",
+        context! { pool_name => pool.slug.as_str(), message },
+        status,
+    )
+}
+
+/// The sign-in form refused by the failure limits (too many failures from this address).
+pub(crate) fn throttled_page(retry_after_secs: u32) -> Response {
+    let mut res = page(
+        "error.html",
+        context! {
+            pool_name => "Sign in",
+            message => "Too many failed sign-ins from this network. Wait a while and try again.",
+        },
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// A service failure on a page: a refusal the user can act on, or "something went wrong".
+pub(crate) fn failure_page(pool: &Pool, e: &ServiceError) -> Response {
+    match e {
+        ServiceError::Busy { .. } => {
+            let mut res = error_page(
+                pool,
+                "The service is busy. Wait a moment and try again.",
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+        e => {
+            tracing::error!(error = ?e, "a sign-in page failed");
+            error_page(
+                pool,
+                "Something went wrong on our side. Try again in a moment.",
+                StatusCode::INTERNAL_SERVER_ERROR,
+            )
+        }
+    }
+}
+
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+pub(crate) fn sso_cookie_name(pool: &Pool) -> String {
+    format!("gatehouse_sso_{}", pool.slug)
+}
+
+fn is_https(state: &AppState, pool: &Pool) -> bool {
+    state.gh.issuer(pool).starts_with("https://")
+}
+
+/// Adds a `Set-Cookie`: `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` on https; `max_age`
+/// 0 deletes it.
+pub(crate) fn set_cookie(res: &mut Response, name: &str, value: &str, max_age: i64, secure: bool) {
+    let cookie = format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The CSRF token of this browser: its cookie, or a new one (to be set on the answer).
+pub(crate) fn csrf_token(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, CSRF_COOKIE).filter(|v| v.len() >= 32) {
+        Some(v) => (v.to_owned(), false),
+        None => (random_token().expose().to_owned(), true),
+    }
+}
+
+/// Whether a form's CSRF token is this browser's.
+pub(crate) fn csrf_ok(headers: &HeaderMap, sent: Option<&str>) -> bool {
+    match (cookie(headers, CSRF_COOKIE), sent) {
+        (Some(c), Some(s)) if c.len() >= 32 => constant_time_eq(c.as_bytes(), s.as_bytes()),
+        _ => false,
+    }
+}
+
+/// A page with a form: sets the CSRF cookie when the browser has none yet.
+pub(crate) fn form_page(
+    state: &AppState,
+    pool: &Pool,
+    name: &str,
+    csrf: (String, bool),
+    ctx: minijinja::Value,
+    status: StatusCode,
+) -> Response {
+    let mut res = page(name, ctx, status);
+    if csrf.1 {
+        set_cookie(
+            &mut res,
+            CSRF_COOKIE,
+            &csrf.0,
+            86_400,
+            is_https(state, pool),
+        );
+    }
+    res
+}
+
+pub(crate) fn see_other(location: &str) -> Response {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `redirect_uri` with these parameters added to its query (RFC 6749 §4.1.2), and `iss`
+/// (RFC 9207) so the client can tell which server answered.
+fn redirect_to(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> Option<String> {
+    let mut url = url::Url::parse(redirect_uri).ok()?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    Some(url.into())
+}
+
+fn redirect_error(state: &AppState, pool: &Pool, e: &RedirectError) -> Response {
+    let issuer = state.gh.issuer(pool);
+    match redirect_to(
+        &e.redirect_uri,
+        &[
+            ("error", Some(e.error)),
+            ("error_description", Some(&e.description)),
+            ("state", e.state.as_deref()),
+            ("iss", Some(&issuer)),
+        ],
+    ) {
+        Some(location) => see_other(&location),
+        None => error_page(pool, &e.description, StatusCode::BAD_REQUEST),
+    }
+}
+
+/// The request's parameters; a repeated one is refused (RFC 6749 §3.1).
+fn authorize_params(query: Option<&str>) -> Result<AuthorizeParams, String> {
+    let mut p = AuthorizeParams::default();
+    let mut seen = std::collections::HashSet::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let slot = match k.as_ref() {
+            "response_type" => &mut p.response_type,
+            "client_id" => &mut p.client_id,
+            "redirect_uri" => &mut p.redirect_uri,
+            "scope" => &mut p.scope,
+            "state" => &mut p.state,
+            "nonce" => &mut p.nonce,
+            "code_challenge" => &mut p.code_challenge,
+            "code_challenge_method" => &mut p.code_challenge_method,
+            "prompt" => &mut p.prompt,
+            "max_age" => &mut p.max_age,
+            "login_hint" => &mut p.login_hint,
+            "response_mode" => &mut p.response_mode,
+            "request" => &mut p.request,
+            "request_uri" => &mut p.request_uri,
+            _ => continue,
+        };
+        if !seen.insert(k.clone()) {
+            return Err(format!("The parameter {k} is repeated."));
+        }
+        *slot = Some(v.into_owned());
+    }
+    Ok(p)
+}
+
+async fn current_session(
+    state: &AppState,
+    pool: &Pool,
+    headers: &HeaderMap,
+) -> Result<Option<BrowserSession>, Response> {
+    match cookie(headers, &sso_cookie_name(pool)) {
+        Some(c) => state
+            .gh
+            .browser_session(pool, c)
+            .await
+            .map_err(|e| failure_page(pool, &e)),
+        None => Ok(None),
+    }
+}
+
+/// Issues the code and sends the browser back to the client with it.
+async fn issue(
+    state: &AppState,
+    pool: &Pool,
+    req: &AuthorizationRequest,
+    session: &BrowserSession,
+) -> Response {
+    let code = match state.gh.issue_code(pool, req, session).await {
+        Ok(code) => code,
+        Err(ServiceError::NotFound(_)) => {
+            return error_page(
+                pool,
+                "The application that sent you here no longer accepts this sign-in.",
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        Err(e) => return failure_page(pool, &e),
+    };
+    let issuer = state.gh.issuer(pool);
+    match redirect_to(
+        &req.redirect_uri,
+        &[
+            ("code", Some(code.expose())),
+            ("state", req.state.as_deref()),
+            ("iss", Some(&issuer)),
+        ],
+    ) {
+        Some(location) => see_other(&location),
+        None => error_page(
+            pool,
+            "The redirect_uri is malformed.",
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+async fn client_name(state: &AppState, pool: &Pool, client_id: &str) -> Option<String> {
+    let id = ClientId::parse(client_id).ok()?;
+    state
+        .gh
+        .client(pool.id, &id)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.name.clone())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sign_in_page(
+    state: &AppState,
+    pool: &Pool,
+    headers: &HeaderMap,
+    req: &AuthorizationRequest,
+    sealed: Option<String>,
+    username: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let sealed = match sealed {
+        Some(s) => s,
+        None => match state.gh.seal_authorization_request(pool, req).await {
+            Ok(s) => s,
+            Err(e) => return failure_page(pool, &e),
+        },
+    };
+    let client_name = client_name(state, pool, &req.client_id)
+        .await
+        .unwrap_or_else(|| "the application".to_owned());
+    let csrf = csrf_token(headers);
+    form_page(
+        state,
+        pool,
+        "sign_in.html",
+        csrf.clone(),
+        context! {
+            pool_name => pool.slug.as_str(),
+            client_name,
+            action => "authorize",
+            request => sealed,
+            csrf => csrf.0,
+            username => username.or(req.login_hint.as_deref()).unwrap_or_default(),
+            error,
+        },
+        status,
+    )
+}
+
+/// `GET /oauth2/authorize`: check the request; answer with a code when the browser is signed
+/// in (and recently enough), else show the sign-in page.
+pub async fn authorize(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let params = match authorize_params(uri.query()) {
+        Ok(p) => p,
+        Err(m) => return error_page(&pool, &m, StatusCode::BAD_REQUEST),
+    };
+    let req = match state.gh.check_authorization_request(&pool, &params).await {
+        Ok((req, _)) => req,
+        Err(AuthorizeRefusal::Page(m)) => return error_page(&pool, &m, StatusCode::BAD_REQUEST),
+        Err(AuthorizeRefusal::Redirect(e)) => return redirect_error(&state, &pool, &e),
+    };
+    let session = match current_session(&state, &pool, &headers).await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    match (state.gh.decide(&req, session.as_ref()), &session) {
+        (Decision::Issue, Some(session)) => issue(&state, &pool, &req, session).await,
+        (Decision::LoginRequired, _) => redirect_error(
+            &state,
+            &pool,
+            &RedirectError {
+                redirect_uri: req.redirect_uri.clone(),
+                error: "login_required",
+                description: "the user must sign in".to_owned(),
+                state: req.state.clone(),
+            },
+        ),
+        _ => {
+            sign_in_page(
+                &state,
+                &pool,
+                &headers,
+                &req,
+                None,
+                None,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StepForm {
+    step: Option<String>,
+    request: Option<String>,
+    csrf: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    challenge: Option<String>,
+    new_password: Option<String>,
+}
+
+/// `POST /oauth2/authorize`: a step of the sign-in pages.
+pub async fn authorize_step(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<StepForm>(&body) else {
+        return error_page(
+            &pool,
+            "The form could not be read.",
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    if !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(
+            &pool,
+            "This form expired or was sent from another site. Go back to the application and start again.",
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let sealed = form.request.clone().unwrap_or_default();
+    let req = match state.gh.open_authorization_request(&pool, &sealed).await {
+        Ok(Some(req)) => req,
+        Ok(None) => {
+            return error_page(
+                &pool,
+                "This sign-in took too long or was altered. Go back to the application and start again.",
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        Err(e) => return failure_page(&pool, &e),
+    };
+    let outcome = match form.step.as_deref() {
+        Some("password") => {
+            let username = form.username.clone().unwrap_or_default();
+            let password = Secret::new(form.password.clone().unwrap_or_default());
+            state
+                .gh
+                .sign_in_browser(&pool, &username, &password, &meta)
+                .await
+        }
+        Some("new_password") => {
+            let challenge = form.challenge.clone().unwrap_or_default();
+            let new_password = Secret::new(form.new_password.clone().unwrap_or_default());
+            state
+                .gh
+                .browser_new_password(&pool, &challenge, &new_password, &meta)
+                .await
+        }
+        _ => return error_page(&pool, "Unknown sign-in step.", StatusCode::BAD_REQUEST),
+    };
+    let new_password_page = |challenge: &str, error: Option<String>, status| {
+        let csrf = csrf_token(&headers);
+        form_page(
+            &state,
+            &pool,
+            "new_password.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => "authorize",
+                request => sealed.clone(),
+                challenge,
+                csrf => csrf.0,
+                // For password managers, which file the new password under this name; shown
+                // back to the browser that sent it, never read by the step.
+                username => form.username.as_deref().unwrap_or_default(),
+                policy => pool.settings.password_policy.describe(),
+                error,
+            },
+            status,
+        )
+    };
+    match outcome {
+        Ok(BrowserSignIn::SignedIn { session, cookie }) => {
+            let mut res = issue(&state, &pool, &req, &session).await;
+            set_cookie(
+                &mut res,
+                &sso_cookie_name(&pool),
+                cookie.expose(),
+                BROWSER_SESSION_TTL_SECS,
+                is_https(&state, &pool),
+            );
+            res
+        }
+        Ok(BrowserSignIn::NewPasswordRequired { challenge }) => {
+            new_password_page(challenge.expose(), None, StatusCode::OK)
+        }
+        Err(ServiceError::Invalid(e)) if form.step.as_deref() == Some("new_password") => {
+            new_password_page(
+                form.challenge.as_deref().unwrap_or_default(),
+                Some(e.to_string()),
+                StatusCode::BAD_REQUEST,
+            )
+        }
+        Err(ServiceError::Unauthenticated(_)) if form.step.as_deref() == Some("password") => {
+            sign_in_page(
+                &state,
+                &pool,
+                &headers,
+                &req,
+                Some(sealed.clone()),
+                form.username.as_deref(),
+                Some("Incorrect username or password."),
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
+        }
+        Err(ServiceError::Throttled {
+            retry_after_secs, ..
+        }) => {
+            let mut res = sign_in_page(
+                &state,
+                &pool,
+                &headers,
+                &req,
+                Some(sealed.clone()),
+                form.username.as_deref(),
+                Some("Too many failed sign-ins for this username. Try again later."),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            res
+        }
+        Err(ServiceError::Unauthenticated(_)) => error_page(
+            &pool,
+            "This step expired. Go back to the application and sign in again.",
+            StatusCode::BAD_REQUEST,
+        ),
+        Err(e) => failure_page(&pool, &e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutForm {
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    /// Present when the form is the confirmation page's own.
+    csrf: Option<String>,
+}
+
+/// `GET|POST /oauth2/logout`: RP-initiated logout. Ends the browser's session in this pool
+/// and every authorization started in it, then returns to the client's registered
+/// post-logout URI (with `state`) or says so on a page. Without an `id_token_hint` of the
+/// current session, the user confirms first with **Sign out**.
+pub async fn logout(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    method: axum::http::Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let raw = if method == axum::http::Method::POST {
+        body.to_vec()
+    } else {
+        uri.query().unwrap_or_default().as_bytes().to_vec()
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<LogoutForm>(&raw) else {
+        return error_page(
+            &pool,
+            "The logout request could not be read.",
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let confirmed = form.csrf.is_some();
+    if confirmed && !csrf_ok(&headers, form.csrf.as_deref()) {
+        return error_page(
+            &pool,
+            "This form expired or was sent from another site. Sign out again from the application.",
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let req = match state
+        .gh
+        .check_logout_request(
+            &pool,
+            form.id_token_hint.as_deref(),
+            form.client_id.as_deref(),
+            form.post_logout_redirect_uri.as_deref(),
+            form.state.as_deref(),
+        )
+        .await
+    {
+        Ok(Ok(req)) => req,
+        Ok(Err(m)) => return error_page(&pool, m, StatusCode::BAD_REQUEST),
+        Err(e) => return failure_page(&pool, &e),
+    };
+    let session = match current_session(&state, &pool, &headers).await {
+        Ok(s) => s,
+        Err(res) => return res,
+    };
+    let hinted = session
+        .as_ref()
+        .is_some_and(|s| req.hinted_sid.as_deref() == Some(s.session.id.to_string().as_str()));
+    if let Some(s) = &session
+        && !confirmed
+        && !hinted
+    {
+        let csrf = csrf_token(&headers);
+        return form_page(
+            &state,
+            &pool,
+            "sign_out.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => "logout",
+                csrf => csrf.0,
+                client_id => req.client_id,
+                post_logout_redirect_uri => req.post_logout_redirect_uri,
+                state => req.state,
+                username => s.user.username.as_str(),
+            },
+            StatusCode::OK,
+        );
+    }
+    if let Some(s) = &session
+        && let Err(e) = state.gh.end_browser_session(&pool, s, &meta).await
+    {
+        return failure_page(&pool, &e);
+    }
+    let mut res = match req
+        .post_logout_redirect_uri
+        .as_deref()
+        .and_then(|uri| redirect_to(uri, &[("state", req.state.as_deref())]))
+    {
+        Some(location) => see_other(&location),
+        None => page(
+            "signed_out.html",
+            context! { pool_name => pool.slug.as_str() },
+            StatusCode::OK,
+        ),
+    };
+    set_cookie(
+        &mut res,
+        &sso_cookie_name(&pool),
+        "",
+        0,
+        is_https(&state, &pool),
+    );
+    res
+}
