@@ -5,6 +5,33 @@
 use crate::ids::{ClientId, PoolId, SessionId, UserId};
 use crate::time::Timestamp;
 
+/// A checked authorization request: what the sign-in pages carry from step to step.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// Whether `prompt` holds this value.
+    pub fn prompts(&self, p: &str) -> bool {
+        self.prompt.iter().any(|x| x == p)
+    }
+}
+
 /// How long an authorization code may be exchanged (RFC 6749 §4.1.2 recommends at most ten
 /// minutes; one is plenty for a redirect).
 pub const CODE_TTL_SECS: i64 = 60;

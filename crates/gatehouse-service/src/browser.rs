@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
 use crate::error::ServiceResult;
-use crate::grants::authorization_code::AuthorizationRequest;
 use crate::signin::PasswordChecked;
 use crate::{Gatehouse, RequestMeta};
+use gatehouse_domain::authorization::AuthorizationRequest;
 
 /// How long a browser's single sign-on lasts after the password was entered.
 pub const BROWSER_SESSION_TTL_SECS: i64 = 12 * 3600;

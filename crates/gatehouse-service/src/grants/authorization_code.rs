@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token, sha256};
 use gatehouse_domain::audit::AuditAction;
+pub use gatehouse_domain::authorization::AuthorizationRequest;
 use gatehouse_domain::authorization::{
     AuthorizationCode, CODE_TTL_SECS, CodeTaken, RefreshTaken, RefreshToken,
 };
@@ -23,7 +24,6 @@ use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::User;
-use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
 use crate::browser::BrowserSession;
@@ -52,32 +52,6 @@ pub struct AuthorizeParams {
     pub response_mode: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
-}
-
-/// A checked authorization request: what the sign-in pages carry from step to step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthorizationRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_challenge: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prompt: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login_hint: Option<String>,
-}
-
-impl AuthorizationRequest {
-    fn prompts(&self, p: &str) -> bool {
-        self.prompt.iter().any(|x| x == p)
-    }
 }
 
 /// An error answered to the client at its redirect URI (RFC 6749 §4.1.2.1).
