@@ -53,17 +53,13 @@ struct EventPage {
     next: String,
 }
 
-fn rfc3339(at: Timestamp) -> String {
-    at.to_rfc3339()
-}
-
 impl From<&StoredAuditEvent> for EventView {
     fn from(s: &StoredAuditEvent) -> Self {
         let e = &s.event;
         Self {
             id: e.id.to_string(),
             seq: s.seq,
-            time: rfc3339(e.at),
+            time: e.at.to_rfc3339(),
             action: e.action.as_str(),
             outcome: e.outcome.as_str(),
             actor: e.actor.as_ref().map(ActorView::from),
@@ -224,6 +220,9 @@ mod tests {
 
     #[test]
     fn times_render_as_rfc3339() {
-        assert_eq!(rfc3339(Timestamp(1_700_000_000)), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            Timestamp(1_700_000_000).to_rfc3339(),
+            "2023-11-14T22:13:20Z"
+        );
     }
 }
