@@ -131,9 +131,11 @@ async function submitted(action) {
 const handlers = {
   // {op: "login", issuer, client_id, client_secret?, auth_method? ("client_secret_basic" by
   //  default, or "client_secret_post"), client_metadata?, scope?, extra_params?, username,
-  //  password, new_password?, expect_page?: bool, axe?: bool, screenshot_dir?, label?, session?}
+  //  password, new_password?, expect_page?: bool, axe?: bool, screenshot_dir?, label?, session?,
+  //  staff?: bool}
   // Runs the authorization code flow with PKCE S256, state and nonce in the browser; fills the
-  // sign-in page (and the new-password step) if shown. With expect_page false, a sign-in page
+  // sign-in page (and the new-password step) if shown. With staff, chooses **Sign in with staff
+  // account** on the sign-in page and fills the staff pool's page ("staff-sign-in") if shown. With expect_page false, a sign-in page
   // is an error (SSO was expected); with expect_page true, its absence is. Answers
   // {page_shown, pages: [{step, url, title, axe?, screenshots?}], tokens, claims, userinfo}.
   async login(cmd) {
@@ -156,15 +158,22 @@ const handlers = {
       "new-password": page.getByLabel("New password", { exact: true }),
     };
     const pages = [];
+    let viaStaff = false; // chose "Sign in with staff account": the next form is the staff pool's
     for (;;) {
-      const step = await waitFor(redirectUri, steps);
+      let step = await waitFor(redirectUri, steps);
       if (step === "arrived") break;
+      if (step === "sign-in" && viaStaff) step = "staff-sign-in";
       if (step === "sign-in" && cmd.expect_page === false) {
         throw new Error("the sign-in page was shown although single sign-on was expected");
       }
       if (pages.some((p) => p.step === step)) throw new Error(`the ${step} page was shown again`);
       pages.push(await record(cmd, step));
-      if (step === "sign-in") {
+      if (step === "sign-in" && cmd.staff) {
+        viaStaff = true;
+        await submitted(() => page.getByRole("button", { name: "Sign in with staff account", exact: true }).click());
+        continue;
+      }
+      if (step === "sign-in" || step === "staff-sign-in") {
         await page.getByLabel("Username", { exact: true }).fill(cmd.username);
         await page.getByLabel("Password", { exact: true }).fill(cmd.password);
         await submitted(() => page.getByRole("button", { name: "Sign in", exact: true }).click());

@@ -23,11 +23,21 @@ pub enum SessionKind {
     SignIn,
     /// A browser's single sign-on in the pool, held by a cookie whose secret is stored only as
     /// its SHA-256. It issues no token itself; the authorizations started in it do.
-    Browser { secret_sha256: [u8; 32] },
+    Browser {
+        secret_sha256: [u8; 32],
+        /// The staff member who signed in with the staff account (section 7 of the spec):
+        /// who really acts behind the pool's user linked to them. The session ends when
+        /// the pool turns staff access off, or the staff member is disabled or deleted.
+        staff: Option<Actor>,
+    },
     /// An application's authorization (a code exchanged), started in a browser session: its
     /// access tokens name it, and its refresh tokens are its family. Ending the browser
     /// session ends it too.
-    Authorized { browser: SessionId },
+    Authorized {
+        browser: SessionId,
+        /// The browser session's staff member, if any.
+        staff: Option<Actor>,
+    },
     /// An impersonation: who really acts, and why.
     Impersonation {
         actor: Actor,
@@ -38,6 +48,16 @@ pub enum SessionKind {
 impl Session {
     pub fn is_active_at(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
+    }
+
+    /// The staff member acting in this session through a staff sign-in, if any.
+    pub fn staff(&self) -> Option<&Actor> {
+        match &self.kind {
+            SessionKind::Browser { staff, .. } | SessionKind::Authorized { staff, .. } => {
+                staff.as_ref()
+            }
+            SessionKind::SignIn | SessionKind::Impersonation { .. } => None,
+        }
     }
 
     /// The kind's name as the API and the store spell it.

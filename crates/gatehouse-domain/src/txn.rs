@@ -50,6 +50,12 @@ pub trait PoolWrite: Send {
     async fn pool_settings(&mut self) -> StoreResult<PoolSettings>;
     async fn user_by_username(&mut self, username: &Username) -> StoreResult<Option<User>>;
     async fn user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>>;
+    /// The user an upstream identity is linked to.
+    async fn user_by_identity(
+        &mut self,
+        provider_name: &str,
+        provider_user_id: &str,
+    ) -> StoreResult<Option<User>>;
     /// The user's groups, ordered by name. The membership rows are not locked: changing a
     /// user's memberships reads (and so locks) the user first.
     async fn groups_of_user(&mut self, user: UserId) -> StoreResult<Vec<Group>>;
@@ -109,6 +115,8 @@ pub trait PoolWrite: Send {
     ) -> StoreResult<Result<(), Timestamp>>;
     /// Forgets the failed sign-ins of `username` (an administrator enabling the user).
     async fn clear_sign_in_failures(&mut self, username: &Username) -> StoreResult<bool>;
+    /// Creates a user; a username taken is `Conflict`.
+    async fn create_user(&mut self, user: &User) -> StoreResult<()>;
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()>;
     /// Stores a verification code, replacing the user's previous one for that attribute.
     async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()>;

@@ -8,7 +8,7 @@
 //! The single sign-on cookie is named per pool (`gatehouse_sso_{pool}`); its session is
 //! looked up in the pool the request is for alone, so a cookie of another pool names nothing.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,11 +22,13 @@ use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSession, Brows
 use gatehouse_service::grants::authorization_code::{
     AuthorizationRequest, AuthorizeParams, AuthorizeRefusal, Decision, RedirectError,
 };
+use gatehouse_service::staff_sign_in::StaffRefusal;
 use minijinja::{Environment, context};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::extract::{Meta, PoolCtx};
+use crate::staff_sign_in::{handoff_to, start_staff_sign_in};
 
 const CSRF_COOKIE: &str = "gatehouse_csrf";
 
@@ -147,11 +149,53 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .map(|(_, v)| v)
 }
 
+/// Where the sign-in pages lead once the user is signed in.
+#[derive(Debug, Clone)]
+pub(crate) enum Finish {
+    /// Issue the code to the client: the pool's own sign-in.
+    Code,
+    /// Back to a client pool with a staff assertion: the staff pool signing its staff
+    /// member in for `target`, from the browser bound by `binding`.
+    Staff { target: Arc<Pool>, binding: String },
+}
+
+impl Finish {
+    /// The pool whose authorization request the pages carry.
+    fn request_pool<'a>(&'a self, pool: &'a Pool) -> &'a Pool {
+        match self {
+            Finish::Code => pool,
+            Finish::Staff { target, .. } => target,
+        }
+    }
+
+    /// What the forms post to, relative to `/oauth2/authorize`.
+    fn action(&self) -> &'static str {
+        match self {
+            Finish::Code => "authorize",
+            Finish::Staff { .. } => "staff",
+        }
+    }
+
+    fn for_pool(&self) -> Option<&str> {
+        match self {
+            Finish::Code => None,
+            Finish::Staff { target, .. } => Some(target.slug.as_str()),
+        }
+    }
+
+    fn binding(&self) -> Option<&str> {
+        match self {
+            Finish::Code => None,
+            Finish::Staff { binding, .. } => Some(binding),
+        }
+    }
+}
+
 pub(crate) fn sso_cookie_name(pool: &Pool) -> String {
     format!("gatehouse_sso_{}", pool.slug)
 }
 
-fn is_https(state: &AppState, pool: &Pool) -> bool {
+pub(crate) fn is_https(state: &AppState, pool: &Pool) -> bool {
     state.gh.issuer(pool).starts_with("https://")
 }
 
@@ -217,7 +261,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 
 /// `redirect_uri` with these parameters added to its query (RFC 6749 §4.1.2), and `iss`
 /// (RFC 9207) so the client can tell which server answered.
-fn redirect_to(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> Option<String> {
+pub(crate) fn redirect_to(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> Option<String> {
     let mut url = url::Url::parse(redirect_uri).ok()?;
     {
         let mut q = url.query_pairs_mut();
@@ -230,7 +274,7 @@ fn redirect_to(redirect_uri: &str, params: &[(&str, Option<&str>)]) -> Option<St
     Some(url.into())
 }
 
-fn redirect_error(state: &AppState, pool: &Pool, e: &RedirectError) -> Response {
+pub(crate) fn redirect_error(state: &AppState, pool: &Pool, e: &RedirectError) -> Response {
     let issuer = state.gh.issuer(pool);
     match redirect_to(
         &e.redirect_uri,
@@ -276,7 +320,7 @@ fn authorize_params(query: Option<&str>) -> Result<AuthorizeParams, String> {
     Ok(p)
 }
 
-async fn current_session(
+pub(crate) async fn current_session(
     state: &AppState,
     pool: &Pool,
     headers: &HeaderMap,
@@ -292,7 +336,7 @@ async fn current_session(
 }
 
 /// Issues the code and sends the browser back to the client with it.
-async fn issue(
+pub(crate) async fn issue(
     state: &AppState,
     pool: &Pool,
     req: &AuthorizationRequest,
@@ -339,26 +383,31 @@ async fn client_name(state: &AppState, pool: &Pool, client_id: &str) -> Option<S
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn sign_in_page(
+pub(crate) async fn sign_in_page(
     state: &AppState,
     pool: &Pool,
     headers: &HeaderMap,
     req: &AuthorizationRequest,
     sealed: Option<String>,
+    finish: &Finish,
     username: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
+    let request_pool = finish.request_pool(pool);
     let sealed = match sealed {
         Some(s) => s,
-        None => match state.gh.seal_authorization_request(pool, req).await {
+        None => match state.gh.seal_authorization_request(request_pool, req).await {
             Ok(s) => s,
             Err(e) => return failure_page(pool, &e),
         },
     };
-    let client_name = client_name(state, pool, &req.client_id)
-        .await
-        .unwrap_or_else(|| "the application".to_owned());
+    let client_name = match finish {
+        Finish::Code => client_name(state, pool, &req.client_id)
+            .await
+            .unwrap_or_else(|| "the application".to_owned()),
+        Finish::Staff { target, .. } => target.slug.to_string(),
+    };
     let csrf = csrf_token(headers);
     form_page(
         state,
@@ -368,7 +417,10 @@ async fn sign_in_page(
         context! {
             pool_name => pool.slug.as_str(),
             client_name,
-            action => "authorize",
+            action => finish.action(),
+            for_pool => finish.for_pool(),
+            binding => finish.binding(),
+            staff_sign_in => matches!(finish, Finish::Code) && state.gh.offers_staff_sign_in(pool),
             request => sealed,
             csrf => csrf.0,
             username => username.or(req.login_hint.as_deref()).unwrap_or_default(),
@@ -418,6 +470,7 @@ pub async fn authorize(
                 &headers,
                 &req,
                 None,
+                &Finish::Code,
                 None,
                 None,
                 StatusCode::OK,
@@ -436,6 +489,9 @@ pub struct StepForm {
     password: Option<String>,
     challenge: Option<String>,
     new_password: Option<String>,
+    /// The staff pool's sign-in for a client pool: that pool, and the browser's binding.
+    for_pool: Option<String>,
+    binding: Option<String>,
 }
 
 /// `POST /oauth2/authorize`: a step of the sign-in pages.
@@ -460,8 +516,38 @@ pub async fn authorize_step(
             StatusCode::FORBIDDEN,
         );
     }
+    let finish = match (&form.for_pool, &form.binding) {
+        (None, None) => Finish::Code,
+        (Some(slug), Some(binding)) if pool.slug.is_staff() => {
+            match state.gh.staff_sign_in_target(slug).await {
+                Ok(Some(target)) => Finish::Staff {
+                    target,
+                    binding: binding.clone(),
+                },
+                Ok(None) => {
+                    return error_page(
+                        &pool,
+                        StaffRefusal::NotOffered.message(),
+                        StatusCode::BAD_REQUEST,
+                    );
+                }
+                Err(e) => return failure_page(&pool, &e),
+            }
+        }
+        _ => {
+            return error_page(
+                &pool,
+                "The form could not be read.",
+                StatusCode::BAD_REQUEST,
+            );
+        }
+    };
     let sealed = form.request.clone().unwrap_or_default();
-    let req = match state.gh.open_authorization_request(&pool, &sealed).await {
+    let req = match state
+        .gh
+        .open_authorization_request(finish.request_pool(&pool), &sealed)
+        .await
+    {
         Ok(Some(req)) => req,
         Ok(None) => {
             return error_page(
@@ -473,6 +559,9 @@ pub async fn authorize_step(
         Err(e) => return failure_page(&pool, &e),
     };
     let outcome = match form.step.as_deref() {
+        Some("staff") if matches!(finish, Finish::Code) => {
+            return start_staff_sign_in(&state, &pool, &sealed).await;
+        }
         Some("password") => {
             let username = form.username.clone().unwrap_or_default();
             let password = Secret::new(form.password.clone().unwrap_or_default());
@@ -500,7 +589,9 @@ pub async fn authorize_step(
             csrf.clone(),
             context! {
                 pool_name => pool.slug.as_str(),
-                action => "authorize",
+                action => finish.action(),
+                for_pool => finish.for_pool(),
+                binding => finish.binding(),
                 request => sealed.clone(),
                 challenge,
                 csrf => csrf.0,
@@ -515,7 +606,12 @@ pub async fn authorize_step(
     };
     match outcome {
         Ok(BrowserSignIn::SignedIn { session, cookie }) => {
-            let mut res = issue(&state, &pool, &req, &session).await;
+            let mut res = match &finish {
+                Finish::Code => issue(&state, &pool, &req, &session).await,
+                Finish::Staff { target, binding } => {
+                    handoff_to(&state, &pool, target, &sealed, binding, &session).await
+                }
+            };
             set_cookie(
                 &mut res,
                 &sso_cookie_name(&pool),
@@ -542,6 +638,7 @@ pub async fn authorize_step(
                 &headers,
                 &req,
                 Some(sealed.clone()),
+                &finish,
                 form.username.as_deref(),
                 Some("Incorrect username or password."),
                 StatusCode::UNAUTHORIZED,
@@ -557,6 +654,7 @@ pub async fn authorize_step(
                 &headers,
                 &req,
                 Some(sealed.clone()),
+                &finish,
                 form.username.as_deref(),
                 Some("Too many failed sign-ins for this username. Try again later."),
                 StatusCode::TOO_MANY_REQUESTS,

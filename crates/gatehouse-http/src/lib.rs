@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod pools;
+pub mod staff_sign_in;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,12 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         )
         // The sign-in page's password and new-password steps.
         .route("/oauth2/authorize", post(browser::authorize_step))
+        // The staff pool's sign-in for a client pool, and its answer there.
+        .route(
+            "/oauth2/staff",
+            get(staff_sign_in::staff_authorize).post(browser::authorize_step),
+        )
+        .route("/oauth2/staff/response", get(staff_sign_in::staff_response))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::guard,

@@ -144,7 +144,7 @@ impl Gatehouse {
         let Some(session) = self.store.session(pool.id, id).await? else {
             return Ok(None);
         };
-        let SessionKind::Browser { secret_sha256 } = &session.kind else {
+        let SessionKind::Browser { secret_sha256, .. } = &session.kind else {
             return Ok(None);
         };
         if !constant_time_eq(secret_sha256, &sha256(secret.as_bytes()))
@@ -155,8 +155,11 @@ impl Gatehouse {
         let Some(user) = self.store.user_by_id(pool.id, session.user_id).await? else {
             return Ok(None);
         };
-        // Disabling, deleting or signing the user out ends the session itself.
-        if !user.enabled.is_enabled() {
+        // Disabling, deleting or signing the user out ends the session itself; so does
+        // turning staff access off for a staff member's session.
+        if !user.enabled.is_enabled()
+            || (session.staff().is_some() && !self.offers_staff_sign_in(pool))
+        {
             return Ok(None);
         }
         Ok(Some(BrowserSession { session, user }))
@@ -179,7 +182,7 @@ impl Gatehouse {
                 })
             }
             PasswordChecked::SignedIn { w, user } => {
-                self.start_browser_session(pool, w, user, meta).await
+                self.start_browser_session(pool, w, user, None, meta).await
             }
         }
     }
@@ -195,7 +198,7 @@ impl Gatehouse {
         let (w, user) = self
             .set_new_password(pool, BROWSER_AUDIENCE, challenge, new_password, meta)
             .await?;
-        self.start_browser_session(pool, w, user, meta).await
+        self.start_browser_session(pool, w, user, None, meta).await
     }
 
     /// Checks a logout request. A `post_logout_redirect_uri` must be registered for the client
@@ -275,11 +278,14 @@ impl Gatehouse {
         Ok(ended.len())
     }
 
-    async fn start_browser_session(
+    /// Starts a browser session for `user` in `w` (for a staff member signed in with the
+    /// staff account, `staff` names them), with its audit event, and commits.
+    pub(crate) async fn start_browser_session(
         &self,
         pool: &Pool,
         mut w: Box<dyn PoolWrite>,
         user: User,
+        staff: Option<Actor>,
         meta: &RequestMeta,
     ) -> ServiceResult<BrowserSignIn> {
         let now = self.now();
@@ -292,17 +298,21 @@ impl Gatehouse {
             client_id: None,
             kind: SessionKind::Browser {
                 secret_sha256: sha256(secret.expose().as_bytes()),
+                staff: staff.clone(),
             },
             created_at: now,
             expires_at: now.plus_secs(BROWSER_SESSION_TTL_SECS),
             revoked_at: None,
         };
-        let event = self
+        let mut event = self
             .event(pool, AuditAction::UserSignedIn, None, meta)
-            .actor(user_actor(pool, &user))
+            .actor(staff.clone().unwrap_or_else(|| user_actor(pool, &user)))
             .subject(&user.username)
             .detail("session_id", session.id)
             .detail("via", "browser");
+        if staff.is_some() {
+            event = event.detail("with", "staff account");
+        }
         w.create_session(&session).await?;
         w.audit(&event).await?;
         w.commit().await?;
@@ -314,7 +324,7 @@ impl Gatehouse {
     }
 }
 
-fn user_actor(pool: &Pool, user: &User) -> Actor {
+pub(crate) fn user_actor(pool: &Pool, user: &User) -> Actor {
     Actor {
         kind: ActorKind::User,
         id: user.id.to_string(),

@@ -66,6 +66,8 @@ struct IdTokenClaims {
     at_hash: String,
     amr: [&'static str; 1],
     token_use: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identities: Option<Vec<crate::tokens::IdentityClaim>>,
     #[serde(flatten)]
     profile: Map<String, Value>,
 }
@@ -189,6 +191,7 @@ impl Gatehouse {
             at_hash: at_hash(access.token.expose()),
             amr: ["pwd"],
             token_use: "id",
+            identities: access.claims.identities.clone(),
             profile: scope_claims(user, scopes),
         };
         self.sign_id_token(pool, &claims).await

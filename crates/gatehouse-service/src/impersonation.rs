@@ -231,6 +231,7 @@ impl Gatehouse {
                     client_id,
                     act: Some(act),
                     scope: None,
+                    staff: None,
                 },
                 ttl,
             )

@@ -21,6 +21,7 @@ mod revocations;
 pub mod settings;
 pub mod signin;
 pub mod signing_keys;
+pub mod staff_sign_in;
 pub mod tokens;
 pub mod users;
 mod verified;

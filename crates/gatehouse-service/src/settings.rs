@@ -256,15 +256,17 @@ impl Gatehouse {
             })
             .await?;
         if access == StaffAccess::Denied {
-            let now = self.now();
-            for ended in w.end_sessions(&SessionsToEnd::ActedByStaff, now).await? {
-                let event = self
-                    .event(pool, AuditAction::ImpersonationEnded, Some(principal), meta)
-                    .subject(&ended.username)
-                    .detail("impersonation_id", ended.id)
-                    .detail("via", "staff access turned off");
-                w.audit(&event).await?;
-            }
+            // Staff impersonations, and the sessions of staff who signed in with the staff
+            // account.
+            self.end_sessions_in(
+                w.as_mut(),
+                pool,
+                principal,
+                &SessionsToEnd::ActedByStaff,
+                meta,
+                "staff access turned off",
+            )
+            .await?;
         }
         self.commit_settings(pool, w).await
     }

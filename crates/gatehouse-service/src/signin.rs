@@ -431,13 +431,13 @@ impl Gatehouse {
         w.create_session(&session).await?;
         w.audit(&event).await?;
         let issued = self
-            .commit_and_mint(w, pool, &client.client_id, user, session.id, None, ttl)
+            .commit_and_mint(w, pool, &client.client_id, user, &session, None, ttl)
             .await?;
         Ok(SignInOutcome::Tokens(Box::new(issued)))
     }
 
-    /// Commits the transaction that started the session `sid` for `user`, and mints the
-    /// session's access token for `client_id` with the user's groups (read in that
+    /// Commits the transaction that started `session` for `user`, and mints the session's
+    /// access token for `client_id` with the user's groups (read in that
     /// transaction).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn commit_and_mint(
@@ -446,7 +446,7 @@ impl Gatehouse {
         pool: &Pool,
         client_id: &ClientId,
         user: &User,
-        sid: SessionId,
+        session: &Session,
         scope: Option<String>,
         ttl: u32,
     ) -> ServiceResult<IssuedToken> {
@@ -462,10 +462,11 @@ impl Gatehouse {
             TokenSubject::User {
                 user,
                 groups,
-                sid,
+                sid: session.id,
                 client_id: Some(client_id.clone()),
                 act: None,
                 scope,
+                staff: session.staff(),
             },
             ttl,
         )

@@ -52,6 +52,41 @@ impl ActClaim {
     }
 }
 
+/// One upstream identity the user signed in with, in the shape of Cognito's `identities`
+/// claim. For a staff member signed in with the staff account: provider `staff`, the staff
+/// pool's issuer, and the staff user's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityClaim {
+    pub user_id: String,
+    pub provider_name: String,
+    pub provider_type: String,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `"true"`: Cognito writes booleans here as strings.
+    pub primary: String,
+}
+
+/// The provider name of the staff pool among a client pool's upstream identities.
+pub const STAFF_PROVIDER: &str = "staff";
+
+impl IdentityClaim {
+    /// The staff member `actor` of the staff pool with this issuer.
+    pub fn staff(actor: &Actor, staff_issuer: String) -> Self {
+        Self {
+            user_id: actor.id.clone(),
+            provider_name: STAFF_PROVIDER.to_owned(),
+            provider_type: "Staff".to_owned(),
+            issuer: Some(staff_issuer),
+            primary: "true".to_owned(),
+        }
+    }
+
+    pub fn is_staff(&self) -> bool {
+        self.provider_name == STAFF_PROVIDER
+    }
+}
+
 /// Claims of a Gatehouse access token (RFC 9068 plus Gatehouse's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -76,6 +111,9 @@ pub struct AccessClaims {
     pub token_use: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<ActClaim>,
+    /// The upstream identity the user signed in with (a staff sign-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<IdentityClaim>>,
 }
 
 /// What a minted token is for; everything else in the claims follows from it.
@@ -95,6 +133,8 @@ pub enum TokenSubject<'a> {
         act: Option<ActClaim>,
         /// The scopes granted, for a token of an authorization (the code flow).
         scope: Option<String>,
+        /// The staff member who signed in with the staff account, for a session started so.
+        staff: Option<&'a Actor>,
     },
 }
 
@@ -178,6 +218,7 @@ impl Gatehouse {
             roles: None,
             token_use: "access".to_owned(),
             act: None,
+            identities: None,
         };
         let claims = match subject {
             TokenSubject::Client {
@@ -204,6 +245,7 @@ impl Gatehouse {
                 client_id,
                 act,
                 scope,
+                staff,
             } => AccessClaims {
                 sub: user.id.to_string(),
                 scope,
@@ -219,6 +261,13 @@ impl Gatehouse {
                         .collect(),
                 ),
                 act,
+                identities: match staff {
+                    Some(actor) => Some(vec![IdentityClaim::staff(
+                        actor,
+                        self.issuer(self.pool(&PoolSlug::staff()).await?.as_ref()),
+                    )]),
+                    None => None,
+                },
                 ..base
             },
         };
@@ -354,14 +403,20 @@ impl Gatehouse {
         if claims.exp <= now.as_secs() {
             return Ok(Err(InvalidToken::Expired));
         }
-        // A staff impersonation dies with the pool's consent to staff: its session is ended
+        // A staff impersonation, or a staff member's sign-in with the staff account, dies with
+        // the pool's consent to staff: its session is ended
         // when staff access is turned off, and this holds meanwhile on instances whose cached
         // pool is a moment old.
         let staff_acts = claims
             .act
             .as_ref()
             .is_some_and(|a| a.pool == PoolSlug::staff().as_str());
-        if staff_acts
+        let staff_signed_in = claims
+            .identities
+            .iter()
+            .flatten()
+            .any(IdentityClaim::is_staff);
+        if (staff_acts || staff_signed_in)
             && !issuer_pool.slug.is_staff()
             && issuer_pool.settings.staff_access == StaffAccess::Denied
         {

@@ -34,13 +34,16 @@ pub(crate) fn insert(session: &Session) -> StoreResult<(String, Vec<Param>)> {
     let (mut parent, mut secret) = (None, None);
     let (kind, actor, reason) = match &session.kind {
         SessionKind::SignIn => (SIGN_IN, None, None),
-        SessionKind::Browser { secret_sha256 } => {
+        SessionKind::Browser {
+            secret_sha256,
+            staff,
+        } => {
             secret = Some(secret_sha256.to_vec());
-            (BROWSER, None, None)
+            (BROWSER, staff.as_ref(), None)
         }
-        SessionKind::Authorized { browser } => {
+        SessionKind::Authorized { browser, staff } => {
             parent = Some(browser.to_string());
-            (AUTHORIZED, None, None)
+            (AUTHORIZED, staff.as_ref(), None)
         }
         SessionKind::Impersonation { actor, reason } => {
             (IMPERSONATION, Some(actor), reason.as_deref())
@@ -252,9 +255,11 @@ fn from_row(row: &AnyRow) -> StoreResult<Session> {
         SIGN_IN => SessionKind::SignIn,
         BROWSER => SessionKind::Browser {
             secret_sha256: digest(row, "secret_sha256")?,
+            staff: opt_json::<Actor>(row, "actor")?,
         },
         AUTHORIZED => SessionKind::Authorized {
             browser: parsed(row, "parent_id", SessionId::parse)?,
+            staff: opt_json::<Actor>(row, "actor")?,
         },
         IMPERSONATION => SessionKind::Impersonation {
             actor: opt_json::<Actor>(row, "actor")?

@@ -93,7 +93,7 @@ impl Store for SqlStore {
     }
 
     async fn create_user(&self, user: &User, audit: &AuditEvent) -> StoreResult<()> {
-        users::create(self, user, audit).await
+        write_once!(self, user.pool, audit, |w| w.create_user(user).await?)
     }
 
     async fn user_by_username(

@@ -1,6 +1,5 @@
 //! Users, their links to upstream identities, and their verification codes.
 
-use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::ids::{PoolId, UserId, Username};
 use gatehouse_domain::store::{StoreError, StoreResult};
 use gatehouse_domain::time::Timestamp;
@@ -13,7 +12,7 @@ use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, expect_row};
 use crate::rows::{Columns, digest, flag, get, parsed, to_json};
-use crate::{Lock, SqlStore, audit};
+use crate::{Lock, SqlStore};
 
 /// The columns of `users`, in the order [`from_row`] reads them by name.
 pub(crate) const COLUMNS: &str = "pool_id, id, username, enabled, status, attributes, contact_id, \
@@ -28,8 +27,7 @@ pub(crate) const COLUMNS_U: &str = "u.pool_id, u.id, u.username, u.enabled, u.st
 
 const USERNAME_TAKEN: &str = "a user with this username already exists";
 
-pub(crate) async fn create(store: &SqlStore, user: &User, event: &AuditEvent) -> StoreResult<()> {
-    let mut tx = store.begin().await?;
+pub(crate) async fn insert_in(conn: &mut AnyConnection, user: &User) -> StoreResult<()> {
     sqlx::query(&format!(
         "INSERT INTO users ({COLUMNS}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -54,11 +52,10 @@ pub(crate) async fn create(store: &SqlStore, user: &User, event: &AuditEvent) ->
     .bind(user.updated_at.as_secs())
     .bind(user.previous_email.as_ref().map(|p| p.address.as_str()))
     .bind(user.previous_email.as_ref().map(|p| p.changed_at.as_secs()))
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .conflict(USERNAME_TAKEN)?;
-    audit::insert(&mut tx, event).await?;
-    tx.commit().await.store()
+    Ok(())
 }
 
 pub(crate) async fn by_username<'e>(
@@ -73,6 +70,29 @@ pub(crate) async fn by_username<'e>(
     ))
     .bind(pool.to_string())
     .bind(username.as_str())
+    .fetch_optional(conn)
+    .await
+    .store()?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The user an upstream identity is linked to.
+pub(crate) async fn by_identity<'e>(
+    conn: impl Executor<'e, Database = Any>,
+    pool: PoolId,
+    provider_name: &str,
+    provider_user_id: &str,
+    lock: Lock,
+) -> StoreResult<Option<User>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS_U} FROM users u JOIN identity_links l \
+         ON l.pool_id = u.pool_id AND l.user_id = u.id \
+         WHERE l.pool_id = $1 AND l.provider_name = $2 AND l.provider_user_id = $3{}",
+        lock.clause()
+    ))
+    .bind(pool.to_string())
+    .bind(provider_name)
+    .bind(provider_user_id)
     .fetch_optional(conn)
     .await
     .store()?;

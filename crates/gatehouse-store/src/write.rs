@@ -74,6 +74,21 @@ impl PoolWrite for SqlWrite {
         users::by_id(&mut *self.tx, self.pool, id, self.lock).await
     }
 
+    async fn user_by_identity(
+        &mut self,
+        provider_name: &str,
+        provider_user_id: &str,
+    ) -> StoreResult<Option<User>> {
+        users::by_identity(
+            &mut *self.tx,
+            self.pool,
+            provider_name,
+            provider_user_id,
+            self.lock,
+        )
+        .await
+    }
+
     async fn groups_of_user(&mut self, user: UserId) -> StoreResult<Vec<Group>> {
         groups::of_user(&mut *self.tx, self.pool, user).await
     }
@@ -174,6 +189,11 @@ impl PoolWrite for SqlWrite {
 
     async fn clear_sign_in_failures(&mut self, username: &Username) -> StoreResult<bool> {
         crate::lockout::clear_in(&mut self.tx, self.pool, username).await
+    }
+
+    async fn create_user(&mut self, user: &User) -> StoreResult<()> {
+        self.same_pool(user.pool)?;
+        users::insert_in(&mut self.tx, user).await
     }
 
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()> {

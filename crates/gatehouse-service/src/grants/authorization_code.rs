@@ -444,15 +444,15 @@ impl Gatehouse {
             w.commit().await?;
             return Err(invalid_grant("the PKCE code_verifier does not match"));
         }
-        let browser_active = w
+        let browser = w
             .session(code.browser_session)
             .await?
-            .is_some_and(|s| s.is_active_at(now));
+            .filter(|s| s.is_active_at(now));
         let user = w
             .user_by_id(code.user_id)
             .await?
             .filter(|u| u.enabled.is_enabled());
-        let (true, Some(user)) = (browser_active, user) else {
+        let (Some(browser), Some(user)) = (browser, user) else {
             w.commit().await?;
             return Err(invalid_grant("the sign-in that issued this code has ended"));
         };
@@ -466,6 +466,7 @@ impl Gatehouse {
             client_id: Some(client.client_id.clone()),
             kind: SessionKind::Authorized {
                 browser: code.browser_session,
+                staff: browser.staff().cloned(),
             },
             created_at: now,
             expires_at: now.plus_secs(if with_refresh {
@@ -559,7 +560,7 @@ impl Gatehouse {
             w.commit().await?;
             return Err(invalid_grant("the authorization has ended"));
         };
-        let SessionKind::Authorized { browser } = session.kind else {
+        let SessionKind::Authorized { browser, .. } = session.kind else {
             return Err(invalid_grant("invalid refresh token"));
         };
         let refresh = self
@@ -654,7 +655,7 @@ impl Gatehouse {
                 pool,
                 &client.client_id,
                 user,
-                session.id,
+                session,
                 Some(scopes.join(" ")),
                 pool.settings.access_token_ttl_secs,
             )

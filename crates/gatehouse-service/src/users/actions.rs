@@ -323,6 +323,18 @@ impl Gatehouse {
             &identity.provider_user_id,
             PROVIDER_USER_ID_MAX_CHARS,
         )?;
+        if identity
+            .provider_name
+            .eq_ignore_ascii_case(crate::tokens::STAFF_PROVIDER)
+        {
+            // Links to the staff pool are made by staff members signing in with the staff
+            // account, never by a pool's administrator.
+            return Err(gatehouse_domain::ParseError::new(
+                "provider_name",
+                "'staff' is reserved for the staff pool",
+            )
+            .into());
+        }
         let mut w = self.store.write(pool.id).await?;
         let user = self.target_in(w.as_mut(), principal, username).await?;
         let event = self

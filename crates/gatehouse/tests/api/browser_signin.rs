@@ -487,3 +487,79 @@ async fn the_hosted_pages_ask_for_a_new_password_and_refuse_what_they_must() {
     );
     assert_reviewed(&raw["pages"][0], "raw");
 }
+
+/// "Sign in with staff account" in a real browser: the client pool's page, the staff pool's
+/// page, back with a code for the relying party, whose ID token (verified by openid-client)
+/// names the staff identity; then another client pool with the staff pool's single sign-on.
+#[tokio::test]
+async fn a_staff_member_signs_in_with_the_staff_account_through_the_hosted_pages() {
+    let app = spawn_app_at_its_address().await;
+    let mut rp = Rp::start().await;
+    let (shots, _keep) = screenshot_dir("staff_signin");
+    app.create_user("staff", "sue", &["support"], "sue-staff-password-1")
+        .await;
+    let sue = user_id(&app, "staff", "sue").await;
+    for pool in ["acme", "beta"] {
+        app.create_pool(pool).await;
+    }
+    let acme_web = register(&app, &rp, "acme", ClientType::Confidential).await;
+    let beta_web = register(&app, &rp, "beta", ClientType::Public).await;
+    let mut cmd = reviewed(
+        expecting_page(
+            login(
+                &app.issuer("acme"),
+                &acme_web,
+                "sue",
+                "sue-staff-password-1",
+            ),
+            true,
+        ),
+        &shots,
+        "staff",
+    );
+    cmd["staff"] = json!(true);
+    let signed_in = rp.ok(cmd).await;
+    let pages = signed_in["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2, "{signed_in:#}");
+    assert_reviewed(&pages[0], "sign-in");
+    assert_reviewed(&pages[1], "staff-sign-in");
+    assert!(
+        pages[1]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&app.issuer("staff")),
+        "{signed_in:#}"
+    );
+    let claims = &signed_in["claims"];
+    assert_eq!(claims["iss"], app.issuer("acme"));
+    assert_eq!(claims["username"], "staff_sue");
+    assert_eq!(claims["identities"][0]["providerName"], "staff");
+    assert_eq!(claims["identities"][0]["userId"], sue.as_str());
+    assert_eq!(signed_in["userinfo"]["email"], "sue@example.com");
+    let r = rp
+        .ok(json!({"op": "refresh", "client_id": acme_web.id}))
+        .await;
+    assert_eq!(r["rotated"], true, "{r:#}");
+
+    // Another client pool: its own page, then straight through the staff pool.
+    let mut cmd = expecting_page(
+        login(
+            &app.issuer("beta"),
+            &beta_web,
+            "sue",
+            "sue-staff-password-1",
+        ),
+        true,
+    );
+    cmd["staff"] = json!(true);
+    let beta = rp.ok(cmd).await;
+    let steps: Vec<&str> = beta["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["sign-in"], "{beta:#}");
+    assert_eq!(beta["claims"]["iss"], app.issuer("beta"));
+    assert_eq!(beta["claims"]["identities"][0]["userId"], sue.as_str());
+}

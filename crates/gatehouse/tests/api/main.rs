@@ -27,5 +27,6 @@ mod rp_harness;
 mod security;
 mod single_use;
 mod smtp;
+mod staff_signin;
 mod takeover;
 mod token_exchange;
