@@ -260,9 +260,19 @@ struct ClientTarget {
 /// applied makes it say that their bookkeeping table exists, on every start and every command.
 const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
-fn init_logging(format: LogFormat) {
+/// A one-shot command's: also without sqlx's per-statement telemetry (a statement slower than
+/// a second is a warning with its whole text, such as a migration on a busy database), which
+/// is the server's to report, not a command's.
+const COMMAND_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn,sqlx::query=error";
+
+fn init_logging(format: LogFormat, serve: bool) {
+    let default = if serve {
+        DEFAULT_LOG_FILTER
+    } else {
+        COMMAND_LOG_FILTER
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -281,7 +291,7 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    init_logging(config.log_format, matches!(cli.command, Command::Serve));
     match run(cli.command, &config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
