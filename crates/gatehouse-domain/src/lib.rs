@@ -13,6 +13,7 @@ pub mod permission;
 pub mod pool;
 pub mod retention;
 pub mod rotation;
+pub mod security_event;
 pub mod session;
 pub mod store;
 pub mod time;

@@ -318,6 +318,13 @@ pub trait Store: Send + Sync + 'static {
     // Audit.
 
     /// Appends an event that records no state change of its own (a token issued, a denial).
+    /// Up to `limit` security events of `pool` committed after `after`, in commit order.
+    async fn security_events_after(
+        &self,
+        pool: PoolId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Appends several such events in one transaction: all of them or none.
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<()>;

@@ -145,6 +145,12 @@ pub trait PoolWrite: Send {
     /// Revokes one access token by `jti`; revoking it twice is not an error.
     async fn revoke_token(&mut self, token: &RevokedToken) -> StoreResult<()>;
 
+    /// Appends security events to the pool's log, numbered in commit order; returns their
+    /// numbers.
+    async fn append_security_events(
+        &mut self,
+        events: &[crate::security_event::SecurityEvent],
+    ) -> StoreResult<Vec<i64>>;
     /// Appends an audit event. An event of another pool is allowed only for what
     /// [`SessionsToEnd::ActedBy`] ended there.
     async fn audit(&mut self, event: &AuditEvent) -> StoreResult<()>;

@@ -17,6 +17,7 @@ mod one_trip;
 mod pools;
 mod purge;
 mod rows;
+mod security_events;
 mod sessions;
 mod store_impl;
 mod users;

@@ -182,13 +182,7 @@ pub(crate) async fn revoke_token_in(
     dialect: Dialect,
     token: &RevokedToken,
 ) -> StoreResult<bool> {
-    if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("gatehouse.revoked_tokens.{}", token.pool))
-            .execute(&mut *conn)
-            .await
-            .store()?;
-    }
+    lock_revocation_order(conn, dialect, token.pool).await?;
     let done = sqlx::query(
         "INSERT INTO revoked_tokens (pool_id, jti, expires_at, revoked_at, seq) \
          SELECT $1, $2, $3, $4, COALESCE(MAX(seq), 0) + 1 FROM revoked_tokens WHERE pool_id = $1 \
@@ -202,6 +196,25 @@ pub(crate) async fn revoke_token_in(
     .await
     .store()?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Queues this transaction behind every other of the pool that numbers revocations or
+/// security events, until its commit (PostgreSQL; SQLite's single writer already queues
+/// them). One lock for both, so a transaction that takes both numbers cannot deadlock with
+/// one that takes them in the other order.
+pub(crate) async fn lock_revocation_order(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    pool: PoolId,
+) -> StoreResult<()> {
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("gatehouse.revoked_tokens.{pool}"))
+            .execute(&mut *conn)
+            .await
+            .store()?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn is_token_revoked(

@@ -16,7 +16,9 @@ use gatehouse_domain::txn::{
 };
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
-use crate::{Lock, SqlStore, audit, clients, groups, lockout, pools, purge, sessions, users};
+use crate::{
+    Lock, SqlStore, audit, clients, groups, lockout, pools, purge, security_events, sessions, users,
+};
 
 /// A single-change write: one transaction with its audit event, through [`PoolWrite`].
 macro_rules! write_once {
@@ -289,6 +291,15 @@ impl Store for SqlStore {
         now: Timestamp,
     ) -> StoreResult<Vec<Revocation>> {
         sessions::revocations_after(self, pool, after, now).await
+    }
+
+    async fn security_events_after(
+        &self,
+        pool: PoolId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<gatehouse_domain::security_event::StoredSecurityEvent>> {
+        security_events::after(self, pool, after, limit).await
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {

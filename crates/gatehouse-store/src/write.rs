@@ -17,7 +17,8 @@ use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, Verif
 use crate::connect::WriteTx;
 use crate::error::ResultExt;
 use crate::{
-    Dialect, Lock, SqlStore, audit, authorization, clients, groups, pools, sessions, users,
+    Dialect, Lock, SqlStore, audit, authorization, clients, groups, pools, security_events,
+    sessions, users,
 };
 
 pub(crate) struct SqlWrite {
@@ -251,6 +252,33 @@ impl PoolWrite for SqlWrite {
         sessions::revoke_token_in(&mut self.tx, self.dialect, token)
             .await
             .map(|_| ())
+    }
+
+    async fn append_security_events(
+        &mut self,
+        events: &[gatehouse_domain::security_event::SecurityEvent],
+    ) -> StoreResult<Vec<i64>> {
+        // Like audit events, an event may go to a pool this transaction reached (an actor's
+        // sessions ended there); pools are taken in one order, so that two transactions
+        // reaching the same pools queue instead of deadlocking.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| (events[i].pool != self.pool, events[i].pool));
+        let mut seqs = vec![0; events.len()];
+        for i in order {
+            let event = &events[i];
+            if event.pool != self.pool && !self.reached.contains(&event.pool) {
+                return Err(other_pool());
+            }
+            let seq = security_events::append_in(
+                &mut self.tx,
+                self.dialect,
+                event.pool,
+                std::slice::from_ref(event),
+            )
+            .await?;
+            seqs[i] = seq[0];
+        }
+        Ok(seqs)
     }
 
     async fn audit(&mut self, event: &AuditEvent) -> StoreResult<()> {

@@ -18,6 +18,8 @@ mod isolation;
 mod pools;
 #[path = "storage/purge.rs"]
 mod purge;
+#[path = "storage/security_events.rs"]
+mod security_events;
 #[path = "storage/sessions.rs"]
 mod sessions;
 #[path = "storage/txn.rs"]
@@ -90,6 +92,8 @@ on_both_backends! {
     purge::concurrent_purges_delete_each_row_once: sqlite_purge_concurrently, postgres_purge_concurrently;
     authorization::codes_and_refresh_tokens_are_used_once: sqlite_codes_used_once, postgres_codes_used_once;
     authorization::expired_codes_and_refresh_tokens_are_purged: sqlite_codes_purged, postgres_codes_purged;
+    security_events::events_round_trip_per_pool: sqlite_security_events_round_trip, postgres_security_events_round_trip;
+    security_events::events_are_read_in_commit_order: sqlite_security_events_in_commit_order, postgres_security_events_in_commit_order;
 }
 
 /// Several instances starting at once on one fresh PostgreSQL database all come up: the

@@ -1,0 +1,80 @@
+//! Each pool's security events, in commit order (see `gatehouse_domain::security_event`).
+
+use gatehouse_domain::ids::PoolId;
+use gatehouse_domain::security_event::{SecurityEvent, StoredSecurityEvent};
+use gatehouse_domain::store::StoreResult;
+use gatehouse_domain::time::Timestamp;
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+
+use crate::error::ResultExt;
+use crate::rows::{get, json, parsed, to_json};
+use crate::{Dialect, SqlStore, sessions};
+
+/// Appends events to their pool's log, numbered after everything committed before them:
+/// the writer first queues on the pool's revocation lock (PostgreSQL; SQLite's one writer
+/// already queues them), held to its commit. Returns their numbers.
+pub(crate) async fn append_in(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    pool: PoolId,
+    events: &[SecurityEvent],
+) -> StoreResult<Vec<i64>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    sessions::lock_revocation_order(conn, dialect, pool).await?;
+    let mut seqs = Vec::with_capacity(events.len());
+    for event in events {
+        let row = sqlx::query(
+            "INSERT INTO security_events (pool_id, seq, id, txn, kind, subject, at) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6 \
+             FROM security_events WHERE pool_id = $1 RETURNING seq",
+        )
+        .bind(pool.to_string())
+        .bind(event.id.as_str())
+        .bind(event.txn.as_str())
+        .bind(to_json(&event.kind)?)
+        .bind(to_json(&event.subject)?)
+        .bind(event.at.as_secs())
+        .fetch_one(&mut *conn)
+        .await
+        .conflict("a security event with this id already exists")?;
+        seqs.push(get(&row, "seq")?);
+    }
+    Ok(seqs)
+}
+
+/// Up to `limit` events of `pool` committed after `after`, oldest first.
+pub(crate) async fn after(
+    store: &SqlStore,
+    pool: PoolId,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredSecurityEvent>> {
+    let rows = sqlx::query(
+        "SELECT pool_id, seq, id, txn, kind, subject, at FROM security_events \
+         WHERE pool_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(pool.to_string())
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
+    rows.iter().map(from_row).collect()
+}
+
+fn from_row(row: &AnyRow) -> StoreResult<StoredSecurityEvent> {
+    Ok(StoredSecurityEvent {
+        seq: get(row, "seq")?,
+        event: SecurityEvent {
+            pool: parsed(row, "pool_id", PoolId::parse)?,
+            id: get(row, "id")?,
+            txn: get(row, "txn")?,
+            kind: json(row, "kind")?,
+            subject: json(row, "subject")?,
+            at: Timestamp(get(row, "at")?),
+        },
+    })
+}
