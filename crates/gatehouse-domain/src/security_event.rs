@@ -75,7 +75,7 @@ pub enum InitiatingEntity {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum CredentialType {
     Password,
     App,

@@ -258,10 +258,14 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<usize> {
         let mut w = self.store.write(pool.id).await?;
-        let ended = w
-            .end_sessions(
+        let ended = self
+            .end_sessions_and_tell(
+                w.as_mut(),
                 &gatehouse_domain::txn::SessionsToEnd::WithChildren(session.session.id),
-                self.now(),
+                &crate::security_events::Cause::new(
+                    gatehouse_domain::security_event::InitiatingEntity::User,
+                    "logout",
+                ),
             )
             .await?;
         for s in &ended {

@@ -297,7 +297,14 @@ impl Gatehouse {
             pool: pool.slug.clone(),
             actor_id: id.to_string(),
         };
-        for ended in w.end_sessions(&acted, self.now()).await? {
+        let cause = crate::security_events::Cause::new(
+            gatehouse_domain::security_event::InitiatingEntity::Admin,
+            "impersonating client deleted",
+        );
+        for ended in self
+            .end_sessions_and_tell(w.as_mut(), &acted, &cause)
+            .await?
+        {
             let mut event = self
                 .event(pool, AuditAction::ImpersonationEnded, Some(principal), meta)
                 .subject(&ended.username)

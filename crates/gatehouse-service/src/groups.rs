@@ -314,6 +314,7 @@ impl Gatehouse {
             .await
             .map_err(group_write_error)?;
         w.audit(&event).await?;
+        self.tell_claims_changed(w.as_mut(), &user).await?;
         w.commit().await?;
         Ok(())
     }

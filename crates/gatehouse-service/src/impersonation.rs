@@ -291,7 +291,15 @@ impl Gatehouse {
             .subject(&session.username)
             .detail("impersonation_id", id)
             .detail("impersonator", actor.display_name());
-        w.end_sessions(&SessionsToEnd::One(id), self.now()).await?;
+        self.end_sessions_and_tell(
+            w.as_mut(),
+            &SessionsToEnd::One(id),
+            &crate::security_events::Cause::new(
+                gatehouse_domain::security_event::InitiatingEntity::Admin,
+                "impersonation ended",
+            ),
+        )
+        .await?;
         w.audit(&ended).await?;
         w.commit().await?;
         Ok(())

@@ -18,6 +18,7 @@ pub mod messages;
 pub mod pools;
 pub mod principal;
 mod revocations;
+pub mod security_events;
 pub mod settings;
 pub mod signin;
 pub mod signing_keys;

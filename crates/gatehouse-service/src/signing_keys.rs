@@ -228,6 +228,22 @@ impl Gatehouse {
             .detail("next", rotated.kid(KeyState::Next).unwrap_or(""))
             .detail("dropped", rotated.dropped.join(" "));
         w.audit(&event).await?;
+        if kind == RotationKind::Compromised && purpose == KeyPurpose::Access {
+            // Every token the compromised key signed is refused here at once; a service
+            // verifying locally may still hold the key, so it is told that every token of
+            // the pool issued until now is void: the pool-wide kill switch.
+            let void = self.security_event(
+                pool.id,
+                &crate::security_events::new_txn(),
+                gatehouse_domain::security_event::EventKind::SessionRevoked {
+                    initiating_entity: gatehouse_domain::security_event::InitiatingEntity::Admin,
+                    reason_admin: format!("signing key rotation ({})", kind.as_str()),
+                },
+                gatehouse_domain::security_event::EventSubject::Pool,
+            );
+            w.append_security_events(std::slice::from_ref(&void))
+                .await?;
+        }
         w.commit().await?;
         self.keyring.forget(pool.id);
         Ok(rotated)

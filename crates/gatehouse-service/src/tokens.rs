@@ -600,24 +600,37 @@ impl Gatehouse {
         let mut w = self.store.write(pool.id).await?;
         w.revoke_token(&revoked).await?;
         w.audit(&event).await?;
+        let cause = crate::security_events::Cause::new(
+            gatehouse_domain::security_event::InitiatingEntity::Admin,
+            "revoked (RFC 7009)",
+        );
+        let token_revoked = self.security_event(
+            pool.id,
+            &cause.txn,
+            gatehouse_domain::security_event::EventKind::TokenRevoked {
+                reason_admin: cause.reason.to_owned(),
+            },
+            gatehouse_domain::security_event::EventSubject::Token {
+                jti: claims.jti.clone(),
+            },
+        );
+        w.append_security_events(std::slice::from_ref(&token_revoked))
+            .await?;
         if let (Some(act), Some(Ok(sid))) =
             (&claims.act, claims.sid.as_deref().map(SessionId::parse))
-        {
-            let now = self.now();
-            if !w
-                .end_sessions(&SessionsToEnd::One(sid), now)
+            && !self
+                .end_sessions_and_tell(w.as_mut(), &SessionsToEnd::One(sid), &cause)
                 .await?
                 .is_empty()
-            {
-                let mut ended = self
-                    .event(pool, AuditAction::ImpersonationEnded, None, meta)
-                    .subject(claims.username.as_deref().unwrap_or(&claims.sub))
-                    .detail("impersonation_id", sid)
-                    .detail("via", "revocation")
-                    .detail("impersonator", act.to_actor().display_name());
-                ended.client_id = Some(client.client_id.clone());
-                w.audit(&ended).await?;
-            }
+        {
+            let mut ended = self
+                .event(pool, AuditAction::ImpersonationEnded, None, meta)
+                .subject(claims.username.as_deref().unwrap_or(&claims.sub))
+                .detail("impersonation_id", sid)
+                .detail("via", "revocation")
+                .detail("impersonator", act.to_actor().display_name());
+            ended.client_id = Some(client.client_id.clone());
+            w.audit(&ended).await?;
         }
         w.commit().await?;
         self.revocations.changed(pool.id);

@@ -469,6 +469,9 @@ impl Gatehouse {
             .subject(&user.username)
             .detail("roles_changed", roles_changed);
         w.audit(&event).await?;
+        if roles_changed {
+            self.tell_claims_changed(w.as_mut(), &user).await?;
+        }
         w.commit().await?;
         Ok(())
     }

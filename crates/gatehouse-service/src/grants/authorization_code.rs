@@ -620,8 +620,12 @@ impl Gatehouse {
         why: &str,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        for ended in w
-            .end_sessions(&SessionsToEnd::One(session), self.now())
+        let cause = crate::security_events::Cause::new(
+            gatehouse_domain::security_event::InitiatingEntity::Policy,
+            why,
+        );
+        for ended in self
+            .end_sessions_and_tell(w, &SessionsToEnd::One(session), &cause)
             .await?
         {
             let mut event = self

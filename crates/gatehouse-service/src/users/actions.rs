@@ -7,6 +7,7 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::Username;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
+use gatehouse_domain::security_event::{ChangeType, CredentialType, EventKind};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::{
@@ -49,6 +50,8 @@ impl Gatehouse {
         self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "delete")
             .await?;
         w.delete_user(user.id).await.map_err(user_write_error)?;
+        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountPurged)
+            .await?;
         let event = self
             .event(pool, AuditAction::UserDeleted, Some(principal), meta)
             .subject(&user.username)
@@ -98,7 +101,7 @@ impl Gatehouse {
             user.enabled = Enabled::Yes;
             Ok(())
         };
-        let (mut w, _) = self
+        let (mut w, user) = self
             .change_user(
                 pool,
                 principal,
@@ -111,6 +114,8 @@ impl Gatehouse {
             .await?;
         // Enabling also clears a lock after failed sign-ins (`lockout.rs`).
         w.clear_sign_in_failures(username).await?;
+        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountEnabled)
+            .await?;
         w.commit().await?;
         Ok(())
     }
@@ -146,6 +151,8 @@ impl Gatehouse {
             )
             .await?;
         self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "disable")
+            .await?;
+        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountDisabled)
             .await?;
         w.commit().await?;
         Ok(())
@@ -232,6 +239,11 @@ impl Gatehouse {
         // A reset answers a compromise: the impersonations the account started end too.
         self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "password reset")
             .await?;
+        let changed = EventKind::CredentialChange {
+            credential_type: CredentialType::Password,
+            change_type: ChangeType::Update,
+        };
+        self.tell_about_user(w.as_mut(), user.id, changed).await?;
         let code = self
             .code_to_send(
                 w.as_mut(),

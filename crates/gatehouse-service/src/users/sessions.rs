@@ -4,6 +4,7 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::Username;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
+use gatehouse_domain::security_event::{EventKind, EventSubject, InitiatingEntity};
 use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::store::SessionFilter;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
@@ -11,6 +12,7 @@ use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use super::user_write_error;
 use crate::audit::EventExt;
 use crate::error::ServiceResult;
+use crate::security_events::Cause;
 use crate::{Gatehouse, Principal, RequestMeta};
 
 impl Gatehouse {
@@ -74,7 +76,22 @@ impl Gatehouse {
         meta: &RequestMeta,
         via: &str,
     ) -> ServiceResult<usize> {
-        let ended = w.end_sessions(which, self.now()).await?;
+        let cause = Cause::new(InitiatingEntity::Admin, via);
+        let ended = self.end_sessions_and_tell(w, which, &cause).await?;
+        if let SessionsToEnd::OfUser(user) = which {
+            // Every session of the user up to now, also for verifiers that never saw one of
+            // them: a not-before for the user.
+            let all = self.security_event(
+                pool.id,
+                &cause.txn,
+                EventKind::SessionRevoked {
+                    initiating_entity: cause.initiating_entity,
+                    reason_admin: via.to_owned(),
+                },
+                EventSubject::User { user: *user },
+            );
+            w.append_security_events(std::slice::from_ref(&all)).await?;
+        }
         for session in &ended {
             let mut event = match &session.kind {
                 SessionKind::SignIn

@@ -455,6 +455,12 @@ pub async fn verify_id_token_with_jose(
     jose_verify(app, pool, &app.issuer(pool), token, "JWT").await
 }
 
+/// Verifies a Security Event Token (`typ: secevent+jwt`) with npm `jose` against the pool's
+/// published JWKS.
+pub async fn verify_set_with_jose(app: &TestApp, pool: &str, token: &str) -> Result<Value, String> {
+    jose_verify(app, pool, &app.issuer(pool), token, "secevent+jwt").await
+}
+
 async fn jose_verify(
     app: &TestApp,
     pool: &str,

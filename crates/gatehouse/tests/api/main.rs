@@ -25,6 +25,7 @@ mod resources;
 mod revocation;
 mod rp_harness;
 mod security;
+mod security_events;
 mod single_use;
 mod smtp;
 mod staff_signin;

@@ -1,0 +1,224 @@
+//! Security events (SSF/CAEP/RISC): what each revocation appends to its pool's event log, in
+//! its own transaction, and the signed Security Event Token (RFC 8417, as SSF 1.0 and the CAEP
+//! interoperability profile shape it) that an event becomes on delivery.
+//!
+//! Every path that ends sessions goes through [`Gatehouse::end_sessions_and_tell`], so no
+//! session ends without its `session-revoked` event.
+
+use gatehouse_crypto::jws;
+use gatehouse_crypto::secret::random_token;
+use gatehouse_domain::ids::{PoolId, UserId};
+use gatehouse_domain::pool::Pool;
+use gatehouse_domain::security_event::{
+    EventKind, EventSubject, InitiatingEntity, SecurityEvent, StoredSecurityEvent,
+};
+use gatehouse_domain::session::Session;
+use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
+use gatehouse_domain::user::User;
+use serde_json::{Map, Value, json};
+
+use crate::Gatehouse;
+use crate::error::ServiceResult;
+
+/// The media type's `typ` of a Security Event Token (SSF §4.1.1).
+pub const TYP_SECEVENT: &str = "secevent+jwt";
+
+/// Why sessions end, for their `session-revoked` events.
+#[derive(Debug, Clone)]
+pub struct Cause<'a> {
+    pub initiating_entity: InitiatingEntity,
+    /// `reason_admin`: never empty (the CAEP interoperability profile requires it).
+    pub reason: &'a str,
+    /// The SET `txn` the events of one cause share.
+    pub txn: String,
+}
+
+impl<'a> Cause<'a> {
+    pub fn new(initiating_entity: InitiatingEntity, reason: &'a str) -> Self {
+        Self {
+            initiating_entity,
+            reason,
+            txn: new_txn(),
+        }
+    }
+}
+
+/// A new `txn` value.
+pub fn new_txn() -> String {
+    random_token().expose().to_owned()
+}
+
+impl Gatehouse {
+    /// An event of `pool` about `subject`, taking effect now.
+    pub(crate) fn security_event(
+        &self,
+        pool: PoolId,
+        txn: &str,
+        kind: EventKind,
+        subject: EventSubject,
+    ) -> SecurityEvent {
+        SecurityEvent {
+            pool,
+            id: random_token().expose().to_owned(),
+            txn: txn.to_owned(),
+            kind,
+            subject,
+            at: self.now(),
+        }
+    }
+
+    /// Appends one event about `user` of `w`'s pool (an account event, a credential change).
+    pub(crate) async fn tell_about_user(
+        &self,
+        w: &mut dyn PoolWrite,
+        user: UserId,
+        kind: EventKind,
+    ) -> ServiceResult<()> {
+        let event = self.security_event(w.pool(), &new_txn(), kind, EventSubject::User { user });
+        w.append_security_events(std::slice::from_ref(&event))
+            .await?;
+        Ok(())
+    }
+
+    /// Appends `token-claims-change` for `user`: the roles and groups its tokens would carry
+    /// now, read in `w`.
+    pub(crate) async fn tell_claims_changed(
+        &self,
+        w: &mut dyn PoolWrite,
+        user: &User,
+    ) -> ServiceResult<()> {
+        let groups = w
+            .groups_of_user(user.id)
+            .await?
+            .into_iter()
+            .map(|g| g.name.to_string())
+            .collect();
+        let roles = user
+            .attributes
+            .roles
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
+        self.tell_about_user(w, user.id, EventKind::TokenClaimsChange { roles, groups })
+            .await
+    }
+
+    /// Ends the sessions `which` names in `w` and appends, in the same transaction, a
+    /// `session-revoked` event for each, in the session's own pool. Returns what ended.
+    pub(crate) async fn end_sessions_and_tell(
+        &self,
+        w: &mut dyn PoolWrite,
+        which: &SessionsToEnd,
+        cause: &Cause<'_>,
+    ) -> ServiceResult<Vec<Session>> {
+        let ended = w.end_sessions(which, self.now()).await?;
+        let events: Vec<SecurityEvent> = ended
+            .iter()
+            .map(|s| {
+                self.security_event(
+                    s.pool,
+                    &cause.txn,
+                    EventKind::SessionRevoked {
+                        initiating_entity: cause.initiating_entity,
+                        reason_admin: cause.reason.to_owned(),
+                    },
+                    EventSubject::Session {
+                        session: s.id,
+                        user: s.user_id,
+                    },
+                )
+            })
+            .collect();
+        w.append_security_events(&events).await?;
+        Ok(ended)
+    }
+
+    /// Up to `limit` events of `pool` committed after the cursor `after`, in commit order.
+    pub async fn security_events(
+        &self,
+        pool: &Pool,
+        after: i64,
+        limit: u32,
+    ) -> ServiceResult<Vec<StoredSecurityEvent>> {
+        Ok(self
+            .store
+            .security_events_after(pool.id, after, limit)
+            .await?)
+    }
+
+    /// The Security Event Token of a stored event, for `audience`: `typ: secevent+jwt`,
+    /// RS256 with the pool's ID-token key, `iss`, `jti`, `iat`, `aud`, `txn`, the subject as
+    /// `sub_id` (RFC 9493: a complex subject of `session`, `user` and `tenant`, or a `jwt_id`
+    /// for one token) and exactly one event; neither `sub` nor `exp` (SSF §4.1).
+    pub async fn security_event_token(
+        &self,
+        pool: &Pool,
+        stored: &StoredSecurityEvent,
+        audience: &str,
+    ) -> ServiceResult<String> {
+        let keys = self.pool_keys(pool).await?;
+        let issuer = self.issuer(pool);
+        let event = &stored.event;
+        let claims = json!({
+            "iss": issuer,
+            "jti": event.id,
+            "iat": event.at.as_secs(),
+            "aud": audience,
+            "txn": event.txn,
+            "sub_id": subject_id(&issuer, pool, &event.subject),
+            "events": { event.kind.uri(): payload(event) },
+        });
+        Ok(jws::sign(&keys.id_token_signing, TYP_SECEVENT, &claims)?)
+    }
+}
+
+/// RFC 9493 subject identifiers as the pool's issuer names them.
+fn subject_id(issuer: &str, pool: &Pool, subject: &EventSubject) -> Value {
+    let user = |id: &dyn std::fmt::Display| json!({"format": "iss_sub", "iss": issuer, "sub": id.to_string()});
+    let tenant = json!({"format": "opaque", "id": pool.slug.as_str()});
+    match subject {
+        EventSubject::Session { session, user: u } => json!({
+            "format": "complex",
+            "session": {"format": "opaque", "id": session.to_string()},
+            "user": user(u),
+            "tenant": tenant,
+        }),
+        EventSubject::User { user: u } => json!({
+            "format": "complex",
+            "user": user(u),
+            "tenant": tenant,
+        }),
+        EventSubject::Pool => json!({"format": "complex", "tenant": tenant}),
+        EventSubject::Token { jti } => json!({"format": "jwt_id", "iss": issuer, "jti": jti}),
+    }
+}
+
+/// The event's own claims, with `event_timestamp`.
+fn payload(event: &SecurityEvent) -> Value {
+    let mut p = Map::new();
+    p.insert("event_timestamp".into(), json!(event.at.as_secs()));
+    match &event.kind {
+        EventKind::SessionRevoked {
+            initiating_entity,
+            reason_admin,
+        } => {
+            p.insert("initiating_entity".into(), json!(initiating_entity));
+            p.insert("reason_admin".into(), json!({ "en": reason_admin }));
+        }
+        EventKind::CredentialChange {
+            credential_type,
+            change_type,
+        } => {
+            p.insert("credential_type".into(), json!(credential_type));
+            p.insert("change_type".into(), json!(change_type));
+        }
+        EventKind::TokenClaimsChange { roles, groups } => {
+            p.insert("claims".into(), json!({ "roles": roles, "groups": groups }));
+        }
+        EventKind::TokenRevoked { reason_admin } => {
+            p.insert("reason_admin".into(), json!({ "en": reason_admin }));
+        }
+        EventKind::AccountDisabled | EventKind::AccountEnabled | EventKind::AccountPurged => {}
+    }
+    Value::Object(p)
+}
