@@ -246,3 +246,121 @@ async fn every_revocation_appends_its_security_events() {
     assert!(events_since(&app, "globex", &mut other).await.is_empty());
     assert!(cursor > 0);
 }
+
+/// The browser's sources: a reused refresh token (by policy) and RP-initiated logout (by the
+/// user) append `session-revoked` for each session they end.
+#[tokio::test]
+async fn refresh_reuse_and_logout_append_their_events() {
+    use crate::code_flow::{Browser, REDIRECT, VERIFIER, hidden, query_of, register, urlencode};
+    use gatehouse_domain::client::ClientType;
+    use gatehouse_service::grants::authorization_code::s256;
+
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &[], "ada-password-123")
+        .await;
+    let client = register(
+        &app,
+        "acme",
+        &["authorization_code", "refresh_token"],
+        ClientType::Confidential,
+    )
+    .await;
+    let url = app.pool_url(
+        "acme",
+        &format!(
+            "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid\
+             &code_challenge={}&code_challenge_method=S256",
+            client.id,
+            urlencode(REDIRECT),
+            s256(VERIFIER)
+        ),
+    );
+    let mut browser = Browser::new();
+    let html = browser.get(&url).await.text().await.unwrap();
+    let res = browser
+        .post(
+            &app.pool_url("acme", "/oauth2/authorize"),
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "ada"),
+                ("password", "ada-password-123"),
+            ],
+        )
+        .await;
+    let code = query_of(res.headers()["location"].to_str().unwrap())["code"].clone();
+    let token = |form: Vec<(&'static str, String)>| {
+        let app = &app;
+        let client = &client;
+        async move {
+            app.http
+                .post(app.pool_url("acme", "/oauth2/token"))
+                .basic_auth(&client.id, Some(&client.secret))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let tokens: Value = token(vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code),
+        ("redirect_uri", REDIRECT.into()),
+        ("code_verifier", VERIFIER.into()),
+    ])
+    .await
+    .json()
+    .await
+    .unwrap();
+    let sid = jwt_claims(tokens["access_token"].as_str().unwrap())["sid"].clone();
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |t: String| {
+        token(vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", t),
+        ])
+    };
+    assert_eq!(refresh(first.clone()).await.status(), 200);
+    let mut cursor = 0;
+    let _ = events_since(&app, "acme", &mut cursor).await;
+
+    // The used refresh token again: its family ends, by policy.
+    assert_eq!(refresh(first).await.status(), 400);
+    let s = sets(&app, "acme", &events_since(&app, "acme", &mut cursor).await).await;
+    assert_eq!(s.len(), 1, "{s:#?}");
+    assert_eq!(s[0]["sub_id"]["session"]["id"], sid);
+    assert_eq!(
+        s[0]["events"][format!("{CAEP}session-revoked")]["initiating_entity"],
+        "policy"
+    );
+
+    // Logout (confirmed on the page): the browser session, by the user.
+    let page = browser
+        .get(&app.pool_url("acme", &format!("/oauth2/logout?client_id={}", client.id)))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(
+            &app.pool_url("acme", "/oauth2/logout"),
+            &[
+                ("csrf", hidden(&page, "csrf").as_str()),
+                ("client_id", client.id.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let s = sets(&app, "acme", &events_since(&app, "acme", &mut cursor).await).await;
+    assert_eq!(
+        s.len(),
+        1,
+        "the browser session (its authorization ended before): {s:#?}"
+    );
+    assert_eq!(
+        s[0]["events"][format!("{CAEP}session-revoked")]["initiating_entity"],
+        "user"
+    );
+}
