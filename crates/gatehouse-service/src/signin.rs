@@ -11,7 +11,6 @@
 
 use gatehouse_crypto::jws::{self, Expect};
 use gatehouse_crypto::secret::{Secret, random_token};
-use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
@@ -20,7 +19,7 @@ use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::PoolWrite;
-use gatehouse_domain::user::{PasswordCredential, User, UserStatus, VerifiableAttribute};
+use gatehouse_domain::user::{PasswordCredential, User, UserStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
@@ -338,9 +337,10 @@ impl Gatehouse {
         Ok((w, user))
     }
 
-    /// Completes an administrator's password reset with the code sent to the user and a new
-    /// password that meets the pool's policy. The user is confirmed (its e-mail, which
-    /// received the code, proven) and can sign in. A code is good for one attempt.
+    /// Completes a password reset (an administrator's, or one the user asked for because it
+    /// forgot its password) with the code sent to the user and a new password that meets the
+    /// pool's policy (see [`Gatehouse::reset_password_with_code`]). The user is confirmed and
+    /// can sign in.
     #[allow(clippy::too_many_arguments)]
     pub async fn confirm_password_reset(
         &self,
@@ -353,42 +353,9 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         self.sign_in_client(pool, client_id, client_secret).await?;
-        let invalid = || ServiceError::from(ParseError::new("code", "invalid or expired code"));
-        // The policy first, so that a rejected password does not use the code up; then the
-        // hash, before the transaction opens (and whoever asks, so timing tells nothing).
-        pool.settings.password_policy.check(new_password.expose())?;
-        let phc = self.hasher.hash(new_password).await?;
-        let mut w = self.store.write(pool.id).await?;
-        let user = match Username::parse(username) {
-            Ok(u) => w.user_by_username(&u).await?,
-            Err(_) => None,
-        };
-        let Some(mut user) = user.filter(|u| u.status == UserStatus::ResetRequired) else {
-            return Err(invalid());
-        };
-        let now = self.now();
-        // Compared in constant time; an expired code fails like a wrong one.
-        let matches = self
-            .check_code(w.as_mut(), user.id, VerifiableAttribute::Email, code, now)
+        let (w, _) = self
+            .reset_password_with_code(pool, username, code, new_password, meta)
             .await?;
-        if !matches {
-            // The wrong guess is counted against the code: commit that.
-            w.commit().await?;
-            return Err(invalid());
-        }
-        user.password = Some(PasswordCredential {
-            phc,
-            temporary_until: None,
-        });
-        user.status = UserStatus::Confirmed;
-        user.attributes.email_verified = Some(true);
-        user.updated_at = now;
-        let event = self
-            .event(pool, AuditAction::UserUpdated, None, meta)
-            .subject(&user.username)
-            .detail("change", "password reset confirmed");
-        w.update_user(&user).await.map_err(user_write_error)?;
-        w.audit(&event).await?;
         w.commit().await?;
         Ok(())
     }

@@ -19,6 +19,7 @@ mod id_token_keys;
 mod invitation;
 mod key_rotation;
 mod operator_cli;
+mod password_reset_pages;
 mod purge;
 mod reference;
 mod resources;
