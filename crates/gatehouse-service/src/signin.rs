@@ -12,7 +12,7 @@
 use gatehouse_crypto::jws::{self, Expect};
 use gatehouse_crypto::secret::{Secret, random_token};
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::AppClient;
+use gatehouse_domain::client::{AppClient, GrantType};
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
 use gatehouse_domain::lockout::{FailureMark, LockoutPolicy};
 use gatehouse_domain::pool::Pool;
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
+use crate::grants::authorization_code::{CodeGrant, REFRESH_TOKEN_TTL_SECS};
 use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken, TokenSubject};
 use crate::users::user_write_error;
 use crate::{Gatehouse, RequestMeta};
@@ -35,8 +36,15 @@ const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
 
 #[derive(Debug)]
 pub enum SignInOutcome {
-    Tokens(Box<IssuedToken>),
-    NewPasswordRequired { session: Secret },
+    /// Signed in: the session's first access token, and the first refresh token of its
+    /// family when the client holds the `refresh_token` grant.
+    Tokens {
+        access: Box<IssuedToken>,
+        refresh: Option<Secret>,
+    },
+    NewPasswordRequired {
+        session: Secret,
+    },
 }
 
 /// The password step's outcome (see [`Gatehouse::check_password`]).
@@ -372,6 +380,8 @@ impl Gatehouse {
     ) -> ServiceResult<SignInOutcome> {
         let now = self.now();
         let ttl = pool.settings.access_token_ttl_secs;
+        // With refresh tokens the session is their family, and lasts as long as they do.
+        let with_refresh = client.grant_types.contains(&GrantType::RefreshToken);
         let session = Session {
             id: SessionId::new_ordered(),
             pool: pool.id,
@@ -380,7 +390,11 @@ impl Gatehouse {
             client_id: Some(client.client_id.clone()),
             kind: SessionKind::SignIn,
             created_at: now,
-            expires_at: now.plus_secs(i64::from(ttl)),
+            expires_at: now.plus_secs(if with_refresh {
+                REFRESH_TOKEN_TTL_SECS
+            } else {
+                i64::from(ttl)
+            }),
             revoked_at: None,
         };
         let mut event = self
@@ -397,10 +411,37 @@ impl Gatehouse {
         event.client_id = Some(client.client_id.clone());
         w.create_session(&session).await?;
         w.audit(&event).await?;
+        let refresh = if with_refresh {
+            Some(
+                self.put_refresh(w.as_mut(), pool, &session, &[], now)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let issued = self
             .commit_and_mint(w, pool, &client.client_id, user, session.id, None, ttl)
             .await?;
-        Ok(SignInOutcome::Tokens(Box::new(issued)))
+        Ok(SignInOutcome::Tokens {
+            access: Box::new(issued),
+            refresh,
+        })
+    }
+
+    /// The API's `REFRESH_TOKEN` flow: the client (authenticated as the other flows are)
+    /// presents a refresh token, of an API sign-in or of the code flow, and gets new tokens
+    /// and the family's next refresh token, exactly as at the token endpoint.
+    pub async fn refresh_sign_in(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+        refresh_token: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<CodeGrant> {
+        let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        self.refresh_for_client(pool, &client, refresh_token, meta)
+            .await
     }
 
     /// Commits the transaction that started the session `sid` for `user`, and mints the

@@ -37,7 +37,7 @@ async fn signed_in(w: &World, user: &User) -> Principal {
         )
         .await
         .unwrap();
-    let SignInOutcome::Tokens(issued) = outcome else {
+    let SignInOutcome::Tokens { access: issued, .. } = outcome else {
         panic!("a confirmed user signs in with tokens");
     };
     w.gh.authenticate_bearer(&w.pool, issued.token.expose())

@@ -101,7 +101,7 @@ pub(crate) async fn web_client(app: &TestApp, pool: &str, grants: &[&str]) -> Cl
     register(app, pool, grants, ClientType::Confidential).await
 }
 
-async fn register(
+pub(crate) async fn register(
     app: &TestApp,
     pool: &str,
     grants: &[&str],

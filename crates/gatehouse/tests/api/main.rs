@@ -22,6 +22,7 @@ mod operator_cli;
 mod password_reset_pages;
 mod purge;
 mod reference;
+mod refresh_flow;
 mod resources;
 mod revocation;
 mod rp_harness;
