@@ -146,6 +146,7 @@ fn principal_of(user: &User, permissions: PermissionSet, pool: &Pool) -> Princip
             client_id: None,
             act: None,
             expires_at: i64::MAX,
+            scope: None,
         },
     }
 }

@@ -31,3 +31,4 @@ mod single_use;
 mod smtp;
 mod takeover;
 mod token_exchange;
+mod userinfo;
