@@ -431,3 +431,29 @@ async fn a_disabled_users_reset_is_completed_without_signing_in() {
             .any(|(k, _)| k == "gatehouse_sso_acme")
     );
 }
+
+#[tokio::test]
+async fn wrong_codes_from_one_address_are_throttled_like_wrong_passwords() {
+    let app = crate::common::spawn_app_with(crate::common::Backend::from_env(), |c| {
+        c.limits.address_burst = 3;
+        c.limits.address_per_minute = 1;
+    })
+    .await;
+    app.create_pool("acme").await;
+    proven_user(&app, "ada", "ada-password-123").await;
+    let client = web_client(&app, "acme", &["authorization_code"]).await;
+    let (mut pages, html) = Pages::open(&app, &client).await;
+    let page = pages.ask_code(&html, "ada").await;
+    let code = code_sent_to(&app, "ada@example.com");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let res = pages.reset(&page, "ada", wrong, "ada-new-password-2").await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    // Even the right code waits now.
+    let res = pages.reset(&page, "ada", &code, "ada-new-password-2").await;
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().get("retry-after").is_some());
+}

@@ -252,3 +252,56 @@ async fn malformed_refresh_requests_are_refused_with_400() {
     // None of it used the real token up.
     assert_eq!(refresh_flow(&app, &client, &token).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_code_flow_refresh_token_refreshes_through_the_api_too() {
+    use crate::code_flow::{Browser, VERIFIER, authorize_url, exchange, hidden, query_of};
+    let (app, client) = setup().await;
+    let mut browser = Browser::new();
+    let html = browser
+        .get(&authorize_url(&app, "acme", &client, ""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(
+            &app.pool_url("acme", "/oauth2/authorize"),
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "ada"),
+                ("password", "ada-password-123"),
+            ],
+        )
+        .await;
+    let code = query_of(res.headers()["location"].to_str().unwrap())["code"].clone();
+    let tokens: Value = exchange(&app, &client, &code, Some(VERIFIER))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = tokens["refresh_token"].as_str().unwrap();
+    let res = refresh_flow(&app, &client, first).await;
+    assert_eq!(res.status(), 200);
+    let refreshed: Value = res.json().await.unwrap();
+    // The authorization granted openid: an ID token, for the same browser session.
+    let id = jwt_claims(refreshed["id_token"].as_str().unwrap());
+    assert_eq!(
+        id["sid"],
+        jwt_claims(tokens["id_token"].as_str().unwrap())["sid"]
+    );
+    assert_eq!(
+        jwt_claims(refreshed["access_token"].as_str().unwrap())["scope"],
+        "openid profile email"
+    );
+    // One family across both endpoints: the first token again ends it.
+    let reused = refresh(&app, &client, first).await;
+    assert_eq!(reused.status(), 400);
+    let next = refreshed["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        error_code(refresh_flow(&app, &client, next).await, 400).await,
+        "invalid_grant"
+    );
+}
