@@ -590,6 +590,9 @@ pub async fn authorize_step(
     }
 }
 
+const WRONG_CODE: &str =
+    "The code is wrong or has expired. Check the message, or ask for a new code.";
+
 /// The steps of a password reset on the sign-in pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ResetStep {
@@ -728,11 +731,12 @@ async fn reset_step(
                         StatusCode::OK,
                     )
                 }
-                Err(ServiceError::Invalid(e)) if e.field == "code" => reset_page(
-                    Some("The code is wrong or has expired. Check the message, or ask for a new code.".to_owned()),
-                    StatusCode::UNAUTHORIZED,
-                ),
-                Err(ServiceError::Invalid(e)) => reset_page(Some(e.to_string()), StatusCode::BAD_REQUEST),
+                Err(ServiceError::Invalid(e)) if e.field == "code" => {
+                    reset_page(Some(WRONG_CODE.to_owned()), StatusCode::UNAUTHORIZED)
+                }
+                Err(ServiceError::Invalid(e)) => {
+                    reset_page(Some(e.to_string()), StatusCode::BAD_REQUEST)
+                }
                 Err(e) => failure_page(pool, &e),
             }
         }
