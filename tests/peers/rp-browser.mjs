@@ -100,6 +100,43 @@ async function record(cmd, step) {
 
 const visible = (locator) => locator.isVisible().catch(() => false);
 
+let pending; // a login started by `forgot`, waiting for `reset`: { cmd, flow }
+
+// Opens the authorization request of a login (PKCE S256, state, nonce) in the browser;
+// answers what finishing it needs.
+async function beginLogin(cmd) {
+  const config = await configFor(cmd);
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope: cmd.scope ?? "openid",
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    state,
+    nonce,
+    ...cmd.extra_params,
+  });
+  await page.goto(url.href);
+  return { config, verifier, state, nonce };
+}
+
+// Back at the redirect URI: exchanges the code (the ID token checked), fetches userinfo, and
+// keeps the tokens as the session's. Answers {tokens, claims, userinfo}.
+async function finishLogin(cmd, { config, verifier, state, nonce }) {
+  const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
+    pkceCodeVerifier: verifier,
+    expectedState: state,
+    expectedNonce: nonce,
+    idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  sessions.set(cmd.session ?? cmd.client_id, { config, tokens });
+  return { tokens: { ...tokens }, claims, userinfo };
+}
+
 // Waits until the browser is at a URL starting with `prefix` or shows one of `steps`
 // ({name: locator}); answers the name of the step, or "arrived".
 async function waitFor(prefix, steps, timeout = TIMEOUT_MS) {
@@ -135,24 +172,12 @@ const handlers = {
   //  staff?: bool}
   // Runs the authorization code flow with PKCE S256, state and nonce in the browser; fills the
   // sign-in page (and the new-password step) if shown. With staff, chooses **Sign in with staff
-  // account** on the sign-in page and fills the staff pool's page ("staff-sign-in") if shown. With expect_page false, a sign-in page
-  // is an error (SSO was expected); with expect_page true, its absence is. Answers
+  // account** on the sign-in page and fills the staff pool's page ("staff-sign-in") if shown.
+  // With expect_page false, a sign-in page is an error (SSO was expected); with expect_page
+  // true, its absence is. Answers
   // {page_shown, pages: [{step, url, title, axe?, screenshots?}], tokens, claims, userinfo}.
   async login(cmd) {
-    const config = await configFor(cmd);
-    const verifier = client.randomPKCECodeVerifier();
-    const state = client.randomState();
-    const nonce = client.randomNonce();
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri,
-      scope: cmd.scope ?? "openid",
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: "S256",
-      state,
-      nonce,
-      ...cmd.extra_params,
-    });
-    await page.goto(url.href);
+    const flow = await beginLogin(cmd);
     const steps = {
       "sign-in": page.getByLabel("Username", { exact: true }),
       "new-password": page.getByLabel("New password", { exact: true }),
@@ -185,16 +210,56 @@ const handlers = {
     }
     const pageShown = pages.some((p) => p.step === "sign-in");
     if (cmd.expect_page === true && !pageShown) throw new Error("the sign-in page was not shown");
-    const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
-      pkceCodeVerifier: verifier,
-      expectedState: state,
-      expectedNonce: nonce,
-      idTokenExpected: true,
-    });
-    const claims = tokens.claims();
-    const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
-    sessions.set(cmd.session ?? cmd.client_id, { config, tokens });
-    return { page_shown: pageShown, pages, tokens: { ...tokens }, claims, userinfo };
+    return { page_shown: pageShown, pages, ...(await finishLogin(cmd, flow)) };
+  },
+
+  // {op: "forgot", issuer, client_id, client_secret?, auth_method?, scope?, username, axe?,
+  //  screenshot_dir?, label?, session?}
+  // Starts a login like `login`, but on the sign-in page follows "Forgot your password?",
+  // enters the username and sends it. Stops at the step asking for the code (the test reads
+  // it from the messages sent), keeping the login for `reset`. Answers {pages} (sign-in,
+  // forgot-password, reset-password).
+  async forgot(cmd) {
+    const flow = await beginLogin(cmd);
+    const username = page.getByLabel("Username", { exact: true });
+    const code = page.getByLabel("Code", { exact: true });
+    const pages = [];
+    if ((await waitFor(redirectUri, { "sign-in": username })) !== "sign-in") {
+      throw new Error("no sign-in page was shown");
+    }
+    pages.push(await record(cmd, "sign-in"));
+    await submitted(() => page.getByRole("button", { name: "Forgot your password?", exact: true }).click());
+    if ((await waitFor(redirectUri, { "forgot-password": username })) !== "forgot-password") {
+      throw new Error("no page asked for the username");
+    }
+    pages.push(await record(cmd, "forgot-password"));
+    await username.fill(cmd.username);
+    await submitted(() => page.getByRole("button", { name: "Send code", exact: true }).click());
+    if ((await waitFor(redirectUri, { "reset-password": code })) !== "reset-password") {
+      throw new Error("no page asked for the code");
+    }
+    pages.push(await record(cmd, "reset-password"));
+    pending = { cmd, flow };
+    return { pages };
+  },
+
+  // {op: "reset", code, new_password, axe?, screenshot_dir?, label?}: on the code step that
+  // `forgot` reached, enters the code and the new password and sends them. Back at the
+  // relying party, finishes the login as `login` does and answers {arrived: true, tokens,
+  // claims, userinfo}; when the page stays (a wrong code), answers {arrived: false, pages:
+  // [reset-error], text}, and the login waits for another try.
+  async reset(cmd) {
+    if (!pending) throw new Error("no login is waiting for a code");
+    await page.getByLabel("Code", { exact: true }).fill(cmd.code);
+    await page.getByLabel("New password", { exact: true }).fill(cmd.new_password);
+    await submitted(() => page.getByRole("button", { name: "Set password and continue", exact: true }).click());
+    const step = await waitFor(redirectUri, { "reset-error": page.getByRole("alert") });
+    if (step === "reset-error") {
+      return { arrived: false, pages: [await record(cmd, "reset-error")], text: await bodyText() };
+    }
+    const { cmd: started, flow } = pending;
+    pending = undefined;
+    return { arrived: true, ...(await finishLogin(started, flow)) };
   },
 
   // {op: "refresh", client_id | session, refresh_token?, scope?}: a refresh token grant with the

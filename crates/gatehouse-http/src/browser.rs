@@ -18,7 +18,9 @@ use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token};
 use gatehouse_domain::ids::ClientId;
 use gatehouse_domain::pool::Pool;
 use gatehouse_service::ServiceError;
-use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSession, BrowserSignIn};
+use gatehouse_service::browser::{
+    BROWSER_SESSION_TTL_SECS, BrowserReset, BrowserSession, BrowserSignIn,
+};
 use gatehouse_service::grants::authorization_code::{
     AuthorizationRequest, AuthorizeParams, AuthorizeRefusal, Decision, RedirectError,
 };
@@ -48,6 +50,14 @@ fn pages() -> &'static Environment<'static> {
             (
                 "signed_out.html",
                 include_str!("../templates/signed_out.html"),
+            ),
+            (
+                "forgot_password.html",
+                include_str!("../templates/forgot_password.html"),
+            ),
+            (
+                "reset_password.html",
+                include_str!("../templates/reset_password.html"),
             ),
         ] {
             if let Err(e) = env.add_template(name, source) {
@@ -480,6 +490,24 @@ pub async fn authorize(
     }
 }
 
+/// Where a signed-in browser goes: back to the client with a code, or (the staff pool
+/// signing in for a client pool) back to that pool with a staff assertion.
+async fn finish_sign_in(
+    state: &AppState,
+    pool: &Pool,
+    req: &AuthorizationRequest,
+    sealed: &str,
+    finish: &Finish,
+    session: &BrowserSession,
+) -> Response {
+    match finish {
+        Finish::Code => issue(state, pool, req, session).await,
+        Finish::Staff { target, binding } => {
+            handoff_to(state, pool, target, sealed, binding, session).await
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct StepForm {
     step: Option<String>,
@@ -489,6 +517,7 @@ pub struct StepForm {
     password: Option<String>,
     challenge: Option<String>,
     new_password: Option<String>,
+    code: Option<String>,
     /// The staff pool's sign-in for a client pool: that pool, and the browser's binding.
     for_pool: Option<String>,
     binding: Option<String>,
@@ -558,6 +587,12 @@ pub async fn authorize_step(
         }
         Err(e) => return failure_page(&pool, &e),
     };
+    if let Some(step) = form.step.as_deref().and_then(ResetStep::parse) {
+        return reset_step(
+            &state, &pool, &meta, &headers, &req, &sealed, &finish, step, &form,
+        )
+        .await;
+    }
     let outcome = match form.step.as_deref() {
         Some("staff") if matches!(finish, Finish::Code) => {
             return start_staff_sign_in(&state, &pool, &sealed).await;
@@ -606,12 +641,7 @@ pub async fn authorize_step(
     };
     match outcome {
         Ok(BrowserSignIn::SignedIn { session, cookie }) => {
-            let mut res = match &finish {
-                Finish::Code => issue(&state, &pool, &req, &session).await,
-                Finish::Staff { target, binding } => {
-                    handoff_to(&state, &pool, target, &sealed, binding, &session).await
-                }
-            };
+            let mut res = finish_sign_in(&state, &pool, &req, &sealed, &finish, &session).await;
             set_cookie(
                 &mut res,
                 &sso_cookie_name(&pool),
@@ -671,6 +701,171 @@ pub async fn authorize_step(
             StatusCode::BAD_REQUEST,
         ),
         Err(e) => failure_page(&pool, &e),
+    }
+}
+
+const WRONG_CODE: &str =
+    "The code is wrong or has expired. Check the message, or ask for a new code.";
+
+/// The steps of a password reset on the sign-in pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResetStep {
+    /// "Forgot your password?" on the sign-in page: ask for the username.
+    Start,
+    /// The username: send a code, ask for it and a new password.
+    Forgot,
+    /// The code and the new password: set it and sign in.
+    Reset,
+    /// Back to the sign-in page.
+    SignIn,
+}
+
+impl ResetStep {
+    fn parse(step: &str) -> Option<Self> {
+        Some(match step {
+            "forgot_start" => Self::Start,
+            "forgot" => Self::Forgot,
+            "reset" => Self::Reset,
+            "sign_in" => Self::SignIn,
+            _ => return None,
+        })
+    }
+}
+
+/// A step of "Forgot your password?" (the form's CSRF token and sealed request already
+/// checked). Asking for a code answers the same page for every username; a wrong code is
+/// answered 401, so the failure limits count it like a wrong password.
+#[allow(clippy::too_many_arguments)]
+async fn reset_step(
+    state: &AppState,
+    pool: &Pool,
+    meta: &gatehouse_service::RequestMeta,
+    headers: &HeaderMap,
+    req: &AuthorizationRequest,
+    sealed: &str,
+    finish: &Finish,
+    step: ResetStep,
+    form: &StepForm,
+) -> Response {
+    let username = form.username.as_deref().unwrap_or_default().trim();
+    let csrf = csrf_token(headers);
+    let forgot_page = |error: Option<&str>, status| {
+        form_page(
+            state,
+            pool,
+            "forgot_password.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => finish.action(),
+                for_pool => finish.for_pool(),
+                binding => finish.binding(),
+                request => sealed,
+                csrf => csrf.0.clone(),
+                username,
+                error,
+            },
+            status,
+        )
+    };
+    let reset_page = |error: Option<String>, status| {
+        form_page(
+            state,
+            pool,
+            "reset_password.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => finish.action(),
+                for_pool => finish.for_pool(),
+                binding => finish.binding(),
+                request => sealed,
+                csrf => csrf.0.clone(),
+                username,
+                policy => pool.settings.password_policy.describe(),
+                error,
+            },
+            status,
+        )
+    };
+    match step {
+        ResetStep::Start => forgot_page(None, StatusCode::OK),
+        ResetStep::SignIn => {
+            sign_in_page(
+                state,
+                pool,
+                headers,
+                req,
+                Some(sealed.to_owned()),
+                finish,
+                Some(username),
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
+        ResetStep::Forgot if username.is_empty() => {
+            forgot_page(Some("Enter your username."), StatusCode::BAD_REQUEST)
+        }
+        ResetStep::Forgot => match state.gh.browser_forgot_password(pool, username, meta).await {
+            Ok(()) => reset_page(None, StatusCode::OK),
+            Err(e) => failure_page(pool, &e),
+        },
+        ResetStep::Reset => {
+            let code = Secret::new(form.code.clone().unwrap_or_default());
+            let new_password = Secret::new(form.new_password.clone().unwrap_or_default());
+            match state
+                .gh
+                .browser_reset_password(pool, username, &code, &new_password, meta)
+                .await
+            {
+                Ok(BrowserReset::SignedIn { session, cookie }) => {
+                    let mut res = finish_sign_in(state, pool, req, sealed, finish, &session).await;
+                    set_cookie(
+                        &mut res,
+                        &sso_cookie_name(pool),
+                        cookie.expose(),
+                        BROWSER_SESSION_TTL_SECS,
+                        is_https(state, pool),
+                    );
+                    res
+                }
+                Ok(BrowserReset::PasswordChanged) => {
+                    let client_name = match finish {
+                        Finish::Code => client_name(state, pool, &req.client_id)
+                            .await
+                            .unwrap_or_else(|| "the application".to_owned()),
+                        Finish::Staff { target, .. } => target.slug.to_string(),
+                    };
+                    form_page(
+                        state,
+                        pool,
+                        "sign_in.html",
+                        csrf.clone(),
+                        context! {
+                            pool_name => pool.slug.as_str(),
+                            client_name,
+                            action => finish.action(),
+                            for_pool => finish.for_pool(),
+                            binding => finish.binding(),
+                            staff_sign_in => matches!(finish, Finish::Code) && state.gh.offers_staff_sign_in(pool),
+                            request => sealed,
+                            csrf => csrf.0.clone(),
+                            username,
+                            notice => "Your password was changed. Sign in with it.",
+                        },
+                        StatusCode::OK,
+                    )
+                }
+                Err(ServiceError::Invalid(e)) if e.field == "code" => {
+                    reset_page(Some(WRONG_CODE.to_owned()), StatusCode::UNAUTHORIZED)
+                }
+                Err(ServiceError::Invalid(e)) => {
+                    reset_page(Some(e.to_string()), StatusCode::BAD_REQUEST)
+                }
+                Err(e) => failure_page(pool, &e),
+            }
+        }
     }
 }
 

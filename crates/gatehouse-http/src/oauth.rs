@@ -398,26 +398,13 @@ pub async fn revoke(
     Ok(res)
 }
 
-#[derive(Serialize)]
-struct UserInfo {
-    sub: String,
-    username: String,
-    #[serde(flatten)]
-    attributes: gatehouse_domain::user::UserAttributes,
-}
-
-/// OIDC userinfo: the profile of the token's user. An ordinary API, so impersonated tokens
-/// work here as the user's own.
+/// OIDC userinfo: `sub` and the claims the token's scopes release. An ordinary API, so
+/// impersonated tokens work here as the user's own.
 pub async fn userinfo(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
-    let user = state.gh.userinfo(&principal).await?;
-    Ok(oauth_json(UserInfo {
-        sub: user.id.to_string(),
-        username: user.username.to_string(),
-        attributes: user.attributes,
-    }))
+    Ok(oauth_json(state.gh.userinfo(&principal).await?))
 }
 
 #[cfg(test)]

@@ -82,6 +82,18 @@ pub enum BrowserSignIn {
     NewPasswordRequired { challenge: Secret },
 }
 
+/// The outcome of a password reset on the hosted sign-in.
+#[derive(Debug)]
+pub enum BrowserReset {
+    /// The password is set and the browser signed in: set this cookie value.
+    SignedIn {
+        session: Box<BrowserSession>,
+        cookie: Secret,
+    },
+    /// The password is set, but the user does not sign in now (it is disabled).
+    PasswordChanged,
+}
+
 impl Gatehouse {
     /// Signs a checked authorization request for the sign-in pages to carry.
     pub async fn seal_authorization_request(
@@ -199,6 +211,47 @@ impl Gatehouse {
             .set_new_password(pool, BROWSER_AUDIENCE, challenge, new_password, meta)
             .await?;
         self.start_browser_session(pool, w, user, None, meta).await
+    }
+
+    /// "Forgot your password?" on the hosted sign-in: sends a reset code exactly as
+    /// [`Gatehouse::forgot_password`] does, answering the same for every username.
+    pub async fn browser_forgot_password(
+        &self,
+        pool: &Pool,
+        username: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        self.forgot_password(pool, username, meta).await
+    }
+
+    /// The code and new-password step of a reset on the hosted sign-in: the password is set
+    /// through the API's path ([`Gatehouse::reset_password_with_code`]) and the browser's
+    /// session starts in the same transaction. A disabled user's reset is completed without
+    /// a session, as through the API.
+    pub async fn browser_reset_password(
+        &self,
+        pool: &Pool,
+        username: &str,
+        code: &Secret,
+        new_password: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserReset> {
+        let (w, user) = self
+            .reset_password_with_code(pool, username, code, new_password, meta)
+            .await?;
+        if !user.enabled.is_enabled() {
+            w.commit().await?;
+            return Ok(BrowserReset::PasswordChanged);
+        }
+        let BrowserSignIn::SignedIn { session, cookie } = self
+            .start_browser_session(pool, w, user, None, meta)
+            .await?
+        else {
+            return Err(crate::error::ServiceError::internal(
+                "a new browser session asked for another step",
+            ));
+        };
+        Ok(BrowserReset::SignedIn { session, cookie })
     }
 
     /// Checks a logout request. A `post_logout_redirect_uri` must be registered for the client

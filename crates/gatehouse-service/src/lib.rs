@@ -15,6 +15,7 @@ pub mod impersonation;
 pub mod keyring;
 pub mod maintenance;
 pub mod messages;
+pub mod password_reset;
 pub mod pools;
 pub mod principal;
 mod revocations;

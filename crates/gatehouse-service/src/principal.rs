@@ -63,6 +63,7 @@ impl Operator {
                 client_id: None,
                 act: None,
                 expires_at: i64::MAX,
+                scope: None,
             },
         }
     }
@@ -77,6 +78,8 @@ pub struct TokenFacts {
     /// Present when the token is an impersonation: who really acts.
     pub act: Option<ActClaim>,
     pub expires_at: i64,
+    /// The token's `scope` claim: the scopes granted, space-separated.
+    pub scope: Option<String>,
 }
 
 /// Facts about the request, for the audit log.

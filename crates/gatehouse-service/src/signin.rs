@@ -11,20 +11,20 @@
 
 use gatehouse_crypto::jws::{self, Expect};
 use gatehouse_crypto::secret::{Secret, random_token};
-use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::AppClient;
+use gatehouse_domain::client::{AppClient, GrantType};
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
 use gatehouse_domain::lockout::{FailureMark, LockoutPolicy};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::session::{Session, SessionKind};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::PoolWrite;
-use gatehouse_domain::user::{PasswordCredential, User, UserStatus, VerifiableAttribute};
+use gatehouse_domain::user::{PasswordCredential, User, UserStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
+use crate::grants::authorization_code::{CodeGrant, REFRESH_TOKEN_TTL_SECS};
 use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken, TokenSubject};
 use crate::users::user_write_error;
 use crate::{Gatehouse, RequestMeta};
@@ -36,8 +36,15 @@ const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
 
 #[derive(Debug)]
 pub enum SignInOutcome {
-    Tokens(Box<IssuedToken>),
-    NewPasswordRequired { session: Secret },
+    /// Signed in: the session's first access token, and the first refresh token of its
+    /// family when the client holds the `refresh_token` grant.
+    Tokens {
+        access: Box<IssuedToken>,
+        refresh: Option<Secret>,
+    },
+    NewPasswordRequired {
+        session: Secret,
+    },
 }
 
 /// The password step's outcome (see [`Gatehouse::check_password`]).
@@ -338,9 +345,10 @@ impl Gatehouse {
         Ok((w, user))
     }
 
-    /// Completes an administrator's password reset with the code sent to the user and a new
-    /// password that meets the pool's policy. The user is confirmed (its e-mail, which
-    /// received the code, proven) and can sign in. A code is good for one attempt.
+    /// Completes a password reset (an administrator's, or one the user asked for because it
+    /// forgot its password) with the code sent to the user and a new password that meets the
+    /// pool's policy (see [`Gatehouse::reset_password_with_code`]). The user is confirmed and
+    /// can sign in.
     #[allow(clippy::too_many_arguments)]
     pub async fn confirm_password_reset(
         &self,
@@ -353,42 +361,9 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         self.sign_in_client(pool, client_id, client_secret).await?;
-        let invalid = || ServiceError::from(ParseError::new("code", "invalid or expired code"));
-        // The policy first, so that a rejected password does not use the code up; then the
-        // hash, before the transaction opens (and whoever asks, so timing tells nothing).
-        pool.settings.password_policy.check(new_password.expose())?;
-        let phc = self.hasher.hash(new_password).await?;
-        let mut w = self.store.write(pool.id).await?;
-        let user = match Username::parse(username) {
-            Ok(u) => w.user_by_username(&u).await?,
-            Err(_) => None,
-        };
-        let Some(mut user) = user.filter(|u| u.status == UserStatus::ResetRequired) else {
-            return Err(invalid());
-        };
-        let now = self.now();
-        // Compared in constant time; an expired code fails like a wrong one.
-        let matches = self
-            .check_code(w.as_mut(), user.id, VerifiableAttribute::Email, code, now)
+        let (w, _) = self
+            .reset_password_with_code(pool, username, code, new_password, meta)
             .await?;
-        if !matches {
-            // The wrong guess is counted against the code: commit that.
-            w.commit().await?;
-            return Err(invalid());
-        }
-        user.password = Some(PasswordCredential {
-            phc,
-            temporary_until: None,
-        });
-        user.status = UserStatus::Confirmed;
-        user.attributes.email_verified = Some(true);
-        user.updated_at = now;
-        let event = self
-            .event(pool, AuditAction::UserUpdated, None, meta)
-            .subject(&user.username)
-            .detail("change", "password reset confirmed");
-        w.update_user(&user).await.map_err(user_write_error)?;
-        w.audit(&event).await?;
         w.commit().await?;
         Ok(())
     }
@@ -405,6 +380,8 @@ impl Gatehouse {
     ) -> ServiceResult<SignInOutcome> {
         let now = self.now();
         let ttl = pool.settings.access_token_ttl_secs;
+        // With refresh tokens the session is their family, and lasts as long as they do.
+        let with_refresh = client.grant_types.contains(&GrantType::RefreshToken);
         let session = Session {
             id: SessionId::new_ordered(),
             pool: pool.id,
@@ -413,7 +390,11 @@ impl Gatehouse {
             client_id: Some(client.client_id.clone()),
             kind: SessionKind::SignIn,
             created_at: now,
-            expires_at: now.plus_secs(i64::from(ttl)),
+            expires_at: now.plus_secs(if with_refresh {
+                REFRESH_TOKEN_TTL_SECS
+            } else {
+                i64::from(ttl)
+            }),
             revoked_at: None,
         };
         let mut event = self
@@ -430,10 +411,37 @@ impl Gatehouse {
         event.client_id = Some(client.client_id.clone());
         w.create_session(&session).await?;
         w.audit(&event).await?;
+        let refresh = if with_refresh {
+            Some(
+                self.put_refresh(w.as_mut(), pool, &session, &[], now)
+                    .await?,
+            )
+        } else {
+            None
+        };
         let issued = self
             .commit_and_mint(w, pool, &client.client_id, user, &session, None, ttl)
             .await?;
-        Ok(SignInOutcome::Tokens(Box::new(issued)))
+        Ok(SignInOutcome::Tokens {
+            access: Box::new(issued),
+            refresh,
+        })
+    }
+
+    /// The API's `REFRESH_TOKEN` flow: the client (authenticated as the other flows are)
+    /// presents a refresh token, of an API sign-in or of the code flow, and gets new tokens
+    /// and the family's next refresh token, exactly as at the token endpoint.
+    pub async fn refresh_sign_in(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+        refresh_token: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<CodeGrant> {
+        let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        self.refresh_for_client(pool, &client, refresh_token, meta)
+            .await
     }
 
     /// Commits the transaction that started `session` for `user`, and mints the session's

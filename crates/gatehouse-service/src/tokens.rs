@@ -475,6 +475,7 @@ impl Gatehouse {
             client_id: client_id.clone(),
             act: claims.act.clone(),
             expires_at: claims.exp,
+            scope: claims.scope.clone(),
         };
         if claims.username.is_none() {
             // A client's own token.

@@ -509,6 +509,7 @@ mod tests {
                 client_id: None,
                 act: None,
                 expires_at: 0,
+                scope: None,
             },
         }
     }

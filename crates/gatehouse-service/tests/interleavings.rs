@@ -37,7 +37,7 @@ async fn signed_in(w: &World, user: &User) -> Principal {
         )
         .await
         .unwrap();
-    let SignInOutcome::Tokens(issued) = outcome else {
+    let SignInOutcome::Tokens { access: issued, .. } = outcome else {
         panic!("a confirmed user signs in with tokens");
     };
     w.gh.authenticate_bearer(&w.pool, issued.token.expose())
@@ -146,6 +146,7 @@ fn principal_of(user: &User, permissions: PermissionSet, pool: &Pool) -> Princip
             client_id: None,
             act: None,
             expires_at: i64::MAX,
+            scope: None,
         },
     }
 }

@@ -521,6 +521,20 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<CodeGrant> {
         let client = self.code_flow_client(pool, creds).await?;
+        self.refresh_for_client(pool, &client, token, meta).await
+    }
+
+    /// The refresh of an authenticated client, shared by the token endpoint and the API's
+    /// `REFRESH_TOKEN` flow. The family is an authorization of the code flow or an API
+    /// sign-in's session; the token is taken by one compare-and-set, a used one ends its
+    /// family, and one of another client is refused without touching anything.
+    pub(crate) async fn refresh_for_client(
+        &self,
+        pool: &Pool,
+        client: &AppClient,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<CodeGrant> {
         if !client.grant_types.contains(&GrantType::RefreshToken) {
             return Err(ServiceError::OAuth(OAuthError::new(
                 OAuthErrorCode::UnauthorizedClient,
@@ -560,8 +574,12 @@ impl Gatehouse {
             w.commit().await?;
             return Err(invalid_grant("the authorization has ended"));
         };
-        let SessionKind::Authorized { browser, .. } = session.kind else {
-            return Err(invalid_grant("invalid refresh token"));
+        // The `sid` of an ID token: the browser session of a code flow's authorization, the
+        // session itself for an API sign-in.
+        let sid = match session.kind {
+            SessionKind::Authorized { browser, .. } => browser,
+            SessionKind::SignIn => session.id,
+            _ => return Err(invalid_grant("invalid refresh token")),
         };
         let refresh = self
             .put_refresh(w.as_mut(), pool, &session, &taken.scopes, taken.auth_time)
@@ -569,7 +587,7 @@ impl Gatehouse {
         self.finish_grant(
             w,
             pool,
-            &client,
+            client,
             &user,
             &session,
             taken.scopes,
@@ -577,13 +595,14 @@ impl Gatehouse {
             IdTokenFacts {
                 nonce: None,
                 auth_time: taken.auth_time,
-                browser_session: browser,
+                browser_session: sid,
             },
         )
         .await
     }
 
-    async fn put_refresh(
+    /// Adds the next refresh token of `session`'s family, valid while the session lasts.
+    pub(crate) async fn put_refresh(
         &self,
         w: &mut dyn PoolWrite,
         pool: &Pool,
@@ -660,7 +679,8 @@ impl Gatehouse {
                 &client.client_id,
                 user,
                 session,
-                Some(scopes.join(" ")),
+                // An API sign-in's family grants no scope, and its tokens name none.
+                (!scopes.is_empty()).then(|| scopes.join(" ")),
                 pool.settings.access_token_ttl_secs,
             )
             .await?;

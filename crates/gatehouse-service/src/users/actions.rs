@@ -20,7 +20,7 @@ use super::{
 };
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
-use crate::messages::{MessageKind, OutboundMessage};
+use crate::password_reset::ResetBy;
 use crate::{Gatehouse, Principal, RequestMeta};
 
 impl Gatehouse {
@@ -255,37 +255,8 @@ impl Gatehouse {
             )
             .await?;
         w.commit().await?;
-
-        let name = user.username.as_str();
-        if let Some(previous) = user.recently_replaced_email(now) {
-            self.deliver(&OutboundMessage {
-                kind: MessageKind::PasswordReset,
-                pool: pool.slug.to_string(),
-                username: name.to_owned(),
-                to_email: Some(previous.to_owned()),
-                to_phone: None,
-                subject: "The password of your account was reset".to_owned(),
-                body: format!(
-                    "The password of {name} was reset by an administrator, and the reset code \
-                     was sent to the account's new e-mail address, which replaced this one \
-                     recently. If you did not change the address, contact your administrator."
-                ),
-            })
-            .await?;
-        }
-        self.deliver(&OutboundMessage {
-            kind: MessageKind::PasswordReset,
-            pool: pool.slug.to_string(),
-            username: name.to_owned(),
-            to_email: Some(user.attributes.email.clone()),
-            to_phone: user.attributes.phone.clone(),
-            subject: "Your password reset code".to_owned(),
-            body: format!(
-                "The password of {name} was reset by an administrator. Your reset code is {}.",
-                code.expose()
-            ),
-        })
-        .await
+        self.deliver_reset_code(pool, &user, now, &code, ResetBy::Administrator)
+            .await
     }
 
     pub async fn disable_user_mfa(

@@ -15,10 +15,12 @@ use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::txn::PoolWrite;
 use gatehouse_domain::user::{User, UserAttributes, UserStatus, VerifiableAttribute};
+use serde_json::{Map, Value};
 
 use super::{VerifiedFlags, reconcile_verified, role_set, user_write_error};
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
+use crate::id_tokens::scope_claims;
 use crate::messages::{MessageKind, OutboundMessage};
 use crate::principal::Subject;
 use crate::{Gatehouse, Principal, RequestMeta};
@@ -77,9 +79,28 @@ fn verification_message(
 }
 
 impl Gatehouse {
-    /// The profile OIDC userinfo answers with: the token's user, in its home pool. An ordinary
-    /// API, so an impersonated token works here as the user's own.
-    pub async fn userinfo(&self, principal: &Principal) -> ServiceResult<User> {
+    /// What OIDC userinfo answers (Core §5.3): `sub`, and the claims the token's scopes
+    /// release, exactly as the ID token releases them ([`scope_claims`]); a token without
+    /// the `email` scope learns no address. An ordinary API, so an impersonated token works
+    /// here as the user's own.
+    pub async fn userinfo(&self, principal: &Principal) -> ServiceResult<Map<String, Value>> {
+        let user = self.userinfo_user(principal).await?;
+        let scopes: Vec<String> = principal
+            .token
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let mut claims = Map::new();
+        claims.insert("sub".to_owned(), Value::String(user.id.to_string()));
+        claims.extend(scope_claims(&user, &scopes));
+        Ok(claims)
+    }
+
+    /// The token's user, in its home pool.
+    async fn userinfo_user(&self, principal: &Principal) -> ServiceResult<User> {
         let Some(id) = principal.user_id() else {
             return Err(ServiceError::Forbidden(
                 "userinfo needs a user's token".to_owned(),

@@ -563,3 +563,93 @@ async fn a_staff_member_signs_in_with_the_staff_account_through_the_hosted_pages
     assert_eq!(beta["claims"]["iss"], app.issuer("beta"));
     assert_eq!(beta["claims"]["identities"][0]["userId"], sue.as_str());
 }
+
+/// "Forgot your password?" in the browser: the sign-in page's button, the username step, the
+/// code sent by message, a wrong code shown on the page, then the right one with a new
+/// password signs the user in and the relying party gets its tokens. Each page passes axe
+/// and is screenshotted.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_through_the_hosted_pages() {
+    let app = spawn_app_at_its_address().await;
+    let mut rp = Rp::start().await;
+    let (shots, _keep) = screenshot_dir("browser_forgot_password");
+    app.create_pool("acme").await;
+    let web = register(&app, &rp, "acme", ClientType::Confidential).await;
+    let acme = app.issuer("acme");
+    let pool = app
+        .gh
+        .pool(&PoolSlug::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let attributes = UserAttributes {
+        email: "carol@example.com".to_owned(),
+        email_verified: Some(true),
+        name: "Carol".to_owned(),
+        ..UserAttributes::default()
+    };
+    let (carol, _) = app
+        .gh
+        .create_user_with_password(
+            &pool,
+            "carol",
+            attributes,
+            Some(Secret::new("carols-forgotten-1")),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let mut cmd = reviewed(login(&acme, &web, "carol", ""), &shots, "carol");
+    cmd["op"] = json!("forgot");
+    let asked = rp.ok(cmd).await;
+    let pages = asked["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 3, "{asked:#}");
+    for (page, step) in pages
+        .iter()
+        .zip(["sign-in", "forgot-password", "reset-password"])
+    {
+        assert_reviewed(page, step);
+    }
+    let body = app.outbox().last().unwrap()["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let at = body.find("code is ").unwrap() + "code is ".len();
+    let code = &body[at..at + 6];
+
+    // A wrong code: the page says so, and the login waits.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = rp
+        .ok(reviewed(
+            json!({"op": "reset", "code": wrong, "new_password": "carols-new-password-2"}),
+            &shots,
+            "carol",
+        ))
+        .await;
+    assert_eq!(refused["arrived"], false, "{refused:#}");
+    assert_reviewed(&refused["pages"][0], "reset-error");
+    assert!(
+        refused["text"]
+            .as_str()
+            .unwrap()
+            .contains("The code is wrong or has expired"),
+        "{refused:#}"
+    );
+
+    // The right code: signed in, and the relying party has its tokens.
+    let signed_in = rp
+        .ok(json!({"op": "reset", "code": code, "new_password": "carols-new-password-2"}))
+        .await;
+    assert_eq!(signed_in["arrived"], true, "{signed_in:#}");
+    assert_eq!(signed_in["claims"]["sub"], carol.id.to_string());
+    assert_eq!(signed_in["userinfo"]["email"], "carol@example.com");
+    rp.ok(json!({"op": "refresh", "client_id": web.id})).await;
+
+    // In a fresh browser the new password signs in.
+    rp.ok(json!({"op": "new_context"})).await;
+    rp.ok(expecting_page(
+        login(&acme, &web, "carol", "carols-new-password-2"),
+        true,
+    ))
+    .await;
+}

@@ -97,7 +97,7 @@ pub(crate) fn query_of(location: &str) -> std::collections::HashMap<String, Stri
     url.query_pairs().into_owned().collect()
 }
 
-async fn web_client(app: &TestApp, pool: &str, grants: &[&str]) -> ClientCreds {
+pub(crate) async fn web_client(app: &TestApp, pool: &str, grants: &[&str]) -> ClientCreds {
     register(app, pool, grants, ClientType::Confidential).await
 }
 
@@ -132,7 +132,12 @@ pub(crate) async fn register(
     }
 }
 
-fn authorize_url(app: &TestApp, pool: &str, client: &ClientCreds, extra: &str) -> String {
+pub(crate) fn authorize_url(
+    app: &TestApp,
+    pool: &str,
+    client: &ClientCreds,
+    extra: &str,
+) -> String {
     app.pool_url(
         pool,
         &format!(
@@ -181,7 +186,7 @@ async fn sign_in(browser: &mut Browser, app: &TestApp, url: &str, password: &str
     res.headers()[LOCATION].to_str().unwrap().to_owned()
 }
 
-async fn exchange(
+pub(crate) async fn exchange(
     app: &TestApp,
     client: &ClientCreds,
     code: &str,
@@ -204,7 +209,7 @@ async fn exchange(
         .unwrap()
 }
 
-async fn refresh(app: &TestApp, client: &ClientCreds, token: &str) -> reqwest::Response {
+pub(crate) async fn refresh(app: &TestApp, client: &ClientCreds, token: &str) -> reqwest::Response {
     app.http
         .post(app.pool_url("acme", "/oauth2/token"))
         .basic_auth(&client.id, Some(&client.secret))
