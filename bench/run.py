@@ -19,6 +19,7 @@ of `gatehouse serve` come first.
 import argparse
 import base64
 import collections
+import hashlib
 import html
 import http.client as httpclient
 import json
@@ -227,8 +228,6 @@ class Browser:
 
 
 def pkce_pair():
-    import hashlib
-
     verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
     return verifier, challenge.decode()
@@ -688,6 +687,7 @@ def main():
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     needed = ["wrk"] + ([] if args.no_peer else ["node", "npm"])
+    needed += ["node"] if selected(args, CODE_FLOW) and args.no_peer else []
     needed += ["psql"] if "postgres" in backends else []
     for tool in needed:
         if shutil.which(tool) is None:
