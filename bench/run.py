@@ -311,11 +311,14 @@ def run_wrk(url, method, duration, connections, body="", content_type="", auth="
         BENCH_AUTH=auth,
     )
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT, url]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = parse_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))
-    p99 = parse_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    out = done.stdout
+    found = [re.search(p, out, re.M) for p in (r"(\d+) requests in", r"Requests/sec:\s+([\d.]+)",
+                                                r"^\s+50%\s+(\S+)$", r"^\s+99%\s+(\S+)$")]
+    if not all(found):
+        raise RuntimeError(f"wrk's summary for {method} {url} could not be read:\n{out}{done.stderr}")
+    total, rps = int(found[0].group(1)), float(found[1].group(1))
+    p50, p99 = parse_ms(found[2].group(1)), parse_ms(found[3].group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     sock = re.search(r"Socket errors: (.*)", out)
