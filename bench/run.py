@@ -6,16 +6,21 @@ Starts `gatehouse serve` on SQLite in a scratch folder, and then on a scratch Po
 scenario with wrk
 over loopback with keep-alive (bounded in time), and prints, per scenario: requests/s, p50 and
 p99 latency, server CPU seconds, requests per server CPU-second, and peak server memory. The
-client-credentials and introspection scenarios also run against npm `oidc-provider` in the same
-run. Start-up time and idle memory of `gatehouse serve` come first.
+authorization code scenario chains two requests per flow, so bench/flow/driver.mjs drives it
+and its rows count whole flows. The client-credentials, introspection and authorization code
+scenarios also run against npm `oidc-provider` in the same run. Start-up time and idle memory
+of `gatehouse serve` come first.
 
-    bench/run.py              # the full run, SQLite and PostgreSQL (about 9 minutes on 2 cores)
+    bench/run.py              # the full run, SQLite and PostgreSQL (about 10 minutes on 2 cores)
     bench/run.py --smoke      # seconds: proves the benchmark still works
+    bench/run.py --only 'authorization code'   # the scenarios whose name contains this
 """
 
 import argparse
 import base64
 import collections
+import hashlib
+import html
 import http.client as httpclient
 import json
 import os
@@ -37,6 +42,11 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk", "request.lua")
 PEER_DIR = os.path.join(ROOT, "bench", "peer")
+FLOW_DRIVER = os.path.join(ROOT, "bench", "flow", "driver.mjs")
+CODE_FLOW = "authorization code (SSO session)"
+# The code flow's redirect URI: a loopback one, as a native app's; nothing listens there (the
+# driver reads the code from the redirect and never follows it).
+REDIRECT_URI = "http://127.0.0.1:8999/cb"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ADMIN_PASSWORD = "bench-admin-password-1"
 USER_PASSWORD = "bench-user-password-1"
@@ -140,11 +150,14 @@ class Peer:
     CLIENT_ID = "bench"
     CLIENT_SECRET = "bench-secret-0123456789abcdef"
 
+    WEB_CLIENT_ID = "bench-web"  # server.mjs: the authorization code client
+
     def __init__(self, fmt):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            ["node", "server.mjs", str(self.port), self.CLIENT_ID, self.CLIENT_SECRET, fmt],
+            ["node", "server.mjs", str(self.port), self.CLIENT_ID, self.CLIENT_SECRET, fmt,
+             REDIRECT_URI],
             cwd=PEER_DIR,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -172,6 +185,112 @@ def basic(client_id, secret):
 FORM = "application/x-www-form-urlencoded"
 
 
+class Browser:
+    """Just enough of a browser for one sign-in: requests that do not follow redirects, and a
+    cookie jar that keeps every cookie it is given (paths ignored; one host)."""
+
+    def __init__(self):
+        self.cookies = {}
+
+    def header(self):
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+    def session_cookie(self, prefix):
+        """The Cookie header of the cookies named prefix… alone (the single sign-on session's;
+        the sign-in's CSRF and interaction cookies stay behind)."""
+        kept = [f"{k}={v}" for k, v in self.cookies.items() if k.startswith(prefix)]
+        if not kept:
+            raise RuntimeError(f"the sign-in set no {prefix}… cookie: {sorted(self.cookies)}")
+        return "; ".join(kept)
+
+    def request(self, method, url, body=None, headers=None):
+        u = urllib.parse.urlsplit(url)
+        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=30)
+        try:
+            headers = dict(headers or {})
+            if self.cookies:
+                headers["Cookie"] = self.header()
+            conn.request(method, u.path + ("?" + u.query if u.query else ""), body, headers)
+            res = conn.getresponse()
+            text = res.read().decode("utf-8", "replace")
+            for name, value in res.getheaders():
+                if name.lower() != "set-cookie":
+                    continue
+                pair, _, attrs = value.partition(";")
+                k, _, v = pair.strip().partition("=")
+                if not v or re.search(r"max-age=0\b|expires=thu, 01 jan 1970", attrs, re.I):
+                    self.cookies.pop(k, None)
+                else:
+                    self.cookies[k] = v
+            return res.status, res.getheader("Location"), text
+        finally:
+            conn.close()
+
+
+def pkce_pair():
+    verifier = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    return verifier, challenge.decode()
+
+
+def authorize_query(client_id):
+    """The authorization request's fixed part; the driver adds state, nonce and PKCE."""
+    return urllib.parse.urlencode({"response_type": "code", "client_id": client_id,
+                                   "redirect_uri": REDIRECT_URI, "scope": "openid"})
+
+
+def first_authorize_url(endpoint, client_id):
+    _, challenge = pkce_pair()
+    return (f"{endpoint}?{authorize_query(client_id)}&state=sign-in&nonce=sign-in"
+            f"&code_challenge={challenge}&code_challenge_method=S256")
+
+
+def code_of(step, status, location, text):
+    """The code a redirect to the client carries; anything else ends the run."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location or "").query)
+    if status not in (302, 303) or not (location or "").startswith(REDIRECT_URI) or "code" not in query:
+        raise RuntimeError(f"{step}: expected a redirect with a code, got {status} "
+                           f"{location!r} {text[:300]!r}")
+    return query["code"][0]
+
+
+def gatehouse_sso_cookie(pool_url, client_id, username, password):
+    """Signs in once through Gatehouse's hosted sign-in page (GET authorize: the form, its
+    CSRF cookie and sealed request; POST the password step) and answers the Cookie header
+    that carries the SSO session."""
+    b = Browser()
+    endpoint = pool_url + "/oauth2/authorize"
+    status, _, page = b.request("GET", first_authorize_url(endpoint, client_id))
+    fields = {k: html.unescape(v) for k, v in
+              re.findall(r'name="(request|csrf)" value="([^"]*)"', page)}
+    if status != 200 or set(fields) != {"request", "csrf"}:
+        raise RuntimeError(f"gatehouse sign-in page: {status} {page[:300]!r}")
+    form = urllib.parse.urlencode({"step": "password", **fields, "username": username,
+                                   "password": password})
+    status, location, text = b.request("POST", endpoint, form, {"Content-Type": FORM})
+    code_of("gatehouse sign-in", status, location, text)
+    return b.session_cookie("gatehouse_sso_")
+
+
+def peer_session_cookie(base, client_id, account):
+    """Signs in once at oidc-provider: the authorization goes to an interaction, which
+    server.mjs finishes programmatically (login and grant); resuming it answers with a code and
+    the session cookie."""
+    b = Browser()
+    status, location, text = b.request("GET", first_authorize_url(base + "/auth", client_id))
+    if status not in (302, 303) or "/interaction/" not in (location or ""):
+        raise RuntimeError(f"oidc-provider authorize: {status} {location!r} {text[:300]!r}")
+    interaction = urllib.parse.urljoin(base + "/", location)
+    status, location, text = b.request("POST", interaction + "/login",
+                                       urllib.parse.urlencode({"account": account}),
+                                       {"Content-Type": FORM})
+    if status != 303 or not location:
+        raise RuntimeError(f"oidc-provider login: {status} {location!r} {text[:300]!r}")
+    status, location, text = b.request("GET", urllib.parse.urljoin(base + "/", location))
+    code_of("oidc-provider resume", status, location, text)
+    return b.session_cookie("_session")
+
+
 # ---------------------------------------------------------------- wrk
 
 
@@ -192,11 +311,14 @@ def run_wrk(url, method, duration, connections, body="", content_type="", auth="
         BENCH_AUTH=auth,
     )
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", WRK_SCRIPT, url]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = parse_ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))
-    p99 = parse_ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    out = done.stdout
+    found = [re.search(p, out, re.M) for p in (r"(\d+) requests in", r"Requests/sec:\s+([\d.]+)",
+                                                r"^\s+50%\s+(\S+)$", r"^\s+99%\s+(\S+)$")]
+    if not all(found):
+        raise RuntimeError(f"wrk's summary for {method} {url} could not be read:\n{out}{done.stderr}")
+    total, rps = int(found[0].group(1)), float(found[1].group(1))
+    p50, p99 = parse_ms(found[2].group(1)), parse_ms(found[3].group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     sock = re.search(r"Socket errors: (.*)", out)
@@ -226,6 +348,46 @@ def measure(pid, name, url, method, args, **request):
         f"  {name}: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.2f} ms, "
         f"{result['per_cpu_s']:.0f} req/CPU-s, statuses {result['statuses']}"
     )
+    return result
+
+
+def measure_code_flow(pid, name, args, authorize, token, client_id, client_secret, cookie):
+    """Full authorization code flows with a session cookie, driven by bench/flow/driver.mjs
+    (the same connections and duration as the wrk scenarios); the server's CPU is measured
+    around it as around wrk."""
+    config = {"authorize": f"{authorize}?{authorize_query(client_id)}", "token": token,
+              "client_id": client_id, "client_secret": client_secret,
+              "redirect_uri": REDIRECT_URI, "cookie": cookie, "duration": args.duration,
+              "connections": args.connections}
+    before = cpu_seconds(pid)
+    out = subprocess.run(["node", FLOW_DRIVER, json.dumps(config)], capture_output=True,
+                         text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - before
+    d = json.loads(out)
+    result = {
+        "scenario": name,
+        "statuses": d["statuses"],
+        "requests": d["flows"],
+        "rps": d["flows_per_s"],
+        "p50_ms": d["p50_ms"],
+        "p99_ms": d["p99_ms"],
+        "non_2xx": d["errors"],
+        "socket_errors": "",
+        "errors": d["error_kinds"],
+        "error_samples": d["error_samples"],
+        "driver_cpu_s": d["driver_cpu_s"],
+        "driver_core_share": d["driver_cpu_s"] / d["elapsed_s"],
+        "server_cpu_s": cpu,
+        "per_cpu_s": d["flows"] / cpu if cpu > 0 else float("nan"),
+        "peak_mb": memory_mb(pid, "VmHWM"),
+    }
+    log(f"  {name}: {result['rps']:.0f} flows/s, p99 {result['p99_ms']:.2f} ms, "
+        f"{result['per_cpu_s']:.0f} flows/CPU-s, statuses {result['statuses']}; driver "
+        f"{result['driver_cpu_s']:.2f} CPU s ({100 * result['driver_core_share']:.0f}% of a core)")
+    if d["errors"]:
+        log(f"  {name}: {d['errors']} failed flows {d['error_kinds']}")
+        for sample in d["error_samples"]:
+            log(f"    {sample}")
     return result
 
 
@@ -432,9 +594,14 @@ def _run_gatehouse(binary, args, backend, database, work, results):
           "--name", "Admin", "--role", "admin", "--password-stdin", stdin=ADMIN_PASSWORD)
     g.cli("user", "create", "--pool", "bench", "target", "--email", "target@bench.example",
           "--name", "Target", "--password-stdin", stdin=USER_PASSWORD)
-    if database:
+    web = json.loads(
+        g.cli("client", "create", "--pool", "bench", "--name", "web", "--redirect-uri",
+              REDIRECT_URI, "--grant", "authorization_code", "--json")
+    )
+    listing = selected(args, "list users")
+    if listing and database:
         seed_users_postgres(database.url, "bench", args.users)
-    else:
+    elif listing:
         seed_users(os.path.join(work, "gatehouse.db"), "bench", args.users)
 
     g.start()
@@ -451,23 +618,34 @@ def _run_gatehouse(binary, args, backend, database, work, results):
                                            "password": pw})
     admin = http("POST", pool + "/api/auth/initiate", sign_in("admin", ADMIN_PASSWORD).encode(),
                  {"Content-Type": "application/json"})["access_token"]
-    listed = http("GET", pool + "/api/user-management/users?limit=60", None,
-                  {"Authorization": "Bearer " + admin})
-    assert len(listed["users"]) == 60 and listed["next"], "seeded users are not listed"
+    if listing:
+        listed = http("GET", pool + "/api/user-management/users?limit=60", None,
+                      {"Authorization": "Bearer " + admin})
+        assert len(listed["users"]) == 60 and listed["next"], "seeded users are not listed"
 
     log(f"gatehouse on {backend} ({args.duration}s per scenario, {args.connections} connections):")
-    run = lambda *a, **k: results["scenarios"].append(measure(pid, *a, args=args, **k))
+
+    def run(name, *a, **k):
+        if selected(args, name):
+            results["scenarios"].append(measure(pid, name, *a, args=args, **k))
+
     run("client-credentials token", pool + "/oauth2/token", "POST",
         body="grant_type=client_credentials", content_type=FORM, auth=auth)
     run("introspection", pool + "/oauth2/introspect", "POST",
         body="token=" + token, content_type=FORM, auth=auth)
     run("impersonation", pool + "/api/user-management/users/target/impersonate", "POST",
         auth="Bearer " + token)
+    if selected(args, CODE_FLOW):
+        cookie = gatehouse_sso_cookie(pool, web["client_id"], "target", USER_PASSWORD)
+        results["scenarios"].append(measure_code_flow(
+            pid, CODE_FLOW, args, pool + "/oauth2/authorize", pool + "/oauth2/token",
+            web["client_id"], web["client_secret"], cookie))
     run("password sign-in", pool + "/api/auth/initiate", "POST",
         body=sign_in("target", USER_PASSWORD), content_type="application/json")
-    results["flood"] = sign_in_flood(
-        g.base, "/pools/bench/api/auth/initiate", sign_in("target", USER_PASSWORD).encode(),
-        200 if args.smoke else 5000)
+    if selected(args, "password sign-in during a flood"):
+        results["flood"] = sign_in_flood(
+            g.base, "/pools/bench/api/auth/initiate", sign_in("target", USER_PASSWORD).encode(),
+            200 if args.smoke else 5000)
     run(f"list users, first page ({args.users:,} users)",
         pool + "/api/user-management/users?limit=60", "GET", auth="Bearer " + admin)
     middle = f"user{args.users // 2:06d}"
@@ -479,10 +657,16 @@ def _run_gatehouse(binary, args, backend, database, work, results):
 
     with open(os.path.join(work, "serve.log")) as f:
         results["server_log_tail"] = f.readlines()[-20:]
-    rate = json.loads(g.cli("hash-rate", "--seconds", "1" if args.smoke else "5", "--json"))
-    results["argon2_raw_per_s"] = rate["hashes_per_second"]
-    results["argon2"] = rate
+    if selected(args, "password sign-in"):
+        rate = json.loads(g.cli("hash-rate", "--seconds", "1" if args.smoke else "5", "--json"))
+        results["argon2_raw_per_s"] = rate["hashes_per_second"]
+        results["argon2"] = rate
     return results
+
+
+def selected(args, name):
+    """Whether a scenario runs: all of them, or those whose name contains an --only value."""
+    return not args.only or any(o.lower() in name.lower() for o in args.only)
 
 
 def main():
@@ -494,6 +678,9 @@ def main():
     ap.add_argument("--users", type=int, default=None, help="users in the listing pool (default 100000; smoke 1000)")
     ap.add_argument("--no-peer", action="store_true", help="skip the oidc-provider comparison")
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--only", action="append", metavar="NAME",
+                    help="run only the scenarios whose name contains NAME (repeatable; "
+                         "e.g. 'authorization code', 'introspection', 'flood')")
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both",
                     help="the database(s) to run Gatehouse's scenarios on (default both; "
                          "PostgreSQL from GATEHOUSE_BENCH_POSTGRES_URL, as the tests use it)")
@@ -503,6 +690,7 @@ def main():
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     needed = ["wrk"] + ([] if args.no_peer else ["node", "npm"])
+    needed += ["node"] if selected(args, CODE_FLOW) and args.no_peer else []
     needed += ["psql"] if "postgres" in backends else []
     for tool in needed:
         if shutil.which(tool) is None:
@@ -528,10 +716,19 @@ def main():
         for fmt, name, path, body in [
             ("jwt", "client-credentials token", "/token", "grant_type=client_credentials&scope=api:read"),
             ("opaque", "introspection", "/token/introspection", None),
+            ("jwt", CODE_FLOW, None, None),
         ]:
+            if not selected(args, name):
+                continue
             peer = Peer(fmt)
             try:
                 pauth = basic(Peer.CLIENT_ID, Peer.CLIENT_SECRET)
+                if name == CODE_FLOW:
+                    cookie = peer_session_cookie(peer.base, Peer.WEB_CLIENT_ID, "target")
+                    results["peer"].append(measure_code_flow(
+                        peer.proc.pid, name, args, peer.base + "/auth", peer.base + "/token",
+                        Peer.WEB_CLIENT_ID, Peer.CLIENT_SECRET, cookie))
+                    continue
                 if body is None:
                     t = http("POST", peer.base + "/token", b"grant_type=client_credentials&scope=api:read",
                              {"Authorization": pauth, "Content-Type": FORM})["access_token"]
@@ -550,8 +747,10 @@ def main():
     # During the flood a real sign-in may be refused with 503 (the queue is full); anything
     # else, or none answered at all, is a failure.
     failed += [f"sign-in during a flood on {backend} {b['flood']['statuses']}"
-               for backend, b in results["backends"].items()
+               for backend, b in results["backends"].items() if "flood" in b
                if set(b["flood"]["statuses"]) - {200, 503} or not b["flood"]["statuses"].get(200)]
+    if args.only and not results["scenarios"] + results["peer"]:
+        failed.append(f"no scenario matches --only {args.only}")
     if failed:
         for b in results["backends"].values():
             sys.stderr.writelines(b["server_log_tail"])
@@ -560,7 +759,9 @@ def main():
 
 def report(r, args):
     print(f"\nGatehouse benchmark — {r['machine']}")
-    print(f"{args.duration}s per scenario, wrk with {args.connections} connections on 1 thread, loopback, keep-alive\n")
+    print(f"{args.duration}s per scenario, wrk with {args.connections} connections on 1 thread, loopback, keep-alive")
+    print(f"({CODE_FLOW}: bench/flow/driver.mjs, {args.connections} flows at a time; "
+          "its rows count whole flows, authorize and token)\n")
     for backend, b in r["backends"].items():
         print(f"start-up on {backend}: {b['startup_first_ms']:.0f} ms first (creates the database), "
               f"{b['startup_ms']:.0f} ms after (median); idle memory {b['idle_mb']:.1f} MB")
@@ -573,23 +774,32 @@ def report(r, args):
     for s in r["peer"]:
         print(f"{'oidc-provider ' + s['scenario']:<51} {s['rps']:>9.0f} {s['p50_ms']:>8.2f} "
               f"{s['p99_ms']:>8.2f} {s['server_cpu_s']:>7.2f} {s['per_cpu_s']:>10.0f} {s['peak_mb']:>8.1f}")
+    for s in r["scenarios"] + r["peer"]:
+        if "driver_cpu_s" in s:
+            who = s["scenario"] if s in r["scenarios"] else "oidc-provider " + s["scenario"]
+            print(f"{who}: driver {s['driver_cpu_s']:.2f} CPU s ({100 * s['driver_core_share']:.0f}% of "
+                  f"one core); flows {s['statuses']}")
     for backend, b in r["backends"].items():
+        if "flood" not in b:
+            continue
         f = b["flood"]
         print(f"password sign-in during {f['abandoned_sent']:,} abandoned requests ({f['flood_s']:.1f} s) "
               f"on {backend}: {f['real']} real sign-ins, p50 {f['p50_ms']:.0f} ms, p99 {f['p99_ms']:.0f} ms, "
               f"max {f['max_ms']:.0f} ms, statuses {f['statuses']}; hashes {f['hashes']}")
-    a = r["argon2"]
-    print(f"\nraw argon2id (m={a['memory_kib']} KiB, t={a['iterations']}, p={a['parallelism']}) on "
-          f"{a['threads']} threads: {r['argon2_raw_per_s']:.1f}/s")
-    for s in r["scenarios"]:
-        if s["scenario"].startswith("password sign-in"):
-            print(f"{s['scenario']} reaches {100 * s['rps'] / r['argon2_raw_per_s']:.0f}% of it")
+    if "argon2" in r:
+        a = r["argon2"]
+        print(f"\nraw argon2id (m={a['memory_kib']} KiB, t={a['iterations']}, p={a['parallelism']}) on "
+              f"{a['threads']} threads: {r['argon2_raw_per_s']:.1f}/s")
+        for s in r["scenarios"]:
+            if s["scenario"].startswith("password sign-in"):
+                print(f"{s['scenario']} reaches {100 * s['rps'] / r['argon2_raw_per_s']:.0f}% of it")
     by_name = {s["scenario"]: s for s in r["scenarios"]}
     for p in r["peer"]:
         g = by_name.get(p["scenario"])
         if g and p["per_cpu_s"] > 0:
-            print(f"{p['scenario']}: Gatehouse/oidc-provider = {g['rps'] / p['rps']:.2f}x req/s, "
-                  f"{g['per_cpu_s'] / p['per_cpu_s']:.2f}x req per CPU-second")
+            unit = "flows" if "driver_cpu_s" in p else "req"
+            print(f"{p['scenario']}: Gatehouse/oidc-provider = {g['rps'] / p['rps']:.2f}x {unit}/s, "
+                  f"{g['per_cpu_s'] / p['per_cpu_s']:.2f}x {unit} per CPU-second")
     if "postgres" in r["backends"]:
         print("[postgres] rows: CPU s and req/CPU-s count Gatehouse's process only, not the "
               "PostgreSQL server's")
