@@ -318,6 +318,9 @@ def run_wrk(url, method, duration, connections, body="", content_type="", auth="
     if not all(found):
         raise RuntimeError(f"wrk's summary for {method} {url} could not be read:\n{out}{done.stderr}")
     total, rps = int(found[0].group(1)), float(found[1].group(1))
+    if total == 0 or not all(re.match(r"[\d.]+(us|ms|s|m)$", f.group(1)) for f in found[2:]):
+        # No request completed within the run (wrk then prints its percentiles as "-nan").
+        raise RuntimeError(f"wrk completed no request for {method} {url}:\n{out}{done.stderr}")
     p50, p99 = parse_ms(found[2].group(1)), parse_ms(found[3].group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
@@ -673,7 +676,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="a few seconds in all, to prove the benchmark works")
     ap.add_argument("--binary", help="the gatehouse binary (default: build target/release/gatehouse)")
-    ap.add_argument("--duration", type=int, default=None, help="seconds per scenario (default 15; smoke 1)")
+    ap.add_argument("--duration", type=int, default=None, help="seconds per scenario (default 15; smoke 2)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--users", type=int, default=None, help="users in the listing pool (default 100000; smoke 1000)")
     ap.add_argument("--no-peer", action="store_true", help="skip the oidc-provider comparison")
@@ -685,7 +688,9 @@ def main():
                     help="the database(s) to run Gatehouse's scenarios on (default both; "
                          "PostgreSQL from GATEHOUSE_BENCH_POSTGRES_URL, as the tests use it)")
     args = ap.parse_args()
-    args.duration = args.duration or (1 if args.smoke else 15)
+    # Two seconds in a smoke run: long enough that a scenario completes requests on a slow,
+    # busy machine (debug build), short enough that the whole run stays in seconds.
+    args.duration = args.duration or (2 if args.smoke else 15)
     args.users = args.users if args.users is not None else (1000 if args.smoke else 100_000)
 
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
