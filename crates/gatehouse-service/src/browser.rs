@@ -314,7 +314,7 @@ impl Gatehouse {
     }
 }
 
-fn user_actor(pool: &Pool, user: &User) -> Actor {
+pub(crate) fn user_actor(pool: &Pool, user: &User) -> Actor {
     Actor {
         kind: ActorKind::User,
         id: user.id.to_string(),

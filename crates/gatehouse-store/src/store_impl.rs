@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use gatehouse_domain::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use gatehouse_domain::client::AppClient;
+use gatehouse_domain::consent::Consent;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::lockout::{LockoutPolicy, SignInFailures};
@@ -16,7 +17,9 @@ use gatehouse_domain::txn::{
 };
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
-use crate::{Lock, SqlStore, audit, clients, groups, lockout, pools, purge, sessions, users};
+use crate::{
+    Lock, SqlStore, audit, clients, consents, groups, lockout, pools, purge, sessions, users,
+};
 
 /// A single-change write: one transaction with its audit event, through [`PoolWrite`].
 macro_rules! write_once {
@@ -239,6 +242,10 @@ impl Store for SqlStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         write_once!(self, pool, audit, |w| w.delete_client(id).await?)
+    }
+
+    async fn consents_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Consent>> {
+        consents::of_user(&self.pool, pool, user).await
     }
 
     async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()> {

@@ -13,17 +13,17 @@ use serde_json::Value;
 
 use crate::common::{ClientCreds, TestApp, jwt_claims, spawn_app};
 
-const REDIRECT: &str = "https://app.example.com/cb";
+pub(crate) const REDIRECT: &str = "https://app.example.com/cb";
 const LOGGED_OUT: &str = "https://app.example.com/logged-out";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
-    cookies: Vec<(String, String)>,
+    pub(crate) cookies: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -53,7 +53,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, url: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, url: &str) -> reqwest::Response {
         let res = self
             .http
             .get(url)
@@ -65,7 +65,7 @@ impl Browser {
         res
     }
 
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let res = self
             .http
             .post(url)
@@ -80,7 +80,7 @@ impl Browser {
 }
 
 /// The value of a hidden input in a page.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -92,7 +92,7 @@ fn hidden(html: &str, name: &str) -> String {
         .replace("&amp;", "&")
 }
 
-fn query_of(location: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query_of(location: &str) -> std::collections::HashMap<String, String> {
     let url = url::Url::parse(location).unwrap();
     url.query_pairs().into_owned().collect()
 }
@@ -145,7 +145,7 @@ fn authorize_url(app: &TestApp, pool: &str, client: &ClientCreds, extra: &str) -
     )
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

@@ -10,6 +10,7 @@ mod browser_signin;
 mod cli;
 mod code_flow;
 mod common;
+mod consent;
 mod discovery;
 mod edge;
 mod flow;
