@@ -29,4 +29,5 @@ mod security;
 mod single_use;
 mod smtp;
 mod takeover;
+mod theme;
 mod token_exchange;
