@@ -131,11 +131,14 @@ async function submitted(action) {
 const handlers = {
   // {op: "login", issuer, client_id, client_secret?, auth_method? ("client_secret_basic" by
   //  default, or "client_secret_post"), client_metadata?, scope?, extra_params?, username,
-  //  password, new_password?, expect_page?: bool, axe?: bool, screenshot_dir?, label?, session?}
+  //  password, new_password?, expect_page?: bool, expect_consent?: bool, axe?: bool,
+  //  screenshot_dir?, label?, session?}
   // Runs the authorization code flow with PKCE S256, state and nonce in the browser; fills the
-  // sign-in page (and the new-password step) if shown. With expect_page false, a sign-in page
-  // is an error (SSO was expected); with expect_page true, its absence is. Answers
-  // {page_shown, pages: [{step, url, title, axe?, screenshots?}], tokens, claims, userinfo}.
+  // sign-in page (and the new-password step) if shown, and clicks Allow on the consent page
+  // if shown. With expect_page false, a sign-in page is an error (SSO was expected); with
+  // expect_page true, its absence is; expect_consent says the same of the consent page.
+  // Answers {page_shown, consent_shown, pages: [{step, url, title, axe?, screenshots?}],
+  // tokens, claims, userinfo}.
   async login(cmd) {
     const config = await configFor(cmd);
     const verifier = client.randomPKCECodeVerifier();
@@ -154,6 +157,7 @@ const handlers = {
     const steps = {
       "sign-in": page.getByLabel("Username", { exact: true }),
       "new-password": page.getByLabel("New password", { exact: true }),
+      consent: page.getByRole("button", { name: "Allow", exact: true }),
     };
     const pages = [];
     for (;;) {
@@ -164,7 +168,10 @@ const handlers = {
       }
       if (pages.some((p) => p.step === step)) throw new Error(`the ${step} page was shown again`);
       pages.push(await record(cmd, step));
-      if (step === "sign-in") {
+      if (step === "consent") {
+        if (cmd.expect_consent === false) throw new Error("the consent page was shown although consent was remembered");
+        await submitted(() => steps.consent.click());
+      } else if (step === "sign-in") {
         await page.getByLabel("Username", { exact: true }).fill(cmd.username);
         await page.getByLabel("Password", { exact: true }).fill(cmd.password);
         await submitted(() => page.getByRole("button", { name: "Sign in", exact: true }).click());
@@ -176,6 +183,8 @@ const handlers = {
     }
     const pageShown = pages.some((p) => p.step === "sign-in");
     if (cmd.expect_page === true && !pageShown) throw new Error("the sign-in page was not shown");
+    const consentShown = pages.some((p) => p.step === "consent");
+    if (cmd.expect_consent === true && !consentShown) throw new Error("the consent page was not shown");
     const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), {
       pkceCodeVerifier: verifier,
       expectedState: state,
@@ -185,7 +194,7 @@ const handlers = {
     const claims = tokens.claims();
     const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
     sessions.set(cmd.session ?? cmd.client_id, { config, tokens });
-    return { page_shown: pageShown, pages, tokens: { ...tokens }, claims, userinfo };
+    return { page_shown: pageShown, consent_shown: consentShown, pages, tokens: { ...tokens }, claims, userinfo };
   },
 
   // {op: "refresh", client_id | session, refresh_token?, scope?}: a refresh token grant with the
