@@ -33,6 +33,9 @@ pub enum SessionsToEnd {
     WithChildren(SessionId),
     /// Sessions of this pool started by an actor of the staff pool.
     ActedByStaff,
+    /// The authorizations (code-flow sessions, with their refresh tokens) a user of this pool
+    /// gave one app client: what taking back a consent ends.
+    AuthorizedFor { user: UserId, client: ClientId },
     /// Every impersonation, in every pool, in which this actor acts: a user or client of
     /// `pool`. The one reach beyond the transaction's pool: an actor's authority spans pools,
     /// and so does its end.

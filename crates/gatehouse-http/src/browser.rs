@@ -908,3 +908,62 @@ pub async fn logout(
     );
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(scopes: &[&str]) -> Vec<String> {
+        scopes.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn scopes_are_said_in_plain_words_and_others_by_name() {
+        let lines = scope_lines(&owned(&[
+            "openid",
+            "profile",
+            "email",
+            "phone",
+            "user:GetUser",
+        ]));
+        let texts: Vec<&str> = lines.iter().map(|l| l.text).collect();
+        assert_eq!(
+            texts,
+            [
+                "Know who you are (your username)",
+                "See your name and profile details",
+                "See your email address",
+                "See your phone number",
+                "Use the permission",
+            ]
+        );
+        assert_eq!(lines[4].name.as_deref(), Some("user:GetUser"));
+        // Without openid the token still names the user, so the page says so.
+        assert_eq!(scope_lines(&[])[0].text, "Know who you are (your username)");
+    }
+
+    #[test]
+    fn every_page_renders_with_and_without_a_theme() {
+        let theme = context! {
+            pool_name => "Acme",
+            theme => context! { display_name => "Acme", accent => "#0b6e4f", background => "#eeeeee", logo => "data:image/png;base64,AAAA" },
+        };
+        for name in [
+            "sign_in.html",
+            "new_password.html",
+            "error.html",
+            "sign_out.html",
+            "signed_out.html",
+            "consent.html",
+        ] {
+            let plain = page(name, context! { pool_name => "acme" }, StatusCode::OK);
+            assert_eq!(plain.status(), StatusCode::OK, "{name}");
+            let themed = page(
+                name,
+                minijinja::value::merge_maps([context! { pool_name => "acme" }, theme.clone()]),
+                StatusCode::OK,
+            );
+            assert_eq!(themed.status(), StatusCode::OK, "{name}");
+        }
+    }
+}

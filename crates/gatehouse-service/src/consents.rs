@@ -6,6 +6,7 @@ use gatehouse_domain::consent::Consent;
 use gatehouse_domain::ids::{ClientId, Username};
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
+use gatehouse_domain::txn::SessionsToEnd;
 use gatehouse_domain::user::permissions_of;
 
 use crate::audit::EventExt;
@@ -27,8 +28,10 @@ impl Gatehouse {
         Ok(self.store.consents_of_user(pool.id, user.id).await?)
     }
 
-    /// Forgets a user's consent to a client: the next authorization of that client asks the
-    /// user again. Needs the permission of sign-out, over a user the caller dominates.
+    /// Forgets a user's consent to a client, and ends what the client holds by it (its
+    /// authorizations of the user, with their access and refresh tokens): the next
+    /// authorization of that client asks the user again. Needs the permission of sign-out,
+    /// over a user the caller dominates.
     pub async fn revoke_consent(
         &self,
         pool: &Pool,
@@ -45,9 +48,25 @@ impl Gatehouse {
         if !w.delete_consent(user.id, &client_id).await? {
             return Err(ServiceError::NotFound("consent"));
         }
+        // What the client holds by the consent ends with it: its sessions for the user, their
+        // access tokens and refresh tokens.
+        let ended = self
+            .end_sessions_in(
+                w.as_mut(),
+                pool,
+                principal,
+                &SessionsToEnd::AuthorizedFor {
+                    user: user.id,
+                    client: client_id.clone(),
+                },
+                meta,
+                "consent revoked",
+            )
+            .await?;
         let mut event = self
             .event(pool, AuditAction::ConsentRevoked, Some(principal), meta)
-            .subject(&user.username);
+            .subject(&user.username)
+            .detail("sessions", ended);
         event.client_id = Some(client_id);
         w.audit(&event).await?;
         w.commit().await?;

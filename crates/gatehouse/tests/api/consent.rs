@@ -30,7 +30,10 @@ async fn client(app: &TestApp, name: &str, third_party: bool) -> ClientCreds {
             NewAppClient {
                 name: name.to_owned(),
                 scopes: None,
-                grant_types: Some(vec!["authorization_code".to_owned()]),
+                grant_types: Some(vec![
+                    "authorization_code".to_owned(),
+                    "refresh_token".to_owned(),
+                ]),
                 redirect_uris: Some(vec![REDIRECT.to_owned()]),
                 post_logout_redirect_uris: None,
                 client_type: ClientType::Confidential,
@@ -358,7 +361,17 @@ async fn a_revoked_consent_asks_again_and_only_dominating_admins_revoke() {
     let mut browser = Browser::new();
     let url = authorize_url(&app, &other, "openid email", "");
     let html = consent_page(sign_in(&mut browser, &url).await).await;
-    assert!(location(&answer(&mut browser, &app, &html, "allow").await).contains_key("code"));
+    let q = location(&answer(&mut browser, &app, &html, "allow").await);
+    let tokens = exchange(&app, &other, &q["code"]).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    // A first-party client's authorization in the same browser, which the revocation spares.
+    let own = client(&app, "Acme portal", false).await;
+    let q = location(&browser.get(&authorize_url(&app, &own, "openid", "")).await);
+    let own_access = exchange(&app, &own, &q["code"]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // bob may list sessions and sign users out, but carol holds user:GetUser, which he
     // does not: he can neither see nor take back her consents.
@@ -380,8 +393,27 @@ async fn a_revoked_consent_asks_again_and_only_dominating_admins_revoke() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
 
-    // The administrator revokes it: audited, gone, and the next authorization asks again.
+    // The administrator revokes it: audited, gone, what the client held by it ends (its
+    // access and refresh tokens), and the next authorization asks again.
+    assert_eq!(app.introspect("acme", &other, access).await["active"], true);
     assert_eq!(revoke(&app, &ada, "carol", &other.id).await.status(), 204);
+    assert_eq!(
+        app.introspect("acme", &other, access).await["active"],
+        false
+    );
+    let refused = app
+        .http
+        .post(app.pool_url("acme", "/oauth2/token"))
+        .basic_auth(&other.id, Some(&other.secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        app.introspect("acme", &own, &own_access).await["active"],
+        true
+    );
     assert_eq!(app.audit_count("acme", "consent.revoked").await, 1);
     let listed: Value = consents(&app, &ada, "carol").await.json().await.unwrap();
     assert_eq!(listed["consents"], serde_json::json!([]));
