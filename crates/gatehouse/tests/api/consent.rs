@@ -269,7 +269,20 @@ async fn third_party_clients_ask_and_remember_what_was_allowed() {
     assert!(list[0]["granted_at"].is_i64() && list[0]["updated_at"].is_i64());
     assert!(location(&browser.get(&url).await).contains_key("code"));
 
-    // prompt=consent always asks.
+    // prompt=consent always asks, as discovery says it can.
+    let meta: Value = app
+        .http
+        .get(app.pool_url("acme", "/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["prompt_values_supported"],
+        serde_json::json!(["none", "login", "consent"])
+    );
     consent_page(
         browser
             .get(&authorize_url(&app, &other, "openid", "&prompt=consent"))
