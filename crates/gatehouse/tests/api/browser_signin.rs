@@ -566,4 +566,58 @@ async fn a_third_party_client_asks_consent_on_a_themed_pool_s_pages() {
     let second = rp.ok(again).await;
     assert_eq!(second["pages"], json!([]));
     assert_eq!(second["claims"]["sub"], first["claims"]["sub"]);
+
+    // A pool themed with a name and no logo, and a client asking for a permission by name:
+    // the name heads the pages as text, the permission is listed as it is called.
+    app.create_pool("beta").await;
+    app.create_user("beta", "ada", &[], ADA_PASSWORD).await;
+    let slug = PoolSlug::parse("beta").unwrap();
+    let pool = app.gh.pool(&slug).await.unwrap();
+    app.gh
+        .update_theme(
+            &pool,
+            &gatehouse_service::Operator::new("test").in_pool(&slug),
+            gatehouse_service::settings::ThemeUpdate {
+                display_name: Some("Beta Brokers".to_owned()),
+                accent_color: Some("#6b2c91".to_owned()),
+                ..Default::default()
+            },
+            &gatehouse_service::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    let pool = app.gh.pool(&slug).await.unwrap();
+    let (client, secret) = app
+        .gh
+        .create_app_client_as_operator(
+            &pool,
+            NewAppClient {
+                name: "Directory sync".to_owned(),
+                scopes: Some(vec!["user:RetrieveUsers".to_owned()]),
+                grant_types: Some(vec!["authorization_code".to_owned()]),
+                redirect_uris: Some(vec![rp.redirect_uri().to_owned()]),
+                post_logout_redirect_uris: None,
+                client_type: ClientType::Confidential,
+                third_party: true,
+            },
+        )
+        .await
+        .unwrap();
+    let sync = ClientCreds {
+        id: client.client_id.to_string(),
+        secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
+    };
+    let mut cmd = reviewed(
+        login(&app.issuer("beta"), &sync, "ada", ADA_PASSWORD),
+        &shots,
+        "named-pool",
+    );
+    cmd["scope"] = json!("openid user:RetrieveUsers");
+    cmd["expect_consent"] = json!(true);
+    let third = rp.ok(cmd).await;
+    let pages = third["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2, "{third:#}");
+    assert_reviewed(&pages[0], "sign-in");
+    assert_eq!(pages[0]["title"], "Sign in · Beta Brokers");
+    assert_reviewed(&pages[1], "consent");
 }
