@@ -168,19 +168,21 @@ async function submitted(action) {
 const handlers = {
   // {op: "login", issuer, client_id, client_secret?, auth_method? ("client_secret_basic" by
   //  default, or "client_secret_post"), client_metadata?, scope?, extra_params?, username,
-  //  password, new_password?, expect_page?: bool, axe?: bool, screenshot_dir?, label?, session?,
-  //  staff?: bool}
+  //  password, new_password?, expect_page?: bool, expect_consent?: bool, axe?: bool,
+  //  screenshot_dir?, label?, session?, staff?: bool}
   // Runs the authorization code flow with PKCE S256, state and nonce in the browser; fills the
-  // sign-in page (and the new-password step) if shown. With staff, chooses **Sign in with staff
-  // account** on the sign-in page and fills the staff pool's page ("staff-sign-in") if shown.
-  // With expect_page false, a sign-in page is an error (SSO was expected); with expect_page
-  // true, its absence is. Answers
-  // {page_shown, pages: [{step, url, title, axe?, screenshots?}], tokens, claims, userinfo}.
+  // sign-in page (and the new-password step) if shown, and clicks Allow on the consent page
+  // if shown. With staff, chooses **Sign in with staff account** on the sign-in page and fills
+  // the staff pool's page ("staff-sign-in") if shown. With expect_page false, a sign-in page is
+  // an error (SSO was expected); with expect_page true, its absence is; expect_consent says the
+  // same of the consent page. Answers {page_shown, consent_shown, pages: [{step, url, title,
+  // axe?, screenshots?}], tokens, claims, userinfo}.
   async login(cmd) {
     const flow = await beginLogin(cmd);
     const steps = {
       "sign-in": page.getByLabel("Username", { exact: true }),
       "new-password": page.getByLabel("New password", { exact: true }),
+      consent: page.getByRole("button", { name: "Allow", exact: true }),
     };
     const pages = [];
     let viaStaff = false; // chose "Sign in with staff account": the next form is the staff pool's
@@ -193,6 +195,11 @@ const handlers = {
       }
       if (pages.some((p) => p.step === step)) throw new Error(`the ${step} page was shown again`);
       pages.push(await record(cmd, step));
+      if (step === "consent") {
+        if (cmd.expect_consent === false) throw new Error("the consent page was shown although consent was remembered");
+        await submitted(() => steps.consent.click());
+        continue;
+      }
       if (step === "sign-in" && cmd.staff) {
         viaStaff = true;
         await submitted(() => page.getByRole("button", { name: "Sign in with staff account", exact: true }).click());
@@ -210,7 +217,9 @@ const handlers = {
     }
     const pageShown = pages.some((p) => p.step === "sign-in");
     if (cmd.expect_page === true && !pageShown) throw new Error("the sign-in page was not shown");
-    return { page_shown: pageShown, pages, ...(await finishLogin(cmd, flow)) };
+    const consentShown = pages.some((p) => p.step === "consent");
+    if (cmd.expect_consent === true && !consentShown) throw new Error("the consent page was not shown");
+    return { page_shown: pageShown, consent_shown: consentShown, pages, ...(await finishLogin(cmd, flow)) };
   },
 
   // {op: "forgot", issuer, client_id, client_secret?, auth_method?, scope?, username, axe?,

@@ -98,6 +98,8 @@ actions! {
     GroupDeleted => "group.deleted",
     AppClientCreated => "app_client.created",
     AppClientDeleted => "app_client.deleted",
+    ConsentGranted => "consent.granted",
+    ConsentRevoked => "consent.revoked",
     TokenIssued => "token.issued",
     TokenRevoked => "token.revoked",
     SessionRevoked => "session.revoked",

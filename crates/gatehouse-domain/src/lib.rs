@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod authorization;
 pub mod client;
+pub mod consent;
 pub mod error;
 pub mod group;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod rotation;
 pub mod security_event;
 pub mod session;
 pub mod store;
+pub mod theme;
 pub mod time;
 pub mod txn;
 pub mod urls;

@@ -74,6 +74,8 @@ permissions! {
     RetrieveAuditEvents => "audit:RetrieveEvents",
     GetStaffAccess => "settings:GetStaffAccess",
     UpdateStaffAccess => "settings:UpdateStaffAccess",
+    GetTheme => "settings:GetTheme",
+    UpdateTheme => "settings:UpdateTheme",
     RetrieveRevocations => "auth:RetrieveRevocations",
     RetrievePools => "pool:RetrievePools",
     CreatePool => "pool:CreatePool",

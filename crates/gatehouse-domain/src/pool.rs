@@ -61,6 +61,9 @@ pub struct PoolSettings {
     /// Events older than this are deleted by the periodic purge. `Some(0)` is read as one day.
     #[serde(default)]
     pub audit_retention_days: Option<u32>,
+    /// How the hosted pages are branded; absent in rows from before themes (no theme).
+    #[serde(default)]
+    pub theme: crate::theme::Theme,
 }
 
 impl Default for PoolSettings {
@@ -73,6 +76,7 @@ impl Default for PoolSettings {
             password_policy: PasswordPolicy::default(),
             invitation_messages: InvitationMessages::default(),
             audit_retention_days: None,
+            theme: crate::theme::Theme::default(),
         }
     }
 }

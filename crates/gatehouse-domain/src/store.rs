@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 use crate::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use crate::client::AppClient;
+use crate::consent::Consent;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::lockout::{LockoutPolicy, SignInFailures};
@@ -287,6 +288,11 @@ pub trait Store: Send + Sync + 'static {
         id: &ClientId,
         audit: &AuditEvent,
     ) -> StoreResult<()>;
+
+    // Consents.
+
+    /// The user's remembered consents, by client id.
+    async fn consents_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Consent>>;
 
     // Sessions and revocation.
 

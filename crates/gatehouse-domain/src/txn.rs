@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::audit::AuditEvent;
 use crate::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use crate::client::AppClient;
+use crate::consent::Consent;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::pool::PoolSettings;
@@ -32,6 +33,9 @@ pub enum SessionsToEnd {
     WithChildren(SessionId),
     /// Sessions of this pool started by an actor of the staff pool.
     ActedByStaff,
+    /// The authorizations (code-flow sessions, with their refresh tokens) a user of this pool
+    /// gave one app client: what taking back a consent ends.
+    AuthorizedFor { user: UserId, client: ClientId },
     /// Every impersonation, in every pool, in which this actor acts: a user or client of
     /// `pool`. The one reach beyond the transaction's pool: an actor's authority spans pools,
     /// and so does its end.
@@ -62,6 +66,8 @@ pub trait PoolWrite: Send {
     async fn group(&mut self, name: &GroupName) -> StoreResult<Option<Group>>;
     async fn session(&mut self, id: SessionId) -> StoreResult<Option<Session>>;
     async fn client(&mut self, id: &ClientId) -> StoreResult<Option<AppClient>>;
+    /// The user's remembered consent to this client, if any.
+    async fn consent(&mut self, user: UserId, client: &ClientId) -> StoreResult<Option<Consent>>;
     /// The pool's signing keys, oldest first. Locks the pool row, so that two rotations run
     /// one after the other.
     async fn signing_keys(&mut self) -> StoreResult<Vec<SigningKeyRecord>>;
@@ -79,6 +85,10 @@ pub trait PoolWrite: Send {
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
     async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
+    /// Stores a consent, replacing the user's consent to that client if there is one.
+    async fn put_consent(&mut self, consent: &Consent) -> StoreResult<()>;
+    /// Forgets the user's consent to this client; whether there was one.
+    async fn delete_consent(&mut self, user: UserId, client: &ClientId) -> StoreResult<bool>;
     /// Stores a new authorization code.
     async fn put_authorization_code(&mut self, code: &AuthorizationCode) -> StoreResult<()>;
     /// Marks the code with this SHA-256 used at `at`, by one atomic compare-and-set, and

@@ -17,12 +17,14 @@ use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::secret::{Secret, constant_time_eq, random_token};
 use gatehouse_domain::ids::ClientId;
 use gatehouse_domain::pool::Pool;
+use gatehouse_service::RequestMeta;
 use gatehouse_service::ServiceError;
 use gatehouse_service::browser::{
     BROWSER_SESSION_TTL_SECS, BrowserReset, BrowserSession, BrowserSignIn,
 };
 use gatehouse_service::grants::authorization_code::{
-    AuthorizationRequest, AuthorizeParams, AuthorizeRefusal, Decision, RedirectError,
+    AuthorizationRequest, AuthorizeParams, AuthorizeRefusal, CodeIssue, ConsentAnswer,
+    ConsentPrompt, Decision, RedirectError,
 };
 use gatehouse_service::staff_sign_in::StaffRefusal;
 use minijinja::{Environment, context};
@@ -59,6 +61,7 @@ fn pages() -> &'static Environment<'static> {
                 "reset_password.html",
                 include_str!("../templates/reset_password.html"),
             ),
+            ("consent.html", include_str!("../templates/consent.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "a page template does not parse");
@@ -100,8 +103,52 @@ pub(crate) fn page(name: &str, ctx: minijinja::Value, status: StatusCode) -> Res
     res
 }
 
+/// The pool's theme for its pages: the name to show for the pool, and the colours and logo
+/// the layout applies. Every value was checked when the theme was set (and again when read).
+fn theme_context(pool: &Pool) -> minijinja::Value {
+    let theme = &pool.settings.theme;
+    let name = theme
+        .display_name
+        .as_ref()
+        .map_or(pool.slug.as_str(), |n| n.as_str());
+    context! {
+        pool_name => name,
+        theme => context! {
+            display_name => theme.display_name.as_ref().map(|n| n.as_str()),
+            accent => theme.accent_color.map(|c| c.to_string()),
+            background => theme.background_color.map(|c| c.to_string()),
+            logo => theme.logo.as_ref().map(|l| l.as_str()),
+        },
+    }
+}
+
+/// A page of a pool, in its theme; its policy lets images load from `data:` only when the
+/// theme has a logo.
+pub(crate) fn pool_page(
+    pool: &Pool,
+    name: &str,
+    ctx: minijinja::Value,
+    status: StatusCode,
+) -> Response {
+    let mut res = page(
+        name,
+        minijinja::value::merge_maps([ctx, theme_context(pool)]),
+        status,
+    );
+    if pool.settings.theme.logo.is_some() {
+        res.headers_mut().insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
+    res
+}
+
 pub(crate) fn error_page(pool: &Pool, message: &str, status: StatusCode) -> Response {
-    page(
+    pool_page(
+        pool,
         "error.html",
         context! { pool_name => pool.slug.as_str(), message },
         status,
@@ -246,7 +293,7 @@ pub(crate) fn form_page(
     ctx: minijinja::Value,
     status: StatusCode,
 ) -> Response {
-    let mut res = page(name, ctx, status);
+    let mut res = pool_page(pool, name, ctx, status);
     if csrf.1 {
         set_cookie(
             &mut res,
@@ -345,15 +392,35 @@ pub(crate) async fn current_session(
     }
 }
 
-/// Issues the code and sends the browser back to the client with it.
+/// Issues the code and sends the browser back to the client with it, or asks the user's
+/// consent first when the client is a third party not yet allowed this request's scopes
+/// (with `prompt=none`, answers `consent_required` instead of asking).
 pub(crate) async fn issue(
     state: &AppState,
     pool: &Pool,
+    headers: &HeaderMap,
+    meta: &RequestMeta,
     req: &AuthorizationRequest,
     session: &BrowserSession,
+    answer: ConsentAnswer,
 ) -> Response {
-    let code = match state.gh.issue_code(pool, req, session).await {
-        Ok(code) => code,
+    let code = match state.gh.issue_code(pool, req, session, answer, meta).await {
+        Ok(CodeIssue::Code(code)) => code,
+        Ok(CodeIssue::ConsentRequired(_)) if req.prompts("none") => {
+            return redirect_error(
+                state,
+                pool,
+                &RedirectError {
+                    redirect_uri: req.redirect_uri.clone(),
+                    error: "consent_required",
+                    description: "the user must allow this application first".to_owned(),
+                    state: req.state.clone(),
+                },
+            );
+        }
+        Ok(CodeIssue::ConsentRequired(prompt)) => {
+            return consent_page(state, pool, headers, req, session, &prompt).await;
+        }
         Err(ServiceError::NotFound(_)) => {
             return error_page(
                 pool,
@@ -378,6 +445,131 @@ pub(crate) async fn issue(
             "The redirect_uri is malformed.",
             StatusCode::BAD_REQUEST,
         ),
+    }
+}
+
+/// One line of the consent page: what a scope lets the application do, in plain words; a
+/// scope without a description is shown by its name.
+#[derive(Debug, serde::Serialize, PartialEq, Eq)]
+struct ScopeLine {
+    text: &'static str,
+    name: Option<String>,
+}
+
+fn scope_lines(scopes: &[String]) -> Vec<ScopeLine> {
+    let plain = |text| ScopeLine { text, name: None };
+    let mut lines = Vec::new();
+    // Every token names its user: the first line holds even when `openid` is not asked.
+    lines.push(plain("Know who you are (your username)"));
+    for s in scopes {
+        match s.as_str() {
+            "openid" => {}
+            "profile" => lines.push(plain("See your name and profile details")),
+            "email" => lines.push(plain("See your email address")),
+            "phone" => lines.push(plain("See your phone number")),
+            "address" => lines.push(plain("See your postal address")),
+            "offline_access" => lines.push(plain("Keep access while you are away")),
+            other => lines.push(ScopeLine {
+                text: "Use the permission",
+                name: Some(other.to_owned()),
+            }),
+        }
+    }
+    lines
+}
+
+/// The consent step: the application, the account, what it asks for, **Allow** and **Deny**.
+async fn consent_page(
+    state: &AppState,
+    pool: &Pool,
+    headers: &HeaderMap,
+    req: &AuthorizationRequest,
+    session: &BrowserSession,
+    prompt: &ConsentPrompt,
+) -> Response {
+    let sealed = match state.gh.seal_authorization_request(pool, req).await {
+        Ok(s) => s,
+        Err(e) => return failure_page(pool, &e),
+    };
+    let csrf = csrf_token(headers);
+    form_page(
+        state,
+        pool,
+        "consent.html",
+        csrf.clone(),
+        context! {
+            action => "authorize",
+            request => sealed,
+            csrf => csrf.0,
+            session => session.session.id.to_string(),
+            client_name => prompt.client_name.as_str(),
+            username => session.user.username.as_str(),
+            scopes => scope_lines(&prompt.scopes),
+        },
+        StatusCode::OK,
+    )
+}
+
+/// The consent form's answer. **Deny** sends the browser back with `access_denied`;
+/// **Allow** records the consent and issues the code, for the account the page was shown to
+/// only (the form names its session).
+async fn consent_step(
+    state: &AppState,
+    pool: &Pool,
+    headers: &HeaderMap,
+    meta: &RequestMeta,
+    req: &AuthorizationRequest,
+    form: &StepForm,
+) -> Response {
+    match form.decision.as_deref() {
+        Some("deny") => redirect_error(
+            state,
+            pool,
+            &RedirectError {
+                redirect_uri: req.redirect_uri.clone(),
+                error: "access_denied",
+                description: "the user denied the request".to_owned(),
+                state: req.state.clone(),
+            },
+        ),
+        Some("allow") => {
+            let session = match current_session(state, pool, headers).await {
+                Ok(s) => s,
+                Err(res) => return res,
+            };
+            let Some(session) = session else {
+                return sign_in_page(
+                    state,
+                    pool,
+                    headers,
+                    req,
+                    None,
+                    &Finish::Code,
+                    None,
+                    Some("Your sign-in ended. Sign in again to continue."),
+                    StatusCode::UNAUTHORIZED,
+                )
+                .await;
+            };
+            if form.session.as_deref() != Some(session.session.id.to_string().as_str()) {
+                return error_page(
+                    pool,
+                    "Another account signed in in this browser meanwhile. Go back to the application and start again.",
+                    StatusCode::BAD_REQUEST,
+                );
+            }
+            issue(
+                state,
+                pool,
+                headers,
+                meta,
+                req,
+                &session,
+                ConsentAnswer::Allowed,
+            )
+            .await
+        }
+        _ => error_page(pool, "The form could not be read.", StatusCode::BAD_REQUEST),
     }
 }
 
@@ -445,6 +637,7 @@ pub(crate) async fn sign_in_page(
 pub async fn authorize(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
@@ -462,7 +655,18 @@ pub async fn authorize(
         Err(res) => return res,
     };
     match (state.gh.decide(&req, session.as_ref()), &session) {
-        (Decision::Issue, Some(session)) => issue(&state, &pool, &req, session).await,
+        (Decision::Issue, Some(session)) => {
+            issue(
+                &state,
+                &pool,
+                &headers,
+                &meta,
+                &req,
+                session,
+                ConsentAnswer::NotAsked,
+            )
+            .await
+        }
         (Decision::LoginRequired, _) => redirect_error(
             &state,
             &pool,
@@ -492,16 +696,30 @@ pub async fn authorize(
 
 /// Where a signed-in browser goes: back to the client with a code, or (the staff pool
 /// signing in for a client pool) back to that pool with a staff assertion.
+#[allow(clippy::too_many_arguments)]
 async fn finish_sign_in(
     state: &AppState,
     pool: &Pool,
+    headers: &HeaderMap,
+    meta: &RequestMeta,
     req: &AuthorizationRequest,
     sealed: &str,
     finish: &Finish,
     session: &BrowserSession,
 ) -> Response {
     match finish {
-        Finish::Code => issue(state, pool, req, session).await,
+        Finish::Code => {
+            issue(
+                state,
+                pool,
+                headers,
+                meta,
+                req,
+                session,
+                ConsentAnswer::NotAsked,
+            )
+            .await
+        }
         Finish::Staff { target, binding } => {
             handoff_to(state, pool, target, sealed, binding, session).await
         }
@@ -521,6 +739,9 @@ pub struct StepForm {
     /// The staff pool's sign-in for a client pool: that pool, and the browser's binding.
     for_pool: Option<String>,
     binding: Option<String>,
+    /// The consent step: `allow` or `deny`, and the browser session the page was shown for.
+    decision: Option<String>,
+    session: Option<String>,
 }
 
 /// `POST /oauth2/authorize`: a step of the sign-in pages.
@@ -613,6 +834,9 @@ pub async fn authorize_step(
                 .browser_new_password(&pool, &challenge, &new_password, &meta)
                 .await
         }
+        Some("consent") => {
+            return consent_step(&state, &pool, &headers, &meta, &req, &form).await;
+        }
         _ => return error_page(&pool, "Unknown sign-in step.", StatusCode::BAD_REQUEST),
     };
     let new_password_page = |challenge: &str, error: Option<String>, status| {
@@ -641,7 +865,10 @@ pub async fn authorize_step(
     };
     match outcome {
         Ok(BrowserSignIn::SignedIn { session, cookie }) => {
-            let mut res = finish_sign_in(&state, &pool, &req, &sealed, &finish, &session).await;
+            let mut res = finish_sign_in(
+                &state, &pool, &headers, &meta, &req, &sealed, &finish, &session,
+            )
+            .await;
             set_cookie(
                 &mut res,
                 &sso_cookie_name(&pool),
@@ -820,7 +1047,9 @@ async fn reset_step(
                 .await
             {
                 Ok(BrowserReset::SignedIn { session, cookie }) => {
-                    let mut res = finish_sign_in(state, pool, req, sealed, finish, &session).await;
+                    let mut res =
+                        finish_sign_in(state, pool, headers, meta, req, sealed, finish, &session)
+                            .await;
                     set_cookie(
                         &mut res,
                         &sso_cookie_name(pool),
@@ -967,7 +1196,8 @@ pub async fn logout(
         .and_then(|uri| redirect_to(uri, &[("state", req.state.as_deref())]))
     {
         Some(location) => see_other(&location),
-        None => page(
+        None => pool_page(
+            &pool,
             "signed_out.html",
             context! { pool_name => pool.slug.as_str() },
             StatusCode::OK,
@@ -981,4 +1211,63 @@ pub async fn logout(
         is_https(&state, &pool),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(scopes: &[&str]) -> Vec<String> {
+        scopes.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn scopes_are_said_in_plain_words_and_others_by_name() {
+        let lines = scope_lines(&owned(&[
+            "openid",
+            "profile",
+            "email",
+            "phone",
+            "user:GetUser",
+        ]));
+        let texts: Vec<&str> = lines.iter().map(|l| l.text).collect();
+        assert_eq!(
+            texts,
+            [
+                "Know who you are (your username)",
+                "See your name and profile details",
+                "See your email address",
+                "See your phone number",
+                "Use the permission",
+            ]
+        );
+        assert_eq!(lines[4].name.as_deref(), Some("user:GetUser"));
+        // Without openid the token still names the user, so the page says so.
+        assert_eq!(scope_lines(&[])[0].text, "Know who you are (your username)");
+    }
+
+    #[test]
+    fn every_page_renders_with_and_without_a_theme() {
+        let theme = context! {
+            pool_name => "Acme",
+            theme => context! { display_name => "Acme", accent => "#0b6e4f", background => "#eeeeee", logo => "data:image/png;base64,AAAA" },
+        };
+        for name in [
+            "sign_in.html",
+            "new_password.html",
+            "error.html",
+            "sign_out.html",
+            "signed_out.html",
+            "consent.html",
+        ] {
+            let plain = page(name, context! { pool_name => "acme" }, StatusCode::OK);
+            assert_eq!(plain.status(), StatusCode::OK, "{name}");
+            let themed = page(
+                name,
+                minijinja::value::merge_maps([context! { pool_name => "acme" }, theme.clone()]),
+                StatusCode::OK,
+            );
+            assert_eq!(themed.status(), StatusCode::OK, "{name}");
+        }
+    }
 }

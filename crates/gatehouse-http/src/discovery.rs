@@ -87,7 +87,7 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
         response_modes_supported: &["query"],
         code_challenge_methods_supported: &["S256"],
         authorization_response_iss_parameter_supported: true,
-        prompt_values_supported: &["none", "login"],
+        prompt_values_supported: &["none", "login", "consent"],
         id_token_signing_alg_values_supported: [state.gh.id_token_alg().as_str()],
         access_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
         claims_supported: &[

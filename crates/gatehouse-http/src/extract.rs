@@ -233,7 +233,7 @@ async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
             ApiError::new(
                 status,
                 "payload_too_large",
-                "the body is larger than 64 KiB",
+                "the body is larger than this endpoint accepts (64 KiB; a theme, 80 KiB)",
             )
         } else {
             ApiError::bad_request("the body could not be read")

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use gatehouse_domain::pool::Pool;
 use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSession, BrowserSignIn};
-use gatehouse_service::grants::authorization_code::{Decision, RedirectError};
+use gatehouse_service::grants::authorization_code::{ConsentAnswer, Decision, RedirectError};
 use gatehouse_service::staff_sign_in::StaffRefusal;
 use serde::Deserialize;
 
@@ -262,7 +262,16 @@ pub async fn staff_response(
     let spent = !matches!(outcome, Ok(Err(StaffRefusal::Invalid)));
     let mut res = match outcome {
         Ok(Ok(BrowserSignIn::SignedIn { session, cookie })) => {
-            let mut res = issue(&state, &pool, &req, &session).await;
+            let mut res = issue(
+                &state,
+                &pool,
+                &headers,
+                &meta,
+                &req,
+                &session,
+                ConsentAnswer::NotAsked,
+            )
+            .await;
             set_cookie(
                 &mut res,
                 &sso_cookie_name(&pool),

@@ -7,6 +7,7 @@ pub mod audit_sink;
 pub mod browser;
 pub mod cache;
 pub mod clients;
+pub mod consents;
 pub mod error;
 pub mod grants;
 pub mod groups;

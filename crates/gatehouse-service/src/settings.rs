@@ -5,6 +5,7 @@
 use gatehouse_domain::ParseError;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::{InvitationMessages, PasswordPolicy, Pool, PoolSettings, StaffAccess};
+use gatehouse_domain::theme::{AccentColor, Color, DisplayName, Logo, Theme};
 
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
@@ -76,6 +77,64 @@ impl InvitationMessagesUpdate {
         }
         messages.validate()?;
         Ok(messages)
+    }
+}
+
+/// Where a theme change starts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThemeBase {
+    /// The current theme: fields the change does not name keep their values.
+    #[default]
+    Current,
+    /// No theme: fields the change does not name are unset.
+    Empty,
+}
+
+/// A change to the pool's theme. A field that is `None` is left as it is; an empty string
+/// unsets it; anything else is parsed and checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThemeUpdate {
+    pub base: ThemeBase,
+    pub display_name: Option<String>,
+    pub accent_color: Option<String>,
+    pub background_color: Option<String>,
+    pub logo: Option<String>,
+}
+
+impl ThemeUpdate {
+    /// The theme with this change applied, every value checked.
+    pub fn apply(self, current: Theme) -> Result<Theme, ParseError> {
+        fn set<T>(
+            slot: &mut Option<T>,
+            value: Option<String>,
+            parse: impl FnOnce(&str) -> Result<T, ParseError>,
+        ) -> Result<(), ParseError> {
+            match value.as_deref() {
+                None => {}
+                Some("") => *slot = None,
+                Some(v) => *slot = Some(parse(v)?),
+            }
+            Ok(())
+        }
+        let mut theme = match self.base {
+            ThemeBase::Current => current,
+            ThemeBase::Empty => Theme::default(),
+        };
+        set(
+            &mut theme.display_name,
+            self.display_name,
+            DisplayName::parse,
+        )?;
+        set(
+            &mut theme.accent_color,
+            self.accent_color,
+            AccentColor::parse,
+        )?;
+        set(&mut theme.background_color, self.background_color, |v| {
+            Color::parse("BackgroundColor", v)
+        })?;
+        set(&mut theme.logo, self.logo, Logo::parse)?;
+        Ok(theme)
     }
 }
 
@@ -225,6 +284,33 @@ impl Gatehouse {
         self.commit_settings(pool, w).await
     }
 
+    /// The theme of the pool's hosted pages.
+    pub fn theme(&self, pool: &Pool, principal: &Principal) -> ServiceResult<Theme> {
+        principal.require(Permission::GetTheme)?;
+        Ok(pool.settings.theme.clone())
+    }
+
+    /// Changes the theme of the pool's hosted pages; answers the theme as it now is.
+    pub async fn update_theme(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        update: ThemeUpdate,
+        meta: &RequestMeta,
+    ) -> ServiceResult<Theme> {
+        principal.require(Permission::UpdateTheme)?;
+        let mut changed = Theme::default();
+        let w = self
+            .change_settings(pool, principal, meta, "theme", |s| {
+                s.theme = update.apply(s.theme.clone())?;
+                changed = s.theme.clone();
+                Ok(())
+            })
+            .await?;
+        self.commit_settings(pool, w).await?;
+        Ok(changed)
+    }
+
     /// Whether the staff pool's tokens are accepted by this pool.
     pub fn staff_access(&self, pool: &Pool, principal: &Principal) -> ServiceResult<StaffAccess> {
         principal.require(Permission::GetStaffAccess)?;
@@ -345,6 +431,47 @@ mod tests {
         ] {
             assert!(bad.clone().apply(base.clone()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn theme_changes_set_keep_unset_and_clear() {
+        let current = ThemeUpdate {
+            display_name: Some("Acme".into()),
+            accent_color: Some("#1f5fbf".into()),
+            ..Default::default()
+        }
+        .apply(Theme::default())
+        .unwrap();
+        let kept = ThemeUpdate {
+            background_color: Some("#eeeeee".into()),
+            ..Default::default()
+        }
+        .apply(current.clone())
+        .unwrap();
+        assert_eq!(kept.display_name, current.display_name);
+        assert_eq!(kept.background_color.unwrap().to_string(), "#eeeeee");
+        let unset = ThemeUpdate {
+            display_name: Some(String::new()),
+            ..Default::default()
+        }
+        .apply(current.clone())
+        .unwrap();
+        assert!(unset.display_name.is_none());
+        assert_eq!(unset.accent_color, current.accent_color);
+        let cleared = ThemeUpdate {
+            base: ThemeBase::Empty,
+            ..Default::default()
+        }
+        .apply(current.clone())
+        .unwrap();
+        assert!(cleared.is_empty());
+        let err = ThemeUpdate {
+            accent_color: Some("#ffff00".into()),
+            ..Default::default()
+        }
+        .apply(current)
+        .unwrap_err();
+        assert_eq!(err.field, "AccentColor");
     }
 
     #[test]

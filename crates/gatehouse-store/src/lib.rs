@@ -10,6 +10,7 @@ mod audit;
 mod authorization;
 mod clients;
 mod connect;
+mod consents;
 mod error;
 mod groups;
 mod lockout;

@@ -133,6 +133,7 @@ pub(crate) async fn end_in(
     which: &SessionsToEnd,
     at: Timestamp,
 ) -> StoreResult<Vec<Session>> {
+    let mut fourth = None;
     let (scope, second, third) = match which {
         SessionsToEnd::One(id) => ("pool_id = $2 AND id = $3", pool.to_string(), id.to_string()),
         SessionsToEnd::OfUser(user) => (
@@ -150,6 +151,14 @@ pub(crate) async fn end_in(
             pool.to_string(),
             PoolSlug::staff().as_str().to_owned(),
         ),
+        SessionsToEnd::AuthorizedFor { user, client } => {
+            fourth = Some(client.as_str().to_owned());
+            (
+                "pool_id = $2 AND user_id = $3 AND client_id = $4 AND kind = 'authorized'",
+                pool.to_string(),
+                user.to_string(),
+            )
+        }
         // Every pool: an actor's authority spans pools.
         SessionsToEnd::ActedBy {
             pool: actor_pool,
@@ -164,10 +173,13 @@ pub(crate) async fn end_in(
         "UPDATE sessions SET revoked_at = $1 \
          WHERE revoked_at IS NULL AND expires_at > $1 AND {scope} RETURNING {COLUMNS}"
     );
-    let query = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(at.as_secs())
         .bind(second)
         .bind(third);
+    if let Some(fourth) = fourth {
+        query = query.bind(fourth);
+    }
     let rows = query.fetch_all(&mut *conn).await.store()?;
     let mut ended = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
     ended.sort_by_key(|s| (s.created_at, s.id.to_string()));

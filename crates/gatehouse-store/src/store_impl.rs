@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use gatehouse_domain::audit::{AuditEvent, AuditQuery, StoredAuditEvent};
 use gatehouse_domain::client::AppClient;
+use gatehouse_domain::consent::Consent;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use gatehouse_domain::lockout::{LockoutPolicy, SignInFailures};
@@ -17,7 +18,8 @@ use gatehouse_domain::txn::{
 use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
 use crate::{
-    Lock, SqlStore, audit, clients, groups, lockout, pools, purge, security_events, sessions, users,
+    Lock, SqlStore, audit, clients, consents, groups, lockout, pools, purge, security_events,
+    sessions, users,
 };
 
 /// A single-change write: one transaction with its audit event, through [`PoolWrite`].
@@ -241,6 +243,10 @@ impl Store for SqlStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         write_once!(self, pool, audit, |w| w.delete_client(id).await?)
+    }
+
+    async fn consents_of_user(&self, pool: PoolId, user: UserId) -> StoreResult<Vec<Consent>> {
+        consents::of_user(&self.pool, pool, user).await
     }
 
     async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()> {

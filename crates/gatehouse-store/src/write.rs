@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use gatehouse_domain::client::AppClient;
+use gatehouse_domain::consent::Consent;
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, SessionId, UserId, Username};
 use gatehouse_domain::pool::PoolSettings;
@@ -17,8 +18,8 @@ use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, Verif
 use crate::connect::WriteTx;
 use crate::error::ResultExt;
 use crate::{
-    Dialect, Lock, SqlStore, audit, authorization, clients, groups, pools, security_events,
-    sessions, users,
+    Dialect, Lock, SqlStore, audit, authorization, clients, consents, groups, pools,
+    security_events, sessions, users,
 };
 
 pub(crate) struct SqlWrite {
@@ -104,6 +105,19 @@ impl PoolWrite for SqlWrite {
 
     async fn client(&mut self, id: &ClientId) -> StoreResult<Option<AppClient>> {
         clients::get_one(&mut *self.tx, self.pool, id, self.lock).await
+    }
+
+    async fn consent(&mut self, user: UserId, client: &ClientId) -> StoreResult<Option<Consent>> {
+        consents::get_one(&mut *self.tx, self.pool, user, client, self.lock).await
+    }
+
+    async fn put_consent(&mut self, consent: &Consent) -> StoreResult<()> {
+        self.same_pool(consent.pool)?;
+        consents::put_in(&mut self.tx, consent).await
+    }
+
+    async fn delete_consent(&mut self, user: UserId, client: &ClientId) -> StoreResult<bool> {
+        consents::delete_in(&mut self.tx, self.pool, user, client).await
     }
 
     async fn signing_keys(&mut self) -> StoreResult<Vec<SigningKeyRecord>> {

@@ -8,6 +8,8 @@ mod audit;
 mod authorization;
 #[path = "storage/clients.rs"]
 mod clients;
+#[path = "storage/consents.rs"]
+mod consents;
 #[path = "storage/fixtures.rs"]
 mod fixtures;
 #[path = "storage/groups.rs"]
@@ -77,6 +79,8 @@ on_both_backends! {
     groups::list_pages: sqlite_groups_list_pages, postgres_groups_list_pages;
     groups::memberships: sqlite_group_memberships, postgres_group_memberships;
     clients::crud: sqlite_client_crud, postgres_client_crud;
+    consents::one_per_user_and_client_gone_with_either: sqlite_consents, postgres_consents;
+    consents::a_revoked_consent_ends_only_that_client_s_authorizations: sqlite_consent_revocation_ends, postgres_consent_revocation_ends;
     clients::rows_from_before_registration_fields: sqlite_clients_from_before_registration, postgres_clients_from_before_registration;
     sessions::create_list_and_revoke: sqlite_sessions, postgres_sessions;
     sessions::token_revocation: sqlite_token_revocation, postgres_token_revocation;

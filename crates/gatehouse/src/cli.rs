@@ -121,6 +121,29 @@ enum PoolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Brand the pool's hosted pages. Options given are set (an empty value unsets one);
+    /// the others keep their values, or with --clear are unset.
+    SetTheme {
+        #[arg(long)]
+        pool: String,
+        /// The name the pages show instead of the pool's slug (at most 64 characters).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Buttons and links, #rrggbb; white text on it needs a contrast of 4.5:1.
+        #[arg(long)]
+        accent_color: Option<String>,
+        /// The page's background, #rrggbb.
+        #[arg(long)]
+        background_color: Option<String>,
+        /// A PNG, JPEG or WebP file of at most 48 KiB.
+        #[arg(long)]
+        logo: Option<PathBuf>,
+        /// Start from no theme: what is not given is unset.
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace the host names bound to a pool (none unbinds it). The first host names the
     /// pool's issuer: when the issuer changes, tokens issued under the old one are refused.
     SetHosts {
@@ -455,6 +478,32 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             Ok(())
         }
         Command::HashRate { seconds, json } => hash_rate(config, seconds, json).await,
+        Command::Pool(PoolCommand::SetTheme {
+            pool,
+            display_name,
+            accent_color,
+            background_color,
+            logo,
+            clear,
+            json,
+        }) => {
+            let logo = match logo {
+                Some(path) => Some(operate::logo_data_uri(&path)?),
+                None => None,
+            };
+            let update = gatehouse_service::settings::ThemeUpdate {
+                base: if clear {
+                    gatehouse_service::settings::ThemeBase::Empty
+                } else {
+                    gatehouse_service::settings::ThemeBase::Current
+                },
+                display_name,
+                accent_color,
+                background_color,
+                logo,
+            };
+            operate::pool_set_theme(&*services(config).await?, &pool, update, json).await
+        }
         Command::Pool(PoolCommand::Show { pool, json }) => {
             operate::pool_show(&*services(config).await?, &pool, json).await
         }

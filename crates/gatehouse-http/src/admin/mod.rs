@@ -5,6 +5,7 @@
 
 mod app_clients;
 mod audit;
+mod consents;
 mod groups;
 mod settings;
 mod users;
@@ -14,7 +15,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use gatehouse_domain::pool::Pool;
 use serde::de::DeserializeOwned;
 
@@ -75,6 +76,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(users::sessions),
         )
         .route(
+            &format!("{USERS}/{{username}}/consents"),
+            get(consents::list),
+        )
+        .route(
+            &format!("{USERS}/{{username}}/consents/{{id}}"),
+            delete(consents::revoke),
+        )
+        .route(
             &format!("{USERS}/{{username}}/groups"),
             get(groups::of_user).put(groups::set_of_user),
         )
@@ -91,6 +100,13 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/api/auth/settings/invitation-messages",
             get(settings::get_invitation_messages).put(settings::put_invitation_messages),
+        )
+        .route(
+            "/api/auth/settings/theme",
+            get(settings::get_theme)
+                .put(settings::put_theme)
+                // A logo of 48 KiB is 64 KiB of base64.
+                .layer(axum::extract::DefaultBodyLimit::max(80 * 1024)),
         )
         .route(
             "/api/auth/settings/staff-access",

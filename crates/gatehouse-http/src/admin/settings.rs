@@ -232,3 +232,69 @@ pub async fn put_staff_access(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `/api/auth/settings/theme` (an extension): how the pool's hosted pages are branded. A
+/// `PUT` sets the fields it names; an empty string unsets one.
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct ThemeRequest {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    accent_color: Option<String>,
+    #[serde(default)]
+    background_color: Option<String>,
+    #[serde(default)]
+    logo: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThemeView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accent_color: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    background_color: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logo: Option<String>,
+}
+
+impl From<&gatehouse_domain::theme::Theme> for ThemeView {
+    fn from(t: &gatehouse_domain::theme::Theme) -> Self {
+        Self {
+            display_name: t.display_name.as_ref().map(|n| n.as_str().to_owned()),
+            accent_color: t.accent_color.map(|c| c.to_string()),
+            background_color: t.background_color.map(|c| c.to_string()),
+            logo: t.logo.as_ref().map(|l| l.as_str().to_owned()),
+        }
+    }
+}
+
+pub async fn get_theme(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<ThemeView>, ApiError> {
+    let theme = state.gh.theme(&pool, &caller)?;
+    Ok(Json(ThemeView::from(&theme)))
+}
+
+pub async fn put_theme(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ThemeRequest>,
+) -> Result<Json<ThemeView>, ApiError> {
+    let update = gatehouse_service::settings::ThemeUpdate {
+        base: gatehouse_service::settings::ThemeBase::Current,
+        display_name: body.display_name,
+        accent_color: body.accent_color,
+        background_color: body.background_color,
+        logo: body.logo,
+    };
+    let theme = state.gh.update_theme(&pool, &caller, update, &meta).await?;
+    Ok(Json(ThemeView::from(&theme)))
+}

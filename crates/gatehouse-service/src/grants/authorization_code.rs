@@ -17,6 +17,7 @@ use gatehouse_domain::authorization::{
     AuthorizationCode, CODE_TTL_SECS, CodeTaken, RefreshTaken, RefreshToken,
 };
 use gatehouse_domain::client::{AppClient, GrantType};
+use gatehouse_domain::consent::Consent;
 use gatehouse_domain::ids::{ClientId, SessionId};
 use gatehouse_domain::permission::Scope;
 use gatehouse_domain::pool::Pool;
@@ -81,6 +82,32 @@ pub enum Decision {
     SignIn,
     /// `prompt=none` but the user must sign in.
     LoginRequired,
+}
+
+/// What the user answered on the consent page, when it was shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentAnswer {
+    /// The page was not shown (yet): issue only if a remembered consent covers the request.
+    NotAsked,
+    /// The user pressed **Allow** for this request's scopes.
+    Allowed,
+}
+
+/// What [`Gatehouse::issue_code`] did.
+#[derive(Debug)]
+pub enum CodeIssue {
+    /// The code, for the client's redirect URI.
+    Code(Secret),
+    /// Nothing: the user must allow the client first.
+    ConsentRequired(ConsentPrompt),
+}
+
+/// What the consent page asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentPrompt {
+    pub client_name: String,
+    /// The scopes of the request, all of which the user allows or denies at once.
+    pub scopes: Vec<String>,
 }
 
 /// Tokens from an exchanged code or a refresh token.
@@ -318,21 +345,61 @@ impl Gatehouse {
         }
     }
 
-    /// Issues a code for a checked request in a browser session. The client is read again,
-    /// so a client deleted or changed while the user signed in gets nothing.
+    /// Issues a code for a checked request in a browser session, unless the client is a
+    /// third party the user has not allowed the requested scopes (or `prompt=consent` asks
+    /// again): then the user must be asked first. The client and the user's consent are read
+    /// in the transaction that stores the code, so a client deleted or changed while the user
+    /// signed in gets nothing, and a consent revoked meanwhile is not used. `Allowed` records
+    /// the consent, with the scopes allowed before, in that same transaction.
     pub async fn issue_code(
         &self,
         pool: &Pool,
         req: &AuthorizationRequest,
         browser: &BrowserSession,
-    ) -> ServiceResult<Secret> {
+        answer: ConsentAnswer,
+        meta: &RequestMeta,
+    ) -> ServiceResult<CodeIssue> {
         let client_id = ClientId::parse(&req.client_id)?;
-        let client = self
-            .client(pool.id, &client_id)
+        let now = self.now();
+        let mut w = self.store.write(pool.id).await?;
+        let client = w
+            .client(&client_id)
             .await?
             .filter(|c| c.redirect_uris.contains(&req.redirect_uri))
             .ok_or(ServiceError::NotFound("app client"))?;
-        let now = self.now();
+        if client.third_party {
+            let given = w.consent(browser.user.id, &client.client_id).await?;
+            match answer {
+                ConsentAnswer::NotAsked => {
+                    let covered = given.as_ref().is_some_and(|c| c.covers(&req.scopes));
+                    if !covered || req.prompts("consent") {
+                        return Ok(CodeIssue::ConsentRequired(ConsentPrompt {
+                            client_name: client.name.clone(),
+                            scopes: req.scopes.clone(),
+                        }));
+                    }
+                }
+                ConsentAnswer::Allowed => {
+                    let mut consent = given.unwrap_or_else(|| Consent {
+                        pool: pool.id,
+                        user_id: browser.user.id,
+                        client_id: client.client_id.clone(),
+                        scopes: Vec::new(),
+                        granted_at: now,
+                        updated_at: now,
+                    });
+                    consent.allow(&req.scopes, now);
+                    w.put_consent(&consent).await?;
+                    let mut event = self
+                        .event(pool, AuditAction::ConsentGranted, None, meta)
+                        .actor(crate::browser::user_actor(pool, &browser.user))
+                        .subject(&browser.user.username)
+                        .detail("scopes", consent.scopes.join(" "));
+                    event.client_id = Some(client.client_id.clone());
+                    w.audit(&event).await?;
+                }
+            }
+        }
         let code = random_token();
         let record = AuthorizationCode {
             pool: pool.id,
@@ -348,10 +415,9 @@ impl Gatehouse {
             created_at: now,
             expires_at: now.plus_secs(CODE_TTL_SECS),
         };
-        let mut w = self.store.write(pool.id).await?;
         w.put_authorization_code(&record).await?;
         w.commit().await?;
-        Ok(code)
+        Ok(CodeIssue::Code(code))
     }
 
     /// The client at the token endpoint: a confidential one by its secret, a public one by

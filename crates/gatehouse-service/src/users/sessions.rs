@@ -16,7 +16,8 @@ use crate::security_events::Cause;
 use crate::{Gatehouse, Principal, RequestMeta};
 
 impl Gatehouse {
-    /// The user's active sessions (sign-ins and impersonations), oldest first.
+    /// The active sessions (sign-ins, browsers, authorizations, impersonations) of a user the
+    /// caller dominates, oldest first.
     pub async fn user_sessions(
         &self,
         pool: &Pool,
@@ -25,6 +26,13 @@ impl Gatehouse {
     ) -> ServiceResult<Vec<Session>> {
         principal.require(Permission::RetrieveUserSessions)?;
         let user = self.user_named(pool, username).await?;
+        // Where and how a user is signed in is the business of those who could act on the
+        // user: the caller must dominate it, as for signing it out.
+        let groups = self.store.groups_of_user(pool.id, user.id).await?;
+        principal.ensure_dominates(
+            &gatehouse_domain::user::permissions_of(&user, &groups),
+            "the user",
+        )?;
         Ok(self
             .store
             .list_sessions(pool.id, SessionFilter::ActiveOfUser(user.id, self.now()))

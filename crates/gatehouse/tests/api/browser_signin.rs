@@ -653,3 +653,137 @@ async fn a_forgotten_password_is_reset_through_the_hosted_pages() {
     ))
     .await;
 }
+
+/// A 160×40 PNG logo: a green square and two grey bars.
+const LOGO_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAKAAAAAoCAIAAAD2TmbPAAAAk0lEQVR42u3aoRWAIABFUTqLGI1s4SZmo9EhrTZ30GTVQ0HB+86fgNuAcKjpgiP4BXAch2Jz6IAFWIAFGDBgwIABAwZ81fXJsgYY8BPwum9ZAwwYMGADbIABAwZcElgvXHQABgwYMGDAAqzKgad5aXKAAQMGDBjw1x/8AQMG7NOdAAMGDBgwYMCABViAdQcswKqyE62oMoqoqZTYAAAAAElFTkSuQmCC";
+
+/// A third-party client of a themed pool: the themed sign-in page, then the consent page,
+/// both passing axe; Allow gives the relying party its tokens, and the next login of that
+/// client in the same browser asks neither again.
+#[tokio::test]
+async fn a_third_party_client_asks_consent_on_a_themed_pool_s_pages() {
+    let app = spawn_app_at_its_address().await;
+    let mut rp = Rp::start().await;
+    let (shots, _keep) = screenshot_dir("browser_consent");
+    app.create_pool("acme").await;
+    app.create_user("acme", "ada", &[], ADA_PASSWORD).await;
+    let slug = PoolSlug::parse("acme").unwrap();
+    let pool = app.gh.pool(&slug).await.unwrap();
+    app.gh
+        .update_theme(
+            &pool,
+            &gatehouse_service::Operator::new("test").in_pool(&slug),
+            gatehouse_service::settings::ThemeUpdate {
+                display_name: Some("Acme Insurance".to_owned()),
+                accent_color: Some("#0b6e4f".to_owned()),
+                background_color: Some("#eef3f0".to_owned()),
+                logo: Some(format!("data:image/png;base64,{LOGO_PNG}")),
+                ..Default::default()
+            },
+            &gatehouse_service::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    let pool = app.gh.pool(&slug).await.unwrap();
+    let (client, secret) = app
+        .gh
+        .create_app_client_as_operator(
+            &pool,
+            NewAppClient {
+                name: "QuoteCompare".to_owned(),
+                scopes: None,
+                grant_types: Some(vec!["authorization_code".to_owned()]),
+                redirect_uris: Some(vec![rp.redirect_uri().to_owned()]),
+                post_logout_redirect_uris: None,
+                client_type: ClientType::Confidential,
+                third_party: true,
+            },
+        )
+        .await
+        .unwrap();
+    let partner = ClientCreds {
+        id: client.client_id.to_string(),
+        secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
+    };
+    let acme = app.issuer("acme");
+
+    let mut cmd = reviewed(
+        login(&acme, &partner, "ada", ADA_PASSWORD),
+        &shots,
+        "third-party",
+    );
+    cmd["scope"] = json!("openid profile email");
+    cmd["expect_consent"] = json!(true);
+    let first = rp.ok(cmd.clone()).await;
+    let pages = first["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2, "{first:#}");
+    assert_reviewed(&pages[0], "sign-in");
+    assert_eq!(pages[0]["title"], "Sign in · Acme Insurance");
+    assert_reviewed(&pages[1], "consent");
+    assert_eq!(pages[1]["title"], "Allow QuoteCompare · Acme Insurance");
+    assert_eq!(first["claims"]["aud"], partner.id.as_str());
+    assert_eq!(first["userinfo"]["email"], "ada@example.com");
+
+    // Remembered: single sign-on and the consent given carry the next login through.
+    let mut again = login(&acme, &partner, "ada", ADA_PASSWORD);
+    again["scope"] = json!("openid email");
+    again["expect_page"] = json!(false);
+    again["expect_consent"] = json!(false);
+    let second = rp.ok(again).await;
+    assert_eq!(second["pages"], json!([]));
+    assert_eq!(second["claims"]["sub"], first["claims"]["sub"]);
+
+    // A pool themed with a name and no logo, and a client asking for a permission by name:
+    // the name heads the pages as text, the permission is listed as it is called.
+    app.create_pool("beta").await;
+    app.create_user("beta", "ada", &[], ADA_PASSWORD).await;
+    let slug = PoolSlug::parse("beta").unwrap();
+    let pool = app.gh.pool(&slug).await.unwrap();
+    app.gh
+        .update_theme(
+            &pool,
+            &gatehouse_service::Operator::new("test").in_pool(&slug),
+            gatehouse_service::settings::ThemeUpdate {
+                display_name: Some("Beta Brokers".to_owned()),
+                accent_color: Some("#6b2c91".to_owned()),
+                ..Default::default()
+            },
+            &gatehouse_service::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    let pool = app.gh.pool(&slug).await.unwrap();
+    let (client, secret) = app
+        .gh
+        .create_app_client_as_operator(
+            &pool,
+            NewAppClient {
+                name: "Directory sync".to_owned(),
+                scopes: Some(vec!["user:RetrieveUsers".to_owned()]),
+                grant_types: Some(vec!["authorization_code".to_owned()]),
+                redirect_uris: Some(vec![rp.redirect_uri().to_owned()]),
+                post_logout_redirect_uris: None,
+                client_type: ClientType::Confidential,
+                third_party: true,
+            },
+        )
+        .await
+        .unwrap();
+    let sync = ClientCreds {
+        id: client.client_id.to_string(),
+        secret: secret.map(|s| s.expose().to_owned()).unwrap_or_default(),
+    };
+    let mut cmd = reviewed(
+        login(&app.issuer("beta"), &sync, "ada", ADA_PASSWORD),
+        &shots,
+        "named-pool",
+    );
+    cmd["scope"] = json!("openid user:RetrieveUsers");
+    cmd["expect_consent"] = json!(true);
+    let third = rp.ok(cmd).await;
+    let pages = third["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 2, "{third:#}");
+    assert_reviewed(&pages[0], "sign-in");
+    assert_eq!(pages[0]["title"], "Sign in · Beta Brokers");
+    assert_reviewed(&pages[1], "consent");
+}

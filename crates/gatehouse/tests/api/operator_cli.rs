@@ -282,3 +282,153 @@ async fn commands_on_postgresql_print_no_notices() {
     }
     gatehouse_store::test_support::drop_postgres_database(&url).await;
 }
+
+/// The sign-in page of `pool` for `client_id`, as a browser gets it.
+async fn sign_in_page(server: &Server, pool: &str, client_id: &str) -> String {
+    let url = format!(
+        "{}/pools/{pool}/oauth2/authorize?response_type=code&client_id={client_id}\
+         &redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&scope=openid\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        server.base
+    );
+    let res = server.http.get(url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn operators_theme_a_pool_s_pages_through_the_same_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let web_client = |pool: &str| {
+        cli(
+            d,
+            &[
+                "client",
+                "create",
+                "--pool",
+                pool,
+                "--name",
+                "web",
+                "--redirect-uri",
+                "https://app.example.com/cb",
+                "--grant",
+                "authorization_code",
+            ],
+        )["client_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    cli(d, &["pool", "create", "acme"]);
+    cli(d, &["pool", "create", "beta"]);
+    let acme_client = web_client("acme");
+    let beta_client = web_client("beta");
+
+    use base64::Engine;
+    let logo = d.join("logo.png");
+    std::fs::write(
+        &logo,
+        base64::engine::general_purpose::STANDARD
+            .decode(crate::theme::PNG_1X1)
+            .unwrap(),
+    )
+    .unwrap();
+    let themed = cli(
+        d,
+        &[
+            "pool",
+            "set-theme",
+            "--pool",
+            "acme",
+            "--display-name",
+            "Acme Insurance",
+            "--accent-color",
+            "#0b6e4f",
+            "--logo",
+            logo.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(themed["display_name"], "Acme Insurance");
+    assert_eq!(themed["accent_color"], "#0b6e4f");
+    assert_eq!(themed["logo"]["type"], "image/png");
+    assert!(themed["background_color"].is_null());
+
+    // The service's checks hold for the operator too; nothing changes on a refusal.
+    let refused = failure_of(
+        gatehouse(d)
+            .args([
+                "pool",
+                "set-theme",
+                "--pool",
+                "acme",
+                "--accent-color",
+                "#ffff00",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(refused.contains("AccentColor"), "{refused}");
+    let svg = d.join("logo.svg");
+    std::fs::write(&svg, "<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();
+    let refused = failure_of(
+        gatehouse(d)
+            .args(["pool", "set-theme", "--pool", "acme", "--logo"])
+            .arg(&svg)
+            .output()
+            .unwrap(),
+    );
+    assert!(refused.contains("not a PNG, JPEG or WebP"), "{refused}");
+    let big = d.join("big.png");
+    let mut bytes = std::fs::read(&logo).unwrap();
+    bytes.resize(48 * 1024 + 1, 0);
+    std::fs::write(&big, bytes).unwrap();
+    let refused = failure_of(
+        gatehouse(d)
+            .args(["pool", "set-theme", "--pool", "acme", "--logo"])
+            .arg(&big)
+            .output()
+            .unwrap(),
+    );
+    assert!(refused.contains("48 KiB"), "{refused}");
+
+    // A running server shows it on acme's pages, not on beta's.
+    let (child, base) = spawn_server(d);
+    let server = Server {
+        child,
+        base,
+        http: reqwest::Client::new(),
+    };
+    wait_until_up(&server.http, &server.base).await;
+    let html = sign_in_page(&server, "acme", &acme_client).await;
+    assert!(
+        html.contains("<title>Sign in · Acme Insurance</title>"),
+        "{html}"
+    );
+    assert!(html.contains("--accent: #0b6e4f;") && html.contains(r#"alt="Acme Insurance""#));
+    let html = sign_in_page(&server, "beta", &beta_client).await;
+    assert!(html.contains("<title>Sign in · beta</title>") && !html.contains("<img"));
+
+    // --clear unsets what it does not set; the server follows within its cache's seconds.
+    let cleared = cli(
+        d,
+        &[
+            "pool",
+            "set-theme",
+            "--pool",
+            "acme",
+            "--clear",
+            "--background-color",
+            "#f4efe6",
+        ],
+    );
+    assert!(cleared["display_name"].is_null() && cleared["logo"].is_null());
+    assert_eq!(cleared["background_color"], "#f4efe6");
+    eventually("the server shows the cleared theme", || async {
+        let html = sign_in_page(&server, "acme", &acme_client).await;
+        html.contains("<title>Sign in · acme</title>")
+            && html.contains("body { background: #f4efe6; }")
+            && !html.contains("<img")
+    })
+    .await;
+}

@@ -427,6 +427,29 @@ async fn sessions_are_listed_and_global_sign_out_ends_them() {
     // Alice may not list her sessions through the admin API, nor sign others out.
     let res = call(&app, Method::GET, &sessions_path, &first, None).await;
     assert_api_error(res, 403).await;
+    // Holding the permission alone lists the sessions of users it dominates, not of an
+    // administrator.
+    app.create_user(
+        "acme",
+        "lister",
+        &["user:RetrieveUserSessions"],
+        "lister-password-1",
+    )
+    .await;
+    let lister = app
+        .sign_in("acme", &client, "lister", "lister-password-1")
+        .await;
+    let res = call(&app, Method::GET, &sessions_path, &lister, None).await;
+    assert_eq!(res.status(), 200);
+    let res = call(
+        &app,
+        Method::GET,
+        &format!("{USERS}/ada/sessions"),
+        &lister,
+        None,
+    )
+    .await;
+    assert_api_error(res, 403).await;
     let res = call(
         &app,
         Method::POST,
