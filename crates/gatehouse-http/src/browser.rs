@@ -347,6 +347,24 @@ pub(crate) fn redirect_error(state: &AppState, pool: &Pool, e: &RedirectError) -
     }
 }
 
+/// `prompt=none` and the user must sign in: said to the client (OIDC Core §3.1.2.6).
+pub(crate) fn login_required(
+    state: &AppState,
+    pool: &Pool,
+    req: &AuthorizationRequest,
+) -> Response {
+    redirect_error(
+        state,
+        pool,
+        &RedirectError {
+            redirect_uri: req.redirect_uri.clone(),
+            error: "login_required",
+            description: "the user must sign in".to_owned(),
+            state: req.state.clone(),
+        },
+    )
+}
+
 /// The request's parameters; a repeated one is refused (RFC 6749 §3.1).
 fn authorize_params(query: Option<&str>) -> Result<AuthorizeParams, String> {
     let mut p = AuthorizeParams::default();
@@ -546,7 +564,7 @@ async fn consent_step(
                     None,
                     &Finish::Code,
                     None,
-                    Some("Your sign-in ended. Sign in again to continue."),
+                    Message::Error("Your sign-in ended. Sign in again to continue."),
                     StatusCode::UNAUTHORIZED,
                 )
                 .await;
@@ -584,6 +602,14 @@ async fn client_name(state: &AppState, pool: &Pool, client_id: &str) -> Option<S
         .map(|c| c.name.clone())
 }
 
+/// What the sign-in page says above its form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Message<'a> {
+    None,
+    Error(&'a str),
+    Notice(&'a str),
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn sign_in_page(
     state: &AppState,
@@ -593,9 +619,14 @@ pub(crate) async fn sign_in_page(
     sealed: Option<String>,
     finish: &Finish,
     username: Option<&str>,
-    error: Option<&str>,
+    message: Message<'_>,
     status: StatusCode,
 ) -> Response {
+    let (error, notice) = match message {
+        Message::None => (None, None),
+        Message::Error(e) => (Some(e), None),
+        Message::Notice(n) => (None, Some(n)),
+    };
     let request_pool = finish.request_pool(pool);
     let sealed = match sealed {
         Some(s) => s,
@@ -627,6 +658,7 @@ pub(crate) async fn sign_in_page(
             csrf => csrf.0,
             username => username.or(req.login_hint.as_deref()).unwrap_or_default(),
             error,
+            notice,
         },
         status,
     )
@@ -667,16 +699,7 @@ pub async fn authorize(
             )
             .await
         }
-        (Decision::LoginRequired, _) => redirect_error(
-            &state,
-            &pool,
-            &RedirectError {
-                redirect_uri: req.redirect_uri.clone(),
-                error: "login_required",
-                description: "the user must sign in".to_owned(),
-                state: req.state.clone(),
-            },
-        ),
+        (Decision::LoginRequired, _) => login_required(&state, &pool, &req),
         _ => {
             sign_in_page(
                 &state,
@@ -686,7 +709,7 @@ pub async fn authorize(
                 None,
                 &Finish::Code,
                 None,
-                None,
+                Message::None,
                 StatusCode::OK,
             )
             .await
@@ -897,7 +920,7 @@ pub async fn authorize_step(
                 Some(sealed.clone()),
                 &finish,
                 form.username.as_deref(),
-                Some("Incorrect username or password."),
+                Message::Error("Incorrect username or password."),
                 StatusCode::UNAUTHORIZED,
             )
             .await
@@ -913,7 +936,7 @@ pub async fn authorize_step(
                 Some(sealed.clone()),
                 &finish,
                 form.username.as_deref(),
-                Some("Too many failed sign-ins for this username. Try again later."),
+                Message::Error("Too many failed sign-ins for this username. Try again later."),
                 StatusCode::TOO_MANY_REQUESTS,
             )
             .await;
@@ -1026,7 +1049,7 @@ async fn reset_step(
                 Some(sealed.to_owned()),
                 finish,
                 Some(username),
-                None,
+                Message::None,
                 StatusCode::OK,
             )
             .await
@@ -1060,31 +1083,18 @@ async fn reset_step(
                     res
                 }
                 Ok(BrowserReset::PasswordChanged) => {
-                    let client_name = match finish {
-                        Finish::Code => client_name(state, pool, &req.client_id)
-                            .await
-                            .unwrap_or_else(|| "the application".to_owned()),
-                        Finish::Staff { target, .. } => target.slug.to_string(),
-                    };
-                    form_page(
+                    sign_in_page(
                         state,
                         pool,
-                        "sign_in.html",
-                        csrf.clone(),
-                        context! {
-                            pool_name => pool.slug.as_str(),
-                            client_name,
-                            action => finish.action(),
-                            for_pool => finish.for_pool(),
-                            binding => finish.binding(),
-                            staff_sign_in => matches!(finish, Finish::Code) && state.gh.offers_staff_sign_in(pool),
-                            request => sealed,
-                            csrf => csrf.0.clone(),
-                            username,
-                            notice => "Your password was changed. Sign in with it.",
-                        },
+                        headers,
+                        req,
+                        Some(sealed.to_owned()),
+                        finish,
+                        Some(username),
+                        Message::Notice("Your password was changed. Sign in with it."),
                         StatusCode::OK,
                     )
+                    .await
                 }
                 Err(ServiceError::Invalid(e)) if e.field == "code" => {
                     reset_page(Some(WRONG_CODE.to_owned()), StatusCode::UNAUTHORIZED)

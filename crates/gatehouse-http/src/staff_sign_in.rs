@@ -19,8 +19,9 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::browser::{
-    Finish, cookie, current_session, error_page, failure_page, is_https, issue, redirect_error,
-    redirect_to, see_other, set_cookie, sign_in_page, sso_cookie_name,
+    Finish, Message, cookie, current_session, error_page, failure_page, is_https, issue,
+    login_required, redirect_error, redirect_to, see_other, set_cookie, sign_in_page,
+    sso_cookie_name,
 };
 use crate::extract::{Meta, PoolCtx};
 
@@ -179,16 +180,7 @@ pub async fn staff_authorize(
         (Decision::Issue, Some(session)) => {
             handoff_to(&state, &pool, &target, &sealed, &binding, session).await
         }
-        (Decision::LoginRequired, _) => redirect_error(
-            &state,
-            &target,
-            &RedirectError {
-                redirect_uri: req.redirect_uri.clone(),
-                error: "login_required",
-                description: "the user must sign in".to_owned(),
-                state: req.state.clone(),
-            },
-        ),
+        (Decision::LoginRequired, _) => login_required(&state, &target, &req),
         _ => {
             sign_in_page(
                 &state,
@@ -198,7 +190,7 @@ pub async fn staff_authorize(
                 Some(sealed),
                 &Finish::Staff { target, binding },
                 None,
-                None,
+                Message::None,
                 StatusCode::OK,
             )
             .await
