@@ -33,7 +33,9 @@ pub enum EventKind {
         credential_type: CredentialType,
         change_type: ChangeType,
     },
-    /// CAEP `token-claims-change`: the claims the user's tokens would now carry.
+    /// CAEP `token-claims-change`: the claims the subject's tokens would now carry. For a
+    /// user, its roles and groups; for a group, the group's roles (none once it is deleted),
+    /// which every token naming the group carried.
     TokenClaimsChange {
         roles: Vec<String>,
         groups: Vec<String>,
@@ -101,6 +103,8 @@ pub enum EventSubject {
     Session { session: SessionId, user: UserId },
     /// Every session of a user.
     User { user: UserId },
+    /// Every token naming a group of the pool in its `groups`.
+    Group { name: String },
     /// Every session in the pool.
     Pool,
     /// One token, by its `jti`.

@@ -178,15 +178,22 @@ impl Gatehouse {
         let mut event = self
             .event(pool, AuditAction::GroupUpdated, Some(principal), meta)
             .subject(&group.name);
+        let mut roles_changed = false;
         if let Some(roles) = roles {
             ensure_may_grant(principal, roles.iter().filter(|r| !group.roles.contains(r)))?;
             let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
             event = event.detail("roles", names.join(" "));
+            roles_changed = roles != group.roles;
             group.roles = roles;
         }
         group.description = update.description;
         w.update_group(&group).await.map_err(group_write_error)?;
         w.audit(&event).await?;
+        if roles_changed {
+            let roles = group.roles.iter().map(|r| r.as_str().to_owned()).collect();
+            self.tell_group_changed(w.as_mut(), group.name.as_str(), roles)
+                .await?;
+        }
         w.commit().await?;
         Ok(())
     }
@@ -207,6 +214,8 @@ impl Gatehouse {
             .subject(name);
         w.delete_group(name).await.map_err(group_write_error)?;
         w.audit(&event).await?;
+        self.tell_group_changed(w.as_mut(), name.as_str(), Vec::new())
+            .await?;
         w.commit().await?;
         Ok(())
     }

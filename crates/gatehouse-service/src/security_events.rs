@@ -103,6 +103,30 @@ impl Gatehouse {
             .await
     }
 
+    /// Appends `token-claims-change` for a group whose roles changed (or which is gone): the
+    /// tokens naming it carried its old roles; `roles` are its roles now (none once deleted).
+    pub(crate) async fn tell_group_changed(
+        &self,
+        w: &mut dyn PoolWrite,
+        group: &str,
+        roles: Vec<String>,
+    ) -> ServiceResult<()> {
+        let event = self.security_event(
+            w.pool(),
+            &new_txn(),
+            EventKind::TokenClaimsChange {
+                roles,
+                groups: Vec::new(),
+            },
+            EventSubject::Group {
+                name: group.to_owned(),
+            },
+        );
+        w.append_security_events(std::slice::from_ref(&event))
+            .await?;
+        Ok(())
+    }
+
     /// Ends the sessions `which` names in `w` and appends, in the same transaction, a
     /// `session-revoked` event for each, in the session's own pool. Returns what ended.
     pub(crate) async fn end_sessions_and_tell(
@@ -186,6 +210,11 @@ fn subject_id(issuer: &str, pool: &Pool, subject: &EventSubject) -> Value {
         EventSubject::User { user: u } => json!({
             "format": "complex",
             "user": user(u),
+            "tenant": tenant,
+        }),
+        EventSubject::Group { name } => json!({
+            "format": "complex",
+            "group": {"format": "opaque", "id": name},
             "tenant": tenant,
         }),
         EventSubject::Pool => json!({"format": "complex", "tenant": tenant}),

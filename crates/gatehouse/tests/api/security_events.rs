@@ -178,6 +178,35 @@ async fn every_revocation_appends_its_security_events() {
         json!(["brokers"])
     );
 
+    // The group's roles change, then the group goes: every token naming it is told, once.
+    let res = app
+        .http
+        .put(app.pool_url("acme", "/api/user-management/groups/brokers"))
+        .bearer_auth(&ada)
+        .json(&json!({"description": "Brokers", "roles": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204, "{}", res.text().await.unwrap());
+    let res = app
+        .http
+        .delete(app.pool_url("acme", "/api/user-management/groups/brokers"))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let s = sets(&app, "acme", &events_since(&app, "acme", &mut cursor).await).await;
+    assert_eq!(s.len(), 2, "{s:#?}");
+    for set in &s {
+        assert_eq!(event_type(set), format!("{CAEP}token-claims-change"));
+        assert_eq!(set["sub_id"]["group"]["id"], "brokers");
+        assert_eq!(
+            set["events"][format!("{CAEP}token-claims-change")]["claims"]["roles"],
+            json!([])
+        );
+    }
+
     let res = app
         .http
         .delete(app.pool_url("acme", &format!("{USERS}/alice")))
