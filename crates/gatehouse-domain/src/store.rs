@@ -331,6 +331,8 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
+    /// The newest security event's number in `pool` (0 when it has none).
+    async fn latest_security_event(&self, pool: PoolId) -> StoreResult<i64>;
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Appends several such events in one transaction: all of them or none.
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<()>;

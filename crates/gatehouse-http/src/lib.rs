@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod pools;
+pub mod revocations;
 pub mod staff_sign_in;
 
 use std::sync::Arc;
@@ -85,6 +86,7 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             get(oauth::userinfo).post(oauth::userinfo),
         )
         .merge(guarded)
+        .route("/api/auth/revocations", get(revocations::feed))
         .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),

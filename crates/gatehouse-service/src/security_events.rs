@@ -23,6 +23,17 @@ use crate::error::ServiceResult;
 /// The media type's `typ` of a Security Event Token (SSF §4.1.1).
 pub const TYP_SECEVENT: &str = "secevent+jwt";
 
+/// The most SETs one page of the revocation feed carries.
+pub const FEED_PAGE_MAX: u32 = 100;
+
+/// A page of the revocation feed: each event's cursor and SET, and the cursor to ask after
+/// next (the last one given, or the one asked after when there is nothing newer).
+#[derive(Debug)]
+pub struct FeedPage {
+    pub items: Vec<(i64, String)>,
+    pub next: i64,
+}
+
 /// Why sessions end, for their `session-revoked` events.
 #[derive(Debug, Clone)]
 pub struct Cause<'a> {
@@ -168,6 +179,50 @@ impl Gatehouse {
             .store
             .security_events_after(pool.id, after, limit)
             .await?)
+    }
+
+    /// The revocation feed for services that verify the pool's tokens themselves: the
+    /// pool's security events committed after the cursor `after`, oldest first, each as a
+    /// SET for the feed's audience (`{issuer}/api/auth/revocations`). A cursor past the
+    /// newest event is refused: it was never handed out, and a reader holding it would miss
+    /// what comes next.
+    pub async fn revocation_feed(
+        &self,
+        pool: &Pool,
+        principal: &crate::Principal,
+        after: i64,
+        limit: u32,
+    ) -> ServiceResult<FeedPage> {
+        principal.require(gatehouse_domain::permission::Permission::RetrieveRevocations)?;
+        if after < 0 || !(1..=FEED_PAGE_MAX).contains(&limit) {
+            return Err(gatehouse_domain::ParseError::new(
+                if after < 0 { "after" } else { "limit" },
+                format!(
+                    "after must be a cursor of this feed (0 or more), limit 1 to {FEED_PAGE_MAX}"
+                ),
+            )
+            .into());
+        }
+        let newest = self.store.latest_security_event(pool.id).await?;
+        if after > newest {
+            return Err(gatehouse_domain::ParseError::new(
+                "after",
+                format!("the cursor {after} is ahead of this feed, whose newest is {newest}"),
+            )
+            .into());
+        }
+        let audience = format!("{}/api/auth/revocations", self.issuer(pool));
+        let mut items = Vec::new();
+        for stored in self
+            .store
+            .security_events_after(pool.id, after, limit)
+            .await?
+        {
+            let set = self.security_event_token(pool, &stored, &audience).await?;
+            items.push((stored.seq, set));
+        }
+        let next = items.last().map_or(after, |(seq, _)| *seq);
+        Ok(FeedPage { items, next })
     }
 
     /// The Security Event Token of a stored event, for `audience`: `typ: secevent+jwt`,

@@ -65,6 +65,17 @@ pub(crate) async fn after(
     rows.iter().map(from_row).collect()
 }
 
+/// The newest event's number in `pool`, 0 when it has none.
+pub(crate) async fn latest(store: &SqlStore, pool: PoolId) -> StoreResult<i64> {
+    let row =
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM security_events WHERE pool_id = $1")
+            .bind(pool.to_string())
+            .fetch_one(&store.pool)
+            .await
+            .store()?;
+    get(&row, "seq")
+}
+
 fn from_row(row: &AnyRow) -> StoreResult<StoredSecurityEvent> {
     Ok(StoredSecurityEvent {
         seq: get(row, "seq")?,

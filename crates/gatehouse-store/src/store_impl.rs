@@ -308,6 +308,10 @@ impl Store for SqlStore {
         security_events::after(self, pool, after, limit).await
     }
 
+    async fn latest_security_event(&self, pool: PoolId) -> StoreResult<i64> {
+        security_events::latest(self, pool).await
+    }
+
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         audit::append(self, event).await
     }

@@ -26,6 +26,7 @@ mod reference;
 mod refresh_flow;
 mod resources;
 mod revocation;
+mod revocation_feed;
 mod rp_harness;
 mod security;
 mod security_events;
