@@ -54,6 +54,11 @@ pub trait PoolWrite: Send {
     async fn pool_settings(&mut self) -> StoreResult<PoolSettings>;
     async fn user_by_username(&mut self, username: &Username) -> StoreResult<Option<User>>;
     async fn user_by_id(&mut self, id: UserId) -> StoreResult<Option<User>>;
+    /// A user of another pool who acts in this one (a staff member signing in here), read
+    /// and locked like this pool's rows: a change to that user (disabling it, which ends the
+    /// sessions it acts in) and this transaction run one after the other. The one read beyond
+    /// the transaction's pool.
+    async fn acting_user(&mut self, pool: PoolId, id: UserId) -> StoreResult<Option<User>>;
     /// The user an upstream identity is linked to.
     async fn user_by_identity(
         &mut self,

@@ -200,15 +200,9 @@ impl Gatehouse {
         }) else {
             return Ok(Err(StaffRefusal::Invalid));
         };
-        // The staff member as the staff pool knows them now.
-        let staff_user = match UserId::parse(&claims.sub) {
-            Ok(id) => self.store.user_by_id(staff_pool.id, id).await?,
-            Err(_) => None,
-        };
-        let Some(staff_user) = staff_user.filter(|u| u.enabled.is_enabled()) else {
+        let Ok(staff_id) = UserId::parse(&claims.sub) else {
             return Ok(Err(StaffRefusal::Invalid));
         };
-        let staff = user_actor(&staff_pool, &staff_user);
 
         let mut w = self.store.write(pool.id).await?;
         // The pool's consent to staff, read under the pool's lock: turning it off waits for
@@ -216,6 +210,14 @@ impl Gatehouse {
         if w.pool_settings().await?.staff_access != StaffAccess::Allowed {
             return Ok(Err(StaffRefusal::NotOffered));
         }
+        // The staff member as the staff pool knows them now, read under their row's lock:
+        // disabling or deleting them waits for this sign-in, whose session it then ends, or
+        // this sign-in sees them gone.
+        let staff_user = w.acting_user(staff_pool.id, staff_id).await?;
+        let Some(staff_user) = staff_user.filter(|u| u.enabled.is_enabled()) else {
+            return Ok(Err(StaffRefusal::Invalid));
+        };
+        let staff = user_actor(&staff_pool, &staff_user);
         let expires = gatehouse_domain::time::Timestamp(claims.exp);
         if !w
             .use_once(&format!("staff-assertion:{}", claims.jti), now, expires)

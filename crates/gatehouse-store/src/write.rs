@@ -76,6 +76,10 @@ impl PoolWrite for SqlWrite {
         users::by_id(&mut *self.tx, self.pool, id, self.lock).await
     }
 
+    async fn acting_user(&mut self, pool: PoolId, id: UserId) -> StoreResult<Option<User>> {
+        users::by_id(&mut *self.tx, pool, id, self.lock).await
+    }
+
     async fn user_by_identity(
         &mut self,
         provider_name: &str,

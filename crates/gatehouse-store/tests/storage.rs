@@ -68,6 +68,7 @@ on_both_backends! {
     txn::sessions_end_by_user_by_staff_and_by_actor_across_pools: sqlite_sessions_end_by_actor, postgres_sessions_end_by_actor;
     txn::revocations_are_read_in_commit_order: sqlite_revocations_in_commit_order, postgres_revocations_in_commit_order;
     txn::concurrent_impersonations_fail_alone: sqlite_concurrent_impersonations, postgres_concurrent_impersonations;
+    txn::an_acting_user_is_read_under_its_lock: sqlite_acting_user_locked, postgres_acting_user_locked;
     users::username_unique_per_pool: sqlite_username_unique_per_pool, postgres_username_unique_per_pool;
     users::list_pages_in_byte_order: sqlite_users_list_pages_in_byte_order, postgres_users_list_pages_in_byte_order;
     users::identity_links: sqlite_identity_links, postgres_identity_links;

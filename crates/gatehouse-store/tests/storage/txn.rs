@@ -449,3 +449,38 @@ pub async fn concurrent_impersonations_fail_alone(db: &Db) {
         .unwrap();
     assert!(matches!(missing, ImpersonationOutcome::NoSuchUser));
 }
+
+/// A user of another pool read as acting in this one (a staff member signing in to a client
+/// pool) is locked like this pool's rows: a transaction changing that user in its own pool
+/// (disabling it, which ends the sessions it acts in everywhere) and one reading it here run
+/// one after the other, so the second sees what the first committed.
+pub async fn an_acting_user_is_read_under_its_lock(db: &Db) {
+    let store = db.store.clone();
+    let staff = new_pool(&store, "staff").await;
+    let acme = new_pool(&store, "acme").await;
+    let sue = new_user(&store, staff.id, "sue").await;
+
+    // The staff pool disables sue, and has not committed yet.
+    let mut disabling = store.write(staff.id).await.unwrap();
+    let mut user = disabling.user_by_id(sue.id).await.unwrap().unwrap();
+    user.enabled = Enabled::No;
+    disabling.update_user(&user).await.unwrap();
+
+    let reader = {
+        let store = store.clone();
+        let (acme, staff, sue) = (acme.id, staff.id, sue.id);
+        tokio::spawn(async move {
+            let mut w = store.write(acme).await.unwrap();
+            let seen = w.acting_user(staff, sue).await.unwrap().unwrap();
+            w.commit().await.unwrap();
+            seen.enabled
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !reader.is_finished(),
+        "the acting user was read while a change to it was uncommitted"
+    );
+    disabling.commit().await.unwrap();
+    assert_eq!(reader.await.unwrap(), Enabled::No);
+}
