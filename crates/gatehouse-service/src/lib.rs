@@ -16,6 +16,7 @@ pub mod impersonation;
 pub mod keyring;
 pub mod maintenance;
 pub mod messages;
+pub mod outbound;
 pub mod password_reset;
 pub mod pools;
 pub mod principal;
@@ -60,6 +61,7 @@ pub struct Gatehouse {
     revocations: revocations::Revocations,
     verified: verified::VerifiedTokens,
     audit_sink: AuditSink,
+    outbound: outbound::Outbound,
 }
 
 impl std::fmt::Debug for Gatehouse {
@@ -78,6 +80,8 @@ pub struct GatehouseParts {
     pub messages: Arc<dyn MessageTransport>,
     /// The externally visible base URL.
     pub public_url: PublicUrl,
+    /// The client of every call to a URL a tenant configured.
+    pub outbound: outbound::Outbound,
 }
 
 impl Gatehouse {
@@ -94,7 +98,14 @@ impl Gatehouse {
             hasher: parts.hasher,
             messages: parts.messages,
             public_url: parts.public_url,
+            outbound: parts.outbound,
         }
+    }
+
+    /// The client of every call to a URL a tenant configured (SSF push, back-channel
+    /// logout): the operator's `outbound.allow` policy applies to it.
+    pub fn outbound(&self) -> &outbound::Outbound {
+        &self.outbound
     }
 
     pub fn now(&self) -> Timestamp {

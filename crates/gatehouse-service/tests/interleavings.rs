@@ -169,6 +169,7 @@ async fn world(database_url: String) -> World {
         .unwrap(),
         messages: Arc::new(FileOutbox::new(dir.path().join("outbox"))),
         public_url: gatehouse_domain::urls::PublicUrl::parse("http://gatehouse.test").unwrap(),
+        outbound: gatehouse_service::outbound::Outbound::new(Default::default()).unwrap(),
     }));
     let slug = PoolSlug::parse("acme").unwrap();
     gh.create_pool(

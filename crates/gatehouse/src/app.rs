@@ -17,6 +17,7 @@ use gatehouse_http::{AppState, Metrics, Readiness};
 use gatehouse_service::messages::{
     self as smtp, FileOutbox, MessageTransport, SmtpSettings, SmtpTransport,
 };
+use gatehouse_service::outbound::{Outbound, OutboundPolicy};
 use gatehouse_service::{Gatehouse, GatehouseParts};
 use gatehouse_store::SqlStore;
 use tokio::net::TcpListener;
@@ -222,6 +223,14 @@ pub async fn services(
         hasher,
         messages: transport(config)?,
         public_url: PublicUrl::parse(&config.public_url).map_err(|e| StartError(e.to_string()))?,
+        outbound: Outbound::new(OutboundPolicy {
+            allow: config
+                .outbound
+                .allow()
+                .map_err(|e| StartError(e.to_string()))?,
+            allow_plain_http: config.public_url.starts_with("http://"),
+        })
+        .map_err(|e| StartError(e.to_string()))?,
     });
     Ok((Arc::new(gh), store))
 }

@@ -30,6 +30,34 @@ pub struct Config {
     pub messages: Messages,
     pub limits: Limits,
     pub maintenance: Maintenance,
+    pub outbound: Outbound,
+}
+
+/// Calls to URLs tenants configure (SSF push, back-channel logout).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// CIDR ranges (or single addresses) such calls may reach although they are not public:
+    /// loopback, private, link-local and other non-public addresses are refused otherwise.
+    pub allow: Vec<String>,
+}
+
+impl Outbound {
+    pub fn allow(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.allow
+            .iter()
+            .map(|net| cidr("outbound.allow", net))
+            .collect()
+    }
+}
+
+/// A CIDR range, or one address as its own range.
+fn cidr(key: &str, net: &str) -> Result<ipnet::IpNet, ConfigError> {
+    net.parse::<ipnet::IpNet>()
+        .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            ConfigError::Invalid(format!("{key}: '{net}' is not a CIDR range or an address"))
+        })
 }
 
 /// Background work of the server.
@@ -82,15 +110,7 @@ impl Limits {
         let trusted_proxies = self
             .trusted_proxies
             .iter()
-            .map(|net| {
-                net.parse::<ipnet::IpNet>()
-                    .or_else(|_| net.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| {
-                        ConfigError::Invalid(format!(
-                            "limits.trusted_proxies: '{net}' is not a CIDR range or an address"
-                        ))
-                    })
-            })
+            .map(|net| cidr("limits.trusted_proxies", net))
             .collect::<Result<_, _>>()?;
         Ok(gatehouse_http::limits::LimitSettings {
             address_burst: self.address_burst,
@@ -200,6 +220,7 @@ impl Default for Config {
             messages: Messages::default(),
             limits: Limits::default(),
             maintenance: Maintenance::default(),
+            outbound: Outbound::default(),
         }
     }
 }
@@ -250,6 +271,7 @@ impl Config {
             return Err(ConfigError::Invalid(e.to_string()));
         }
         self.limits.settings()?;
+        self.outbound.allow()?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "listen must be an address such as 127.0.0.1:8080, not '{}'",

@@ -81,6 +81,10 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Config
             outbox_dir: dir.path().join("outbox"),
             ..Default::default()
         },
+        // Deliveries (SSF push, back-channel logout) reach the tests' receivers on loopback.
+        outbound: gatehouse::config::Outbound {
+            allow: vec!["127.0.0.0/8".into()],
+        },
         ..Config::default()
     };
     customize(&mut config);

@@ -1,0 +1,419 @@
+//! Calls Gatehouse makes to URLs its tenants configure (SSF push, back-channel logout): one
+//! client, one policy. A tenant's URL is an attacker's tool when the server it names sits on
+//! the operator's network, so a call never follows a redirect, never reaches a loopback,
+//! private, link-local or otherwise non-public address unless the operator lists its range in
+//! `outbound.allow`, never goes through a proxy (the check would then apply to the proxy), and
+//! gives up after a few seconds. Names are checked where they are resolved, each time a
+//! connection is made, so a name that resolves to a public address when registered and to a
+//! private one later (DNS rebinding) is refused then.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+/// How long a connection may take to open, and a whole call to finish.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of an answer's body is kept (for the delivery status an administrator reads).
+const BODY_KEPT: usize = 2048;
+
+/// What the operator allows beyond public addresses.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundPolicy {
+    /// Ranges a call may reach although they are not public (`outbound.allow`).
+    pub allow: Vec<IpNet>,
+    /// Whether plain `http` targets are allowed: only while Gatehouse itself is served over
+    /// `http` (a development set-up).
+    pub allow_plain_http: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// The policy forbids the target: retrying cannot help.
+    #[error("{0}")]
+    Refused(String),
+    /// The call failed on its way (connection, timeout, TLS): it may succeed later.
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// The answer to a call: its status and the start of its body.
+#[derive(Debug, Clone)]
+pub struct OutboundAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The client every outbound call goes through.
+#[derive(Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    policy: Arc<OutboundPolicy>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    pub fn new(policy: OutboundPolicy) -> Result<Self, OutboundError> {
+        let policy = Arc::new(policy);
+        let tls = tls_config()?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
+            .build()
+            .map_err(|e| OutboundError::Transport(format!("building the outbound client: {e}")))?;
+        Ok(Self { client, policy })
+    }
+
+    /// Checks a URL a tenant registers: absolute `https` (or `http` while allowed), a host,
+    /// no user information, no fragment, and, when the host is an address, one the policy
+    /// allows. Names are resolved only when called.
+    pub fn check_target(&self, target: &str) -> Result<Url, OutboundError> {
+        let url = Url::parse(target)
+            .map_err(|e| OutboundError::Refused(format!("'{target}' is not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.policy.allow_plain_http => {}
+            "http" => {
+                return Err(OutboundError::Refused(
+                    "the URL must be https: Gatehouse is served over https".to_owned(),
+                ));
+            }
+            other => {
+                return Err(OutboundError::Refused(format!(
+                    "the URL's scheme must be https, not '{other}'"
+                )));
+            }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(OutboundError::Refused(
+                "the URL may not carry user information".to_owned(),
+            ));
+        }
+        if url.fragment().is_some() {
+            return Err(OutboundError::Refused(
+                "the URL may not carry a fragment".to_owned(),
+            ));
+        }
+        match url.host() {
+            None => {
+                return Err(OutboundError::Refused("the URL names no host".to_owned()));
+            }
+            Some(url::Host::Ipv4(ip)) => self.check_address(IpAddr::V4(ip))?,
+            Some(url::Host::Ipv6(ip)) => self.check_address(IpAddr::V6(ip))?,
+            Some(url::Host::Domain(_)) => {}
+        }
+        Ok(url)
+    }
+
+    fn check_address(&self, ip: IpAddr) -> Result<(), OutboundError> {
+        if allowed(&self.policy, ip) {
+            Ok(())
+        } else {
+            Err(OutboundError::Refused(format!(
+                "{ip} is not a public address and outbound.allow does not list it"
+            )))
+        }
+    }
+
+    /// POSTs `body` to `url` (checked again here: the policy may have changed since it was
+    /// registered). Any status is an answer; only a call that got none is an error.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<OutboundAnswer, OutboundError> {
+        let url = self.check_target(url)?;
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let mut kept = Vec::new();
+        while kept.len() < BODY_KEPT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                // The status is the answer; a body cut short does not change it.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        kept.truncate(BODY_KEPT);
+        Ok(OutboundAnswer {
+            status,
+            body: String::from_utf8_lossy(&kept).into_owned(),
+        })
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, OutboundError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A certificate of the system's store that rustls cannot use is skipped, as the
+        // system's own clients would.
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| OutboundError::Transport(format!("TLS configuration: {e}")))
+}
+
+/// An error of the resolver that marks a refusal by policy.
+#[derive(Debug)]
+struct Blocked(String);
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+/// A refusal by policy wherever it sits in the error's chain; anything else is transport.
+fn classify(error: reqwest::Error) -> OutboundError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = source {
+        if let Some(blocked) = e.downcast_ref::<Blocked>() {
+            return OutboundError::Refused(blocked.0.clone());
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        OutboundError::Transport("no answer in time".to_owned())
+    } else if error.is_connect() {
+        OutboundError::Transport("could not connect".to_owned())
+    } else {
+        OutboundError::Transport(error.to_string())
+    }
+}
+
+/// Resolves names as the system does and keeps only the addresses the policy allows.
+struct GuardedResolver {
+    policy: Arc<OutboundPolicy>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let kept: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| allowed(&policy, a.ip()))
+                .collect();
+            if kept.is_empty() {
+                let blocked: Box<dyn std::error::Error + Send + Sync> =
+                    Box::new(Blocked(if found.is_empty() {
+                        format!("'{host}' resolves to no address")
+                    } else {
+                        format!(
+                            "'{host}' resolves only to addresses that are not public, and \
+                             outbound.allow does not list them"
+                        )
+                    }));
+                return Err(blocked);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(kept.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Whether a call may reach `ip`: a public address, or one in a range the operator allows.
+fn allowed(policy: &OutboundPolicy, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    policy.allow.iter().any(|net| net.contains(&ip)) || is_public(ip)
+}
+
+/// Whether an address is reachable on the public Internet (not loopback, private, shared,
+/// link-local, unspecified, multicast, broadcast, documentation, benchmarking or reserved).
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0
+        // Shared address space (carrier-grade NAT), 100.64.0.0/10.
+        || (a == 100 && (64..128).contains(&b))
+        // IETF protocol assignments, 192.0.0.0/24.
+        || (a == 192 && b == 0 && c == 0)
+        // Benchmarking, 198.18.0.0/15.
+        || (a == 198 && (b == 18 || b == 19))
+        // Reserved, 240.0.0.0/4.
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        // Unique local, fc00::/7.
+        || (first & 0xfe00) == 0xfc00
+        // Link-local, fe80::/10.
+        || (first & 0xffc0) == 0xfe80
+        // Documentation, 2001:db8::/32.
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8)
+        // IPv4-compatible and other addresses under ::/96, NAT64 64:ff9b::/96 (reaches IPv4
+        // addresses the check above would have to see).
+        || ip.segments()[..6] == [0; 6]
+        || (first == 0x0064 && ip.segments()[1] == 0xff9b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(allow: &[&str], http: bool) -> Outbound {
+        Outbound::new(OutboundPolicy {
+            allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            allow_plain_http: http,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn non_public_addresses_are_refused_unless_allowed() {
+        let strict = outbound(&[], true);
+        for target in [
+            "http://127.0.0.1/x",
+            "http://10.1.2.3/x",
+            "http://172.16.0.1/x",
+            "http://192.168.1.1/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/x",
+            "http://0.0.0.0/x",
+            "http://[::1]/x",
+            "http://[fe80::1]/x",
+            "http://[fd00::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://[::ffff:169.254.169.254]/x",
+            "http://[64:ff9b::a9fe:a9fe]/x",
+        ] {
+            assert!(
+                matches!(strict.check_target(target), Err(OutboundError::Refused(_))),
+                "{target} must be refused"
+            );
+        }
+        assert!(strict.check_target("http://93.184.215.14/x").is_ok());
+        assert!(strict.check_target("http://[2606:2800::1]/x").is_ok());
+
+        let loopback = outbound(&["127.0.0.0/8"], true);
+        assert!(loopback.check_target("http://127.0.0.1:9/x").is_ok());
+        assert!(loopback.check_target("http://[::ffff:127.0.0.1]/x").is_ok());
+        assert!(loopback.check_target("http://10.0.0.1/x").is_err());
+    }
+
+    #[test]
+    fn targets_must_be_plain_urls_of_an_allowed_scheme() {
+        let https_only = outbound(&[], false);
+        assert!(https_only.check_target("https://rp.example/logout").is_ok());
+        for target in [
+            "http://rp.example/logout",
+            "ftp://rp.example/logout",
+            "file:///etc/passwd",
+            "https://user:pw@rp.example/logout",
+            "https://rp.example/logout#frag",
+            "/relative",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    https_only.check_target(target),
+                    Err(OutboundError::Refused(_))
+                ),
+                "{target} must be refused"
+            );
+        }
+        assert!(
+            outbound(&[], true)
+                .check_target("http://rp.example/logout")
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_a_private_address_is_refused_when_called() {
+        let strict = outbound(&[], true);
+        let err = strict
+            .post("http://localhost:9/x", "text/plain", &[], Vec::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::Refused(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_answers_never_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // One connection: answer a redirect; a second request would be the followed one.
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = socket.read(&mut buf).await.unwrap();
+            socket
+                .write_all(
+                    b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:9/next\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await
+                .unwrap();
+        });
+        let client = outbound(&["127.0.0.0/8"], true);
+        let answer = client
+            .post(
+                &format!("http://{addr}/hook"),
+                "application/json",
+                &[],
+                b"{}".to_vec(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 307);
+        server.await.unwrap();
+    }
+}
