@@ -60,7 +60,10 @@ impl Gatehouse {
                     client: client_id.clone(),
                 },
                 meta,
-                "consent revoked",
+                &crate::security_events::Cause::new(
+                    gatehouse_domain::security_event::InitiatingEntity::Admin,
+                    "consent revoked",
+                ),
             )
             .await?;
         let mut event = self

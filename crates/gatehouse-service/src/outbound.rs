@@ -11,6 +11,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
 use ipnet::IpNet;
 use url::Url;
 
@@ -47,10 +53,12 @@ pub struct OutboundAnswer {
     pub body: String,
 }
 
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
+
 /// The client every outbound call goes through.
 #[derive(Clone)]
 pub struct Outbound {
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
     policy: Arc<OutboundPolicy>,
 }
 
@@ -65,19 +73,19 @@ impl std::fmt::Debug for Outbound {
 impl Outbound {
     pub fn new(policy: OutboundPolicy) -> Result<Self, OutboundError> {
         let policy = Arc::new(policy);
-        let tls = tls_config()?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .user_agent(concat!("Gatehouse/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
-            }))
-            .build()
-            .map_err(|e| OutboundError::Transport(format!("building the outbound client: {e}")))?;
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver {
+            policy: policy.clone(),
+        });
+        // The scheme is checked by `check_target`; the TLS layer below takes `https`.
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
         Ok(Self { client, policy })
     }
 
@@ -133,7 +141,8 @@ impl Outbound {
     }
 
     /// POSTs `body` to `url` (checked again here: the policy may have changed since it was
-    /// registered). Any status is an answer; only a call that got none is an error.
+    /// registered). Any status is an answer, a redirect too (it is never followed); only a
+    /// call that got none is an error.
     pub async fn post(
         &self,
         url: &str,
@@ -142,29 +151,43 @@ impl Outbound {
         body: Vec<u8>,
     ) -> Result<OutboundAnswer, OutboundError> {
         let url = self.check_target(url)?;
-        let mut request = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body);
+        let mut request = hyper::Request::post(url.as_str())
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .header(
+                hyper::header::USER_AGENT,
+                concat!("Gatehouse/", env!("CARGO_PKG_VERSION")),
+            );
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut response = request.send().await.map_err(classify)?;
-        let status = response.status().as_u16();
-        let mut kept = Vec::new();
-        while kept.len() < BODY_KEPT {
-            match response.chunk().await {
-                Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
-                // The status is the answer; a body cut short does not change it.
-                Ok(None) | Err(_) => break,
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| OutboundError::Refused(format!("the request cannot be built: {e}")))?;
+        let call = async {
+            let response = self.client.request(request).await.map_err(classify)?;
+            let status = response.status().as_u16();
+            let mut body = response.into_body();
+            let mut kept = Vec::new();
+            while kept.len() < BODY_KEPT {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            kept.extend_from_slice(data);
+                        }
+                    }
+                    // The status is the answer; a body cut short does not change it.
+                    Some(Err(_)) | None => break,
+                }
             }
-        }
-        kept.truncate(BODY_KEPT);
-        Ok(OutboundAnswer {
-            status,
-            body: String::from_utf8_lossy(&kept).into_owned(),
-        })
+            kept.truncate(BODY_KEPT);
+            Ok(OutboundAnswer {
+                status,
+                body: String::from_utf8_lossy(&kept).into_owned(),
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| OutboundError::Transport("no answer in time".to_owned()))?
     }
 }
 
@@ -196,7 +219,7 @@ impl std::fmt::Display for Blocked {
 impl std::error::Error for Blocked {}
 
 /// A refusal by policy wherever it sits in the error's chain; anything else is transport.
-fn classify(error: reqwest::Error) -> OutboundError {
+fn classify(error: hyper_util::client::legacy::Error) -> OutboundError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(e) = source {
         if let Some(blocked) = e.downcast_ref::<Blocked>() {
@@ -204,22 +227,39 @@ fn classify(error: reqwest::Error) -> OutboundError {
         }
         source = e.source();
     }
-    if error.is_timeout() {
-        OutboundError::Transport("no answer in time".to_owned())
-    } else if error.is_connect() {
-        OutboundError::Transport("could not connect".to_owned())
+    if error.is_connect() {
+        OutboundError::Transport(match std::error::Error::source(&error) {
+            Some(cause) => format!("could not connect: {cause}"),
+            None => "could not connect".to_owned(),
+        })
     } else {
         OutboundError::Transport(error.to_string())
     }
 }
 
 /// Resolves names as the system does and keeps only the addresses the policy allows.
+#[derive(Clone)]
 struct GuardedResolver {
     policy: Arc<OutboundPolicy>,
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+type Resolved = std::vec::IntoIter<SocketAddr>;
+type ResolveError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Name> for GuardedResolver {
+    type Response = Resolved;
+    type Error = ResolveError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Resolved, ResolveError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
@@ -231,19 +271,17 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .filter(|a| allowed(&policy, a.ip()))
                 .collect();
             if kept.is_empty() {
-                let blocked: Box<dyn std::error::Error + Send + Sync> =
-                    Box::new(Blocked(if found.is_empty() {
-                        format!("'{host}' resolves to no address")
-                    } else {
-                        format!(
-                            "'{host}' resolves only to addresses that are not public, and \
-                             outbound.allow does not list them"
-                        )
-                    }));
+                let blocked: ResolveError = Box::new(Blocked(if found.is_empty() {
+                    format!("'{host}' resolves to no address")
+                } else {
+                    format!(
+                        "'{host}' resolves only to addresses that are not public, and \
+                         outbound.allow does not list them"
+                    )
+                }));
                 return Err(blocked);
             }
-            let addrs: reqwest::dns::Addrs = Box::new(kept.into_iter());
-            Ok(addrs)
+            Ok(kept.into_iter())
         })
     }
 }

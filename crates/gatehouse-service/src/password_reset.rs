@@ -210,7 +210,8 @@ impl Gatehouse {
             credential_type: gatehouse_domain::security_event::CredentialType::Password,
             change_type: gatehouse_domain::security_event::ChangeType::Update,
         };
-        self.tell_about_user(w.as_mut(), user.id, changed).await?;
+        self.tell_about_user(w.as_mut(), user.id, changed, &cause.txn)
+            .await?;
         for ended in ended {
             let event = match &ended.kind {
                 SessionKind::Impersonation { actor, .. } => self

@@ -52,6 +52,15 @@ impl<'a> Cause<'a> {
             txn: new_txn(),
         }
     }
+
+    /// The same cause, in the same SET transaction, with another reason.
+    pub fn with_reason<'b>(&self, reason: &'b str) -> Cause<'b> {
+        Cause {
+            initiating_entity: self.initiating_entity,
+            reason,
+            txn: self.txn.clone(),
+        }
+    }
 }
 
 /// A new `txn` value.
@@ -78,14 +87,16 @@ impl Gatehouse {
         }
     }
 
-    /// Appends one event about `user` of `w`'s pool (an account event, a credential change).
+    /// Appends one event about `user` of `w`'s pool (an account event, a credential change),
+    /// in the SET transaction `txn` (the sessions the same action ends share it).
     pub(crate) async fn tell_about_user(
         &self,
         w: &mut dyn PoolWrite,
         user: UserId,
         kind: EventKind,
+        txn: &str,
     ) -> ServiceResult<()> {
-        let event = self.security_event(w.pool(), &new_txn(), kind, EventSubject::User { user });
+        let event = self.security_event(w.pool(), txn, kind, EventSubject::User { user });
         w.append_security_events(std::slice::from_ref(&event))
             .await?;
         Ok(())
@@ -110,8 +121,13 @@ impl Gatehouse {
             .iter()
             .map(|r| r.as_str().to_owned())
             .collect();
-        self.tell_about_user(w, user.id, EventKind::TokenClaimsChange { roles, groups })
-            .await
+        self.tell_about_user(
+            w,
+            user.id,
+            EventKind::TokenClaimsChange { roles, groups },
+            &new_txn(),
+        )
+        .await
     }
 
     /// Appends `token-claims-change` for a group whose roles changed (or which is gone): the

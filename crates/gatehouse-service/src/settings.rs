@@ -350,7 +350,10 @@ impl Gatehouse {
                 principal,
                 &SessionsToEnd::ActedByStaff,
                 meta,
-                "staff access turned off",
+                &crate::security_events::Cause::new(
+                    gatehouse_domain::security_event::InitiatingEntity::Admin,
+                    "staff access turned off",
+                ),
             )
             .await?;
         }

@@ -7,7 +7,7 @@ use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::Username;
 use gatehouse_domain::permission::Permission;
 use gatehouse_domain::pool::Pool;
-use gatehouse_domain::security_event::{ChangeType, CredentialType, EventKind};
+use gatehouse_domain::security_event::{ChangeType, CredentialType, EventKind, InitiatingEntity};
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::{PoolWrite, SessionsToEnd};
 use gatehouse_domain::user::{
@@ -21,6 +21,7 @@ use super::{
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
 use crate::password_reset::ResetBy;
+use crate::security_events::{Cause, new_txn};
 use crate::{Gatehouse, Principal, RequestMeta};
 
 impl Gatehouse {
@@ -47,10 +48,11 @@ impl Gatehouse {
         }
         let groups = w.groups_of_user(user.id).await?;
         principal.ensure_dominates(&permissions_of(&user, &groups), "the user")?;
-        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "delete")
+        let cause = Cause::new(InitiatingEntity::Admin, "delete");
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, &cause)
             .await?;
         w.delete_user(user.id).await.map_err(user_write_error)?;
-        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountPurged)
+        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountPurged, &cause.txn)
             .await?;
         let event = self
             .event(pool, AuditAction::UserDeleted, Some(principal), meta)
@@ -114,7 +116,7 @@ impl Gatehouse {
             .await?;
         // Enabling also clears a lock after failed sign-ins (`lockout.rs`).
         w.clear_sign_in_failures(username).await?;
-        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountEnabled)
+        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountEnabled, &new_txn())
             .await?;
         w.commit().await?;
         Ok(())
@@ -150,9 +152,10 @@ impl Gatehouse {
                 disable,
             )
             .await?;
-        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "disable")
+        let cause = Cause::new(InitiatingEntity::Admin, "disable");
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, &cause)
             .await?;
-        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountDisabled)
+        self.tell_about_user(w.as_mut(), user.id, EventKind::AccountDisabled, &cause.txn)
             .await?;
         w.commit().await?;
         Ok(())
@@ -169,7 +172,7 @@ impl Gatehouse {
         principal: &Principal,
         user: &User,
         meta: &RequestMeta,
-        via: &str,
+        cause: &Cause<'_>,
     ) -> ServiceResult<usize> {
         let own = self
             .end_sessions_in(
@@ -178,7 +181,7 @@ impl Gatehouse {
                 principal,
                 &SessionsToEnd::OfUser(user.id),
                 meta,
-                via,
+                cause,
             )
             .await?;
         let acted_by = SessionsToEnd::ActedBy {
@@ -192,7 +195,7 @@ impl Gatehouse {
                 principal,
                 &acted_by,
                 meta,
-                &format!("impersonator {via}"),
+                &cause.with_reason(&format!("impersonator {}", cause.reason)),
             )
             .await?;
         Ok(own + acted)
@@ -237,13 +240,15 @@ impl Gatehouse {
             .await?;
         let now = self.now();
         // A reset answers a compromise: the impersonations the account started end too.
-        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, "password reset")
+        let cause = Cause::new(InitiatingEntity::Admin, "password reset");
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, &cause)
             .await?;
         let changed = EventKind::CredentialChange {
             credential_type: CredentialType::Password,
             change_type: ChangeType::Update,
         };
-        self.tell_about_user(w.as_mut(), user.id, changed).await?;
+        self.tell_about_user(w.as_mut(), user.id, changed, &cause.txn)
+            .await?;
         let code = self
             .code_to_send(
                 w.as_mut(),

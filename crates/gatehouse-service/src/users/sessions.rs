@@ -59,7 +59,14 @@ impl Gatehouse {
         user.updated_at = now;
         w.update_user(&user).await.map_err(user_write_error)?;
         let ended = self
-            .end_authority_of(w.as_mut(), pool, principal, &user, meta, "sign-out")
+            .end_authority_of(
+                w.as_mut(),
+                pool,
+                principal,
+                &user,
+                meta,
+                &Cause::new(InitiatingEntity::Admin, "sign-out"),
+            )
             .await?;
         let event = self
             .event(pool, AuditAction::UserSignedOut, Some(principal), meta)
@@ -82,10 +89,10 @@ impl Gatehouse {
         principal: &Principal,
         which: &SessionsToEnd,
         meta: &RequestMeta,
-        via: &str,
+        cause: &Cause<'_>,
     ) -> ServiceResult<usize> {
-        let cause = Cause::new(InitiatingEntity::Admin, via);
-        let ended = self.end_sessions_and_tell(w, which, &cause).await?;
+        let via = cause.reason;
+        let ended = self.end_sessions_and_tell(w, which, cause).await?;
         if let SessionsToEnd::OfUser(user) = which {
             // Every session of the user up to now, also for verifiers that never saw one of
             // them: a not-before for the user.

@@ -106,11 +106,8 @@ async fn every_revocation_appends_its_security_events() {
         post(&app, &format!("{USERS}/alice/actions/disable"), &ada, None).await,
         204
     );
-    let types: Vec<String> = sets(&app, "acme", &events_since(&app, "acme", &mut cursor).await)
-        .await
-        .iter()
-        .map(event_type)
-        .collect();
+    let s = sets(&app, "acme", &events_since(&app, "acme", &mut cursor).await).await;
+    let types: Vec<String> = s.iter().map(event_type).collect();
     assert_eq!(
         types,
         [
@@ -119,6 +116,7 @@ async fn every_revocation_appends_its_security_events() {
         ],
         "the user-wide session-revoked, then the account"
     );
+    assert_eq!(s[0]["txn"], s[1]["txn"], "one disable, one txn");
     assert_eq!(
         post(&app, &format!("{USERS}/alice/actions/enable"), &ada, None).await,
         204
@@ -146,6 +144,12 @@ async fn every_revocation_appends_its_security_events() {
         .find(|set| event_type(set) == format!("{CAEP}credential-change"))
         .unwrap_or_else(|| panic!("{s:#?}"));
     let payload = &change["events"][format!("{CAEP}credential-change")];
+    assert!(
+        s.iter()
+            .filter(|set| event_type(set) == format!("{CAEP}session-revoked"))
+            .all(|set| set["txn"] == change["txn"]),
+        "a reset's session-revoked and credential-change share their txn: {s:#?}"
+    );
     assert_eq!(payload["credential_type"], "password");
     assert_eq!(payload["change_type"], "update");
 
