@@ -294,14 +294,24 @@ async fn stream(inner: &Inner, failures: &mut u32) -> Result<(), Stop> {
         return Err(status_stop(res.status()));
     }
     let mut parser = SseParser::default();
+    let mut received = false;
     loop {
         let chunk = tokio::time::timeout(inner.config.stream_idle_timeout, res.chunk())
             .await
             .map_err(|_| Stop::Transient("the stream fell silent".into()))?
             .map_err(|e| Stop::Transient(e.to_string()))?;
         let Some(chunk) = chunk else {
-            return Ok(());
+            // A stream that ended after serving resumes at once; one that never said
+            // anything backs off like any failure.
+            return if received {
+                Ok(())
+            } else {
+                Err(Stop::Transient(
+                    "the stream ended before its first byte".into(),
+                ))
+            };
         };
+        received = true;
         inner.progress.set_state(FeedState::Streaming);
         *failures = 0;
         for event in parser.push(&chunk) {
