@@ -10,7 +10,7 @@
 //! `/proc/self/stat`), so other load on the machine does not count.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use axum::Json;
@@ -53,9 +53,8 @@ fn cpu_seconds() -> f64 {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    use gatehouse_verify::Clock;
+    gatehouse_verify::SystemClock.unix_seconds()
 }
 
 /// The pool as a verifier sees it, in this process: discovery, JWKS, token, an empty feed.

@@ -5,9 +5,10 @@
 //!
 //! Every SET is verified before it changes anything; a SET that fails is counted and dropped.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, HeaderValue};
@@ -108,29 +109,17 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
     let base = Duration::from_millis(100)
         .saturating_mul(1u32 << failures.min(10))
         .min(cap);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    // xorshift of the clock's nanoseconds: jitter needs no better randomness.
-    let mut x = u64::from(nanos) | 1;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
+    // A randomly keyed hash: jitter needs no better randomness.
+    let x = std::collections::hash_map::RandomState::new().hash_one(failures);
     let half = base / 2;
     half + Duration::from_nanos(x % u64::try_from(half.as_nanos()).unwrap_or(1).max(1))
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn forget_expired(inner: &Inner) {
     let retention = inner.retention_secs.load(Ordering::Relaxed);
     inner
         .revocations
-        .forget_before(now_secs().saturating_sub(retention));
+        .forget_before(inner.clock.unix_seconds().saturating_sub(retention));
 }
 
 fn status_stop(status: StatusCode) -> Stop {

@@ -17,11 +17,12 @@ pub enum Alg {
 }
 
 impl Alg {
-    pub(crate) fn of(alg: Algorithm) -> Option<Self> {
-        match alg {
-            Algorithm::ES256 => Some(Self::ES256),
-            Algorithm::RS256 => Some(Self::RS256),
-            Algorithm::EdDSA => Some(Self::EdDSA),
+    /// The algorithm a JOSE header names, if it is one of these.
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        match name {
+            "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
+            "EdDSA" => Some(Self::EdDSA),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@
 //! `exp`, `iat` and `sub`; then the revocation state the feed built.
 
 mod claims;
+mod clock;
 mod error;
 mod feed;
 mod health;
@@ -35,6 +36,7 @@ mod set;
 mod verifier;
 
 pub use claims::Claims;
+pub use clock::{Clock, SystemClock};
 pub use error::{BuildError, RevokedBy, VerifyError};
 pub use health::{CallCounts, FeedState, Health};
 pub use keys::Alg;

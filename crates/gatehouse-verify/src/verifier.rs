@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::Validation;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use serde::Deserialize;
 
 use crate::claims::Claims;
+use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, VerifyError};
 use crate::health::{Calls, Health, Progress};
 use crate::keys::{Alg, KeySet};
@@ -49,10 +51,18 @@ pub(crate) struct Config {
 }
 
 /// Builds a [`Verifier`] for one pool.
-#[derive(Debug)]
 pub struct VerifierBuilder {
     config: Config,
     http: Option<reqwest::Client>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifierBuilder {
@@ -143,6 +153,12 @@ impl VerifierBuilder {
         self
     }
 
+    /// The clock that ages revocation entries out (default the system's).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The HTTP client to use (for proxies, roots, DNS overrides). Redirects should be off.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -180,11 +196,6 @@ impl VerifierBuilder {
         };
         let calls = Calls::default();
         let endpoints = Endpoints::discover(&http, &config.issuer, &calls).await?;
-        let validations = config
-            .algorithms
-            .iter()
-            .map(|alg| (*alg, validation(&config, *alg)))
-            .collect();
         let inner = Arc::new(Inner {
             set_audience: format!("{}/api/auth/revocations", config.issuer),
             config,
@@ -192,13 +203,13 @@ impl VerifierBuilder {
             http,
             keys: RwLock::new(Arc::new(KeySet::default())),
             jwks_refetched: tokio::sync::Mutex::new(None),
-            validations,
             revocations: Revocations::default(),
             progress: Progress::new(),
             calls,
             feed_token: tokio::sync::Mutex::new(None),
             introspected: Mutex::new(HashMap::new()),
             retention_secs: std::sync::atomic::AtomicI64::new(0),
+            clock: self.clock,
         });
         inner.retention_secs.store(
             secs(inner.config.retention),
@@ -217,17 +228,6 @@ impl VerifierBuilder {
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn validation(config: &Config, alg: Alg) -> Validation {
-    let mut v = Validation::new(alg.jwt());
-    v.leeway = config.leeway.as_secs();
-    v.validate_exp = true;
-    v.validate_nbf = true;
-    v.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-    v.set_issuer(&[&config.issuer]);
-    v.set_audience(&config.audiences);
-    v
 }
 
 /// Stops the feed follower once the last clone of its verifier is gone.
@@ -326,7 +326,6 @@ pub(crate) struct Inner {
     /// When an unknown key id last made the JWKS be fetched again; held while fetching, so
     /// concurrent misses fetch once.
     jwks_refetched: tokio::sync::Mutex<Option<Instant>>,
-    validations: HashMap<Alg, Validation>,
     /// The `aud` of the feed's SETs.
     pub set_audience: String,
     pub revocations: Revocations,
@@ -336,11 +335,25 @@ pub(crate) struct Inner {
     introspected: Mutex<HashMap<String, (bool, Instant)>>,
     /// How long entries are kept: the snapshot's `retention_seconds`, else the configured one.
     pub retention_secs: std::sync::atomic::AtomicI64,
+    pub clock: Arc<dyn Clock>,
 }
 
 struct FeedToken {
     token: String,
     renew_at: Instant,
+}
+
+/// The JOSE header of an access token, read without copying its strings.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    typ: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -394,11 +407,29 @@ impl Inner {
         }
     }
 
-    /// Signature, algorithm, type and claims of one token, against the keys held now.
+    /// Signature, algorithm, type and claims of one token, against the keys held now. The
+    /// header and the claims are each decoded once; the signature is checked by
+    /// `jsonwebtoken` with the algorithm the key allows, before any claim is read.
     fn check_token(&self, token: &str) -> Result<Claims, VerifyError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| map_error(e.kind()))?;
-        let alg = Alg::of(header.alg).ok_or(VerifyError::Algorithm)?;
-        let validation = self.validations.get(&alg).ok_or(VerifyError::Algorithm)?;
+        let (message, signature) = token.rsplit_once('.').ok_or(VerifyError::Malformed)?;
+        let (_, payload) = message.split_once('.').ok_or(VerifyError::Malformed)?;
+        if payload.contains('.') {
+            return Err(VerifyError::Malformed);
+        }
+        let (header, _) = message.split_once('.').ok_or(VerifyError::Malformed)?;
+        let header = URL_SAFE_NO_PAD
+            .decode(header)
+            .map_err(|_| VerifyError::Malformed)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header).map_err(|_| VerifyError::Malformed)?;
+        if header.crit.is_some() {
+            // No extension is understood here, so none may be critical (RFC 7515 §4.1.11).
+            return Err(VerifyError::Malformed);
+        }
+        let alg = Alg::named(&header.alg).ok_or(VerifyError::Algorithm)?;
+        if !self.config.algorithms.contains(&alg) {
+            return Err(VerifyError::Algorithm);
+        }
         let typ_ok = header.typ.as_deref().is_some_and(|t| {
             t.eq_ignore_ascii_case(&self.config.typ)
                 || t.strip_prefix("application/")
@@ -408,13 +439,53 @@ impl Inner {
             return Err(VerifyError::Type);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-        let key = self.keys().get(&kid).ok_or(VerifyError::UnknownKey)?;
+        let key = self.keys().get(&*kid).ok_or(VerifyError::UnknownKey)?;
         if key.alg != alg {
             return Err(VerifyError::Algorithm);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
-            .map_err(|e| map_error(e.kind()))?;
-        Ok(data.claims)
+        match jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.key, alg.jwt()) {
+            Ok(true) => {}
+            Ok(false) => return Err(VerifyError::Signature),
+            Err(e) => return Err(map_error(e.kind())),
+        }
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| VerifyError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&payload).map_err(|e| {
+            if e.to_string().starts_with("missing field") {
+                VerifyError::MissingClaim
+            } else {
+                VerifyError::Malformed
+            }
+        })?;
+        self.check_claims(&claims)?;
+        Ok(claims)
+    }
+
+    /// `iss`, `aud`, `exp` and `nbf` (with the leeway) of verified claims.
+    fn check_claims(&self, claims: &Claims) -> Result<(), VerifyError> {
+        let now = self.clock.unix_seconds();
+        let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_add(leeway) < now {
+            return Err(VerifyError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
+            return Err(VerifyError::NotYetValid);
+        }
+        if claims.iss != self.config.issuer {
+            return Err(VerifyError::Issuer);
+        }
+        if !claims
+            .aud
+            .iter()
+            .any(|a| self.config.audiences.iter().any(|b| a == b))
+        {
+            return Err(VerifyError::Audience);
+        }
+        Ok(())
     }
 
     /// The checks of one token, refetching the JWKS (bounded) for an unknown key id.
@@ -548,6 +619,7 @@ impl Verifier {
                 stream_idle_timeout: Duration::from_secs(15),
             },
             http: None,
+            clock: Arc::new(SystemClock),
         }
     }
 

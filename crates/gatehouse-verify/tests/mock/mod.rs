@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -27,10 +27,8 @@ pub fn key(alg: SigningAlg, kid: &str) -> SigningKey {
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    use gatehouse_verify::Clock;
+    gatehouse_verify::SystemClock.unix_seconds()
 }
 
 pub struct Pool {
