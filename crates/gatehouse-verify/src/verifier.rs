@@ -439,7 +439,7 @@ impl Inner {
             return Err(VerifyError::Type);
         }
         let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-        let key = self.keys().get(&*kid).ok_or(VerifyError::UnknownKey)?;
+        let key = self.keys().get(&kid).ok_or(VerifyError::UnknownKey)?;
         if key.alg != alg {
             return Err(VerifyError::Algorithm);
         }

@@ -566,3 +566,59 @@ fn base64url(v: &Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
+
+#[tokio::test]
+async fn the_stream_is_followed_resumed_and_read_anew_after_gone() {
+    let pool = start().await;
+    pool.serve_stream.store(true, Ordering::SeqCst);
+    let issuer = pool.issuer.clone();
+    let session = |sid: &str| {
+        json!({"format":"complex","session":{"format":"opaque","id":sid},
+               "user":{"format":"iss_sub","iss":issuer,"sub":"u"},
+               "tenant":{"format":"opaque","id":"acme"}})
+    };
+    let token = |sid: &str| pool.token(json!({"sid": sid, "sub": "u"}));
+    pool.push(pool.set(SESSION_REVOKED, session("s0"), now(), json!({})));
+
+    // The snapshot, read before build returns: no waiting for what was revoked before.
+    let v = verifier(&pool).await;
+    assert_eq!(
+        v.verify(&token("s0")).await,
+        Err(VerifyError::Revoked(RevokedBy::Session))
+    );
+    assert_eq!(pool.snapshots.load(Ordering::SeqCst), 1);
+    eventually(async || v.health().state == gatehouse_verify::FeedState::Streaming).await;
+    assert_eq!(
+        *pool.last_event_ids.lock().unwrap(),
+        vec![1],
+        "from the snapshot's cursor"
+    );
+
+    // Live events arrive by the stream.
+    let s1 = token("s1");
+    assert!(v.verify(&s1).await.is_ok());
+    pool.push(pool.set(SESSION_REVOKED, session("s1"), now(), json!({})));
+    eventually(async || refused(&v, &s1).await).await;
+
+    // The connection drops: it resumes from its cursor, and misses nothing.
+    pool.drop_epoch.fetch_add(1, Ordering::SeqCst);
+    pool.push(pool.set(SESSION_REVOKED, session("s2"), now(), json!({})));
+    let s2 = token("s2");
+    eventually(async || refused(&v, &s2).await).await;
+    eventually(async || pool.last_event_ids.lock().unwrap().len() >= 2).await;
+    assert_eq!(pool.last_event_ids.lock().unwrap()[1], 2, "Last-Event-ID");
+
+    // 410 Gone: the snapshot is read again, then the stream from its cursor.
+    pool.gone_once.store(true, Ordering::SeqCst);
+    pool.drop_epoch.fetch_add(1, Ordering::SeqCst);
+    eventually(async || pool.snapshots.load(Ordering::SeqCst) == 2).await;
+    pool.push(pool.set(SESSION_REVOKED, session("s3"), now(), json!({})));
+    let s3 = token("s3");
+    eventually(async || refused(&v, &s3).await).await;
+
+    let health = v.health();
+    assert_eq!(health.calls.feed_pages, 0, "never polled: {health:?}");
+    assert_eq!(health.calls.snapshot, 2);
+    assert_eq!(health.sets_rejected, 0);
+    assert_eq!(health.cursor, 4);
+}

@@ -42,6 +42,15 @@ pub struct Pool {
     /// Tokens introspection calls inactive.
     pub inactive: Mutex<HashSet<String>>,
     pub introspections: AtomicU64,
+    /// Whether the snapshot and the stream are served (404 otherwise, as before they existed).
+    pub serve_stream: AtomicBool,
+    pub snapshots: AtomicU64,
+    /// The `Last-Event-ID` of each stream connection.
+    pub last_event_ids: Mutex<Vec<i64>>,
+    /// Answer the next stream connection 410.
+    pub gone_once: AtomicBool,
+    /// Bumped to end every open stream.
+    pub drop_epoch: AtomicU64,
 }
 
 pub async fn start() -> Arc<Pool> {
@@ -62,6 +71,11 @@ pub async fn start() -> Arc<Pool> {
         feed_broken: AtomicBool::new(false),
         inactive: Mutex::new(HashSet::new()),
         introspections: AtomicU64::new(0),
+        serve_stream: AtomicBool::new(false),
+        snapshots: AtomicU64::new(0),
+        last_event_ids: Mutex::new(Vec::new()),
+        gone_once: AtomicBool::new(false),
+        drop_epoch: AtomicU64::new(0),
     });
     let app = axum::Router::new()
         .route(
@@ -72,6 +86,8 @@ pub async fn start() -> Arc<Pool> {
         .route("/pools/acme/oauth2/token", post(token))
         .route("/pools/acme/oauth2/introspect", post(introspect))
         .route("/pools/acme/api/auth/revocations", get(feed))
+        .route("/pools/acme/api/auth/revocations/snapshot", get(snapshot))
+        .route("/pools/acme/api/auth/revocations/stream", get(stream))
         .with_state(pool.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     pool
@@ -129,6 +145,66 @@ async fn feed(State(p): State<Arc<Pool>>, Query(q): Query<After>) -> Response {
         .last()
         .map_or(q.after, |i| i["cursor"].as_i64().unwrap());
     Json(json!({ "items": items, "next": next })).into_response()
+}
+
+async fn snapshot(State(p): State<Arc<Pool>>) -> Response {
+    if !p.serve_stream.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    p.snapshots.fetch_add(1, Ordering::SeqCst);
+    let items = p.items.lock().unwrap().clone();
+    let cursor = items.last().map_or(0, |(c, _)| *c);
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|(c, s)| json!({"cursor": c, "set": s}))
+        .collect();
+    Json(json!({"cursor": cursor, "retention_seconds": 3900, "items": items})).into_response()
+}
+
+async fn stream(State(p): State<Arc<Pool>>, headers: axum::http::HeaderMap) -> Response {
+    if !p.serve_stream.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
+        .unwrap_or(0);
+    p.last_event_ids.lock().unwrap().push(last);
+    if p.gone_once.swap(false, Ordering::SeqCst) {
+        return StatusCode::GONE.into_response();
+    }
+    let epoch = p.drop_epoch.load(Ordering::SeqCst);
+    let events =
+        futures_util::stream::unfold((p, last, true), move |(p, cursor, first)| async move {
+            if first {
+                let heartbeat = axum::body::Bytes::from_static(b": heartbeat\n\n");
+                return Some((
+                    Ok::<_, std::convert::Infallible>(heartbeat),
+                    (p, cursor, false),
+                ));
+            }
+            loop {
+                if p.drop_epoch.load(Ordering::SeqCst) != epoch {
+                    return None;
+                }
+                let next = p
+                    .items
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(c, _)| *c > cursor)
+                    .cloned();
+                if let Some((c, set)) = next {
+                    let event = format!("id: {c}\nevent: set\ndata: {set}\n\n");
+                    return Some((Ok(event.into()), (p, c, false)));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(axum::body::Body::from_stream(events))
+        .unwrap()
 }
 
 impl Pool {
