@@ -667,6 +667,18 @@ def _run_gatehouse(binary, args, backend, database, work, results):
     return results
 
 
+def run_verify_rate(args):
+    """gatehouse-verify's validations per CPU-second next to the raw ES256 verification rate
+    (aws-lc-rs) in the same process and run, with 100,000 revocation entries
+    (crates/gatehouse-verify/examples/verify_rate.rs)."""
+    log("gatehouse-verify validations per CPU-second…")
+    out = subprocess.run(
+        ["cargo", "run", "--release", "-q", "-p", "gatehouse-verify", "--example", "verify_rate", "--",
+         "--seconds", "0.4" if args.smoke else "6", "--rounds", "2" if args.smoke else "6"],
+        cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def selected(args, name):
     """Whether a scenario runs: all of them, or those whose name contains an --only value."""
     return not args.only or any(o.lower() in name.lower() for o in args.only)
@@ -743,6 +755,9 @@ def main():
             finally:
                 peer.stop()
 
+    if selected(args, "gatehouse-verify"):
+        results["verify_rate"] = run_verify_rate(args)
+
     report(results, args)
     if args.json:
         with open(args.json, "w") as f:
@@ -754,7 +769,7 @@ def main():
     failed += [f"sign-in during a flood on {backend} {b['flood']['statuses']}"
                for backend, b in results["backends"].items() if "flood" in b
                if set(b["flood"]["statuses"]) - {200, 503} or not b["flood"]["statuses"].get(200)]
-    if args.only and not results["scenarios"] + results["peer"]:
+    if args.only and not results["scenarios"] + results["peer"] and "verify_rate" not in results:
         failed.append(f"no scenario matches --only {args.only}")
     if failed:
         for b in results["backends"].values():
@@ -808,7 +823,15 @@ def report(r, args):
     if "postgres" in r["backends"]:
         print("[postgres] rows: CPU s and req/CPU-s count Gatehouse's process only, not the "
               "PostgreSQL server's")
-    print("gatehouse-verify validations: not measured yet (the crate does not exist yet)")
+    v = r.get("verify_rate")
+    if v:
+        print(f"\ngatehouse-verify: {v['verify_per_cpu_s']:.0f} validations per CPU-second with "
+              f"{v['revocation_entries']:,} revocation entries; raw ES256 (aws-lc-rs) "
+              f"{v['raw_es256_per_cpu_s']:.0f} per CPU-second in the same run: "
+              f"{100 * v['ratio']:.0f}% of it (budget: at least 90%); HTTP calls the verifier made "
+              f"in the whole run (none per validation): {v['calls_to_gatehouse']}")
+    else:
+        print("gatehouse-verify validations: not measured in this run")
     print(f"\nbench: {len(r['scenarios']) + len(r['peer'])} scenarios measured")
 
 

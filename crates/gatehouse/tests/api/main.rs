@@ -37,3 +37,4 @@ mod takeover;
 mod theme;
 mod token_exchange;
 mod userinfo;
+mod verify;
