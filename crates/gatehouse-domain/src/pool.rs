@@ -82,6 +82,18 @@ impl Default for PoolSettings {
 }
 
 impl PoolSettings {
+    /// How long a security event of this pool matters: the longest lifetime of a token it
+    /// could refuse (access and ID tokens, impersonations), plus five minutes for the clocks
+    /// of the services that verify them. Refresh tokens do not count: Gatehouse checks those
+    /// itself. Past this every token the event refuses has expired, so the fleet feed forgets
+    /// it (its snapshot leaves it out, the purge deletes it).
+    pub fn security_event_retention_secs(&self) -> i64 {
+        i64::from(
+            self.access_token_ttl_secs
+                .max(self.max_impersonation_ttl_secs),
+        ) + crate::retention::CLOCK_SKEW_SECS
+    }
+
     /// The oldest audit event time kept at `now`, if events expire at all.
     pub fn audit_cutoff(&self, now: Timestamp) -> Option<Timestamp> {
         self.audit_retention_days

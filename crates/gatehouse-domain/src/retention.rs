@@ -12,6 +12,11 @@
 //!   ([`crate::lockout::LockoutPolicy::reset_after_secs`] without failures) and its lock, if
 //!   any, has ended.
 //! - A count of codes sent is deleted once its window has closed.
+//! - A security event is kept for its pool's
+//!   [`crate::pool::PoolSettings::security_event_retention_secs`] after its time, except the
+//!   newest of each pool (the next one is numbered after it). The highest number deleted is
+//!   kept as the pool's horizon: a reader whose cursor is below it missed events, and is told
+//!   so (the fleet feed answers 410) instead of being handed what is left.
 //! - Audit events are kept as long as their pool's
 //!   [`crate::pool::PoolSettings::audit_retention_days`] says: forever by default.
 
@@ -19,6 +24,9 @@ use crate::lockout::LockoutPolicy;
 
 /// The window of the limits on codes sent (per user and per destination).
 pub const CODE_WINDOW_SECS: i64 = 60 * 60;
+
+/// How far the clocks of the services that verify a pool's tokens may be behind.
+pub const CLOCK_SKEW_SECS: i64 = 5 * 60;
 
 /// Seconds in a day, for retention given in days.
 pub const DAY_SECS: i64 = 24 * 60 * 60;
@@ -61,6 +69,7 @@ pub struct PurgeCounts {
     pub authorization_codes: u64,
     pub refresh_tokens: u64,
     pub audit_events: u64,
+    pub security_events: u64,
 }
 
 impl PurgeCounts {
@@ -73,5 +82,6 @@ impl PurgeCounts {
             + self.authorization_codes
             + self.refresh_tokens
             + self.audit_events
+            + self.security_events
     }
 }

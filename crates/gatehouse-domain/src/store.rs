@@ -333,6 +333,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
     /// The newest security event's number in `pool` (0 when it has none).
     async fn latest_security_event(&self, pool: PoolId) -> StoreResult<i64>;
+    /// The highest number the purge deleted from `pool`'s log (0 when none was): a reader
+    /// whose cursor is below it has missed events.
+    async fn security_event_horizon(&self, pool: PoolId) -> StoreResult<i64>;
+    /// The events of `pool` numbered up to `up_to` whose time is `since` or later, oldest
+    /// first: what a snapshot read at `up_to` holds.
+    async fn security_events_in_effect(
+        &self,
+        pool: PoolId,
+        since: Timestamp,
+        up_to: i64,
+    ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
     /// The security event bell's count now: it moves after every commit that appended
     /// security events, in this process or (PostgreSQL) in any process on the database. A
     /// waiter takes the mark *before* it reads the log, then waits with

@@ -26,6 +26,9 @@ struct Metadata {
     revocation_endpoint: String,
     userinfo_endpoint: String,
     end_session_endpoint: String,
+    /// Not a registered name: the fleet feed of signed security events (its `/stream` and
+    /// `/snapshot` beside it), for services that verify the pool's tokens themselves.
+    revocation_feed_endpoint: String,
     grant_types_supported: &'static [&'static str],
     token_endpoint_auth_methods_supported: &'static [&'static str],
     introspection_endpoint_auth_methods_supported: &'static [&'static str],
@@ -76,6 +79,7 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
         revocation_endpoint: format!("{issuer}/oauth2/revoke"),
         userinfo_endpoint: format!("{issuer}/oauth2/userinfo"),
         end_session_endpoint: format!("{issuer}/oauth2/logout"),
+        revocation_feed_endpoint: state.gh.revocation_feed_endpoint(pool),
         issuer,
         grant_types_supported: GRANT_TYPES,
         token_endpoint_auth_methods_supported: TOKEN_AUTH_METHODS,

@@ -67,6 +67,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             ServiceError::Unauthenticated(m) => Self::unauthenticated(m),
             ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ServiceError::Gone(m) => Self::new(StatusCode::GONE, "gone", m),
             ServiceError::OAuth(o) => {
                 Self::new(StatusCode::BAD_REQUEST, o.code.as_str(), o.description)
             }
@@ -169,7 +170,9 @@ impl From<ServiceError> for OAuthResponseError {
             ServiceError::NotFound(what) => {
                 OAuthError::new(OAuthErrorCode::InvalidGrant, format!("{what} not found"))
             }
-            ServiceError::Conflict(m) => OAuthError::new(OAuthErrorCode::InvalidRequest, m),
+            ServiceError::Conflict(m) | ServiceError::Gone(m) => {
+                OAuthError::new(OAuthErrorCode::InvalidRequest, m)
+            }
             ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => {
                 OAuthError::new(OAuthErrorCode::InvalidGrant, m)
             }

@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod pools;
+pub mod revocation_stream;
 pub mod revocations;
 pub mod staff_sign_in;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub readiness: Arc<dyn Readiness>,
     pub limits: Arc<limits::FailureLimits>,
+    /// The fleet feed's open streams.
+    pub streams: Arc<revocation_stream::Streams>,
 }
 
 /// Every route a pool serves, relative to its base URL.
@@ -87,6 +90,11 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         )
         .merge(guarded)
         .route("/api/auth/revocations", get(revocations::feed))
+        .route("/api/auth/revocations/snapshot", get(revocations::snapshot))
+        .route(
+            "/api/auth/revocations/stream",
+            get(revocation_stream::stream),
+        )
         .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),

@@ -1,5 +1,6 @@
 //! The revocation feed: `GET {base}/api/auth/revocations?after=&limit=`, the pool's security
-//! events as signed SETs, each with its cursor, for services that verify tokens themselves.
+//! events as signed SETs, each with its cursor, for services that verify tokens themselves,
+//! and its snapshot (`…/revocations/snapshot`). The stream is in `revocation_stream.rs`.
 
 use axum::Json;
 use axum::extract::State;
@@ -60,9 +61,49 @@ pub async fn feed(
         items: page
             .items
             .into_iter()
-            .map(|(cursor, set)| FeedItem { cursor, set })
+            .map(|(cursor, set)| FeedItem {
+                cursor,
+                set: set.to_string(),
+            })
             .collect(),
         next: page.next,
+    })
+    .into_response();
+    no_store(&mut res);
+    Ok(res)
+}
+
+#[derive(Serialize)]
+struct Snapshot {
+    cursor: i64,
+    retention_seconds: i64,
+    items: Vec<FeedItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotParams {}
+
+/// `GET {base}/api/auth/revocations/snapshot`: every event still in effect, compacted, with
+/// the cursor to follow the feed from.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    ApiQuery(_): ApiQuery<SnapshotParams>,
+) -> Result<Response, ApiError> {
+    let snapshot = state.gh.revocation_snapshot(&pool, &caller).await?;
+    let mut res = Json(Snapshot {
+        cursor: snapshot.cursor,
+        retention_seconds: snapshot.retention_seconds,
+        items: snapshot
+            .items
+            .into_iter()
+            .map(|(cursor, set)| FeedItem {
+                cursor,
+                set: set.to_string(),
+            })
+            .collect(),
     })
     .into_response();
     no_store(&mut res);

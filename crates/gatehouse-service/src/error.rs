@@ -23,6 +23,10 @@ pub enum ServiceError {
     /// An error of the OAuth endpoints, answered as RFC 6749 §5.2.
     #[error("oauth error: {0:?}")]
     OAuth(OAuthError),
+    /// What the request asks for is no longer kept (410): a feed cursor older than the
+    /// retention horizon.
+    #[error("gone: {0}")]
+    Gone(String),
     /// Gatehouse is too busy to take this request now (503); it may be retried after the
     /// given seconds.
     #[error("busy: {detail}")]

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod clients;
 pub mod consents;
 pub mod error;
+pub mod feed;
 pub mod grants;
 pub mod groups;
 pub mod id_tokens;
@@ -60,6 +61,7 @@ pub struct Gatehouse {
     clients: ClientCache,
     revocations: revocations::Revocations,
     verified: verified::VerifiedTokens,
+    feed_sets: feed::SetCache,
     audit_sink: AuditSink,
     outbound: outbound::Outbound,
 }
@@ -92,6 +94,7 @@ impl Gatehouse {
             clients: ClientCache::default(),
             revocations: Default::default(),
             verified: Default::default(),
+            feed_sets: Default::default(),
             audit_sink: AuditSink::spawn(parts.store.clone()),
             store: parts.store,
             clock: parts.clock,

@@ -33,7 +33,7 @@ pub const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// next (the last one given, or the one asked after when there is nothing newer).
 #[derive(Debug)]
 pub struct FeedPage {
-    pub items: Vec<(i64, String)>,
+    pub items: Vec<(i64, std::sync::Arc<str>)>,
     pub next: i64,
 }
 
@@ -232,7 +232,7 @@ impl Gatehouse {
     /// pool's security events committed after the cursor `after`, oldest first, each as a
     /// SET for the feed's audience (`{issuer}/api/auth/revocations`). A cursor past the
     /// newest event is refused: it was never handed out, and a reader holding it would miss
-    /// what comes next.
+    /// what comes next (400); one below the purge's horizon missed events (410).
     pub async fn revocation_feed(
         &self,
         pool: &Pool,
@@ -251,23 +251,8 @@ impl Gatehouse {
             .into());
         }
         let newest = self.store.latest_security_event(pool.id).await?;
-        if after > newest {
-            return Err(gatehouse_domain::ParseError::new(
-                "after",
-                format!("the cursor {after} is ahead of this feed, whose newest is {newest}"),
-            )
-            .into());
-        }
-        let audience = format!("{}/api/auth/revocations", self.issuer(pool));
-        let mut items = Vec::new();
-        for stored in self
-            .store
-            .security_events_after(pool.id, after, limit)
-            .await?
-        {
-            let set = self.security_event_token(pool, &stored, &audience).await?;
-            items.push((stored.seq, set));
-        }
+        Self::check_cursor(after, newest)?;
+        let items = self.feed_sets_after(pool, after, limit).await?;
         let next = items.last().map_or(after, |(seq, _)| *seq);
         Ok(FeedPage { items, next })
     }

@@ -128,8 +128,12 @@ pub(crate) async fn purge_expired(
         )
         .await?,
         audit_events: 0,
+        security_events: 0,
     };
     for pool in pools::list(store, None, None).await? {
+        let events_before = now.plus_secs(-pool.settings.security_event_retention_secs());
+        counts.security_events +=
+            crate::security_events::purge(store, pool.id, events_before, batch).await?;
         if let Some(cutoff) = pool.settings.audit_cutoff(now) {
             let id = pool.id.to_string();
             counts.audit_events += in_batches(

@@ -99,3 +99,103 @@ fn from_row(row: &AnyRow) -> StoreResult<StoredSecurityEvent> {
         },
     })
 }
+
+/// The highest number the purge deleted from `pool`'s log, 0 when none.
+pub(crate) async fn horizon(store: &SqlStore, pool: PoolId) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "SELECT COALESCE(MAX(seq), 0) AS seq FROM security_event_horizons WHERE pool_id = $1",
+    )
+    .bind(pool.to_string())
+    .fetch_one(&store.pool)
+    .await
+    .store()?;
+    get(&row, "seq")
+}
+
+/// The events of `pool` numbered up to `up_to` whose time is `since` or later, oldest first.
+pub(crate) async fn in_effect(
+    store: &SqlStore,
+    pool: PoolId,
+    since: Timestamp,
+    up_to: i64,
+) -> StoreResult<Vec<StoredSecurityEvent>> {
+    let rows = sqlx::query(
+        "SELECT pool_id, seq, id, txn, kind, subject, at FROM security_events \
+         WHERE pool_id = $1 AND at >= $2 AND seq <= $3 ORDER BY seq",
+    )
+    .bind(pool.to_string())
+    .bind(since.as_secs())
+    .bind(up_to)
+    .fetch_all(&store.pool)
+    .await
+    .store()?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The oldest events of a pool from before `$2`, never its newest (the next one is numbered
+/// after it, and cursors stand on it), at most `$3`.
+const PURGE_BATCH: &str = "SELECT seq FROM security_events \
+     WHERE pool_id = $1 AND at < $2 \
+       AND seq < (SELECT MAX(n.seq) FROM security_events n WHERE n.pool_id = $1) \
+     ORDER BY seq LIMIT $3";
+
+/// Deletes the batch's events (judged again as they are now, never the newest).
+const PURGE_DELETE: &str = "DELETE FROM security_events \
+     WHERE pool_id = $1 AND at < $2 AND seq <= $3 \
+       AND seq < (SELECT MAX(n.seq) FROM security_events n WHERE n.pool_id = $1)";
+
+/// Raises the pool's horizon to `$2` (never lowers it: purges of several instances race).
+const RAISE_HORIZON: &str = "INSERT INTO security_event_horizons (pool_id, seq) VALUES ($1, $2) \
+     ON CONFLICT (pool_id) DO UPDATE SET seq = CASE \
+       WHEN excluded.seq > security_event_horizons.seq THEN excluded.seq \
+       ELSE security_event_horizons.seq END";
+
+/// Deletes `pool`'s events from before `before` except its newest, `batch` at a time, each
+/// batch in one transaction with the raise of the pool's horizon to the batch's highest
+/// number, so that a reader never sees an event gone without the horizon past it. Returns
+/// how many were deleted.
+pub(crate) async fn purge(
+    store: &SqlStore,
+    pool: PoolId,
+    before: Timestamp,
+    batch: i64,
+) -> StoreResult<u64> {
+    let id = pool.to_string();
+    let mut total = 0;
+    loop {
+        let mut tx = store.begin().await?;
+        let rows = sqlx::query(PURGE_BATCH)
+            .bind(id.as_str())
+            .bind(before.as_secs())
+            .bind(batch)
+            .fetch_all(&mut *tx)
+            .await
+            .store()?;
+        let mut top = None;
+        for row in &rows {
+            let seq: i64 = get(row, "seq")?;
+            top = top.max(Some(seq));
+        }
+        let Some(top) = top else {
+            return Ok(total);
+        };
+        let done = sqlx::query(PURGE_DELETE)
+            .bind(id.as_str())
+            .bind(before.as_secs())
+            .bind(top)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        sqlx::query(RAISE_HORIZON)
+            .bind(id.as_str())
+            .bind(top)
+            .execute(&mut *tx)
+            .await
+            .store()?;
+        tx.commit().await.store()?;
+        total += done.rows_affected();
+        if i64::try_from(rows.len()).unwrap_or(i64::MAX) < batch {
+            return Ok(total);
+        }
+    }
+}

@@ -312,6 +312,19 @@ impl Store for SqlStore {
         security_events::latest(self, pool).await
     }
 
+    async fn security_event_horizon(&self, pool: PoolId) -> StoreResult<i64> {
+        security_events::horizon(self, pool).await
+    }
+
+    async fn security_events_in_effect(
+        &self,
+        pool: PoolId,
+        since: Timestamp,
+        up_to: i64,
+    ) -> StoreResult<Vec<gatehouse_domain::security_event::StoredSecurityEvent>> {
+        security_events::in_effect(self, pool, since, up_to).await
+    }
+
     fn security_event_mark(&self) -> u64 {
         self.bell.mark()
     }

@@ -100,6 +100,7 @@ on_both_backends! {
     security_events::events_round_trip_per_pool: sqlite_security_events_round_trip, postgres_security_events_round_trip;
     security_events::events_are_read_in_commit_order: sqlite_security_events_in_commit_order, postgres_security_events_in_commit_order;
     security_events::the_bell_rings_after_commits_that_appended: sqlite_security_event_bell, postgres_security_event_bell;
+    security_events::the_purge_keeps_the_newest_and_leaves_a_horizon: sqlite_security_event_purge, postgres_security_event_purge;
 }
 
 /// Several instances starting at once on one fresh PostgreSQL database all come up: the

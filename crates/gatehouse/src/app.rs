@@ -249,6 +249,9 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     pub gatehouse: Arc<Gatehouse>,
+    /// The fleet feed's streams, ended when the server shuts down (they would not end on
+    /// their own before their tokens expire).
+    streams: Arc<gatehouse_http::revocation_stream::Streams>,
     /// Time between purges of expired rows; `None`: none.
     purge_every: Option<Duration>,
 }
@@ -277,6 +280,12 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;
+        let streams = Arc::new(gatehouse_http::revocation_stream::Streams::new(
+            config
+                .feed
+                .settings()
+                .map_err(|e| StartError(e.to_string()))?,
+        ));
         let state = AppState {
             gh: gh.clone(),
             metrics: Arc::new(Metrics::new()),
@@ -287,10 +296,12 @@ impl Application {
                     .settings()
                     .map_err(|e| StartError(e.to_string()))?,
             )),
+            streams: streams.clone(),
         };
         Ok(Self {
             listener,
             router: gatehouse_http::app(state),
+            streams,
             gatehouse: gh,
             purge_every: (config.maintenance.purge_interval_secs > 0)
                 .then(|| Duration::from_secs(config.maintenance.purge_interval_secs)),
@@ -317,7 +328,13 @@ impl Application {
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown({
+            let streams = self.streams.clone();
+            async move {
+                shutdown.await;
+                streams.close();
+            }
+        })
         .await;
         drop(stop);
         if let Some(task) = purges {
@@ -352,6 +369,7 @@ async fn purge_periodically(
                     sign_in_failures = n.sign_in_failures,
                     code_issuance = n.code_issuance,
                     audit_events = n.audit_events,
+                    security_events = n.security_events,
                     "purged expired rows"
                 ),
                 Ok(_) => {}

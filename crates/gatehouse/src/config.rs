@@ -31,6 +31,7 @@ pub struct Config {
     pub limits: Limits,
     pub maintenance: Maintenance,
     pub outbound: Outbound,
+    pub feed: Feed,
 }
 
 /// Calls to URLs tenants configure (SSF push, back-channel logout).
@@ -58,6 +59,47 @@ fn cidr(key: &str, net: &str) -> Result<ipnet::IpNet, ConfigError> {
         .map_err(|_| {
             ConfigError::Invalid(format!("{key}: '{net}' is not a CIDR range or an address"))
         })
+}
+
+/// The fleet feed's streams (`GET {base}/api/auth/revocations/stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Feed {
+    /// Streams open at once per pool; more are answered 503 with `Retry-After`.
+    pub max_streams_per_pool: usize,
+    /// Seconds of silence after which an idle stream sends a heartbeat, 1 to 5.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        let d = gatehouse_http::revocation_stream::StreamSettings::default();
+        Self {
+            max_streams_per_pool: d.max_per_pool,
+            heartbeat_secs: d.heartbeat.as_secs(),
+        }
+    }
+}
+
+impl Feed {
+    pub fn settings(
+        &self,
+    ) -> Result<gatehouse_http::revocation_stream::StreamSettings, ConfigError> {
+        if !(1..=5).contains(&self.heartbeat_secs) {
+            return Err(ConfigError::Invalid(
+                "feed.heartbeat_secs must be 1 to 5".to_owned(),
+            ));
+        }
+        if self.max_streams_per_pool == 0 {
+            return Err(ConfigError::Invalid(
+                "feed.max_streams_per_pool must be at least 1".to_owned(),
+            ));
+        }
+        Ok(gatehouse_http::revocation_stream::StreamSettings {
+            max_per_pool: self.max_streams_per_pool,
+            heartbeat: std::time::Duration::from_secs(self.heartbeat_secs),
+        })
+    }
 }
 
 /// Background work of the server.
@@ -221,6 +263,7 @@ impl Default for Config {
             limits: Limits::default(),
             maintenance: Maintenance::default(),
             outbound: Outbound::default(),
+            feed: Feed::default(),
         }
     }
 }
@@ -272,6 +315,7 @@ impl Config {
         }
         self.limits.settings()?;
         self.outbound.allow()?;
+        self.feed.settings()?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "listen must be an address such as 127.0.0.1:8080, not '{}'",

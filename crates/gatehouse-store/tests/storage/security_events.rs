@@ -288,3 +288,77 @@ async fn postgres_the_bell_rings_across_stores() {
     b.close().await;
     gatehouse_store::test_support::drop_postgres_database(&url).await;
 }
+
+/// Past its pool's retention (the longest token lifetime and five minutes) an event is
+/// purged, but never the pool's newest: the next is numbered after it. The highest number
+/// purged is the pool's horizon; another pool keeps its events; purges racing each other
+/// delete each event once.
+pub async fn the_purge_keeps_the_newest_and_leaves_a_horizon(db: &Db) {
+    use gatehouse_domain::retention::PurgePolicy;
+    let store = db.store.clone();
+    let pool = new_pool(&store, "acme").await;
+    let other = new_pool(&store, "other").await;
+    let retention = pool.settings.security_event_retention_secs();
+    assert_eq!(retention, 3600 + 300);
+    let append = |pool: PoolId, id: &str, at: Timestamp| {
+        let store = store.clone();
+        let event = SecurityEvent {
+            at,
+            ..revoked(pool, id)
+        };
+        async move {
+            let mut w = store.write(pool).await.unwrap();
+            let seq = w.append_security_events(&[event]).await.unwrap()[0];
+            w.commit().await.unwrap();
+            seq
+        }
+    };
+    for i in 0..3 {
+        append(pool.id, &format!("old{i}"), T0).await;
+    }
+    append(other.id, "recent", T0.plus_secs(retention)).await;
+    assert_eq!(store.security_event_horizon(pool.id).await.unwrap(), 0);
+
+    let now = T0.plus_secs(retention + 1);
+    let policy = PurgePolicy::default();
+    let purged = store.purge_expired(now, &policy).await.unwrap();
+    assert_eq!(purged.security_events, 2);
+    assert_eq!(ids_after(db, pool.id, 0).await, [(3, "old2".to_owned())]);
+    assert_eq!(store.security_event_horizon(pool.id).await.unwrap(), 2);
+    assert_eq!(ids_after(db, other.id, 0).await.len(), 1);
+    assert_eq!(store.security_event_horizon(other.id).await.unwrap(), 0);
+
+    // Numbers keep growing past the purge.
+    assert_eq!(append(pool.id, "new", now).await, 4);
+    for i in 0..20 {
+        append(pool.id, &format!("more{i}"), T0).await;
+    }
+    append(pool.id, "newest", now).await;
+    // Two purges at once delete each old event once, and the horizon ends at the highest.
+    let (a, b) = tokio::join!(
+        store.purge_expired(now, &policy),
+        store.purge_expired(now, &policy)
+    );
+    assert_eq!(
+        a.unwrap().security_events + b.unwrap().security_events,
+        21,
+        "old2 and the twenty more"
+    );
+    assert_eq!(store.security_event_horizon(pool.id).await.unwrap(), 24);
+    assert_eq!(
+        ids_after(db, pool.id, 0).await,
+        [(4, "new".to_owned()), (25, "newest".to_owned())]
+    );
+    // In effect at `now`: what is within the retention, up to the cursor asked for.
+    let since = now.plus_secs(-retention);
+    let in_effect = store
+        .security_events_in_effect(pool.id, since, 25)
+        .await
+        .unwrap();
+    assert_eq!(in_effect.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 25]);
+    let up_to_4 = store
+        .security_events_in_effect(pool.id, since, 4)
+        .await
+        .unwrap();
+    assert_eq!(up_to_4.len(), 1);
+}

@@ -27,6 +27,7 @@ mod refresh_flow;
 mod resources;
 mod revocation;
 mod revocation_feed;
+mod revocation_stream;
 mod rp_harness;
 mod security;
 mod security_events;

@@ -113,7 +113,7 @@ async fn services_follow_the_revocation_feed_page_by_page() {
 
 /// Revokes a fresh client-credentials token of `pool` through the instance at `addr`: one
 /// `token-revoked` event in that pool.
-async fn revoke_a_token_at(app: &TestApp, addr: &str, pool: &str, client: &ClientCreds) {
+pub async fn revoke_a_token_at(app: &TestApp, addr: &str, pool: &str, client: &ClientCreds) {
     let url = |path: &str| format!("{addr}/pools/{pool}{path}");
     let res = app
         .http
