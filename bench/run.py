@@ -534,8 +534,10 @@ def seed_users_postgres(url, pool_slug, count):
 
 
 def build_binary():
-    log("building gatehouse (release)…")
+    log("building gatehouse and the gatehouse-verify example service (release)…")
     subprocess.run(["cargo", "build", "--release", "-p", "gatehouse"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-p", "gatehouse-verify", "--examples"],
+                   cwd=ROOT, check=True)
     return os.path.join(ROOT, "target", "release", "gatehouse")
 
 
@@ -601,6 +603,10 @@ def _run_gatehouse(binary, args, backend, database, work, results):
         g.cli("client", "create", "--pool", "bench", "--name", "web", "--redirect-uri",
               REDIRECT_URI, "--grant", "authorization_code", "--json")
     )
+    feed_client = json.loads(
+        g.cli("client", "create", "--pool", "bench", "--name", "verifier",
+              "--scope", "auth:RetrieveRevocations", "--json")
+    )
     listing = selected(args, "list users")
     if listing and database:
         seed_users_postgres(database.url, "bench", args.users)
@@ -656,6 +662,12 @@ def _run_gatehouse(binary, args, backend, database, work, results):
         pool + f"/api/user-management/users?limit=60&cursor={middle}", "GET",
         auth="Bearer " + admin)
     results["peak_mb"] = memory_mb(pid, "VmHWM")
+    # Last: it signs the user out.
+    if selected(args, REVOCATION):
+        example = os.path.join(os.path.dirname(g.binary), "examples", VERIFY_EXAMPLE)
+        results["revocation"] = revocation_latency(
+            example, pool, admin, sign_in("target", USER_PASSWORD).encode(), feed_client,
+            3 if args.smoke else 30, work)
     g.stop()
 
     with open(os.path.join(work, "serve.log")) as f:
@@ -672,11 +684,103 @@ def run_verify_rate(args):
     (aws-lc-rs) in the same process and run, with 100,000 revocation entries
     (crates/gatehouse-verify/examples/verify_rate.rs)."""
     log("gatehouse-verify validations per CPU-second…")
+    # Built beside the gatehouse binary: release for a measured run (build_binary), the
+    # debug build for a smoke run (.ci/run builds the examples).
+    example = os.path.join(os.path.dirname(args.gatehouse_binary), "examples", "verify_rate")
     out = subprocess.run(
-        ["cargo", "run", "--release", "-q", "-p", "gatehouse-verify", "--example", "verify_rate", "--",
-         "--seconds", "0.4" if args.smoke else "6", "--rounds", "2" if args.smoke else "6"],
+        [example, "--seconds", "0.4" if args.smoke else "6", "--rounds", "2" if args.smoke else "6"],
         cwd=ROOT, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+# ---------------------------------------------------------------- revocation propagation
+
+# The example service built on gatehouse-verify (crates/gatehouse-verify/examples).
+VERIFY_EXAMPLE = "protected_service"
+REVOCATION = "sign-out to refusal in every verifying service"
+
+
+class VerifyingService:
+    """The gatehouse-verify example service: verifies tokens locally, follows the feed."""
+
+    def __init__(self, binary, issuer, client_id, client_secret, log_path):
+        self.proc = subprocess.Popen(
+            [binary, "--issuer", issuer, "--client-id", client_id,
+             "--client-secret", client_secret, "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=open(log_path, "a"), text=True,
+        )
+        line = self.proc.stdout.readline().strip()
+        m = re.search(r"listening on (\S+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError(f"{binary} did not say where it listens: {line!r}")
+        self.addr = m.group(1)
+        self.conn = httpclient.HTTPConnection(self.addr, timeout=10)
+
+    def status(self, token):
+        self.conn.request("GET", "/whoami", headers={"Authorization": "Bearer " + token})
+        r = self.conn.getresponse()
+        r.read()
+        return r.status
+
+    def health(self):
+        self.conn.request("GET", "/health")
+        r = self.conn.getresponse()
+        return json.loads(r.read())
+
+    def stop(self):
+        self.conn.close()
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def revocation_latency(example, pool, admin, sign_in, feed_client, rounds, work):
+    """Signs the user in, waits until three verifying services accept the token, signs the
+    user out through the admin API, and times until each service refuses the token; the
+    services follow the revocation feed and make no call per request."""
+    services = [VerifyingService(example, pool, feed_client["client_id"],
+                                 feed_client["client_secret"], os.path.join(work, "verify.log"))
+                for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 30
+        while not all(s.health().get("state") == "streaming" for s in services):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the services never connected to the feed: "
+                                   f"{[s.health() for s in services]}")
+            time.sleep(0.05)
+        calls_before = [s.health().get("calls", {}) for s in services]
+        latencies, requests = [], 0
+        for _ in range(rounds):
+            token = http("POST", pool + "/api/auth/initiate", sign_in,
+                         {"Content-Type": "application/json"})["access_token"]
+            for s in services:
+                requests += 1
+                if s.status(token) != 200:
+                    raise RuntimeError("a fresh token was refused")
+            t0 = time.monotonic()
+            http("POST", pool + "/api/user-management/users/target/actions/sign-out", b"",
+                 {"Authorization": "Bearer " + admin})
+            pending = set(range(len(services)))
+            while pending:
+                for i in list(pending):
+                    requests += 1
+                    if services[i].status(token) == 401:
+                        latencies.append(time.monotonic() - t0)
+                        pending.discard(i)
+                if time.monotonic() - t0 > 10:
+                    raise RuntimeError("a signed-out token was still accepted after 10 s")
+                time.sleep(0.002)
+            # Tokens issued in the sign-out's second are refused too (the user's not-before is
+            # in seconds): the next round signs in after it.
+            time.sleep(1.05)
+        calls_after = [s.health().get("calls", {}) for s in services]
+    finally:
+        for s in services:
+            s.stop()
+    latencies.sort()
+    q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+    during = sum(sum(a.values()) - sum(b.values()) for a, b in zip(calls_after, calls_before))
+    return {"rounds": rounds, "services": len(services), "p50_ms": q(0.50), "p99_ms": q(0.99),
+            "max_ms": latencies[-1] * 1000, "requests": requests, "calls_during": during}
 
 
 def selected(args, name):
@@ -713,6 +817,7 @@ def main():
         if shutil.which(tool) is None:
             sys.exit(f"bench: {tool} is needed (apt-get install wrk nodejs npm)")
     binary = os.path.abspath(args.binary) if args.binary else build_binary()
+    args.gatehouse_binary = binary
     results = {"machine": machine(), "binary": binary, "scenarios": [], "peer": [],
                "backends": {}}
     for backend in backends:
@@ -832,6 +937,14 @@ def report(r, args):
               f"in the whole run (none per validation): {v['calls_to_gatehouse']}")
     else:
         print("gatehouse-verify validations: not measured in this run")
+    for backend, b in r["backends"].items():
+        if "revocation" not in b:
+            continue
+        v = b["revocation"]
+        print(f"{REVOCATION} on {backend}: {v['rounds']} sign-outs x {v['services']} services, "
+              f"p50 {v['p50_ms']:.0f} ms, p99 {v['p99_ms']:.0f} ms, max {v['max_ms']:.0f} ms; "
+              f"{v['requests']} requests verified; calls the services made to Gatehouse "
+              f"meanwhile: {v['calls_during']} (stream reconnects, token renewals; none per request)")
     print(f"\nbench: {len(r['scenarios']) + len(r['peer'])} scenarios measured")
 
 

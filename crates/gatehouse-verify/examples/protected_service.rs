@@ -40,6 +40,20 @@ struct Args {
     /// How long the feed may be silent before it is stale, in milliseconds.
     #[arg(long, default_value_t = 15_000)]
     stale_after_ms: u64,
+    /// Reach the issuer's host NAME at ADDR instead of resolving it (`NAME=IP:PORT`,
+    /// repeatable): an instance of Gatehouse behind the public name, as inside a cluster.
+    #[arg(long, value_parser = parse_resolve)]
+    resolve: Vec<(String, std::net::SocketAddr)>,
+}
+
+fn parse_resolve(s: &str) -> Result<(String, std::net::SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=IP:PORT"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("'{addr}' is not IP:PORT: {e}"))?;
+    Ok((name.to_owned(), addr))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +80,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     for audience in &args.audience {
         builder = builder.audience(audience);
+    }
+    if !args.resolve.is_empty() {
+        let mut client = reqwest::Client::builder();
+        for (name, addr) in &args.resolve {
+            client = client.resolve(name, *addr);
+        }
+        builder = builder.http_client(client.build()?);
     }
     let verifier = builder.build().await?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;

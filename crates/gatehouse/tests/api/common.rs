@@ -148,7 +148,15 @@ impl TestApp {
     /// deployment with several instances runs), answering at the address returned until the
     /// sender is dropped.
     pub async fn second_instance(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
-        let app = Application::build_with_clock(&self.config, self.clock.clone())
+        self.instance_on("127.0.0.1:0").await
+    }
+
+    /// Another instance over the same database, listening on `listen` (an instance restarted
+    /// where it was).
+    pub async fn instance_on(&self, listen: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let mut config = self.config.clone();
+        config.listen = listen.to_owned();
+        let app = Application::build_with_clock(&config, self.clock.clone())
             .await
             .unwrap();
         let addr = format!("http://{}", app.local_addr().unwrap());

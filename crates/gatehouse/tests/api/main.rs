@@ -13,6 +13,7 @@ mod common;
 mod consent;
 mod discovery;
 mod edge;
+mod fleet;
 mod flow;
 mod fuzz;
 mod group_dominance;
