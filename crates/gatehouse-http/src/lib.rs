@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod ops;
 pub mod pools;
 pub mod revocations;
+pub mod ssf;
 pub mod staff_sign_in;
 
 use std::sync::Arc;
@@ -87,6 +88,24 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         )
         .merge(guarded)
         .route("/api/auth/revocations", get(revocations::feed))
+        // The SSF transmitter (`ssf.rs`).
+        .route(
+            "/.well-known/ssf-configuration",
+            get(ssf::ssf_configuration),
+        )
+        .route(
+            "/ssf/streams",
+            get(ssf::streams)
+                .post(ssf::streams)
+                .patch(ssf::streams)
+                .put(ssf::streams)
+                .delete(ssf::streams),
+        )
+        .route("/ssf/status", get(ssf::status).post(ssf::status))
+        .route("/ssf/subjects/add", post(ssf::add_subject))
+        .route("/ssf/subjects/remove", post(ssf::remove_subject))
+        .route("/ssf/verify", post(ssf::verify))
+        .route("/ssf/poll/{stream_id}", post(ssf::poll))
         .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),
@@ -119,6 +138,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/pools/{pool}/hosts",
             axum::routing::put(pools::set_hosts),
+        )
+        // SSF metadata of an issuer with a path: the well-known string between host and path.
+        .route(
+            "/.well-known/ssf-configuration/pools/{pool}",
+            get(ssf::ssf_configuration),
         )
         .nest("/pools/{pool}", pool_routes(&state))
         .fallback(ops::not_found)
