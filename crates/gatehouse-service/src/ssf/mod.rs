@@ -438,10 +438,9 @@ impl Gatehouse {
         }
         loop {
             let mut stream = self.owned_stream(pool, receiver, id).await?;
-            if stream.status != StreamStatus::Disabled && status == StreamStatus::Disabled {
-                // Events up to now are dropped with the queue; later ones too while disabled.
-                self.fan_out(pool, &mut stream).await?;
-            }
+            // What committed before the change is treated as the old status says: held while
+            // paused, dropped while disabled (and dropped with the queue when disabling).
+            self.fan_out(pool, &mut stream).await?;
             stream.status = status;
             stream.status_reason = reason.clone();
             if self.store.ssf_update_stream(&stream).await? {
