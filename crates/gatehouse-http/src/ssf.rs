@@ -483,6 +483,9 @@ pub async fn status(
     Ok(ok_json(StatusCode::OK, status_view(&s)))
 }
 
+/// A member of a complex subject, with its format.
+type Member<'a> = (&'a Map<String, Value>, String);
+
 /// An RFC 9493 subject as add/remove subject take it.
 fn subject(v: &Value) -> Result<SubjectRef, SsfError> {
     let Value::Object(m) = v else {
@@ -513,7 +516,7 @@ fn subject(v: &Value) -> Result<SubjectRef, SsfError> {
     if format != "complex" {
         return simple(m, &format);
     }
-    let member = |name: &str| -> Result<Option<(&Map<String, Value>, String)>, SsfError> {
+    let member = |name: &str| -> Result<Option<Member<'_>>, SsfError> {
         match m.get(name) {
             None => Ok(None),
             Some(Value::Object(inner)) => {

@@ -113,18 +113,21 @@ async fn check_set(app: &TestApp, set: &str, aud: &str) -> Value {
     claims.clone()
 }
 
+/// A push as received: its `Authorization`, its `Content-Type` and its body.
+type Pushed = (Option<String>, String, String);
+
 /// A push receiver on loopback: records each request's `Authorization` and body, and
 /// answers from a script (then 202).
 struct PushReceiver {
     url: String,
-    got: Arc<Mutex<Vec<(Option<String>, String, String)>>>,
+    got: Arc<Mutex<Vec<Pushed>>>,
     script: Arc<Mutex<VecDeque<(u16, String)>>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl PushReceiver {
     async fn start() -> Self {
-        let got: Arc<Mutex<Vec<(Option<String>, String, String)>>> = Arc::default();
+        let got: Arc<Mutex<Vec<Pushed>>> = Arc::default();
         let script: Arc<Mutex<VecDeque<(u16, String)>>> = Arc::default();
         let (g, s) = (got.clone(), script.clone());
         let app = axum::Router::new().route(
@@ -187,7 +190,7 @@ impl PushReceiver {
     }
 
     /// Waits (with a deadline) until `n` requests came.
-    async fn wait_for(&self, n: usize) -> Vec<(Option<String>, String, String)> {
+    async fn wait_for(&self, n: usize) -> Vec<Pushed> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let got = self.got.lock().unwrap().clone();
