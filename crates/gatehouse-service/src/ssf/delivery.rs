@@ -18,7 +18,7 @@
 //!   seconds (at most 5 minutes apart), and given up (recorded) once the first attempt is a
 //!   day old. Until then the stream's later SETs wait, so order is kept.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ const FAN_OUT_BATCH: u32 = 100;
 const RETRY_MAX_SECS: i64 = 300;
 /// A push that has failed transiently since this long ago is given up.
 pub const GIVE_UP_AFTER_SECS: i64 = 24 * 3600;
+/// Streams pushed at once by one instance.
+const PUSHING_MAX: usize = 32;
 /// How long a push worker holds a stream's lease before another instance may take it.
 const LEASE_SECS: i64 = 120;
 
@@ -187,26 +189,6 @@ fn subject_keys(event: &StoredSecurityEvent) -> Vec<String> {
 }
 
 impl Gatehouse {
-    /// Waits until `pool` has an event after `after` or `timeout` passes.
-    async fn wait_for_events(
-        &self,
-        pool: PoolId,
-        after: i64,
-        timeout: Duration,
-    ) -> ServiceResult<bool> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if self.store.latest_security_event(pool).await? > after {
-                return Ok(true);
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            tokio::time::sleep((deadline - now).min(Duration::from_millis(200))).await;
-        }
-    }
-
     /// Takes the events committed after the stream's position into its queue (see the
     /// module's documentation); `stream` is brought up to date.
     pub(crate) async fn fan_out(&self, pool: &Pool, stream: &mut SsfStream) -> ServiceResult<()> {
@@ -321,7 +303,7 @@ impl Gatehouse {
             let nap = (deadline - now).min(Duration::from_secs(1));
             bell.mark_unchanged();
             tokio::select! {
-                woke = self.wait_for_events(pool.id, stream.position, nap) => { woke?; }
+                woke = self.wait_for_security_events(pool.id, stream.position, nap) => { woke?; }
                 _ = bell.changed() => {}
             }
             // The stream may have changed (paused, disabled, deleted) meanwhile.
@@ -333,30 +315,61 @@ impl Gatehouse {
     }
 
     /// Runs the push worker until `stop` completes: pushes every enabled push stream of
-    /// every pool when woken (a stream changed here) and at least every second (events
-    /// committed, retries due).
-    pub async fn ssf_push_worker(&self, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    /// every pool when woken (security events committed, through any instance on
+    /// PostgreSQL; a stream or its queue changed here) and at least every second besides
+    /// (retries due, what the bells cannot hear).
+    pub async fn ssf_push_worker(
+        self: std::sync::Arc<Self>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
         let mut bell = self.ssf_runtime.listen();
+        let pushing = std::sync::Arc::new(Mutex::new(HashSet::new()));
         loop {
-            if let Err(e) = self.ssf_push_round().await {
+            // The marks are taken before the round reads, so nothing committed during it is
+            // slept through.
+            bell.mark_unchanged();
+            let mark = self.store.security_event_mark();
+            if let Err(e) = self.ssf_push_round(&pushing).await {
                 tracing::warn!(error = %e.for_operator(), "SSF push round failed; trying again");
             }
-            bell.mark_unchanged();
             tokio::select! {
                 _ = &mut stop => return,
                 _ = bell.changed() => {}
+                _ = self.store.security_events_committed(mark) => {}
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }
 
-    /// One pass over every enabled push stream.
-    pub async fn ssf_push_round(&self) -> ServiceResult<()> {
+    /// One pass over every enabled push stream: each is pushed by a task of its own (so a
+    /// slow receiver delays only its own stream), at most [`PUSHING_MAX`] at once, and a
+    /// stream whose task still runs is left to it.
+    async fn ssf_push_round(
+        self: &std::sync::Arc<Self>,
+        pushing: &std::sync::Arc<Mutex<HashSet<(PoolId, String)>>>,
+    ) -> ServiceResult<()> {
         for pool in self.store.list_pools().await? {
             for stream in self.store.ssf_streams(pool.id, None).await? {
-                if stream.method == DeliveryMethod::Push && stream.status == StreamStatus::Enabled {
-                    self.push_stream(&pool, stream).await?;
+                if stream.method != DeliveryMethod::Push || stream.status != StreamStatus::Enabled {
+                    continue;
                 }
+                let key = (pool.id, stream.id.clone());
+                {
+                    let mut p = pushing.lock().unwrap_or_else(|e| e.into_inner());
+                    if p.len() >= PUSHING_MAX || !p.insert(key.clone()) {
+                        continue;
+                    }
+                }
+                let (gh, pushing, pool) = (self.clone(), pushing.clone(), pool.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = gh.push_stream(&pool, stream).await {
+                        tracing::warn!(error = %e.for_operator(), "SSF push failed; trying again");
+                    }
+                    pushing
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                });
             }
         }
         Ok(())
@@ -373,14 +386,19 @@ impl Gatehouse {
         {
             return Ok(());
         }
-        let pushed = self.push_queue(pool, &mut stream).await;
+        let pushed = self.push_queue(pool, &mut stream, &owner).await;
         self.store
             .ssf_release_lease(pool.id, &stream.id, &owner)
             .await?;
         pushed
     }
 
-    async fn push_queue(&self, pool: &Pool, stream: &mut SsfStream) -> ServiceResult<()> {
+    async fn push_queue(
+        &self,
+        pool: &Pool,
+        stream: &mut SsfStream,
+        owner: &str,
+    ) -> ServiceResult<()> {
         self.fan_out(pool, stream).await?;
         let Some(url) = stream.endpoint_url.clone() else {
             return Ok(());
@@ -397,6 +415,15 @@ impl Gatehouse {
             };
             let now = self.now();
             if next.next_attempt_at > now {
+                return Ok(());
+            }
+            // The lease is renewed before each call; lost (expired and taken), the stream is
+            // another instance's now.
+            if !self
+                .store
+                .ssf_take_lease(pool.id, &stream.id, owner, now, now.plus_secs(LEASE_SECS))
+                .await?
+            {
                 return Ok(());
             }
             let mut headers = vec![("Accept", "application/json")];
