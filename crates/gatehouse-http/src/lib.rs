@@ -94,18 +94,18 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             get(ssf::ssf_configuration),
         )
         .route(
-            "/ssf/streams",
+            "/api/ssf/streams",
             get(ssf::streams)
                 .post(ssf::streams)
                 .patch(ssf::streams)
                 .put(ssf::streams)
                 .delete(ssf::streams),
         )
-        .route("/ssf/status", get(ssf::status).post(ssf::status))
-        .route("/ssf/subjects/add", post(ssf::add_subject))
-        .route("/ssf/subjects/remove", post(ssf::remove_subject))
-        .route("/ssf/verify", post(ssf::verify))
-        .route("/ssf/poll/{stream_id}", post(ssf::poll))
+        .route("/api/ssf/status", get(ssf::status).post(ssf::status))
+        .route("/api/ssf/subjects/add", post(ssf::add_subject))
+        .route("/api/ssf/subjects/remove", post(ssf::remove_subject))
+        .route("/api/ssf/verify", post(ssf::verify))
+        .route("/api/ssf/poll/{stream_id}", post(ssf::poll))
         .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),

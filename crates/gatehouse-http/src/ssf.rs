@@ -3,10 +3,10 @@
 //! - `GET /.well-known/ssf-configuration/pools/{pool}` (the SSF rule for an issuer with a
 //!   path: the well-known string goes between host and path) and, at a host-bound pool's
 //!   root, `GET /.well-known/ssf-configuration`: the transmitter metadata.
-//! - `{issuer}/ssf/streams` (POST create, GET read or list, PATCH update, PUT replace, DELETE),
-//!   `{issuer}/ssf/status` (GET, POST), `{issuer}/ssf/subjects/add`,
-//!   `{issuer}/ssf/subjects/remove`, `{issuer}/ssf/verify` and the poll endpoint
-//!   `{issuer}/ssf/poll/{stream_id}` (RFC 8936).
+//! - `{issuer}/api/ssf/streams` (POST create, GET read or list, PATCH update, PUT replace, DELETE),
+//!   `{issuer}/api/ssf/status` (GET, POST), `{issuer}/api/ssf/subjects/add`,
+//!   `{issuer}/api/ssf/subjects/remove`, `{issuer}/api/ssf/verify` and the poll endpoint
+//!   `{issuer}/api/ssf/poll/{stream_id}` (RFC 8936).
 //!
 //! Receivers authenticate with a bearer token in the `Authorization` header (never in the
 //! query string); errors carry RFC 6750 `WWW-Authenticate` challenges. Every answer is
@@ -231,11 +231,11 @@ fn configuration(state: &AppState, pool: &Pool) -> Response {
             "issuer": issuer,
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
             "delivery_methods_supported": [DELIVERY_PUSH, DELIVERY_POLL],
-            "configuration_endpoint": format!("{issuer}/ssf/streams"),
-            "status_endpoint": format!("{issuer}/ssf/status"),
-            "add_subject_endpoint": format!("{issuer}/ssf/subjects/add"),
-            "remove_subject_endpoint": format!("{issuer}/ssf/subjects/remove"),
-            "verification_endpoint": format!("{issuer}/ssf/verify"),
+            "configuration_endpoint": format!("{issuer}/api/ssf/streams"),
+            "status_endpoint": format!("{issuer}/api/ssf/status"),
+            "add_subject_endpoint": format!("{issuer}/api/ssf/subjects/add"),
+            "remove_subject_endpoint": format!("{issuer}/api/ssf/subjects/remove"),
+            "verification_endpoint": format!("{issuer}/api/ssf/verify"),
             "critical_subject_members": ["user"],
             "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
             "default_subjects": "ALL",
@@ -369,7 +369,7 @@ fn stream_request(
     })
 }
 
-/// `{issuer}/ssf/streams`: create, read/list, update, replace, delete (SSF §8.1.1).
+/// `{issuer}/api/ssf/streams`: create, read/list, update, replace, delete (SSF §8.1.1).
 pub async fn streams(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
@@ -448,7 +448,7 @@ fn status_view(s: &SsfStream) -> Value {
     v
 }
 
-/// `{issuer}/ssf/status`: read (GET) and update (POST) a stream's status (SSF §8.1.2).
+/// `{issuer}/api/ssf/status`: read (GET) and update (POST) a stream's status (SSF §8.1.2).
 pub async fn status(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
@@ -598,7 +598,7 @@ async fn change_subject(
     }))
 }
 
-/// `POST {issuer}/ssf/subjects/add` (SSF §8.1.3.2): 200, empty.
+/// `POST {issuer}/api/ssf/subjects/add` (SSF §8.1.3.2): 200, empty.
 pub async fn add_subject(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
@@ -608,7 +608,7 @@ pub async fn add_subject(
     change_subject(state, pool, req, raw, true).await
 }
 
-/// `POST {issuer}/ssf/subjects/remove` (SSF §8.1.3.3): 204.
+/// `POST {issuer}/api/ssf/subjects/remove` (SSF §8.1.3.3): 204.
 pub async fn remove_subject(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
@@ -618,7 +618,7 @@ pub async fn remove_subject(
     change_subject(state, pool, req, raw, false).await
 }
 
-/// `POST {issuer}/ssf/verify` (SSF §8.1.4.2): 204, then the verification SET on the stream.
+/// `POST {issuer}/api/ssf/verify` (SSF §8.1.4.2): 204, then the verification SET on the stream.
 pub async fn verify(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
@@ -702,7 +702,7 @@ fn poll_request(m: &Map<String, Value>) -> Result<PollRequest, SsfError> {
     })
 }
 
-/// `POST {issuer}/ssf/poll/{stream_id}` (RFC 8936).
+/// `POST {issuer}/api/ssf/poll/{stream_id}` (RFC 8936).
 pub async fn poll(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,

@@ -217,7 +217,7 @@ impl Gatehouse {
 
     /// The poll URL of a stream: unique per stream.
     pub fn ssf_poll_url(&self, pool: &Pool, stream: &str) -> String {
-        format!("{}/ssf/poll/{stream}", self.issuer(pool))
+        format!("{}/api/ssf/poll/{stream}", self.issuer(pool))
     }
 
     /// The receiver's stream `id`; another receiver's stream, or none, is not found.

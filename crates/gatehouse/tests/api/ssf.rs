@@ -33,7 +33,7 @@ async fn setup(app: &TestApp) -> (ClientCreds, String, String) {
 }
 
 fn ssf(app: &TestApp, path: &str) -> String {
-    app.pool_url("acme", &format!("/ssf/{path}"))
+    app.pool_url("acme", &format!("/api/ssf/{path}"))
 }
 
 async fn call(
@@ -288,7 +288,7 @@ async fn a_host_bound_pool_serves_its_metadata_at_the_root() {
     assert_eq!(m["issuer"], "http://id.acme.test");
     assert_eq!(
         m["configuration_endpoint"],
-        "http://id.acme.test/ssf/streams"
+        "http://id.acme.test/api/ssf/streams"
     );
 }
 
@@ -308,7 +308,7 @@ async fn stream_control_happy_path() {
     assert_eq!(s["delivery"]["method"], POLL);
     assert_eq!(
         s["delivery"]["endpoint_url"],
-        format!("{}/ssf/poll/{id}", app.issuer("acme"))
+        format!("{}/api/ssf/poll/{id}", app.issuer("acme"))
     );
     assert!(
         s["events_supported"]
