@@ -377,8 +377,15 @@ impl Gatehouse {
 
     /// Pushes one stream's due SETs in order, under its lease.
     async fn push_stream(&self, pool: &Pool, mut stream: SsfStream) -> ServiceResult<()> {
-        let owner = random_token().expose().to_owned();
         let now = self.now();
+        // Nothing new in the log and nothing due in the queue: no lease (no write) needed.
+        if self.store.latest_security_event(pool.id).await? <= stream.position {
+            let first = self.store.ssf_queued(pool.id, &stream.id, 1).await?;
+            if first.first().is_none_or(|q| q.next_attempt_at > now) {
+                return Ok(());
+            }
+        }
+        let owner = random_token().expose().to_owned();
         if !self
             .store
             .ssf_take_lease(pool.id, &stream.id, &owner, now, now.plus_secs(LEASE_SECS))
