@@ -236,7 +236,7 @@ fn configuration(state: &AppState, pool: &Pool) -> Response {
             "add_subject_endpoint": format!("{issuer}/api/ssf/subjects/add"),
             "remove_subject_endpoint": format!("{issuer}/api/ssf/subjects/remove"),
             "verification_endpoint": format!("{issuer}/api/ssf/verify"),
-            "critical_subject_members": ["user"],
+            "critical_subject_members": ["user", "tenant"],
             "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
             "default_subjects": "ALL",
         }),
