@@ -1075,17 +1075,33 @@ async fn a_paused_stream_holds_events_and_delivers_them_in_order() {
     let held = poll(&app, &t, url, json!({"returnImmediately": false})).await;
     assert_eq!(held["sets"], json!({}));
     assert_eq!(status("enabled").await, 200);
-    let got = poll(&app, &t, url, json!({"returnImmediately": true})).await;
-    let sets = got["sets"].as_object().unwrap();
-    assert!(sets.len() >= 2, "{got}");
-    // In commit order: alice's session first, then ada's.
+    // Handed out in commit order (one at a time, each acknowledged by the next poll):
+    // alice's events first, then ada's.
     let mut users = Vec::new();
-    for set in sets.values() {
+    let mut ack: Vec<String> = Vec::new();
+    loop {
+        let got = poll(
+            &app,
+            &t,
+            url,
+            json!({"returnImmediately": true, "maxEvents": 1, "ack": ack}),
+        )
+        .await;
+        let sets = got["sets"].as_object().unwrap();
+        let Some((jti, set)) = sets.iter().next() else {
+            break;
+        };
         let claims = check_set(&app, set.as_str().unwrap(), &c.id).await;
         users.push(claims["sub_id"]["user"]["sub"].as_str().unwrap().to_owned());
+        ack = vec![jti.clone()];
     }
-    let alice_id = users[0].clone();
-    assert_ne!(users.last().unwrap(), &alice_id, "{users:?}");
+    assert!(users.len() >= 2, "{users:?}");
+    let alice = users[0].clone();
+    let first_other = users.iter().position(|u| *u != alice).unwrap();
+    assert!(
+        users[first_other..].iter().all(|u| *u != alice),
+        "alice's events all come before ada's: {users:?}"
+    );
 }
 
 #[tokio::test]
