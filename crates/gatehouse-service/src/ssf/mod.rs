@@ -511,11 +511,9 @@ impl Gatehouse {
                 retry_after_secs: 1,
             });
         }
-        if stream.status != StreamStatus::Enabled {
-            // A paused stream holds it like any event; a disabled one drops it.
-            if stream.status == StreamStatus::Disabled {
-                return Ok(());
-            }
+        // A paused stream holds it like any event; a disabled one drops it.
+        if stream.status == StreamStatus::Disabled {
+            return Ok(());
         }
         let jti = random_token().expose().to_owned();
         let set = self
