@@ -16,6 +16,7 @@ pub mod retention;
 pub mod rotation;
 pub mod security_event;
 pub mod session;
+pub mod ssf;
 pub mod store;
 pub mod theme;
 pub mod time;

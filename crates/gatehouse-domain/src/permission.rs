@@ -248,13 +248,21 @@ impl Scope {
         "offline_access",
     ];
 
+    /// The SSF receiver scopes (CAEP interoperability profile): `ssf.manage` manages the
+    /// client's own stream (and reads it), `ssf.read` reads it.
+    pub const SSF: &'static [&'static str] = &[Self::SSF_MANAGE, Self::SSF_READ];
+    pub const SSF_MANAGE: &'static str = "ssf.manage";
+    pub const SSF_READ: &'static str = "ssf.read";
+
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        if Self::OIDC.contains(&s) || Permission::parse(s).is_ok() {
+        if Self::OIDC.contains(&s) || Self::SSF.contains(&s) || Permission::parse(s).is_ok() {
             Ok(Self(s.to_owned()))
         } else {
             Err(ParseError::new(
                 "scope",
-                format!("unknown scope '{s}': use an OIDC scope or a permission name"),
+                format!(
+                    "unknown scope '{s}': use an OIDC scope, ssf.manage, ssf.read or a permission name"
+                ),
             ))
         }
     }

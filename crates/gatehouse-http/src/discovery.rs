@@ -67,6 +67,7 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
     let issuer = state.gh.issuer(pool);
     let scopes_supported = Scope::OIDC
         .iter()
+        .chain(Scope::SSF)
         .map(|s| (*s).to_owned())
         .chain(Permission::ALL.iter().map(|p| p.as_str().to_owned()))
         .chain(state.gh.api_resources(pool))

@@ -34,7 +34,8 @@ pub async fn route_by_host(
         || path == "/readyz"
         || path == "/metrics"
         || path.starts_with("/api/pools")
-        || path == "/api/openapi.json";
+        || path == "/api/openapi.json"
+        || path.starts_with("/.well-known/ssf-configuration/pools/");
     if let Some(host) = host_of(&req).filter(|_| !is_global) {
         match state.gh.pool_for_host(&host).await {
             Ok(Some(pool)) => {

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod pools;
 pub mod revocation_stream;
 pub mod revocations;
+pub mod ssf;
 pub mod staff_sign_in;
 
 use std::sync::Arc;
@@ -95,6 +96,24 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             "/api/auth/revocations/stream",
             get(revocation_stream::stream),
         )
+        // The SSF transmitter (`ssf.rs`).
+        .route(
+            "/.well-known/ssf-configuration",
+            get(ssf::ssf_configuration),
+        )
+        .route(
+            "/api/ssf/streams",
+            get(ssf::streams)
+                .post(ssf::streams)
+                .patch(ssf::streams)
+                .put(ssf::streams)
+                .delete(ssf::streams),
+        )
+        .route("/api/ssf/status", get(ssf::status).post(ssf::status))
+        .route("/api/ssf/subjects/add", post(ssf::add_subject))
+        .route("/api/ssf/subjects/remove", post(ssf::remove_subject))
+        .route("/api/ssf/verify", post(ssf::verify))
+        .route("/api/ssf/poll/{stream_id}", post(ssf::poll))
         .route(
             "/api/auth/impersonate",
             post(impersonation::impersonate_by_body),
@@ -127,6 +146,11 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/pools/{pool}/hosts",
             axum::routing::put(pools::set_hosts),
+        )
+        // SSF metadata of an issuer with a path: the well-known string between host and path.
+        .route(
+            "/.well-known/ssf-configuration/pools/{pool}",
+            get(ssf::ssf_configuration),
         )
         .nest("/pools/{pool}", pool_routes(&state))
         .fallback(ops::not_found)

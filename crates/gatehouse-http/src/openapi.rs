@@ -121,6 +121,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 fn add_domain_enums(doc: &mut Value) {
     let scopes: Vec<&str> = Scope::OIDC
         .iter()
+        .chain(Scope::SSF)
         .copied()
         .chain(Permission::ALL.iter().map(|p| p.as_str()))
         .collect();
@@ -131,7 +132,7 @@ fn add_domain_enums(doc: &mut Value) {
     schemas["Scope"] = json!({
         "type": "string",
         "enum": scopes,
-        "description": "An OIDC scope or a permission name.",
+        "description": "An OIDC scope, an SSF receiver scope or a permission name.",
     });
     schemas["AuditActionFilter"] = json!({
         "type": "string",

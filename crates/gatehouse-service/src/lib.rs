@@ -26,6 +26,7 @@ pub mod security_events;
 pub mod settings;
 pub mod signin;
 pub mod signing_keys;
+pub mod ssf;
 pub mod staff_sign_in;
 pub mod tokens;
 pub mod users;
@@ -64,6 +65,7 @@ pub struct Gatehouse {
     feed_sets: feed::SetCache,
     audit_sink: AuditSink,
     outbound: outbound::Outbound,
+    ssf_runtime: ssf::delivery::SsfRuntime,
 }
 
 impl std::fmt::Debug for Gatehouse {
@@ -102,7 +104,14 @@ impl Gatehouse {
             messages: parts.messages,
             public_url: parts.public_url,
             outbound: parts.outbound,
+            ssf_runtime: Default::default(),
         }
+    }
+
+    /// The SSF transmitter's limits (long-poll timeout and caps), set once at start-up.
+    pub fn with_ssf_settings(mut self, settings: ssf::delivery::SsfSettings) -> Self {
+        self.ssf_runtime = ssf::delivery::SsfRuntime::new(settings);
+        self
     }
 
     /// The client of every call to a URL a tenant configured (SSF push, back-channel

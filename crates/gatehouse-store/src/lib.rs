@@ -21,6 +21,7 @@ mod purge;
 mod rows;
 mod security_events;
 mod sessions;
+mod ssf;
 mod store_impl;
 mod users;
 mod write;

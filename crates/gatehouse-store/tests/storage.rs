@@ -24,6 +24,8 @@ mod purge;
 mod security_events;
 #[path = "storage/sessions.rs"]
 mod sessions;
+#[path = "storage/ssf.rs"]
+mod ssf;
 #[path = "storage/txn.rs"]
 mod txn;
 #[path = "storage/users.rs"]
@@ -51,6 +53,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    ssf::streams_are_compared_and_set: sqlite_ssf_streams, postgres_ssf_streams;
     pools::create_and_look_up: sqlite_pool_create_and_look_up, postgres_pool_create_and_look_up;
     pools::slug_is_unique: sqlite_pool_slug_is_unique, postgres_pool_slug_is_unique;
     pools::hosts_conflict_and_are_replaced: sqlite_pool_hosts_conflict_and_are_replaced, postgres_pool_hosts_conflict_and_are_replaced;

@@ -18,6 +18,7 @@ use gatehouse_service::messages::{
     self as smtp, FileOutbox, MessageTransport, SmtpSettings, SmtpTransport,
 };
 use gatehouse_service::outbound::{Outbound, OutboundPolicy};
+use gatehouse_service::ssf::delivery::SsfSettings;
 use gatehouse_service::{Gatehouse, GatehouseParts};
 use gatehouse_store::SqlStore;
 use tokio::net::TcpListener;
@@ -231,6 +232,11 @@ pub async fn services(
             allow_plain_http: config.public_url.starts_with("http://"),
         })
         .map_err(|e| StartError(e.to_string()))?,
+    })
+    .with_ssf_settings(SsfSettings {
+        long_poll_timeout: Duration::from_secs(config.ssf.long_poll_timeout_secs.clamp(1, 25)),
+        long_polls_per_stream: config.ssf.long_polls_per_stream.max(1),
+        long_polls_per_pool: config.ssf.long_polls_per_pool.max(1),
     });
     Ok((Arc::new(gh), store))
 }
@@ -323,6 +329,10 @@ impl Application {
         let purges = self
             .purge_every
             .map(|every| tokio::spawn(purge_periodically(self.gatehouse.clone(), every, stopped)));
+        // The SSF push worker: delivers every pool's push streams until the server stops.
+        let (stop_push, push_stopped) = tokio::sync::oneshot::channel::<()>();
+        let gh = self.gatehouse.clone();
+        let pushes = tokio::spawn(async move { gh.ssf_push_worker(push_stopped).await });
         let served = axum::serve(
             self.listener,
             self.router
@@ -337,9 +347,11 @@ impl Application {
         })
         .await;
         drop(stop);
+        drop(stop_push);
         if let Some(task) = purges {
             let _ = task.await;
         }
+        let _ = pushes.await;
         served
     }
 }

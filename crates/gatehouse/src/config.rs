@@ -32,6 +32,29 @@ pub struct Config {
     pub maintenance: Maintenance,
     pub outbound: Outbound,
     pub feed: Feed,
+    pub ssf: Ssf,
+}
+
+/// The SSF transmitter's long polls (RFC 8936 with `returnImmediately: false`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ssf {
+    /// The longest a long poll waits for an event, in seconds (1 to 25).
+    pub long_poll_timeout_secs: u64,
+    /// Long polls waiting at once on one stream; more are answered 429.
+    pub long_polls_per_stream: usize,
+    /// Long polls waiting at once in one pool; more are answered 429.
+    pub long_polls_per_pool: usize,
+}
+
+impl Default for Ssf {
+    fn default() -> Self {
+        Self {
+            long_poll_timeout_secs: 25,
+            long_polls_per_stream: 4,
+            long_polls_per_pool: 64,
+        }
+    }
 }
 
 /// Calls to URLs tenants configure (SSF push, back-channel logout).
@@ -264,6 +287,7 @@ impl Default for Config {
             maintenance: Maintenance::default(),
             outbound: Outbound::default(),
             feed: Feed::default(),
+            ssf: Ssf::default(),
         }
     }
 }
@@ -316,6 +340,15 @@ impl Config {
         self.limits.settings()?;
         self.outbound.allow()?;
         self.feed.settings()?;
+        if !(1..=25).contains(&self.ssf.long_poll_timeout_secs)
+            || self.ssf.long_polls_per_stream == 0
+            || self.ssf.long_polls_per_pool == 0
+        {
+            return Err(ConfigError::Invalid(
+                "ssf.long_poll_timeout_secs must be 1 to 25, and the long-poll caps at least 1"
+                    .to_owned(),
+            ));
+        }
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "listen must be an address such as 127.0.0.1:8080, not '{}'",

@@ -42,6 +42,8 @@ async fn fuzzed_app() -> Fuzzed {
         c.limits.address_per_minute = 1_000_000;
         c.limits.client_burst = 1_000_000;
         c.limits.client_per_minute = 1_000_000;
+        // A long poll of an SSF stream with nothing to hand out waits this long.
+        c.ssf.long_poll_timeout_secs = 1;
     })
     .await;
     app.create_pool("acme").await;
@@ -53,6 +55,7 @@ async fn fuzzed_app() -> Fuzzed {
         .iter()
         .filter(|p| !p.is_staff_only())
         .map(|p| p.as_str())
+        .chain(["ssf.manage"])
         .collect();
     let client = app.create_client("acme", &all).await;
     let token = app.client_token("acme", &client).await;

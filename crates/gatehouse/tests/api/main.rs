@@ -34,6 +34,7 @@ mod security;
 mod security_events;
 mod single_use;
 mod smtp;
+mod ssf;
 mod staff_signin;
 mod takeover;
 mod theme;
