@@ -333,6 +333,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
     /// The newest security event's number in `pool` (0 when it has none).
     async fn latest_security_event(&self, pool: PoolId) -> StoreResult<i64>;
+    /// Where the back-channel logout worker stands in `pool`'s event log (0 at first).
+    async fn backchannel_cursor(&self, pool: PoolId) -> StoreResult<i64>;
+    /// Whether `pool` has an open back-channel logout delivery due at `now` and not leased.
+    async fn backchannel_due(&self, pool: PoolId, now: Timestamp) -> StoreResult<bool>;
+    /// The newest `limit` back-channel logout deliveries to `client` of `pool`, newest first.
+    async fn backchannel_deliveries(
+        &self,
+        pool: PoolId,
+        client: &ClientId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::backchannel::Delivery>>;
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Appends several such events in one transaction: all of them or none.
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<()>;

@@ -303,7 +303,8 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes the requests in flight. Meanwhile
     /// expired rows are purged every `maintenance.purge_interval_secs` (the first time at
-    /// once); the purge stops with the server.
+    /// once), and back-channel logout tokens are sent from the security event log; both
+    /// stop with the server.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -312,6 +313,12 @@ impl Application {
         let purges = self
             .purge_every
             .map(|every| tokio::spawn(purge_periodically(self.gatehouse.clone(), every, stopped)));
+        let (stop_logouts, logouts_stopped) = tokio::sync::oneshot::channel::<()>();
+        let logouts = tokio::spawn(self.gatehouse.clone().run_backchannel_logout(Box::pin(
+            async move {
+                let _ = logouts_stopped.await;
+            },
+        )));
         let served = axum::serve(
             self.listener,
             self.router
@@ -320,6 +327,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         drop(stop);
+        drop(stop_logouts);
+        let _ = logouts.await;
         if let Some(task) = purges {
             let _ = task.await;
         }
