@@ -723,3 +723,40 @@ async fn express_openid_connect_ends_its_session_on_our_logout_token() {
     assert!(all.iter().all(|d| d["attributes"]["state"] == "delivered"));
     assert_eq!(all[0]["attributes"]["sid"], second_sid.as_str());
 }
+
+#[test]
+fn the_command_line_registers_a_backchannel_logout_uri() {
+    use crate::cli::{failure_of, gatehouse, json_of};
+    let dir = tempfile::tempdir().unwrap();
+    json_of(
+        gatehouse(dir.path())
+            .args(["pool", "create", "acme", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let client = json_of(
+        gatehouse(dir.path())
+            .args(["client", "create", "--pool", "acme", "--name", "rp"])
+            .args(["--backchannel-logout-uri", "https://rp.example/bcl"])
+            .args(["--backchannel-logout-session-required", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(client["backchannel_logout_uri"], "https://rp.example/bcl");
+    assert_eq!(client["backchannel_logout_session_required"], true);
+    // A private address the operator did not allow, and sid without a URI, are refused.
+    let refused = failure_of(
+        gatehouse(dir.path())
+            .args(["client", "create", "--pool", "acme", "--name", "rp"])
+            .args(["--backchannel-logout-uri", "https://10.0.0.1/bcl", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(refused.contains("outbound.allow"), "{refused}");
+    let out = gatehouse(dir.path())
+        .args(["client", "create", "--pool", "acme", "--name", "rp"])
+        .args(["--backchannel-logout-session-required", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
