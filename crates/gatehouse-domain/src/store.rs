@@ -344,6 +344,16 @@ pub trait Store: Send + Sync + 'static {
         client: &ClientId,
         limit: u32,
     ) -> StoreResult<Vec<crate::backchannel::Delivery>>;
+    /// The security event bell's count now: it moves after every commit that appended
+    /// security events, in this process or (PostgreSQL) in any process on the database. A
+    /// waiter takes the mark *before* it reads the log, then waits with
+    /// [`Store::security_events_committed`], so no commit between its read and its wait is
+    /// missed. The bell says only that some pool may have new events; the log is the truth.
+    fn security_event_mark(&self) -> u64;
+    /// Returns the bell's count once it differs from `mark` (at once if it already does).
+    /// A wake-up may be spurious, and a notification from another process may be lost (a
+    /// dropped connection): waiters re-read the log on a timer as well.
+    async fn security_events_committed(&self, mark: u64) -> u64;
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
     /// Appends several such events in one transaction: all of them or none.
     async fn append_audit_batch(&self, events: &[AuditEvent]) -> StoreResult<()>;

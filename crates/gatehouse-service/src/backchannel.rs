@@ -9,7 +9,8 @@
 //! and records the answer while its lease stands: 200 or 204 delivered; another 4xx rejected,
 //! never retried; transport failures, 429, 5xx and anything else retried with a wait that
 //! doubles from 2 s to 5 minutes, and given up 24 hours after the delivery was planned
-//! (`gatehouse_domain::backchannel`).
+//! (`gatehouse_domain::backchannel`). A round runs as soon as a commit on any instance appends
+//! security events (the store's bell), and at least every second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,26 +93,33 @@ impl Gatehouse {
             .await?)
     }
 
-    /// Plans and sends the back-channel logouts of every pool until `stop` completes.
-    /// Failures are logged; the next round comes all the same.
+    /// Plans and sends the back-channel logouts of every pool until `stop` completes: a
+    /// round at once, then another whenever a commit appends security events (the store's
+    /// bell, rung on every instance) and at least every [`POLL_INTERVAL`] (for retries that
+    /// fall due, and a notification lost). Failures are logged; the next round comes all
+    /// the same.
     pub async fn run_backchannel_logout(
         self: Arc<Self>,
         mut stop: impl std::future::Future<Output = ()> + Unpin + Send,
     ) {
         loop {
+            // The mark is taken before the round reads the logs, so a commit during the
+            // round wakes the next one.
+            let mark = self.store.security_event_mark();
             if let Err(e) = self.backchannel_round().await {
                 tracing::warn!(error = %e, "back-channel logout round failed");
             }
             tokio::select! {
                 () = &mut stop => return,
-                () = self.wait_for_events() => {}
+                () = self.wait_for_events(mark) => {}
             }
         }
     }
 
-    /// Waits until new security events may have committed: for now, one poll interval.
-    async fn wait_for_events(&self) {
-        tokio::time::sleep(POLL_INTERVAL).await;
+    /// Waits until a commit appended security events since `mark`, or [`POLL_INTERVAL`].
+    async fn wait_for_events(&self, mark: u64) {
+        let _ =
+            tokio::time::timeout(POLL_INTERVAL, self.store.security_events_committed(mark)).await;
     }
 
     /// One round over every pool: plan what new events call for, send what is due.

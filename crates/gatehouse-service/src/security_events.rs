@@ -26,6 +26,9 @@ pub const TYP_SECEVENT: &str = "secevent+jwt";
 /// The most SETs one page of the revocation feed carries.
 pub const FEED_PAGE_MAX: u32 = 100;
 
+/// How often a waiter for new events re-reads the log even when the bell stays silent.
+pub const WAIT_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A page of the revocation feed: each event's cursor and SET, and the cursor to ask after
 /// next (the last one given, or the one asked after when there is nothing newer).
 #[derive(Debug)]
@@ -195,6 +198,34 @@ impl Gatehouse {
             .store
             .security_events_after(pool.id, after, limit)
             .await?)
+    }
+
+    /// Waits until `pool` has an event numbered above `after`: true as soon as it has one,
+    /// false once `timeout` passed without. Wakes on the store's bell (a commit that appended
+    /// events, through any instance on a PostgreSQL database), and re-reads the log at least
+    /// every [`WAIT_RECHECK`] besides, for what the bell cannot hear (a lost notification, a
+    /// writer in another process on SQLite). The bell's mark is taken before each read, so a
+    /// commit between the read and the wait is never slept through.
+    pub async fn wait_for_security_events(
+        &self,
+        pool: PoolId,
+        after: i64,
+        timeout: std::time::Duration,
+    ) -> ServiceResult<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mark = self.store.security_event_mark();
+            if self.store.latest_security_event(pool).await? > after {
+                return Ok(true);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let nap = (deadline - now).min(WAIT_RECHECK);
+            // Woken or not, the log is read again.
+            let _ = tokio::time::timeout(nap, self.store.security_events_committed(mark)).await;
+        }
     }
 
     /// The revocation feed for services that verify the pool's tokens themselves: the

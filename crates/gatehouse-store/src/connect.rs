@@ -69,12 +69,17 @@ impl SqlStore {
             }
             _ => (None, None, None),
         };
+        let bell = crate::bell::Bell::new();
+        if dialect == Dialect::Postgres {
+            bell.listen(database_url);
+        }
         Ok(Self {
             pool,
             dialect,
             writers: std::sync::Arc::new(tokio::sync::Mutex::new(writer)),
             sync_writer,
             sqlite_file,
+            bell,
         })
     }
 
@@ -124,6 +129,7 @@ impl SqlStore {
 
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
+        self.bell.stop_listening();
         if let Some(writer) = self.writers.lock().await.take() {
             let _ = writer.conn.close().await;
         }

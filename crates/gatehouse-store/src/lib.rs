@@ -9,6 +9,7 @@
 mod audit;
 mod authorization;
 mod backchannel;
+mod bell;
 mod clients;
 mod connect;
 mod consents;
@@ -88,6 +89,8 @@ pub struct SqlStore {
     sync_writer: Option<std::sync::Arc<one_trip::SyncWriter>>,
     /// SQLite in a file: the file, as SQLite resolved it.
     sqlite_file: Option<std::path::PathBuf>,
+    /// Rung after every commit that appended security events (`bell.rs`).
+    bell: std::sync::Arc<bell::Bell>,
 }
 
 impl SqlStore {

@@ -42,6 +42,16 @@ pub(crate) async fn append_in(
         .conflict("a security event with this id already exists")?;
         seqs.push(get(&row, "seq")?);
     }
+    if dialect == Dialect::Postgres {
+        // Delivered to every listener when (and only if) the transaction commits.
+        // `pg_notify` returns `void`, which the `Any` driver cannot read: select a number.
+        sqlx::query("SELECT 1 AS notified FROM (SELECT pg_notify($1, $2)) AS n")
+            .bind(crate::bell::CHANNEL)
+            .bind(pool.to_string())
+            .execute(&mut *conn)
+            .await
+            .store()?;
+    }
     Ok(seqs)
 }
 

@@ -329,6 +329,14 @@ impl Store for SqlStore {
         crate::backchannel::of_client(self, pool, client, limit).await
     }
 
+    fn security_event_mark(&self) -> u64 {
+        self.bell.mark()
+    }
+
+    async fn security_events_committed(&self, mark: u64) -> u64 {
+        self.bell.rung_since(mark).await
+    }
+
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         audit::append(self, event).await
     }

@@ -29,6 +29,9 @@ pub(crate) struct SqlWrite {
     lock: Lock,
     /// Pools whose sessions [`SessionsToEnd::ActedBy`] ended, which may take audit events.
     reached: Vec<PoolId>,
+    /// Whether security events were appended: the commit rings the bell.
+    appended: bool,
+    bell: std::sync::Arc<crate::bell::Bell>,
 }
 
 impl SqlStore {
@@ -39,6 +42,8 @@ impl SqlStore {
             dialect: self.dialect,
             lock: self.dialect.row_lock(),
             reached: Vec::new(),
+            appended: false,
+            bell: self.bell.clone(),
         })
     }
 }
@@ -295,6 +300,7 @@ impl PoolWrite for SqlWrite {
             )
             .await?;
             seqs[i] = seq[0];
+            self.appended = true;
         }
         Ok(seqs)
     }
@@ -361,6 +367,13 @@ impl PoolWrite for SqlWrite {
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.store()
+        let SqlWrite {
+            tx, appended, bell, ..
+        } = *self;
+        tx.commit().await.store()?;
+        if appended {
+            bell.ring();
+        }
+        Ok(())
     }
 }

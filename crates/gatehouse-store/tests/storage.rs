@@ -99,6 +99,7 @@ on_both_backends! {
     authorization::expired_codes_and_refresh_tokens_are_purged: sqlite_codes_purged, postgres_codes_purged;
     security_events::events_round_trip_per_pool: sqlite_security_events_round_trip, postgres_security_events_round_trip;
     security_events::events_are_read_in_commit_order: sqlite_security_events_in_commit_order, postgres_security_events_in_commit_order;
+    security_events::the_bell_rings_after_commits_that_appended: sqlite_security_event_bell, postgres_security_event_bell;
 }
 
 /// Several instances starting at once on one fresh PostgreSQL database all come up: the

@@ -215,3 +215,76 @@ pub async fn events_are_read_in_commit_order(db: &Db) {
     }
     assert_eq!(followed.len(), 48, "{followed:?}");
 }
+
+/// Waits (with a generous deadline, so that a broken bell fails instead of hanging) until
+/// `store`'s bell moves from `mark`.
+async fn rung(store: &gatehouse_store::SqlStore, mark: u64) -> u64 {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        store.security_events_committed(mark),
+    )
+    .await
+    .expect("the bell did not ring")
+}
+
+/// The bell rings after a commit that appended events, and not for a commit without events
+/// or a transaction dropped before its commit.
+pub async fn the_bell_rings_after_commits_that_appended(db: &Db) {
+    let store = db.store.clone();
+    let pool = new_pool(&store, "acme").await;
+    if store.dialect() == gatehouse_store::Dialect::Postgres {
+        // The listener rings once it is connected.
+        rung(&store, 0).await;
+    }
+    let mark = store.security_event_mark();
+
+    let w = store.write(pool.id).await.unwrap();
+    w.commit().await.unwrap();
+    let mut dropped = store.write(pool.id).await.unwrap();
+    dropped
+        .append_security_events(&[revoked(pool.id, "dropped")])
+        .await
+        .unwrap();
+    drop(dropped);
+    assert_eq!(store.security_event_mark(), mark);
+
+    let mut w = store.write(pool.id).await.unwrap();
+    w.append_security_events(&[revoked(pool.id, "a")])
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    assert_ne!(store.security_event_mark(), mark);
+    // A waiter holding an old mark returns at once.
+    assert_ne!(rung(&store, mark).await, mark);
+}
+
+/// PostgreSQL: a commit through one store wakes a waiter on another store of the same
+/// database (LISTEN/NOTIFY), which is how one instance's revocation wakes the streams and
+/// long polls of every instance.
+#[tokio::test]
+async fn postgres_the_bell_rings_across_stores() {
+    let url = gatehouse_store::test_support::fresh_postgres_url().await;
+    let a = gatehouse_store::SqlStore::connect(&url).await.unwrap();
+    let b = gatehouse_store::SqlStore::connect(&url).await.unwrap();
+    let pool = new_pool(&a, "acme").await;
+    // B's listener rings once it is connected; from then on it hears every commit.
+    rung(&b, 0).await;
+    let mark = b.security_event_mark();
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { rung(&b, mark).await })
+    };
+    let mut w = a.write(pool.id).await.unwrap();
+    w.append_security_events(&[revoked(pool.id, "a")])
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    assert_ne!(waiter.await.unwrap(), mark);
+    assert_eq!(
+        b.security_events_after(pool.id, 0, 10).await.unwrap().len(),
+        1
+    );
+    a.close().await;
+    b.close().await;
+    gatehouse_store::test_support::drop_postgres_database(&url).await;
+}

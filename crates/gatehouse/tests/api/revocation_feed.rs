@@ -110,3 +110,73 @@ async fn services_follow_the_revocation_feed_page_by_page() {
     // The administrator holds every permission, this one too.
     assert_eq!(feed(&app, &ada, "").await.status(), 200);
 }
+
+/// Revokes a fresh client-credentials token of `pool` through the instance at `addr`: one
+/// `token-revoked` event in that pool.
+async fn revoke_a_token_at(app: &TestApp, addr: &str, pool: &str, client: &ClientCreds) {
+    let url = |path: &str| format!("{addr}/pools/{pool}{path}");
+    let res = app
+        .http
+        .post(url("/oauth2/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .http
+        .post(url("/oauth2/revoke"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// A waiter for a pool's events (what a stream or a long poll sleeps in) wakes when one of
+/// its pool commits through another instance on the same database, and events of another
+/// pool leave it waiting until its timeout, when it answers false.
+#[tokio::test]
+async fn waiters_wake_for_their_own_pool_through_any_instance() {
+    use gatehouse_domain::ids::PoolSlug;
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    app.create_pool("globex").await;
+    let acme_client = app.create_client("acme", &[]).await;
+    let globex_client = app.create_client("globex", &[]).await;
+    let acme = app
+        .gh
+        .pool(&PoolSlug::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let (second, _stop) = app.second_instance().await;
+
+    let wait = |timeout: std::time::Duration| {
+        let gh = app.gh.clone();
+        let pool = acme.id;
+        tokio::spawn(async move { gh.wait_for_security_events(pool, 0, timeout).await })
+    };
+    let waiter = wait(std::time::Duration::from_millis(1500));
+    revoke_a_token_at(&app, &second, "globex", &globex_client).await;
+    assert!(
+        !waiter.await.unwrap().unwrap(),
+        "woke for another pool's event"
+    );
+
+    let waiter = wait(std::time::Duration::from_secs(60));
+    revoke_a_token_at(&app, &second, "acme", &acme_client).await;
+    assert!(waiter.await.unwrap().unwrap());
+    // Already there: answered at once, whatever the timeout.
+    assert!(
+        app.gh
+            .wait_for_security_events(acme.id, 0, std::time::Duration::ZERO)
+            .await
+            .unwrap()
+    );
+}
