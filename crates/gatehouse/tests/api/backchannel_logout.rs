@@ -760,3 +760,62 @@ fn the_command_line_registers_a_backchannel_logout_uri() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn ending_an_impersonation_tells_the_client_that_started_it() {
+    let app = spawn_app().await;
+    let (_, ada) = app.acme_with_ada().await;
+    let (receiver, base) = Receiver::start(&[]).await;
+    let pool = app
+        .gh
+        .pool(&PoolSlug::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let (support, secret) = app
+        .gh
+        .create_app_client_as_operator(
+            &pool,
+            NewAppClient {
+                name: "support desk".to_owned(),
+                scopes: Some(vec!["user:Impersonate".to_owned()]),
+                backchannel_logout_uri: Some(format!("{base}/bcl")),
+                ..NewAppClient::default()
+            },
+        )
+        .await
+        .unwrap();
+    let creds = ClientCreds {
+        id: support.client_id.to_string(),
+        secret: secret.unwrap().expose().to_owned(),
+    };
+    let desk = app.client_token("acme", &creds).await;
+    let impersonated = app.impersonate("acme", &desk, "alice").await;
+    let sid = jwt_claims(&impersonated)["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .http
+        .delete(app.pool_url(
+            "acme",
+            &format!("/api/user-management/impersonations/{sid}"),
+        ))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let d = wait_for_delivery(&app, &ada, &creds.id, "delivered", |d| {
+        d["state"] == "delivered"
+    })
+    .await;
+    assert_eq!(d["sid"], sid.as_str());
+    let token = &receiver.tokens()[0];
+    let claims = verify_logout_token_with_jose(&app, "acme", token)
+        .await
+        .unwrap()["payload"]
+        .clone();
+    assert_eq!(claims["sid"], sid.as_str());
+    assert_eq!(claims["sub"], jwt_claims(&impersonated)["sub"]);
+    assert_eq!(claims["aud"], creds.id.as_str());
+}
