@@ -106,8 +106,15 @@ impl Gatehouse {
             // The mark is taken before the round reads the logs, so a commit during the
             // round wakes the next one.
             let mark = self.store.security_event_mark();
-            if let Err(e) = self.backchannel_round().await {
-                tracing::warn!(error = %e, "back-channel logout round failed");
+            // A round cut short by the stop loses nothing: a planning transaction rolls back,
+            // and a delivery claimed but not recorded is claimed again when its lease ends.
+            tokio::select! {
+                () = &mut stop => return,
+                result = self.backchannel_round() => {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "back-channel logout round failed");
+                    }
+                }
             }
             tokio::select! {
                 () = &mut stop => return,
@@ -122,17 +129,25 @@ impl Gatehouse {
             tokio::time::timeout(POLL_INTERVAL, self.store.security_events_committed(mark)).await;
     }
 
-    /// One round over every pool: plan what new events call for, send what is due.
+    /// One round over every pool: plan what new events call for, send what is due. A pool
+    /// that fails is logged and the round goes on with the next.
     pub async fn backchannel_round(self: &Arc<Self>) -> ServiceResult<()> {
         for pool in self.store.list_pools().await? {
-            let planned = self.store.backchannel_cursor(pool.id).await?;
-            if self.store.latest_security_event(pool.id).await? > planned {
-                self.plan_backchannel_logouts(&pool).await?;
+            if let Err(e) = self.backchannel_round_of(&pool).await {
+                tracing::warn!(pool = %pool.slug, error = %e, "back-channel logout failed");
             }
-            while self.store.backchannel_due(pool.id, self.now()).await? {
-                if self.send_due_backchannel_logouts(&pool).await? == 0 {
-                    break;
-                }
+        }
+        Ok(())
+    }
+
+    async fn backchannel_round_of(self: &Arc<Self>, pool: &Pool) -> ServiceResult<()> {
+        let planned = self.store.backchannel_cursor(pool.id).await?;
+        if self.store.latest_security_event(pool.id).await? > planned {
+            self.plan_backchannel_logouts(pool).await?;
+        }
+        while self.store.backchannel_due(pool.id, self.now()).await? {
+            if self.send_due_backchannel_logouts(pool).await? == 0 {
+                break;
             }
         }
         Ok(())
