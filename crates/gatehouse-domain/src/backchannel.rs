@@ -241,7 +241,8 @@ mod tests {
     fn retries_back_off_and_give_up() {
         assert_eq!(retry_wait_secs(1), 2);
         assert_eq!(retry_wait_secs(2), 4);
-        assert_eq!(retry_wait_secs(8), RETRY_MAX_WAIT_SECS);
+        assert_eq!(retry_wait_secs(8), 256);
+        assert_eq!(retry_wait_secs(9), RETRY_MAX_WAIT_SECS);
         assert_eq!(retry_wait_secs(u32::MAX), RETRY_MAX_WAIT_SECS);
         let late = Timestamp(1_000 + GIVE_UP_AFTER_SECS);
         let d = after_attempt(&delivery(), &answered(503), late);
