@@ -24,6 +24,9 @@ pub struct AppClient {
     /// A third-party client is not the pool owner's own application: users are asked before it
     /// gets their data. First-party (`false`) is the default.
     pub third_party: bool,
+    /// Where logout tokens go when a session this client got tokens in ends (OpenID Connect
+    /// Back-Channel Logout), if it registered.
+    pub backchannel_logout: Option<crate::backchannel::BackchannelLogout>,
     pub created_at: Timestamp,
 }
 
@@ -346,6 +349,7 @@ mod tests {
             redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
             post_logout_redirect_uris: vec!["https://app.example.com/bye".to_owned()],
             third_party: false,
+            backchannel_logout: None,
             created_at: Timestamp(0),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod authorization;
+pub mod backchannel;
 pub mod client;
 pub mod consent;
 pub mod error;

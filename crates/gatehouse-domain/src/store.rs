@@ -344,6 +344,17 @@ pub trait Store: crate::ssf::SsfStore + Send + Sync + 'static {
         since: Timestamp,
         up_to: i64,
     ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
+    /// Where the back-channel logout worker stands in `pool`'s event log (0 at first).
+    async fn backchannel_cursor(&self, pool: PoolId) -> StoreResult<i64>;
+    /// Whether `pool` has an open back-channel logout delivery due at `now` and not leased.
+    async fn backchannel_due(&self, pool: PoolId, now: Timestamp) -> StoreResult<bool>;
+    /// The newest `limit` back-channel logout deliveries to `client` of `pool`, newest first.
+    async fn backchannel_deliveries(
+        &self,
+        pool: PoolId,
+        client: &ClientId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::backchannel::Delivery>>;
     /// The security event bell's count now: it moves after every commit that appended
     /// security events, in this process or (PostgreSQL) in any process on the database. A
     /// waiter takes the mark *before* it reads the log, then waits with

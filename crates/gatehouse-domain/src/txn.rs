@@ -166,6 +166,42 @@ pub trait PoolWrite: Send {
         &mut self,
         events: &[crate::security_event::SecurityEvent],
     ) -> StoreResult<Vec<i64>>;
+    // Back-channel logout (`crate::backchannel`).
+
+    /// How far the pool's event log has been read for logout tokens (0 at first), locking
+    /// that place until the commit, so one transaction at a time plans each event.
+    async fn backchannel_cursor(&mut self) -> StoreResult<i64>;
+    /// Moves that place on to `seq`.
+    async fn set_backchannel_cursor(&mut self, seq: i64) -> StoreResult<()>;
+    /// Up to `limit` security events of the pool committed after `after`, in commit order.
+    async fn security_events_after(
+        &mut self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::security_event::StoredSecurityEvent>>;
+    /// Records planned deliveries.
+    async fn put_backchannel_deliveries(
+        &mut self,
+        deliveries: &[crate::backchannel::Delivery],
+    ) -> StoreResult<()>;
+    /// Claims up to `limit` open deliveries due at `now` that no other claim holds (PostgreSQL
+    /// skips rows another transaction has locked), leasing them to `lease_id` until
+    /// `lease_until`. Returns them.
+    async fn claim_backchannel_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_id: &str,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::backchannel::Delivery>>;
+    /// Records an attempt's outcome on a delivery still leased to `lease_id`, and releases
+    /// the lease. False when the lease was lost (it expired and another instance took it).
+    async fn finish_backchannel_delivery(
+        &mut self,
+        delivery: &crate::backchannel::Delivery,
+        lease_id: &str,
+    ) -> StoreResult<bool>;
+
     /// Appends an audit event. An event of another pool is allowed only for what
     /// [`SessionsToEnd::ActedBy`] ended there.
     async fn audit(&mut self, event: &AuditEvent) -> StoreResult<()>;

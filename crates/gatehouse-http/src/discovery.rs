@@ -47,6 +47,9 @@ struct Metadata {
     /// Not a registered name: the algorithm of the pool's access tokens (RFC 9068 JWTs).
     access_token_signing_alg_values_supported: [&'static str; 1],
     claims_supported: &'static [&'static str],
+    /// OpenID Connect Back-Channel Logout: logout tokens to registered clients, with `sid`.
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
 }
 
 /// Grants the token endpoint serves; the others answer `unsupported_grant_type`.
@@ -95,6 +98,8 @@ fn metadata(state: &AppState, pool: &Pool) -> Metadata {
         prompt_values_supported: &["none", "login", "consent"],
         id_token_signing_alg_values_supported: [state.gh.id_token_alg().as_str()],
         access_token_signing_alg_values_supported: [pool.settings.signing_alg.as_str()],
+        backchannel_logout_supported: true,
+        backchannel_logout_session_supported: true,
         claims_supported: &[
             "iss",
             "sub",

@@ -5,9 +5,10 @@
 use gatehouse_crypto::secret::{Secret, random_bytes, random_token};
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
+use gatehouse_domain::backchannel::BackchannelLogout;
 use gatehouse_domain::client::{
-    AppClient, ClientType, GrantType, SecretDigest, check_grant_types, parse_redirect_uris,
-    validate_client_name,
+    AppClient, ClientType, GrantType, REDIRECT_URI_MAX_CHARS, SecretDigest, check_grant_types,
+    parse_redirect_uris, validate_client_name,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use gatehouse_domain::txn::SessionsToEnd;
 use crate::audit::EventExt;
 use crate::cache::TtlCache;
 use crate::error::{ServiceError, ServiceResult};
+use crate::outbound::Outbound;
 use crate::tokens::hash_client_secret;
 use crate::{Gatehouse, Principal, RequestMeta};
 
@@ -43,6 +45,10 @@ pub struct NewAppClient {
     /// Confidential (with a secret) unless asked otherwise.
     pub client_type: ClientType,
     pub third_party: bool,
+    /// Where logout tokens go (OpenID Connect Back-Channel Logout), if anywhere.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in its logout tokens (it always gets it).
+    pub backchannel_logout_session_required: bool,
 }
 
 /// A request to create a client, parsed and checked against the registration rules.
@@ -54,10 +60,11 @@ struct Registration {
     post_logout_redirect_uris: Vec<String>,
     client_type: ClientType,
     third_party: bool,
+    backchannel_logout: Option<BackchannelLogout>,
 }
 
 impl Registration {
-    fn parse(new: NewAppClient) -> Result<Self, ParseError> {
+    fn parse(new: NewAppClient, outbound: &Outbound) -> Result<Self, ParseError> {
         validate_client_name(&new.name)?;
         let scopes = parse_scopes(new.scopes.as_deref().unwrap_or_default())?;
         let grant_types = match &new.grant_types {
@@ -73,7 +80,13 @@ impl Registration {
             new.post_logout_redirect_uris.as_deref().unwrap_or_default(),
         )?;
         check_grant_types(new.client_type, &grant_types, &redirect_uris)?;
+        let backchannel_logout = parse_backchannel_logout(
+            new.backchannel_logout_uri,
+            new.backchannel_logout_session_required,
+            outbound,
+        )?;
         Ok(Self {
+            backchannel_logout,
             name: new.name,
             scopes,
             grant_types,
@@ -83,6 +96,39 @@ impl Registration {
             third_party: new.third_party,
         })
     }
+}
+
+/// A back-channel logout registration: the URI must be one outbound calls may reach (https,
+/// or http while Gatehouse itself is served over http; no user information, no fragment; an
+/// address outside `outbound.allow` only if public), and asking for `sid` needs a URI.
+fn parse_backchannel_logout(
+    uri: Option<String>,
+    session_required: bool,
+    outbound: &Outbound,
+) -> Result<Option<BackchannelLogout>, ParseError> {
+    const FIELD: &str = "backchannel_logout_uri";
+    let Some(uri) = uri else {
+        if session_required {
+            return Err(ParseError::new(
+                "backchannel_logout_session_required",
+                "backchannel_logout_session_required needs a backchannel_logout_uri",
+            ));
+        }
+        return Ok(None);
+    };
+    if uri.chars().count() > REDIRECT_URI_MAX_CHARS {
+        return Err(ParseError::new(
+            FIELD,
+            format!("at most {REDIRECT_URI_MAX_CHARS} characters"),
+        ));
+    }
+    outbound
+        .check_target(&uri)
+        .map_err(|e| ParseError::new(FIELD, e.to_string()))?;
+    Ok(Some(BackchannelLogout {
+        uri,
+        session_required,
+    }))
 }
 
 /// A new random client id: 26 lowercase base32 characters (130 bits).
@@ -148,7 +194,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<(AppClient, Option<Secret>)> {
         principal.require(Permission::CreateAppClient)?;
-        let registration = Registration::parse(new)?;
+        let registration = Registration::parse(new, self.outbound())?;
         let withheld: Vec<&str> = registration
             .scopes
             .iter()
@@ -177,7 +223,7 @@ impl Gatehouse {
         pool: &Pool,
         new: NewAppClient,
     ) -> ServiceResult<(AppClient, Option<Secret>)> {
-        let registration = Registration::parse(new)?;
+        let registration = Registration::parse(new, self.outbound())?;
         self.insert_client(pool, registration, None, &RequestMeta::default())
             .await
     }
@@ -222,6 +268,7 @@ impl Gatehouse {
             redirect_uris: r.redirect_uris,
             post_logout_redirect_uris: r.post_logout_redirect_uris,
             third_party: r.third_party,
+            backchannel_logout: r.backchannel_logout,
             created_at: self.now(),
         };
         let scope_names: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
@@ -240,6 +287,10 @@ impl Gatehouse {
             .detail("grant_types", grant_names.join(" "))
             .detail("client_type", kind)
             .detail("party", party);
+        let event = match &client.backchannel_logout {
+            Some(b) => event.detail("backchannel_logout_uri", &b.uri),
+            None => event,
+        };
         self.store.create_client(&client, &event).await?;
         Ok((client, secret))
     }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod audit_sink;
+pub mod backchannel;
 pub mod browser;
 pub mod cache;
 pub mod clients;

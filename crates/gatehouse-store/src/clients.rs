@@ -1,6 +1,7 @@
 //! App clients.
 
 use gatehouse_domain::audit::AuditEvent;
+use gatehouse_domain::backchannel::BackchannelLogout;
 use gatehouse_domain::client::{AppClient, GrantType, SecretDigest};
 use gatehouse_domain::ids::{ClientId, PoolId};
 use gatehouse_domain::store::StoreResult;
@@ -13,7 +14,8 @@ use crate::rows::{flag, get, json, opt_digest, parsed, to_json};
 use crate::{Lock, SqlStore, audit};
 
 const COLUMNS: &str = "pool_id, client_id, name, secret_sha256, scopes, grant_types, \
-     redirect_uris, post_logout_redirect_uris, third_party, created_at";
+     redirect_uris, post_logout_redirect_uris, third_party, created_at, \
+     backchannel_logout_uri, backchannel_logout_session_required";
 
 pub(crate) async fn create(
     store: &SqlStore,
@@ -23,7 +25,7 @@ pub(crate) async fn create(
     let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let mut tx = store.begin().await?;
     sqlx::query(&format!(
-        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(client.pool.to_string())
     .bind(client.client_id.as_str())
@@ -35,6 +37,13 @@ pub(crate) async fn create(
     .bind(to_json(&client.post_logout_redirect_uris)?)
     .bind(flag(client.third_party))
     .bind(client.created_at.as_secs())
+    .bind(client.backchannel_logout.as_ref().map(|b| b.uri.clone()))
+    .bind(flag(
+        client
+            .backchannel_logout
+            .as_ref()
+            .is_some_and(|b| b.session_required),
+    ))
     .execute(&mut *tx)
     .await
     .conflict("an app client with this id already exists")?;
@@ -101,6 +110,14 @@ fn from_row(row: &AnyRow) -> StoreResult<AppClient> {
         redirect_uris: json(row, "redirect_uris")?,
         post_logout_redirect_uris: json(row, "post_logout_redirect_uris")?,
         third_party: get::<i64>(row, "third_party")? != 0,
+        backchannel_logout: get::<Option<String>>(row, "backchannel_logout_uri")?
+            .map(|uri| -> StoreResult<BackchannelLogout> {
+                Ok(BackchannelLogout {
+                    uri,
+                    session_required: get::<i64>(row, "backchannel_logout_session_required")? != 0,
+                })
+            })
+            .transpose()?,
         created_at: Timestamp(get(row, "created_at")?),
     })
 }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod authorization;
+mod backchannel;
 mod bell;
 mod clients;
 mod connect;

@@ -4,8 +4,8 @@ use gatehouse_domain::ids::PoolId;
 use gatehouse_domain::security_event::{SecurityEvent, StoredSecurityEvent};
 use gatehouse_domain::store::StoreResult;
 use gatehouse_domain::time::Timestamp;
-use sqlx::AnyConnection;
-use sqlx::any::AnyRow;
+use sqlx::any::{Any, AnyRow};
+use sqlx::{AnyConnection, Executor};
 
 use crate::error::ResultExt;
 use crate::rows::{get, json, parsed, to_json};
@@ -62,6 +62,16 @@ pub(crate) async fn after(
     after: i64,
     limit: u32,
 ) -> StoreResult<Vec<StoredSecurityEvent>> {
+    after_in(&store.pool, pool, after, limit).await
+}
+
+/// [`after`] on a connection (inside a transaction).
+pub(crate) async fn after_in<'e>(
+    conn: impl Executor<'e, Database = Any>,
+    pool: PoolId,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredSecurityEvent>> {
     let rows = sqlx::query(
         "SELECT pool_id, seq, id, txn, kind, subject, at FROM security_events \
          WHERE pool_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -69,7 +79,7 @@ pub(crate) async fn after(
     .bind(pool.to_string())
     .bind(after)
     .bind(i64::from(limit))
-    .fetch_all(&store.pool)
+    .fetch_all(conn)
     .await
     .store()?;
     rows.iter().map(from_row).collect()

@@ -325,6 +325,23 @@ impl Store for SqlStore {
         security_events::in_effect(self, pool, since, up_to).await
     }
 
+    async fn backchannel_cursor(&self, pool: PoolId) -> StoreResult<i64> {
+        crate::backchannel::cursor(self, pool).await
+    }
+
+    async fn backchannel_due(&self, pool: PoolId, now: Timestamp) -> StoreResult<bool> {
+        crate::backchannel::due(self, pool, now).await
+    }
+
+    async fn backchannel_deliveries(
+        &self,
+        pool: PoolId,
+        client: &ClientId,
+        limit: u32,
+    ) -> StoreResult<Vec<gatehouse_domain::backchannel::Delivery>> {
+        crate::backchannel::of_client(self, pool, client, limit).await
+    }
+
     fn security_event_mark(&self) -> u64 {
         self.bell.mark()
     }

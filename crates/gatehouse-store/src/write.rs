@@ -18,7 +18,7 @@ use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, Verif
 use crate::connect::WriteTx;
 use crate::error::ResultExt;
 use crate::{
-    Dialect, Lock, SqlStore, audit, authorization, clients, consents, groups, pools,
+    Dialect, Lock, SqlStore, audit, authorization, backchannel, clients, consents, groups, pools,
     security_events, sessions, users,
 };
 
@@ -303,6 +303,60 @@ impl PoolWrite for SqlWrite {
             self.appended = true;
         }
         Ok(seqs)
+    }
+
+    async fn backchannel_cursor(&mut self) -> StoreResult<i64> {
+        backchannel::cursor_in(&mut self.tx, self.dialect, self.pool).await
+    }
+
+    async fn set_backchannel_cursor(&mut self, seq: i64) -> StoreResult<()> {
+        backchannel::set_cursor_in(&mut self.tx, self.pool, seq).await
+    }
+
+    async fn security_events_after(
+        &mut self,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<gatehouse_domain::security_event::StoredSecurityEvent>> {
+        security_events::after_in(&mut *self.tx, self.pool, after, limit).await
+    }
+
+    async fn put_backchannel_deliveries(
+        &mut self,
+        deliveries: &[gatehouse_domain::backchannel::Delivery],
+    ) -> StoreResult<()> {
+        for d in deliveries {
+            self.same_pool(d.pool)?;
+        }
+        backchannel::put_in(&mut self.tx, deliveries).await
+    }
+
+    async fn claim_backchannel_deliveries(
+        &mut self,
+        now: Timestamp,
+        lease_id: &str,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<gatehouse_domain::backchannel::Delivery>> {
+        backchannel::claim_in(
+            &mut self.tx,
+            self.dialect,
+            self.pool,
+            now,
+            lease_id,
+            lease_until,
+            limit,
+        )
+        .await
+    }
+
+    async fn finish_backchannel_delivery(
+        &mut self,
+        delivery: &gatehouse_domain::backchannel::Delivery,
+        lease_id: &str,
+    ) -> StoreResult<bool> {
+        self.same_pool(delivery.pool)?;
+        backchannel::finish_in(&mut self.tx, delivery, lease_id).await
     }
 
     async fn audit(&mut self, event: &AuditEvent) -> StoreResult<()> {

@@ -6,6 +6,8 @@
 mod audit;
 #[path = "storage/authorization.rs"]
 mod authorization;
+#[path = "storage/backchannel.rs"]
+mod backchannel;
 #[path = "storage/clients.rs"]
 mod clients;
 #[path = "storage/consents.rs"]
@@ -54,6 +56,8 @@ macro_rules! on_both_backends {
 
 on_both_backends! {
     ssf::streams_are_compared_and_set: sqlite_ssf_streams, postgres_ssf_streams;
+    backchannel::cursor_is_per_pool_and_transactional: sqlite_backchannel_cursor, postgres_backchannel_cursor;
+    backchannel::deliveries_are_claimed_under_a_lease: sqlite_backchannel_lease, postgres_backchannel_lease;
     pools::create_and_look_up: sqlite_pool_create_and_look_up, postgres_pool_create_and_look_up;
     pools::slug_is_unique: sqlite_pool_slug_is_unique, postgres_pool_slug_is_unique;
     pools::hosts_conflict_and_are_replaced: sqlite_pool_hosts_conflict_and_are_replaced, postgres_pool_hosts_conflict_and_are_replaced;

@@ -320,7 +320,8 @@ impl Application {
 
     /// Serves until `shutdown` completes, then finishes the requests in flight. Meanwhile
     /// expired rows are purged every `maintenance.purge_interval_secs` (the first time at
-    /// once); the purge stops with the server.
+    /// once), and back-channel logout tokens are sent from the security event log; both
+    /// stop with the server.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -333,6 +334,12 @@ impl Application {
         let (stop_push, push_stopped) = tokio::sync::oneshot::channel::<()>();
         let gh = self.gatehouse.clone();
         let pushes = tokio::spawn(async move { gh.ssf_push_worker(push_stopped).await });
+        let (stop_logouts, logouts_stopped) = tokio::sync::oneshot::channel::<()>();
+        let logouts = tokio::spawn(self.gatehouse.clone().run_backchannel_logout(Box::pin(
+            async move {
+                let _ = logouts_stopped.await;
+            },
+        )));
         let served = axum::serve(
             self.listener,
             self.router
@@ -348,6 +355,8 @@ impl Application {
         .await;
         drop(stop);
         drop(stop_push);
+        drop(stop_logouts);
+        let _ = logouts.await;
         if let Some(task) = purges {
             let _ = task.await;
         }

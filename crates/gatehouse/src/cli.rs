@@ -241,6 +241,13 @@ enum ClientCommand {
         /// Not the pool owner's own application: users consent before it gets their data.
         #[arg(long)]
         third_party: bool,
+        /// Where logout tokens go when a session of this client ends (OpenID Connect
+        /// Back-Channel Logout).
+        #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
+        /// The client needs `sid` in its logout tokens (Gatehouse always sends it).
+        #[arg(long, requires = "backchannel_logout_uri")]
+        backchannel_logout_session_required: bool,
         /// authorization_code, refresh_token or client_credentials (repeatable); token
         /// exchange is urn:ietf:params:oauth:grant-type:token-exchange.
         #[arg(long = "grant", value_name = "GRANT", value_parser = grant_type)]
@@ -546,6 +553,8 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             post_logout_redirect_uris,
             public,
             third_party,
+            backchannel_logout_uri,
+            backchannel_logout_session_required,
             grants,
             scopes,
             json,
@@ -567,6 +576,8 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                     ClientType::Confidential
                 },
                 third_party,
+                backchannel_logout_uri,
+                backchannel_logout_session_required,
             };
             let (client, secret) = gh
                 .create_app_client_as_operator(&pool, new)

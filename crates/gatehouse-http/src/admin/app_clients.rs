@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
             "/api/user-management/app-clients/{id}",
             get(get_one).delete(delete),
         )
+        .route(
+            "/api/user-management/app-clients/{id}/backchannel-logout/deliveries",
+            get(deliveries),
+        )
         .route_layer(middleware::from_fn(json_api_content_type))
 }
 
@@ -77,6 +81,11 @@ pub struct CreateAttributes {
     public: bool,
     #[serde(default)]
     third_party: bool,
+    /// Where logout tokens go (OpenID Connect Back-Channel Logout).
+    #[serde(default)]
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +108,9 @@ struct ClientAttributes {
     post_logout_redirect_uris: Vec<String>,
     public: bool,
     third_party: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,6 +152,11 @@ fn resource(
             post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
             public: client.is_public(),
             third_party: client.third_party,
+            backchannel_logout_uri: client.backchannel_logout.as_ref().map(|b| b.uri.clone()),
+            backchannel_logout_session_required: client
+                .backchannel_logout
+                .as_ref()
+                .is_some_and(|b| b.session_required),
         },
         links: SelfLink { self_: url },
     })
@@ -172,6 +189,8 @@ pub async fn create(
             ClientType::Confidential
         },
         third_party: a.third_party,
+        backchannel_logout_uri: a.backchannel_logout_uri,
+        backchannel_logout_session_required: a.backchannel_logout_session_required,
     };
     let (client, secret) = state
         .gh
@@ -226,6 +245,79 @@ pub async fn delete(
         .delete_app_client(&pool, &caller, &id, &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryResource {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: String,
+    attributes: DeliveryAttributes,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryAttributes {
+    state: &'static str,
+    /// The status of the last answer, if any.
+    status: Option<u16>,
+    attempts: u32,
+    /// When the next attempt is due (while retrying or pending), RFC 3339.
+    next_attempt_at: Option<String>,
+    /// The last failure, in words.
+    error: Option<String>,
+    /// The logout token's `sid` and `sub`.
+    sid: Option<String>,
+    sub: String,
+    uri: String,
+    /// The security event (its SET `jti` and log cursor) that called for it.
+    event_id: String,
+    event_cursor: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+/// `GET …/app-clients/{id}/backchannel-logout/deliveries?limit=`: the client's newest
+/// back-channel logout deliveries, newest first (20 unless `limit`, at most 100).
+pub async fn deliveries(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    super::ApiQuery(q): super::ApiQuery<DeliveriesQuery>,
+) -> Result<Response, ApiError> {
+    let found = state
+        .gh
+        .backchannel_deliveries(&pool, &caller, &id, q.limit.unwrap_or(20))
+        .await?;
+    let data: Vec<DeliveryResource> = found
+        .into_iter()
+        .map(|d| DeliveryResource {
+            kind: "backchannel-logout-delivery",
+            id: d.id,
+            attributes: DeliveryAttributes {
+                state: d.state.as_str(),
+                status: d.status,
+                attempts: d.attempts,
+                next_attempt_at: d.next_attempt_at.map(|t| t.to_rfc3339()),
+                error: d.error,
+                sid: d.sid,
+                sub: d.sub,
+                uri: d.uri,
+                event_id: d.event_id,
+                event_cursor: d.event_seq,
+                created_at: d.created_at.to_rfc3339(),
+                updated_at: d.updated_at.to_rfc3339(),
+            },
+        })
+        .collect();
+    Ok(Json(Document { data }).into_response())
 }
 
 #[cfg(test)]

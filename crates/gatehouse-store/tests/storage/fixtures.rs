@@ -224,6 +224,7 @@ pub fn client_value(pool: PoolId, id: &str) -> AppClient {
         redirect_uris: vec!["https://app.example.com/callback".to_owned()],
         post_logout_redirect_uris: Vec::new(),
         third_party: false,
+        backchannel_logout: None,
         created_at: T0,
     }
 }

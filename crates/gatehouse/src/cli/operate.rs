@@ -63,6 +63,10 @@ pub fn client_view(c: &AppClient) -> Value {
     view["grant_types"] = json!(grants);
     view["redirect_uris"] = json!(c.redirect_uris);
     view["post_logout_redirect_uris"] = json!(c.post_logout_redirect_uris);
+    if let Some(b) = &c.backchannel_logout {
+        view["backchannel_logout_uri"] = json!(b.uri);
+        view["backchannel_logout_session_required"] = json!(b.session_required);
+    }
     view["created_at"] = json!(c.created_at.to_rfc3339());
     view
 }

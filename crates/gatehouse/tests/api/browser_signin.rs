@@ -60,6 +60,7 @@ async fn register(app: &TestApp, rp: &Rp, pool: &str, client_type: ClientType) -
                 post_logout_redirect_uris: Some(vec![rp.post_logout_redirect_uri().to_owned()]),
                 client_type,
                 third_party: false,
+                ..NewAppClient::default()
             },
         )
         .await
@@ -697,6 +698,7 @@ async fn a_third_party_client_asks_consent_on_a_themed_pool_s_pages() {
                 post_logout_redirect_uris: None,
                 client_type: ClientType::Confidential,
                 third_party: true,
+                ..NewAppClient::default()
             },
         )
         .await
@@ -765,6 +767,7 @@ async fn a_third_party_client_asks_consent_on_a_themed_pool_s_pages() {
                 post_logout_redirect_uris: None,
                 client_type: ClientType::Confidential,
                 third_party: true,
+                ..NewAppClient::default()
             },
         )
         .await

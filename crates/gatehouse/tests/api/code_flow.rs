@@ -121,6 +121,7 @@ pub(crate) async fn register(
                 post_logout_redirect_uris: Some(vec![LOGGED_OUT.to_owned()]),
                 client_type,
                 third_party: false,
+                ..NewAppClient::default()
             },
             &RequestMeta::default(),
         )

@@ -473,6 +473,16 @@ pub async fn verify_set_with_jose(app: &TestApp, pool: &str, token: &str) -> Res
     jose_verify(app, pool, &app.issuer(pool), token, "secevent+jwt").await
 }
 
+/// Verifies an OpenID Connect logout token (`typ: logout+jwt`) with npm `jose` against the
+/// pool's published JWKS.
+pub async fn verify_logout_token_with_jose(
+    app: &TestApp,
+    pool: &str,
+    token: &str,
+) -> Result<Value, String> {
+    jose_verify(app, pool, &app.issuer(pool), token, "logout+jwt").await
+}
+
 async fn jose_verify(
     app: &TestApp,
     pool: &str,

@@ -38,6 +38,7 @@ async fn client(app: &TestApp, name: &str, third_party: bool) -> ClientCreds {
                 post_logout_redirect_uris: None,
                 client_type: ClientType::Confidential,
                 third_party,
+                ..NewAppClient::default()
             },
             &RequestMeta::default(),
         )

@@ -5,6 +5,7 @@
 mod abuse;
 mod admin;
 mod authority;
+mod backchannel_logout;
 mod browser;
 mod browser_signin;
 mod cli;

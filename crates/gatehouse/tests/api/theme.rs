@@ -31,6 +31,7 @@ async fn sign_in_page(app: &TestApp, pool: &str) -> reqwest::Response {
                 post_logout_redirect_uris: None,
                 client_type: ClientType::Confidential,
                 third_party: false,
+                ..NewAppClient::default()
             },
             &RequestMeta::default(),
         )

@@ -370,6 +370,8 @@ async fn the_published_document_describes_the_registration_attributes() {
     assert_eq!(
         names,
         [
+            "backchannel_logout_session_required",
+            "backchannel_logout_uri",
             "grant_types",
             "name",
             "post_logout_redirect_uris",
@@ -393,6 +395,8 @@ async fn the_published_document_describes_the_registration_attributes() {
             "third_party",
             "post_logout_redirect_uris",
             "secret",
+            "backchannel_logout_uri",
+            "backchannel_logout_session_required",
         ] {
             assert!(attributes.get(name).is_some(), "{name} in {resource}");
         }
