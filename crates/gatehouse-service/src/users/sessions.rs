@@ -92,10 +92,11 @@ impl Gatehouse {
         cause: &Cause<'_>,
     ) -> ServiceResult<usize> {
         let via = cause.reason;
-        let ended = self.end_sessions_and_tell(w, which, cause).await?;
         if let SessionsToEnd::OfUser(user) = which {
             // Every session of the user up to now, also for verifiers that never saw one of
-            // them: a not-before for the user.
+            // them: a not-before for the user. It comes first, so that a verifier refuses the
+            // user's tokens at once, not after one event per session (a user may have
+            // thousands).
             let all = self.security_event(
                 pool.id,
                 &cause.txn,
@@ -107,6 +108,7 @@ impl Gatehouse {
             );
             w.append_security_events(std::slice::from_ref(&all)).await?;
         }
+        let ended = self.end_sessions_and_tell(w, which, cause).await?;
         for session in &ended {
             let mut event = match &session.kind {
                 SessionKind::SignIn

@@ -94,11 +94,11 @@ async fn every_revocation_appends_its_security_events() {
         assert!(payload["reason_admin"]["en"].is_string());
         assert!(payload["event_timestamp"].is_i64());
     }
-    assert_eq!(s[0]["sub_id"]["session"]["id"], alice["sid"]);
     assert!(
-        s[1]["sub_id"].get("session").is_none(),
-        "the user-wide event"
+        s[0]["sub_id"].get("session").is_none(),
+        "the user-wide event first: verifiers refuse the user's tokens at once"
     );
+    assert_eq!(s[1]["sub_id"]["session"]["id"], alice["sid"]);
     assert_eq!(s[0]["txn"], s[1]["txn"], "one cause, one txn");
 
     // Disable, enable, reset, roles, groups, delete: the account's events.

@@ -1290,8 +1290,9 @@ async fn caep_session_revoked_is_pushed_after_a_sign_out() {
         .await;
     let claims = jwt_claims(&alice);
     sign_out(&app, &ada, "alice").await;
-    let got = rx.wait_for(1).await;
-    let set = check_set(&app, &got[0].2, &c.id).await;
+    // The user-wide session-revoked, then the session's.
+    let got = rx.wait_for(2).await;
+    let set = check_set(&app, &got[1].2, &c.id).await;
     assert_eq!(event_type(&set), SESSION_REVOKED);
     let e = &set["events"][SESSION_REVOKED];
     assert!(e["event_timestamp"].is_i64());
