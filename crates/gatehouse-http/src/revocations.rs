@@ -57,20 +57,28 @@ pub async fn feed(
         .gh
         .revocation_feed(&pool, &caller, after, limit)
         .await?;
-    let mut res = Json(Feed {
-        items: page
-            .items
-            .into_iter()
-            .map(|(cursor, set)| FeedItem {
-                cursor,
-                set: set.to_string(),
-            })
-            .collect(),
+    Ok(fresh(Feed {
+        items: feed_items(page.items),
         next: page.next,
-    })
-    .into_response();
+    }))
+}
+
+/// The feed's items as the API shows them.
+fn feed_items<S: ToString>(items: Vec<(i64, S)>) -> Vec<FeedItem> {
+    items
+        .into_iter()
+        .map(|(cursor, set)| FeedItem {
+            cursor,
+            set: set.to_string(),
+        })
+        .collect()
+}
+
+/// A JSON answer no cache may keep.
+fn fresh(body: impl Serialize) -> Response {
+    let mut res = Json(body).into_response();
     no_store(&mut res);
-    Ok(res)
+    res
 }
 
 #[derive(Serialize)]
@@ -93,19 +101,9 @@ pub async fn snapshot(
     ApiQuery(_): ApiQuery<SnapshotParams>,
 ) -> Result<Response, ApiError> {
     let snapshot = state.gh.revocation_snapshot(&pool, &caller).await?;
-    let mut res = Json(Snapshot {
+    Ok(fresh(Snapshot {
         cursor: snapshot.cursor,
         retention_seconds: snapshot.retention_seconds,
-        items: snapshot
-            .items
-            .into_iter()
-            .map(|(cursor, set)| FeedItem {
-                cursor,
-                set: set.to_string(),
-            })
-            .collect(),
-    })
-    .into_response();
-    no_store(&mut res);
-    Ok(res)
+        items: feed_items(snapshot.items),
+    }))
 }
