@@ -8,6 +8,7 @@ pub mod backchannel;
 pub mod client;
 pub mod consent;
 pub mod error;
+pub mod federation;
 pub mod group;
 pub mod ids;
 pub mod lockout;

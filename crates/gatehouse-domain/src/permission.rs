@@ -80,6 +80,10 @@ permissions! {
     RetrievePools => "pool:RetrievePools",
     CreatePool => "pool:CreatePool",
     UpdatePool => "pool:UpdatePool",
+    CreateIdentityProvider => "identity-provider:Create",
+    RetrieveIdentityProviders => "identity-provider:Retrieve",
+    UpdateIdentityProvider => "identity-provider:Update",
+    DeleteIdentityProvider => "identity-provider:Delete",
 }
 
 impl Permission {

@@ -68,6 +68,8 @@ pub struct PurgeCounts {
     pub code_issuance: u64,
     pub authorization_codes: u64,
     pub refresh_tokens: u64,
+    /// Federated sign-ins never finished.
+    pub pending_federations: u64,
     pub audit_events: u64,
     pub security_events: u64,
 }
@@ -81,6 +83,7 @@ impl PurgeCounts {
             + self.code_issuance
             + self.authorization_codes
             + self.refresh_tokens
+            + self.pending_federations
             + self.audit_events
             + self.security_events
     }

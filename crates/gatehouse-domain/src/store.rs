@@ -142,7 +142,9 @@ pub enum SessionFilter {
 }
 
 #[async_trait]
-pub trait Store: crate::ssf::SsfStore + Send + Sync + 'static {
+pub trait Store:
+    crate::ssf::SsfStore + crate::federation::FederationStore + Send + Sync + 'static
+{
     /// Opens a write transaction on one pool (see [`crate::txn`]): the way every operation
     /// that reads before it writes does both. Rows are changed only through it; the
     /// single-call writes below insert, delete or mark, and each is its own transaction.

@@ -133,6 +133,37 @@ pub trait PoolWrite: Send {
     /// Creates a user; a username taken is `Conflict`.
     async fn create_user(&mut self, user: &User) -> StoreResult<()>;
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()>;
+    /// The upstream identities linked to a user.
+    async fn identities_of_user(&mut self, user: UserId) -> StoreResult<Vec<FederatedIdentity>>;
+
+    // Identity providers (`crate::federation`).
+
+    /// A provider of the pool, locked until the commit.
+    async fn identity_provider(
+        &mut self,
+        name: &crate::federation::ProviderName,
+    ) -> StoreResult<Option<crate::federation::IdentityProvider>>;
+    /// What the users linked to a provider may do together: the roles of those users and
+    /// of their groups. Whoever changes whom a provider trusts acts for all of them.
+    async fn standing_of_linked_users(
+        &mut self,
+        name: &crate::federation::ProviderName,
+    ) -> StoreResult<crate::permission::PermissionSet>;
+    /// Creates a provider; a name taken is `Conflict`.
+    async fn create_identity_provider(
+        &mut self,
+        idp: &crate::federation::IdentityProvider,
+    ) -> StoreResult<()>;
+    /// Replaces a provider's settings (name and pool unchanged); `NotFound` if it went.
+    async fn update_identity_provider(
+        &mut self,
+        idp: &crate::federation::IdentityProvider,
+    ) -> StoreResult<()>;
+    /// Deletes a provider and the links to it; `false` when there was none.
+    async fn delete_identity_provider(
+        &mut self,
+        name: &crate::federation::ProviderName,
+    ) -> StoreResult<bool>;
     /// Stores a verification code, replacing the user's previous one for that attribute.
     async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()>;
     /// Removes and returns the user's code for that attribute: a code is taken once.

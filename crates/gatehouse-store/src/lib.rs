@@ -14,6 +14,7 @@ mod clients;
 mod connect;
 mod consents;
 mod error;
+mod federation;
 mod groups;
 mod lockout;
 mod one_trip;

@@ -60,6 +60,11 @@ const REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens \
      WHERE expires_at < $1 AND (pool_id, token_sha256) IN \
        (SELECT pool_id, token_sha256 FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)";
 
+/// Federated sign-ins sent to a provider that expired before `$1` without coming back.
+const PENDING_FEDERATIONS: &str = "DELETE FROM pending_federations \
+     WHERE expires_at < $1 AND (pool_id, handle_sha256) IN \
+       (SELECT pool_id, handle_sha256 FROM pending_federations WHERE expires_at < $1 LIMIT $2)";
+
 /// One pool's audit events recorded before `$2`.
 const AUDIT_EVENTS: &str = "DELETE FROM audit_events \
      WHERE pool_id = $1 AND at < $2 AND seq IN \
@@ -125,6 +130,13 @@ pub(crate) async fn purge_expired(
             batch,
             |q| q.bind(sessions_before).bind(batch),
             REFRESH_TOKENS,
+        )
+        .await?,
+        pending_federations: in_batches(
+            store,
+            batch,
+            |q| q.bind(now.as_secs()).bind(batch),
+            PENDING_FEDERATIONS,
         )
         .await?,
         audit_events: 0,

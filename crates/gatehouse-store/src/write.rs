@@ -6,8 +6,10 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::consent::Consent;
+use gatehouse_domain::federation::{IdentityProvider, ProviderName};
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, SessionId, UserId, Username};
+use gatehouse_domain::permission::PermissionSet;
 use gatehouse_domain::pool::PoolSettings;
 use gatehouse_domain::session::{RevokedToken, Session};
 use gatehouse_domain::store::{SigningKeyRecord, StoreError, StoreResult};
@@ -18,8 +20,8 @@ use gatehouse_domain::user::{FederatedIdentity, User, VerifiableAttribute, Verif
 use crate::connect::WriteTx;
 use crate::error::ResultExt;
 use crate::{
-    Dialect, Lock, SqlStore, audit, authorization, backchannel, clients, consents, groups, pools,
-    security_events, sessions, users,
+    Dialect, Lock, SqlStore, audit, authorization, backchannel, clients, consents, federation,
+    groups, pools, security_events, sessions, users,
 };
 
 pub(crate) struct SqlWrite {
@@ -223,6 +225,38 @@ impl PoolWrite for SqlWrite {
     async fn link_identity(&mut self, link: &FederatedIdentity) -> StoreResult<()> {
         self.same_pool(link.pool)?;
         users::link_in(&mut self.tx, link).await
+    }
+
+    async fn identities_of_user(&mut self, user: UserId) -> StoreResult<Vec<FederatedIdentity>> {
+        federation::identities_in(&mut self.tx, self.pool, user).await
+    }
+
+    async fn identity_provider(
+        &mut self,
+        name: &ProviderName,
+    ) -> StoreResult<Option<IdentityProvider>> {
+        federation::get_one(&mut *self.tx, self.pool, name, self.lock).await
+    }
+
+    async fn standing_of_linked_users(
+        &mut self,
+        name: &ProviderName,
+    ) -> StoreResult<PermissionSet> {
+        federation::standing_of_linked_users(&mut self.tx, self.pool, name).await
+    }
+
+    async fn create_identity_provider(&mut self, idp: &IdentityProvider) -> StoreResult<()> {
+        self.same_pool(idp.pool)?;
+        federation::create_in(&mut self.tx, idp).await
+    }
+
+    async fn update_identity_provider(&mut self, idp: &IdentityProvider) -> StoreResult<()> {
+        self.same_pool(idp.pool)?;
+        federation::update_in(&mut self.tx, idp).await
+    }
+
+    async fn delete_identity_provider(&mut self, name: &ProviderName) -> StoreResult<bool> {
+        federation::delete_in(&mut self.tx, self.pool, name).await
     }
 
     async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()> {

@@ -12,6 +12,8 @@ mod backchannel;
 mod clients;
 #[path = "storage/consents.rs"]
 mod consents;
+#[path = "storage/federation.rs"]
+mod federation;
 #[path = "storage/fixtures.rs"]
 mod fixtures;
 #[path = "storage/groups.rs"]
@@ -55,6 +57,10 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    federation::providers_are_kept_per_pool: sqlite_identity_providers, postgres_identity_providers;
+    federation::linked_users_standing_unites_roles_and_groups: sqlite_linked_users_standing, postgres_linked_users_standing;
+    federation::pending_sign_ins_are_taken_once: sqlite_pending_federations, postgres_pending_federations;
+    federation::one_saml_key_per_pool: sqlite_saml_sp_keys, postgres_saml_sp_keys;
     ssf::streams_are_compared_and_set: sqlite_ssf_streams, postgres_ssf_streams;
     backchannel::cursor_is_per_pool_and_transactional: sqlite_backchannel_cursor, postgres_backchannel_cursor;
     backchannel::deliveries_are_claimed_under_a_lease: sqlite_backchannel_lease, postgres_backchannel_lease;
