@@ -106,6 +106,10 @@ actions! {
     ImpersonationStarted => "impersonation.started",
     ImpersonationEnded => "impersonation.ended",
     ImpersonationDenied => "impersonation.denied",
+    IdentityProviderCreated => "identity_provider.created",
+    IdentityProviderUpdated => "identity_provider.updated",
+    IdentityProviderDeleted => "identity_provider.deleted",
+    FederatedSignInRefused => "user.federated_sign_in_refused",
 }
 
 /// Filters for reading the log; events come oldest first after `after_seq`.

@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::app::{self, Application};
 use crate::config::{Config, LogFormat};
 
+mod idp;
 mod operate;
 
 use operate::UserAction;
@@ -54,6 +55,9 @@ enum Command {
     /// Manage app clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage identity providers (SAML 2.0, OpenID Connect, social).
+    #[command(subcommand)]
+    Idp(idp::IdpCommand),
     /// Measure the argon2id rate at the configured parameters, on every core: the ceiling of
     /// password sign-ins per second.
     HashRate {
@@ -540,6 +544,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
         Command::User(UserCommand::Disable(t)) => user_action(config, t, UserAction::Disable).await,
         Command::User(UserCommand::Enable(t)) => user_action(config, t, UserAction::Enable).await,
         Command::User(UserCommand::SignOut(t)) => user_action(config, t, UserAction::SignOut).await,
+        Command::Idp(command) => idp::run(&*services(config).await?, command).await,
         Command::Client(ClientCommand::Show(t)) => {
             operate::client_show(&*services(config).await?, &t.pool, &t.client_id, t.json).await
         }

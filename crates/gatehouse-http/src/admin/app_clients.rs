@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Every JSON answer of these routes, errors included, is a JSON:API document.
-async fn json_api_content_type(req: Request, next: Next) -> Response {
+pub(super) async fn json_api_content_type(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let is_json = res
         .headers()

@@ -7,6 +7,7 @@ mod app_clients;
 mod audit;
 mod consents;
 mod groups;
+mod identity_providers;
 mod settings;
 mod users;
 pub mod wire;
@@ -114,6 +115,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/api/audit/events", get(audit::events))
         .merge(app_clients::routes())
+        .merge(identity_providers::routes())
 }
 
 /// A query string deserialized into `T`, whose rejections use the API's error shape.

@@ -323,7 +323,23 @@ impl Gatehouse {
             )
             .into());
         }
+        let provider = gatehouse_domain::federation::ProviderName::parse(&identity.provider_name)
+            .map_err(|_| {
+            gatehouse_domain::ParseError::new(
+                "provider_name",
+                "the pool has no identity provider of this name",
+            )
+        })?;
         let mut w = self.store.write(pool.id).await?;
+        // The provider is read in the transaction that links: deleting it either waits for
+        // this link (and deletes it) or is seen.
+        if w.identity_provider(&provider).await?.is_none() {
+            return Err(gatehouse_domain::ParseError::new(
+                "provider_name",
+                "the pool has no identity provider of this name",
+            )
+            .into());
+        }
         let user = self.target_in(w.as_mut(), principal, username).await?;
         let event = self
             .event(

@@ -680,3 +680,75 @@ fn clients_register_redirect_uris_grants_and_public_or_third_party() {
     let listed = json_of(run(&["client", "list", "--pool", "acme", "--json"]));
     assert_eq!(listed["clients"].as_array().unwrap().len(), 3, "{listed}");
 }
+
+#[test]
+fn identity_providers_are_created_and_listed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| gatehouse(dir.path()).args(args).output().unwrap();
+    json_of(run(&["pool", "create", "acme", "--json"]));
+    let google = json_of(run(&[
+        "idp",
+        "create",
+        "--pool",
+        "acme",
+        "--name",
+        "Google",
+        "--preset",
+        "google",
+        "--client-id",
+        "g-client",
+        "--client-secret",
+        "g-secret",
+        "--map",
+        "nickname=given_name",
+        "--json",
+    ]));
+    assert_eq!(google["provider_type"], "google");
+    assert_eq!(google["issuer"], "https://accounts.google.com");
+    assert_eq!(
+        google["attribute_mapping"],
+        serde_json::json!({"nickname": "given_name"})
+    );
+    assert!(
+        google["callback_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/pools/acme/oauth2/idpresponse")
+    );
+    assert!(!google.to_string().contains("g-secret"));
+    // An issuer needs its client; a mapping names a profile attribute, never roles.
+    let err = failure_of(run(&[
+        "idp",
+        "create",
+        "--pool",
+        "acme",
+        "--name",
+        "corp",
+        "--oidc-issuer",
+        "https://op.example.com",
+    ]));
+    assert!(err.contains("client"), "{err}");
+    let err = failure_of(run(&[
+        "idp",
+        "create",
+        "--pool",
+        "acme",
+        "--name",
+        "corp",
+        "--oidc-issuer",
+        "https://op.example.com",
+        "--client-id",
+        "c",
+        "--client-secret",
+        "s",
+        "--map",
+        "roles=groups",
+    ]));
+    assert!(err.contains("attribute_mapping"), "{err}");
+    let listed = json_of(run(&["idp", "list", "--pool", "acme", "--json"]));
+    assert_eq!(
+        listed["identity_providers"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+}

@@ -311,6 +311,26 @@ impl TestApp {
         }
     }
 
+    /// Adds an OpenID Connect identity provider `name` to `pool` as the operator, pointing at
+    /// `issuer` (which nothing calls until someone signs in with it).
+    pub async fn create_oidc_provider(&self, pool: &str, name: &str, issuer: &str) {
+        let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
+        let request = gatehouse_service::identity_providers::ProviderRequest {
+            name: name.to_owned(),
+            kind: "oidc".to_owned(),
+            issuer: Some(issuer.to_owned()),
+            client_id: Some("gatehouse".to_owned()),
+            client_secret: Some(gatehouse_crypto::secret::Secret::new(
+                "upstream-secret".to_owned(),
+            )),
+            ..Default::default()
+        };
+        self.gh
+            .create_identity_provider_as_operator(&pool, request)
+            .await
+            .unwrap();
+    }
+
     /// The client-credentials grant with HTTP Basic authentication.
     pub async fn client_token(&self, pool: &str, c: &ClientCreds) -> String {
         let res = self

@@ -433,6 +433,8 @@ async fn helpdesk_serves_plain_users_and_administrators_act_on_helpdesk() {
             "{name}"
         );
     }
+    app.create_oidc_provider("acme", "Google", "https://accounts.google.com")
+        .await;
     let res = call(
         &app,
         "acme",

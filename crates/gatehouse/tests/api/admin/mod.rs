@@ -5,6 +5,7 @@
 mod app_clients;
 mod audit;
 mod groups;
+mod identity_providers;
 mod settings;
 mod users;
 

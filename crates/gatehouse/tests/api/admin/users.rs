@@ -374,6 +374,8 @@ async fn actions_change_status_and_revoke_tokens() {
     assert_api_error(res, 404).await;
 
     // Link to a provider identity, once.
+    app.create_oidc_provider("acme", "Google", "https://accounts.google.com")
+        .await;
     let link = json!({"provider_name": "Google", "provider_user_id": "1234567890"});
     let res = call(
         &app,
