@@ -161,7 +161,9 @@ pub fn verify_response(
     {
         return Err(SamlError::IssuerMismatch);
     }
-    let response_irt = response.attribute("InResponseTo");
+    // An empty InResponseTo (not a valid xs:NCName; some IdPs write one for unsolicited
+    // responses) names no request.
+    let response_irt = response.attribute("InResponseTo").filter(|v| !v.is_empty());
     check_in_response_to(response_irt, &check.in_response_to, Presence::Optional)?;
 
     read_assertion(assertion, check, response_irt)
@@ -338,7 +340,7 @@ fn bearer_confirmation(
         time_attr(data, "NotBefore")?,
         Some(noa),
     )?;
-    let irt = data.attribute("InResponseTo");
+    let irt = data.attribute("InResponseTo").filter(|v| !v.is_empty());
     check_in_response_to(irt, &check.in_response_to, Presence::Required)?;
     Ok((noa, irt.map(str::to_owned)))
 }
