@@ -1,6 +1,5 @@
 //! Fixtures made by samlify (tests/peers/saml-fixtures.mjs) and the service provider they
 //! were made for.
-#![allow(dead_code)]
 
 use base64::Engine as _;
 use gatehouse_saml::{IdpMetadata, InResponseTo, ResponseCheck};

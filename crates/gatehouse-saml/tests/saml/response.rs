@@ -1,9 +1,7 @@
-//! The assertion consumer service's check, on Responses samlify signed, and every attack on
-//! it that the brief of this crate names.
+//! The assertion consumer service's check, on Responses samlify signed, and the attacks on
+//! it: forged, wrapped, replayed elsewhere, out of time, SHA-1, oversized, entity expansion.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gatehouse_saml::{InResponseTo, SamlError, verify_response};
 
 fn verify(xml: &str) -> Result<gatehouse_saml::Assertion, SamlError> {
