@@ -4,10 +4,16 @@
 // single-logout messages on the HTTP-Redirect binding. The tests pass a `now` inside the
 // fixtures' window (2026-01-01T00:00:00Z to 00:05:00Z).
 //
-// Regenerate (the keys idp-key.pem and other-key.pem with their certificates are kept; make
-// new ones with `openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=...`):
+// xml-crypto (samlify's signer) has no ECDSA, so the ECDSA-SHA256 Response is signed by
+// xmlsec1 (Debian `xmlsec1`) from the assertion-signed one's text, with ec-key.pem.
+//
+// Regenerate (the keys idp-key.pem, other-key.pem (RSA) and ec-key.pem (P-256) with their
+// certificates are kept; make new ones with `openssl req -x509 -newkey rsa:2048 -nodes -days
+// 36500 -subj /CN=...`, or `-newkey ec -pkeyopt ec_paramgen_curve:P-256`):
 //   npm ci --prefix tests/peers && node tests/peers/saml-fixtures.mjs
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as samlify from "samlify";
@@ -172,4 +178,32 @@ const logoutResponse = idp.createLogoutResponse(sp, {}, "redirect", {
   }),
 });
 write("logout-response.query", new URL(logoutResponse.context).search.slice(1) + "\n");
+// ECDSA: the same assertion, signed by xmlsec1 with the P-256 key, and the metadata that
+// names that key.
+const ecTemplate = read("response-unsolicited.xml").replace(
+  /<ds:SignedInfo>[\s\S]*<\/ds:Signature>/,
+  (sig) =>
+    sig
+      .replace("xmldsig-more#rsa-sha256", "xmldsig-more#ecdsa-sha256")
+      .replace(/<ds:DigestValue>[^<]*<\/ds:DigestValue>/, "<ds:DigestValue></ds:DigestValue>")
+      .replace(/<ds:SignatureValue>[^<]*<\/ds:SignatureValue>/, "<ds:SignatureValue></ds:SignatureValue>")
+      .replace(/<ds:KeyInfo>[\s\S]*<\/ds:KeyInfo>/, ""),
+);
+const work = mkdtempSync(join(tmpdir(), "saml-ec-"));
+try {
+  writeFileSync(join(work, "template.xml"), ecTemplate);
+  const signed = execFileSync("xmlsec1", [
+    "--sign", "--privkey-pem", join(out, "ec-key.pem"),
+    "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+    join(work, "template.xml"),
+  ], { encoding: "utf8" });
+  write("response-ecdsa.xml", signed.replace(/^<\?xml[^>]*\?>\n?/, ""));
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+const rsaCert = (pem) => pem.replace(/-----[^-]+-----|\s/g, "");
+write(
+  "idp-metadata-ec.xml",
+  idp.getMetadata().replace(rsaCert(read("idp-cert.pem")), rsaCert(read("ec-cert.pem"))),
+);
 console.log(`wrote the SAML fixtures to ${out}`);

@@ -493,3 +493,66 @@ fn garbage_gets_a_typed_error() {
         assert!(verify_response(input, &check(&idp, expected(), NOW)).is_err());
     }
 }
+
+#[test]
+fn an_ecdsa_signature_by_xmlsec1_verifies_with_the_ec_key_only() {
+    let ec = gatehouse_saml::IdpMetadata::parse(&fixture("idp-metadata-ec.xml")).unwrap();
+    let xml = b64(&fixture("response-ecdsa.xml"));
+    let a = verify_response(&xml, &check(&ec, InResponseTo::Unsolicited, NOW)).unwrap();
+    assert_eq!(a.name_id, "alice@example.com");
+    let rsa = idp();
+    assert_eq!(
+        verify_response(&xml, &check(&rsa, InResponseTo::Unsolicited, NOW)),
+        Err(SamlError::BadSignature)
+    );
+    let tampered = b64(&fixture("response-ecdsa.xml").replace("Liddell", "Mallory"));
+    assert_eq!(
+        verify_response(&tampered, &check(&ec, InResponseTo::Unsolicited, NOW)),
+        Err(SamlError::DigestMismatch)
+    );
+}
+
+/// Random edits of a signed Response: each is refused with an error (never a panic), or,
+/// when the edit does not change the signed content (white space inside a tag, say), yields
+/// exactly the assertion the original does.
+#[test]
+fn random_edits_are_refused_or_change_nothing() {
+    let original = fixture("response-assertion-signed.xml");
+    let idp = idp();
+    let c = check(&idp, expected(), NOW);
+    let reference = verify_response(&b64(&original), &c).unwrap();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % bound as u64) as usize
+    };
+    let alphabet = b"<>/=\"' :-_#&;!?[]abcdefxyzID0123456789\n\t";
+    let mut accepted = 0;
+    for round in 0..3000 {
+        let mut bytes = original.as_bytes().to_vec();
+        match round % 4 {
+            0 => bytes.truncate(next(bytes.len())),
+            1 => {
+                let i = next(bytes.len());
+                bytes[i] = alphabet[next(alphabet.len())];
+            }
+            2 => {
+                let i = next(bytes.len());
+                bytes.insert(i, alphabet[next(alphabet.len())]);
+            }
+            _ => {
+                let i = next(bytes.len());
+                let n = next(40).min(bytes.len() - i);
+                bytes.drain(i..i + n);
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(a) = verify_response(&b64(&text), &c) {
+            assert_eq!(a, reference, "an edit changed what was read: {text}");
+            accepted += 1;
+        }
+    }
+    assert!(accepted < 3000);
+}
