@@ -176,6 +176,21 @@ impl UpstreamClient {
         Ok(found)
     }
 
+    /// Makes every cached key set look `by` older (tests of the refetch interval).
+    #[cfg(test)]
+    pub(super) fn age_key_sets(&self, by: Duration) {
+        let mut cache = self
+            .caches
+            .jwks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for set in cache.values_mut() {
+            if let Some(earlier) = set.fetched.checked_sub(by) {
+                set.fetched = earlier;
+            }
+        }
+    }
+
     /// The usable keys of the set at `uri`: from the cache while fresh, unless `refetch` asks
     /// for a new copy (an unknown `kid`), which is fetched only if the last fetch is older than
     /// [`REFETCH_INTERVAL`]. Returns the keys and whether they were fetched now.

@@ -20,6 +20,7 @@ const PROTOCOL_CLAIMS: [&str; 10] = [
     "iss", "aud", "exp", "iat", "nbf", "nonce", "azp", "jti", "at_hash", "c_hash",
 ];
 
+#[derive(Clone, Copy)]
 pub(super) struct Expect<'a> {
     pub issuer: &'a str,
     /// Another spelling of the issuer the provider documents (Google's bare host name).

@@ -278,3 +278,88 @@ async fn presets_and_overrides_make_endpoints_without_a_call() {
         Err(UpstreamError::Config(_))
     ));
 }
+
+/// A key set that changes under a stand-in JWKS endpoint; counts its fetches.
+async fn rotating_jwks(
+    published: std::sync::Arc<std::sync::Mutex<Vec<gatehouse_crypto::keys::PublicJwk>>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicU32>,
+) -> String {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/jwks",
+        get(move || {
+            let (published, fetches) = (published.clone(), fetches.clone());
+            async move {
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                axum::Json(serde_json::json!({"keys": *published.lock().unwrap()}))
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}/jwks")
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_key_set_once_the_interval_has_passed() {
+    use gatehouse_crypto::jws::{TYP_JWT, sign};
+    use gatehouse_crypto::keys::{SigningKey, generate};
+    use gatehouse_domain::pool::SigningAlg;
+    use std::sync::atomic::Ordering;
+
+    let first = generate(SigningAlg::EdDSA).unwrap();
+    let second = generate(SigningAlg::EdDSA).unwrap();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(vec![first.jwk.clone()]));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let uri = Url::parse(&rotating_jwks(published.clone(), fetches.clone()).await).unwrap();
+    let client = UpstreamClient::new(
+        Outbound::new(OutboundPolicy {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            allow_plain_http: true,
+        })
+        .unwrap(),
+    );
+    let token_of = |key: &gatehouse_crypto::keys::GeneratedKey| {
+        let sk =
+            SigningKey::from_pkcs8_with_kid(SigningAlg::EdDSA, &key.pkcs8, Some(&key.kid)).unwrap();
+        sign(
+            &sk,
+            TYP_JWT,
+            &serde_json::json!({"iss": "https://op.example", "sub": "u", "aud": "c",
+                                "nonce": "n", "iat": 1000, "exp": 2000}),
+        )
+        .unwrap()
+    };
+    let expect = id_token::Expect {
+        issuer: "https://op.example",
+        also_issuer: None,
+        client_id: "c",
+        nonce: "n",
+        access_token: "at",
+        now: 1500,
+    };
+    let check = |token: String| {
+        let (client, uri) = (client.clone(), uri.clone());
+        async move { client.check_id_token(&uri, &token, &expect).await }
+    };
+    assert_eq!(check(token_of(&first)).await.unwrap()["sub"], "u");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    // The provider adds a key. Within the interval: refused, no fetch.
+    published.lock().unwrap().push(second.jwk.clone());
+    assert_eq!(
+        check(token_of(&second)).await.unwrap_err(),
+        UpstreamError::IdToken(IdTokenError::UnknownKey)
+    );
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // Past it: one fetch finds the new key, which is then cached.
+    client.age_key_sets(std::time::Duration::from_secs(11));
+    assert_eq!(check(token_of(&second)).await.unwrap()["sub"], "u");
+    assert_eq!(check(token_of(&second)).await.unwrap()["sub"], "u");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    // A made-up kid right after: refused without a fetch.
+    let third = generate(SigningAlg::EdDSA).unwrap();
+    assert!(check(token_of(&third)).await.is_err());
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+}
