@@ -32,6 +32,7 @@ pub mod signing_keys;
 pub mod ssf;
 pub mod staff_sign_in;
 pub mod tokens;
+pub mod upstream_oidc;
 pub mod users;
 mod verified;
 

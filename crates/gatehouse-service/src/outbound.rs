@@ -53,6 +53,15 @@ pub struct OutboundAnswer {
     pub body: String,
 }
 
+/// The whole answer to a [`Outbound::get`] or [`Outbound::post_form`].
+#[derive(Debug, Clone)]
+pub struct OutboundReply {
+    pub status: u16,
+    /// The `Content-Type` header, when it is present and readable.
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
 
 /// The client every outbound call goes through.
@@ -140,9 +149,14 @@ impl Outbound {
         }
     }
 
+    /// Whether plain `http` targets are allowed (Gatehouse itself is served over `http`).
+    pub fn allows_plain_http(&self) -> bool {
+        self.policy.allow_plain_http
+    }
+
     /// POSTs `body` to `url` (checked again here: the policy may have changed since it was
     /// registered). Any status is an answer, a redirect too (it is never followed); only a
-    /// call that got none is an error.
+    /// call that got none is an error. The first 2 KiB of the body are kept.
     pub async fn post(
         &self,
         url: &str,
@@ -150,45 +164,143 @@ impl Outbound {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<OutboundAnswer, OutboundError> {
+        let request = self.request(hyper::Method::POST, url, Some(content_type), headers)?;
+        let reply = self.send(request, body, Body::Keep(BODY_KEPT)).await?;
+        Ok(OutboundAnswer {
+            status: reply.status,
+            body: String::from_utf8_lossy(&reply.body).into_owned(),
+        })
+    }
+
+    /// GETs `url` with `headers`. The whole body is read, up to `limit` bytes: a larger one
+    /// is refused, never cut. A redirect is an answer like any other (its status is 3xx);
+    /// it is never followed.
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        limit: usize,
+    ) -> Result<OutboundReply, OutboundError> {
+        let request = self.request(hyper::Method::GET, url, None, headers)?;
+        self.send(request, Vec::new(), Body::Whole(limit)).await
+    }
+
+    /// POSTs `form` as `application/x-www-form-urlencoded` to `url`; the answer as [`get`]'s.
+    ///
+    /// [`get`]: Outbound::get
+    pub async fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+        limit: usize,
+    ) -> Result<OutboundReply, OutboundError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self.request(
+            hyper::Method::POST,
+            url,
+            Some("application/x-www-form-urlencoded"),
+            headers,
+        )?;
+        self.send(request, body.into_bytes(), Body::Whole(limit))
+            .await
+    }
+
+    fn request(
+        &self,
+        method: hyper::Method,
+        url: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<hyper::http::request::Builder, OutboundError> {
         let url = self.check_target(url)?;
-        let mut request = hyper::Request::post(url.as_str())
-            .header(hyper::header::CONTENT_TYPE, content_type)
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(url.as_str())
             .header(
                 hyper::header::USER_AGENT,
                 concat!("Gatehouse/", env!("CARGO_PKG_VERSION")),
             );
+        if let Some(content_type) = content_type {
+            request = request.header(hyper::header::CONTENT_TYPE, content_type);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
+        Ok(request)
+    }
+
+    async fn send(
+        &self,
+        request: hyper::http::request::Builder,
+        body: Vec<u8>,
+        keep: Body,
+    ) -> Result<OutboundReply, OutboundError> {
         let request = request
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| OutboundError::Refused(format!("the request cannot be built: {e}")))?;
         let call = async {
             let response = self.client.request(request).await.map_err(classify)?;
             let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let mut body = response.into_body();
             let mut kept = Vec::new();
-            while kept.len() < BODY_KEPT {
+            loop {
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
                             kept.extend_from_slice(data);
                         }
                     }
-                    // The status is the answer; a body cut short does not change it.
-                    Some(Err(_)) | None => break,
+                    Some(Err(e)) => match keep {
+                        // The status is the answer; a body cut short does not change it.
+                        Body::Keep(_) => break,
+                        Body::Whole(_) => {
+                            return Err(OutboundError::Transport(format!(
+                                "the answer's body could not be read: {e}"
+                            )));
+                        }
+                    },
+                    None => break,
+                }
+                match keep {
+                    Body::Keep(n) if kept.len() >= n => {
+                        kept.truncate(n);
+                        break;
+                    }
+                    Body::Whole(n) if kept.len() > n => {
+                        return Err(OutboundError::Refused(format!(
+                            "the answer is larger than {n} bytes"
+                        )));
+                    }
+                    _ => {}
                 }
             }
-            kept.truncate(BODY_KEPT);
-            Ok(OutboundAnswer {
+            Ok(OutboundReply {
                 status,
-                body: String::from_utf8_lossy(&kept).into_owned(),
+                content_type,
+                body: kept,
             })
         };
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await
             .map_err(|_| OutboundError::Transport("no answer in time".to_owned()))?
     }
+}
+
+/// How much of an answer's body a call reads.
+#[derive(Debug, Clone, Copy)]
+enum Body {
+    /// The first `n` bytes; the rest is not read.
+    Keep(usize),
+    /// All of it, refused when larger than `n` bytes.
+    Whole(usize),
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, OutboundError> {
@@ -453,5 +565,93 @@ mod tests {
             .unwrap();
         assert_eq!(answer.status, 307);
         server.await.unwrap();
+    }
+
+    /// A server on loopback that answers each connection with `answer` and hands back what
+    /// it was sent.
+    async fn one_answer(
+        answer: Vec<u8>,
+    ) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 8192];
+            let n = socket.read(&mut buf).await.unwrap();
+            let _ = socket.write_all(&answer).await;
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        (addr, server)
+    }
+
+    #[tokio::test]
+    async fn get_reads_whole_bodies_up_to_its_limit() {
+        let client = outbound(&["127.0.0.0/8"], true);
+        let body = "x".repeat(1000);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (addr, server) = one_answer(answer.clone().into_bytes()).await;
+        let reply = client
+            .get(
+                &format!("http://{addr}/doc"),
+                &[("authorization", "Bearer t")],
+                1000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+        assert_eq!(reply.body.len(), 1000);
+        let sent = server.await.unwrap();
+        assert!(sent.starts_with("GET /doc HTTP/1.1\r\n"), "{sent}");
+        assert!(sent.contains("authorization: Bearer t\r\n"), "{sent}");
+
+        // One byte more than the limit: refused, not cut.
+        let (addr, _server) = one_answer(answer.into_bytes()).await;
+        let err = client
+            .get(&format!("http://{addr}/doc"), &[], 999)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::Refused(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn post_form_encodes_its_form_and_never_follows_a_redirect() {
+        let client = outbound(&["127.0.0.0/8"], true);
+        let (addr, server) = one_answer(
+            b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/next\r\n\
+              Content-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+        )
+        .await;
+        let reply = client
+            .post_form(
+                &format!("http://{addr}/token"),
+                &[],
+                &[("code", "a b&c"), ("grant_type", "authorization_code")],
+                1024,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 302);
+        let sent = server.await.unwrap();
+        assert!(
+            sent.contains("content-type: application/x-www-form-urlencoded\r\n"),
+            "{sent}"
+        );
+        assert!(
+            sent.ends_with("code=a+b%26c&grant_type=authorization_code"),
+            "{sent}"
+        );
+        // The policy holds for these calls too.
+        let strict = outbound(&[], true);
+        assert!(matches!(
+            strict.get(&format!("http://{addr}/x"), &[], 10).await,
+            Err(OutboundError::Refused(_))
+        ));
     }
 }
