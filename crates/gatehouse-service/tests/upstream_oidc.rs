@@ -477,6 +477,16 @@ async fn the_real_providers_tokens_are_refused_for_a_wrong_nonce_or_out_of_time(
 #[derive(Clone, Default)]
 struct TokenStandIn {
     id_token: Arc<Mutex<String>>,
+    userinfo: Arc<Mutex<Value>>,
+}
+
+async fn stand_in_userinfo(State(s): State<TokenStandIn>, headers: HeaderMap) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {STAND_IN_ACCESS_TOKEN}"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    Json(s.userinfo.lock().unwrap().clone()).into_response()
 }
 
 const STAND_IN_ACCESS_TOKEN: &str = "stand-in-access-token";
@@ -502,6 +512,7 @@ async fn forged_and_misaddressed_id_tokens_are_refused() {
     let token_base = stand_in(
         Router::new()
             .route("/token", post(stand_in_token))
+            .route("/userinfo", get(stand_in_userinfo))
             .with_state(tokens.clone()),
     )
     .await;
@@ -562,6 +573,41 @@ async fn forged_and_misaddressed_id_tokens_are_refused() {
     // so each refusal below is for the one thing that differs.
     let identity = attempt(with(json!({}))).await.unwrap();
     assert_eq!(identity.subject, "ada-7");
+
+    // Userinfo's claims go beneath the ID token's, and only when it names the same user.
+    let with_userinfo = Endpoints {
+        userinfo: Some(Url::parse(&format!("{token_base}/userinfo")).unwrap()),
+        ..endpoints.clone()
+    };
+    let through_userinfo = |userinfo: Value| {
+        *tokens.userinfo.lock().unwrap() = userinfo;
+        *tokens.id_token.lock().unwrap() = with(json!({"name": "Ada Lovelace"}));
+        let (client, endpoints, config) = (client.clone(), with_userinfo.clone(), config.clone());
+        async move {
+            client
+                .complete(
+                    &endpoints,
+                    &config,
+                    REDIRECT_URI,
+                    "code",
+                    "verifier",
+                    nonce,
+                    now(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let same = through_userinfo(
+        json!({"sub": "ada-7", "name": "Mallory", "email": "ada@upstream.example"}),
+    )
+    .await;
+    assert_eq!(same.claims["name"], "Ada Lovelace");
+    assert_eq!(same.claims["email"], "ada@upstream.example");
+    let other =
+        through_userinfo(json!({"sub": "mallory", "email": "mallory@upstream.example"})).await;
+    assert_eq!(other.subject, "ada-7");
+    assert!(!other.claims.contains_key("email"), "{:?}", other.claims);
 
     // Signed by another key, under the provider's kid, and under a kid of its own.
     let other = generate(SigningAlg::RS256).unwrap();
