@@ -1,6 +1,7 @@
 //! The upstream OpenID Connect client against a real provider, npm `oidc-provider` (OpenID
 //! certified), dressed by `tests/peers/upstream-op.mjs`: a user signs in on its page, driven
-//! by plain HTTP requests as a browser would send them, and `complete` proves who signed in.
+//! by plain HTTP requests as a browser would send them, and `complete` proves who signed in,
+//! with ID tokens of each accepted algorithm (RS256/384/512, PS256, ES256/384, EdDSA).
 //! The attacks are refused: a wrong nonce, tokens signed by another key, `alg: none`, HS256
 //! keyed with the JWKS, a wrong issuer or audience, an expired token, a discovery document
 //! naming another issuer, a redirect from the token endpoint, a loopback upstream the policy
@@ -39,6 +40,16 @@ use url::Url;
 const REDIRECT_URI: &str = "http://127.0.0.1:1/pools/acme/oauth2/idpresponse";
 const SECRET: &str = "an-upstream-client-secret-of-32-bytes!";
 const ADA_PASSWORD: &str = "correct horse battery staple";
+/// The provider's clients, one per ID-token algorithm Gatehouse accepts.
+const ALGORITHMS: [(&str, &str); 7] = [
+    ("pool-rs", "RS256"),
+    ("pool-rs384", "RS384"),
+    ("pool-rs512", "RS512"),
+    ("pool-ps256", "PS256"),
+    ("pool-es", "ES256"),
+    ("pool-es384", "ES384"),
+    ("pool-eddsa", "EdDSA"),
+];
 /// A time while the provider's tokens are valid: they are issued now.
 fn now() -> i64 {
     #[allow(clippy::disallowed_methods)]
@@ -95,7 +106,7 @@ impl Op {
             })
         };
         let mut config = json!({
-            "clients": [client("pool-rs", "RS256"), client("pool-es", "ES256")],
+            "clients": ALGORITHMS.iter().map(|(id, alg)| client(id, alg)).collect::<Vec<_>>(),
             "users": {
                 "ada": {"password": ADA_PASSWORD, "claims": {
                     "sub": "ada-7", "email": "ada@upstream.example", "email_verified": true,
@@ -284,7 +295,7 @@ async fn a_user_signs_in_through_a_real_openid_provider() {
         return;
     };
     let client = client();
-    for client_id in ["pool-rs", "pool-es"] {
+    for (client_id, alg) in ALGORITHMS {
         let config = op.config(client_id);
         let (endpoints, identity, mut browser) = sign_in(&client, &op, &config).await;
         assert_eq!(endpoints.issuer.as_deref(), Some(op.base.as_str()));
@@ -311,14 +322,7 @@ async fn a_user_signs_in_through_a_real_openid_provider() {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(
-            header["alg"],
-            if client_id == "pool-rs" {
-                "RS256"
-            } else {
-                "ES256"
-            }
-        );
+        assert_eq!(header["alg"], alg, "{client_id}");
 
         // Upstream logout: the provider's RP-initiated logout asks the user to confirm, ends
         // its session and sends the browser back with the state.
