@@ -8,8 +8,9 @@
 //                                                    "given_name", "family_name"}}},
 //    "rsa_pkcs8"?: "<base64 DER of an RSA private key>", "rsa_kid"?: "<its kid>",
 //    "client_auth_methods"?: ["client_secret_basic", ...]}
-// The RSA key (generated here when the config gives none) signs RS256 ID tokens; an EC P-256
-// key, generated here, signs ES256 ones for clients that ask for them.
+// The RSA key (generated here when the config gives none) signs RS256 ID tokens, and RS384,
+// RS512 or PS256 ones for clients that ask for them; EC P-256, P-384 and Ed25519 keys,
+// generated here, sign ES256, ES384 and EdDSA ones.
 // Prints {"base": "http://127.0.0.1:PORT"} when it listens; exits when its standard input closes.
 import { createServer } from "node:http";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
@@ -27,11 +28,15 @@ const base = `http://127.0.0.1:${server.address().port}`;
 const rsa = config.rsa_pkcs8
   ? createPrivateKey({ key: Buffer.from(config.rsa_pkcs8, "base64"), format: "der", type: "pkcs8" })
   : generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
-const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+// One key of each type: the RSA key (no `alg`: RS256, RS384, RS512 and PS256 all use it), EC
+// P-256 and P-384, Ed25519. A client's id_token_signed_response_alg picks the key.
+const generated = (type, options) => generateKeyPairSync(type, options).privateKey.export({ format: "jwk" });
 const jwks = {
   keys: [
-    { ...rsa.export({ format: "jwk" }), kid: config.rsa_kid ?? "rsa-1", alg: "RS256", use: "sig" },
-    { ...ec.export({ format: "jwk" }), kid: "ec-1", alg: "ES256", use: "sig" },
+    { ...rsa.export({ format: "jwk" }), kid: config.rsa_kid ?? "rsa-1", use: "sig" },
+    { ...generated("ec", { namedCurve: "P-256" }), kid: "ec-1", alg: "ES256", use: "sig" },
+    { ...generated("ec", { namedCurve: "P-384" }), kid: "ec-384", alg: "ES384", use: "sig" },
+    { ...generated("ed25519"), kid: "ed-1", alg: "EdDSA", use: "sig" },
   ],
 };
 
@@ -66,6 +71,9 @@ const clients = (config.clients ?? []).map((c) => ({ token_endpoint_auth_method:
 const provider = new Provider(base, {
   clients,
   jwks,
+  enabledJWA: {
+    idTokenSigningAlgValues: ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"],
+  },
   scopes: ["openid", "profile", "email"],
   claims: {
     openid: ["sub"],

@@ -1,6 +1,7 @@
 //! The upstream OpenID Connect client against a real provider, npm `oidc-provider` (OpenID
 //! certified), dressed by `tests/peers/upstream-op.mjs`: a user signs in on its page, driven
-//! by plain HTTP requests as a browser would send them, and `complete` proves who signed in.
+//! by plain HTTP requests as a browser would send them, and `complete` proves who signed in,
+//! with ID tokens of each accepted algorithm (RS256/384/512, PS256, ES256/384, EdDSA).
 //! The attacks are refused: a wrong nonce, tokens signed by another key, `alg: none`, HS256
 //! keyed with the JWKS, a wrong issuer or audience, an expired token, a discovery document
 //! naming another issuer, a redirect from the token endpoint, a loopback upstream the policy
@@ -39,6 +40,16 @@ use url::Url;
 const REDIRECT_URI: &str = "http://127.0.0.1:1/pools/acme/oauth2/idpresponse";
 const SECRET: &str = "an-upstream-client-secret-of-32-bytes!";
 const ADA_PASSWORD: &str = "correct horse battery staple";
+/// The provider's clients, one per ID-token algorithm Gatehouse accepts.
+const ALGORITHMS: [(&str, &str); 7] = [
+    ("pool-rs", "RS256"),
+    ("pool-rs384", "RS384"),
+    ("pool-rs512", "RS512"),
+    ("pool-ps256", "PS256"),
+    ("pool-es", "ES256"),
+    ("pool-es384", "ES384"),
+    ("pool-eddsa", "EdDSA"),
+];
 /// A time while the provider's tokens are valid: they are issued now.
 fn now() -> i64 {
     #[allow(clippy::disallowed_methods)]
@@ -95,7 +106,7 @@ impl Op {
             })
         };
         let mut config = json!({
-            "clients": [client("pool-rs", "RS256"), client("pool-es", "ES256")],
+            "clients": ALGORITHMS.iter().map(|(id, alg)| client(id, alg)).collect::<Vec<_>>(),
             "users": {
                 "ada": {"password": ADA_PASSWORD, "claims": {
                     "sub": "ada-7", "email": "ada@upstream.example", "email_verified": true,
@@ -284,7 +295,7 @@ async fn a_user_signs_in_through_a_real_openid_provider() {
         return;
     };
     let client = client();
-    for client_id in ["pool-rs", "pool-es"] {
+    for (client_id, alg) in ALGORITHMS {
         let config = op.config(client_id);
         let (endpoints, identity, mut browser) = sign_in(&client, &op, &config).await;
         assert_eq!(endpoints.issuer.as_deref(), Some(op.base.as_str()));
@@ -311,14 +322,7 @@ async fn a_user_signs_in_through_a_real_openid_provider() {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(
-            header["alg"],
-            if client_id == "pool-rs" {
-                "RS256"
-            } else {
-                "ES256"
-            }
-        );
+        assert_eq!(header["alg"], alg, "{client_id}");
 
         // Upstream logout: the provider's RP-initiated logout asks the user to confirm, ends
         // its session and sends the browser back with the state.
@@ -477,6 +481,16 @@ async fn the_real_providers_tokens_are_refused_for_a_wrong_nonce_or_out_of_time(
 #[derive(Clone, Default)]
 struct TokenStandIn {
     id_token: Arc<Mutex<String>>,
+    userinfo: Arc<Mutex<Value>>,
+}
+
+async fn stand_in_userinfo(State(s): State<TokenStandIn>, headers: HeaderMap) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {STAND_IN_ACCESS_TOKEN}"))
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    Json(s.userinfo.lock().unwrap().clone()).into_response()
 }
 
 const STAND_IN_ACCESS_TOKEN: &str = "stand-in-access-token";
@@ -502,6 +516,7 @@ async fn forged_and_misaddressed_id_tokens_are_refused() {
     let token_base = stand_in(
         Router::new()
             .route("/token", post(stand_in_token))
+            .route("/userinfo", get(stand_in_userinfo))
             .with_state(tokens.clone()),
     )
     .await;
@@ -562,6 +577,41 @@ async fn forged_and_misaddressed_id_tokens_are_refused() {
     // so each refusal below is for the one thing that differs.
     let identity = attempt(with(json!({}))).await.unwrap();
     assert_eq!(identity.subject, "ada-7");
+
+    // Userinfo's claims go beneath the ID token's, and only when it names the same user.
+    let with_userinfo = Endpoints {
+        userinfo: Some(Url::parse(&format!("{token_base}/userinfo")).unwrap()),
+        ..endpoints.clone()
+    };
+    let through_userinfo = |userinfo: Value| {
+        *tokens.userinfo.lock().unwrap() = userinfo;
+        *tokens.id_token.lock().unwrap() = with(json!({"name": "Ada Lovelace"}));
+        let (client, endpoints, config) = (client.clone(), with_userinfo.clone(), config.clone());
+        async move {
+            client
+                .complete(
+                    &endpoints,
+                    &config,
+                    REDIRECT_URI,
+                    "code",
+                    "verifier",
+                    nonce,
+                    now(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let same = through_userinfo(
+        json!({"sub": "ada-7", "name": "Mallory", "email": "ada@upstream.example"}),
+    )
+    .await;
+    assert_eq!(same.claims["name"], "Ada Lovelace");
+    assert_eq!(same.claims["email"], "ada@upstream.example");
+    let other =
+        through_userinfo(json!({"sub": "mallory", "email": "mallory@upstream.example"})).await;
+    assert_eq!(other.subject, "ada-7");
+    assert!(!other.claims.contains_key("email"), "{:?}", other.claims);
 
     // Signed by another key, under the provider's kid, and under a kid of its own.
     let other = generate(SigningAlg::RS256).unwrap();

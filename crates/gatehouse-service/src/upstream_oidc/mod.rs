@@ -170,8 +170,8 @@ pub struct Endpoints {
     pub response_iss: bool,
 }
 
-/// Who signed in upstream.
-#[derive(Debug, Clone, PartialEq)]
+/// Who signed in upstream. `Debug` leaves the ID token out.
+#[derive(Clone, PartialEq)]
 pub struct UpstreamIdentity {
     /// The provider's identifier of the user: the ID token's `sub`, Facebook's `id`,
     /// Amazon's `user_id`.
@@ -182,6 +182,16 @@ pub struct UpstreamIdentity {
     pub claims: Map<String, Value>,
     /// The ID token, kept as the `id_token_hint` of upstream logout.
     pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for UpstreamIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamIdentity")
+            .field("subject", &self.subject)
+            .field("claims", &self.claims)
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// What one sign-in must remember from the redirect to the callback: kept by the caller (in
