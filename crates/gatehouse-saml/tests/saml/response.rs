@@ -601,3 +601,17 @@ fn an_inclusive_namespaces_prefix_list_is_honoured() {
         Err(SamlError::DigestMismatch)
     );
 }
+
+#[test]
+fn the_request_a_response_answers_can_be_peeked_before_verifying() {
+    let xml = b64(&fixture("response-assertion-signed.xml"));
+    assert_eq!(
+        gatehouse_saml::peek_in_response_to(&xml)
+            .unwrap()
+            .as_deref(),
+        Some(REQUEST_ID)
+    );
+    let xml = b64(&fixture("response-unsolicited.xml"));
+    assert_eq!(gatehouse_saml::peek_in_response_to(&xml).unwrap(), None);
+    assert!(gatehouse_saml::peek_in_response_to(&b64("<x/>")).is_err());
+}
