@@ -5,7 +5,9 @@
 // fixtures' window (2026-01-01T00:00:00Z to 00:05:00Z).
 //
 // xml-crypto (samlify's signer) has no ECDSA, so the ECDSA-SHA256 Response is signed by
-// xmlsec1 (Debian `xmlsec1`) from the assertion-signed one's text, with ec-key.pem.
+// xmlsec1 (Debian `xmlsec1`) from the unsolicited one's text, with ec-key.pem; xmlsec1 also
+// signs an AD FS-shaped Response and one whose canonicalization carries an InclusiveNamespaces
+// PrefixList.
 //
 // Regenerate (the keys idp-key.pem, other-key.pem (RSA) and ec-key.pem (P-256) with their
 // certificates are kept; make new ones with `openssl req -x509 -newkey rsa:2048 -nodes -days
@@ -24,6 +26,8 @@ samlify.setSchemaValidator(validator);
 const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "..", "..", "crates", "gatehouse-saml", "tests", "fixtures");
 const read = (name) => readFileSync(join(out, name), "utf8");
+// A PEM certificate's base64 body, as metadata and KeyInfo carry it.
+const rsaCertOf = (name) => read(name).replace(/-----[^-]+-----|\s/g, "");
 const write = (name, text) => writeFileSync(join(out, name), text);
 
 const REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
@@ -189,21 +193,62 @@ const ecTemplate = read("response-unsolicited.xml").replace(
       .replace(/<ds:SignatureValue>[^<]*<\/ds:SignatureValue>/, "<ds:SignatureValue></ds:SignatureValue>")
       .replace(/<ds:KeyInfo>[\s\S]*<\/ds:KeyInfo>/, ""),
 );
-const work = mkdtempSync(join(tmpdir(), "saml-ec-"));
-try {
-  writeFileSync(join(work, "template.xml"), ecTemplate);
-  const signed = execFileSync("xmlsec1", [
-    "--sign", "--privkey-pem", join(out, "ec-key.pem"),
-    "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-    join(work, "template.xml"),
-  ], { encoding: "utf8" });
-  write("response-ecdsa.xml", signed.replace(/^<\?xml[^>]*\?>\n?/, ""));
-} finally {
-  rmSync(work, { recursive: true, force: true });
+// Signs a template (a Response whose assertion holds an empty ds:Signature) with xmlsec1.
+function xmlsec1Sign(template, key) {
+  const work = mkdtempSync(join(tmpdir(), "saml-fixture-"));
+  try {
+    writeFileSync(join(work, "template.xml"), template);
+    const signed = execFileSync("xmlsec1", [
+      "--sign", "--privkey-pem", join(out, key),
+      "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+      join(work, "template.xml"),
+    ], { encoding: "utf8" });
+    return signed.replace(/^<\?xml[^>]*\?>\n?/, "");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
-const rsaCert = (pem) => pem.replace(/-----[^-]+-----|\s/g, "");
+write("response-ecdsa.xml", xmlsec1Sign(ecTemplate, "ec-key.pem"));
+
+// AD FS's shape: SAML's namespace as the default on the assertion, a KeyInfo that changes the
+// default namespace inside the signature, times with milliseconds, the UPN and role claims.
+const emptySignature = (ref, inclusive = "") =>
+  `<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>` +
+  `<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#" />` +
+  `<ds:SignatureMethod Algorithm="${RSA_SHA256}" /><ds:Reference URI="#${ref}"><ds:Transforms>` +
+  `<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature" />` +
+  `<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#">${inclusive}</ds:Transform></ds:Transforms>` +
+  `<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256" /><ds:DigestValue></ds:DigestValue>` +
+  `</ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue>` +
+  `<KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>${rsaCertOf("idp-cert.pem")}</X509Certificate></X509Data></KeyInfo></ds:Signature>`;
+const adfs =
+  `<samlp:Response ID="_adfs-resp" Version="2.0" IssueInstant="2026-01-01T00:00:00.123Z" Destination="${SP_ACS}" Consent="urn:oasis:names:tc:SAML:2.0:consent:unspecified" InResponseTo="${REQUEST_ID}" xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">` +
+  `<Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">${IDP_ENTITY}</Issuer>` +
+  `<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success" /></samlp:Status>` +
+  `<Assertion ID="_adfs-assert" IssueInstant="2026-01-01T00:00:00.123Z" Version="2.0" xmlns="urn:oasis:names:tc:SAML:2.0:assertion">` +
+  `<Issuer>${IDP_ENTITY}</Issuer>${emptySignature("_adfs-assert")}` +
+  `<Subject><NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">CORP\\alice</NameID>` +
+  `<SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><SubjectConfirmationData InResponseTo="${REQUEST_ID}" NotOnOrAfter="2026-01-01T00:05:00.123Z" Recipient="${SP_ACS}" /></SubjectConfirmation></Subject>` +
+  `<Conditions NotBefore="2026-01-01T00:00:00.123Z" NotOnOrAfter="2026-01-01T01:00:00.123Z"><AudienceRestriction><Audience>${SP_ENTITY}</Audience></AudienceRestriction></Conditions>` +
+  `<AttributeStatement>` +
+  `<Attribute Name="http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"><AttributeValue>alice@corp.example</AttributeValue></Attribute>` +
+  `<Attribute Name="http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"><AttributeValue>alice@example.com</AttributeValue></Attribute>` +
+  `<Attribute Name="http://schemas.microsoft.com/ws/2008/06/identity/claims/role"><AttributeValue>Domain Users</AttributeValue><AttributeValue>Finance &amp; Audit</AttributeValue></Attribute>` +
+  `</AttributeStatement>` +
+  `<AuthnStatement AuthnInstant="2025-12-31T23:59:30.456Z" SessionIndex="_adfs-session"><AuthnContext><AuthnContextClassRef>urn:federation:authentication:windows</AuthnContextClassRef></AuthnContext></AuthnStatement>` +
+  `</Assertion></samlp:Response>`;
+write("response-adfs.xml", xmlsec1Sign(adfs, "idp-key.pem"));
+
+// A prefix the assertion uses only inside attribute values (xsi:type="xs:string"), declared on
+// the Response alone: the signer names it in InclusiveNamespaces so that it is signed too.
+const prefixed = read("response-unsolicited.xml")
+  .replace(/<ds:Signature[\s\S]*<\/ds:Signature>/, emptySignature("_assert-u1",
+    `<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs xsi"/>`))
+  .replace(' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xs="http://www.w3.org/2001/XMLSchema"', "")
+  .replace("<samlp:Response ", '<samlp:Response xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xs="http://www.w3.org/2001/XMLSchema" ');
+write("response-prefixlist.xml", xmlsec1Sign(prefixed, "idp-key.pem"));
 write(
   "idp-metadata-ec.xml",
-  idp.getMetadata().replace(rsaCert(read("idp-cert.pem")), rsaCert(read("ec-cert.pem"))),
+  idp.getMetadata().replace(rsaCertOf("idp-cert.pem"), rsaCertOf("ec-cert.pem")),
 );
 console.log(`wrote the SAML fixtures to ${out}`);

@@ -87,6 +87,27 @@ pub struct Assertion {
     pub in_response_to: Option<String>,
     /// Unix seconds: when the user authenticated at the IdP.
     pub authn_instant: i64,
+    /// Unix seconds: when the IdP says the session it started ends, if it says so
+    /// (`SessionNotOnOrAfter`); a session built on this assertion should not outlive it.
+    pub session_not_on_or_after: Option<i64>,
+}
+
+/// The `InResponseTo` a Response names, read WITHOUT verifying anything: only a key to find
+/// the request the caller kept (then [`verify_response`] with `InResponseTo::Expected`), for
+/// a caller that cannot tell SP- from IdP-initiated sign-in by its RelayState. `None` means the
+/// Response claims to be unsolicited.
+pub fn peek_in_response_to(saml_response_b64: &str) -> Result<Option<String>, SamlError> {
+    let bytes = xml::decode_base64_capped(saml_response_b64, MAX_XML_BYTES)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| SamlError::Utf8)?;
+    let doc = xml::parse(text)?;
+    let response = doc.root_element();
+    if !xml::is(response, NS_SAMLP, "Response") {
+        return Err(SamlError::Structure("the root is not a samlp:Response"));
+    }
+    Ok(response
+        .attribute("InResponseTo")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned))
 }
 
 /// Verifies a base64 `SAMLResponse` (HTTP-POST binding) and returns its assertion.
@@ -320,6 +341,7 @@ fn read_assertion(
         expires_at: conditions_noa.map_or(confirmation_noa, |c| c.min(confirmation_noa)),
         in_response_to: confirmation_irt.or(response_irt.map(str::to_owned)),
         authn_instant,
+        session_not_on_or_after: time_attr(authn, "SessionNotOnOrAfter")?,
     })
 }
 

@@ -556,3 +556,62 @@ fn random_edits_are_refused_or_change_nothing() {
     }
     assert!(accepted < 3000);
 }
+
+#[test]
+fn an_ad_fs_shaped_response_signed_by_xmlsec1_verifies() {
+    // Default namespaces (SAML's on the assertion, XML-DSig's on KeyInfo), milliseconds in
+    // every time, an escaped ampersand in a value.
+    let a = verify(&fixture("response-adfs.xml")).unwrap();
+    assert_eq!(a.id, "_adfs-assert");
+    assert_eq!(a.name_id, "CORP\\alice");
+    assert_eq!(a.session_index.as_deref(), Some("_adfs-session"));
+    assert_eq!(a.expires_at, UNTIL); // the confirmation's, earlier than the conditions'
+    assert_eq!(a.authn_instant, ISSUED - 30);
+    assert_eq!(
+        a.attributes["http://schemas.microsoft.com/ws/2008/06/identity/claims/role"],
+        ["Domain Users", "Finance & Audit"]
+    );
+    let mut claims: Vec<_> = a
+        .attributes
+        .keys()
+        .filter_map(|k| gatehouse_saml::default_claim(k))
+        .collect();
+    claims.sort_unstable();
+    assert_eq!(claims, ["email", "preferred_username", "roles"]);
+    let tampered =
+        fixture("response-adfs.xml").replace("Finance &amp; Audit", "Finance &amp; Admin");
+    assert_eq!(verify(&tampered), Err(SamlError::DigestMismatch));
+}
+
+#[test]
+fn an_inclusive_namespaces_prefix_list_is_honoured() {
+    let idp = idp();
+    let xml = fixture("response-prefixlist.xml");
+    let c = check(&idp, InResponseTo::Unsolicited, NOW);
+    let a = verify_response(&b64(&xml), &c).unwrap();
+    assert_eq!(a.name_id, "alice@example.com");
+    // The prefix list put `xs` under the signature: redeclaring it changes the digest.
+    let moved = xml.replacen(
+        "xmlns:xs=\"http://www.w3.org/2001/XMLSchema\"",
+        "xmlns:xs=\"urn:example:not-xml-schema\"",
+        1,
+    );
+    assert_eq!(
+        verify_response(&b64(&moved), &c),
+        Err(SamlError::DigestMismatch)
+    );
+}
+
+#[test]
+fn the_request_a_response_answers_can_be_peeked_before_verifying() {
+    let xml = b64(&fixture("response-assertion-signed.xml"));
+    assert_eq!(
+        gatehouse_saml::peek_in_response_to(&xml)
+            .unwrap()
+            .as_deref(),
+        Some(REQUEST_ID)
+    );
+    let xml = b64(&fixture("response-unsolicited.xml"));
+    assert_eq!(gatehouse_saml::peek_in_response_to(&xml).unwrap(), None);
+    assert!(gatehouse_saml::peek_in_response_to(&b64("<x/>")).is_err());
+}
