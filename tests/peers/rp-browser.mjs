@@ -169,11 +169,12 @@ const handlers = {
   // {op: "login", issuer, client_id, client_secret?, auth_method? ("client_secret_basic" by
   //  default, or "client_secret_post"), client_metadata?, scope?, extra_params?, username,
   //  password, new_password?, expect_page?: bool, expect_consent?: bool, axe?: bool,
-  //  screenshot_dir?, label?, session?, staff?: bool}
+  //  screenshot_dir?, label?, session?, staff?: bool, provider?: NAME}
   // Runs the authorization code flow with PKCE S256, state and nonce in the browser; fills the
   // sign-in page (and the new-password step) if shown, and clicks Allow on the consent page
   // if shown. With staff, chooses **Sign in with staff account** on the sign-in page and fills
-  // the staff pool's page ("staff-sign-in") if shown. With expect_page false, a sign-in page is
+  // the staff pool's page ("staff-sign-in") if shown. With provider, chooses **Sign in with
+  // NAME** and fills the identity provider's page ("provider-sign-in") if shown. With expect_page false, a sign-in page is
   // an error (SSO was expected); with expect_page true, its absence is; expect_consent says the
   // same of the consent page. Answers {page_shown, consent_shown, pages: [{step, url, title,
   // axe?, screenshots?}], tokens, claims, userinfo}.
@@ -186,10 +187,12 @@ const handlers = {
     };
     const pages = [];
     let viaStaff = false; // chose "Sign in with staff account": the next form is the staff pool's
+    let viaProvider = false; // chose "Sign in with PROVIDER": the next form is the provider's
     for (;;) {
       let step = await waitFor(redirectUri, steps);
       if (step === "arrived") break;
       if (step === "sign-in" && viaStaff) step = "staff-sign-in";
+      if (step === "sign-in" && viaProvider) step = "provider-sign-in";
       if (step === "sign-in" && cmd.expect_page === false) {
         throw new Error("the sign-in page was shown although single sign-on was expected");
       }
@@ -200,12 +203,17 @@ const handlers = {
         await submitted(() => steps.consent.click());
         continue;
       }
+      if (step === "sign-in" && cmd.provider && !viaProvider) {
+        viaProvider = true;
+        await submitted(() => page.getByRole("button", { name: `Sign in with ${cmd.provider}`, exact: true }).click());
+        continue;
+      }
       if (step === "sign-in" && cmd.staff) {
         viaStaff = true;
         await submitted(() => page.getByRole("button", { name: "Sign in with staff account", exact: true }).click());
         continue;
       }
-      if (step === "sign-in" || step === "staff-sign-in") {
+      if (step === "sign-in" || step === "staff-sign-in" || step === "provider-sign-in") {
         await page.getByLabel("Username", { exact: true }).fill(cmd.username);
         await page.getByLabel("Password", { exact: true }).fill(cmd.password);
         await submitted(() => page.getByRole("button", { name: "Sign in", exact: true }).click());
@@ -220,6 +228,39 @@ const handlers = {
     const consentShown = pages.some((p) => p.step === "consent");
     if (cmd.expect_consent === true && !consentShown) throw new Error("the consent page was not shown");
     return { page_shown: pageShown, consent_shown: consentShown, pages, ...(await finishLogin(cmd, flow)) };
+  },
+
+  // {op: "idp_initiated", issuer, client_id, client_secret?, scope?, start_url, username,
+  //  password}: sign-in started at the identity provider. Builds this relying party's
+  // authorization request (PKCE S256, state, nonce) without opening it, gives it to the IdP's
+  // `start_url` as `RelayState`, fills the IdP's sign-in form if shown, and finishes the
+  // login when the browser arrives back here. Answers {tokens, claims, userinfo, pages}.
+  async idp_initiated(cmd) {
+    const config = await configFor(cmd);
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const authorize = client.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      scope: cmd.scope ?? "openid",
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: "S256",
+      state,
+      nonce,
+    });
+    const start = new URL(cmd.start_url);
+    start.searchParams.set("RelayState", authorize.href);
+    await page.goto(start.href);
+    const pages = [];
+    const form = page.getByLabel("Username", { exact: true });
+    if ((await waitFor(redirectUri, { "provider-sign-in": form })) === "provider-sign-in") {
+      pages.push(await record(cmd, "provider-sign-in"));
+      await form.fill(cmd.username);
+      await page.getByLabel("Password", { exact: true }).fill(cmd.password);
+      await submitted(() => page.getByRole("button", { name: "Sign in", exact: true }).click());
+      await waitFor(redirectUri, {});
+    }
+    return { pages, ...(await finishLogin(cmd, { config, verifier, state, nonce })) };
   },
 
   // {op: "forgot", issuer, client_id, client_secret?, auth_method?, scope?, username, axe?,

@@ -524,6 +524,15 @@ pub(crate) async fn sign_in_page(
             .unwrap_or_else(|| "the application".to_owned()),
         Finish::Staff { target, .. } => target.slug.to_string(),
     };
+    // The pool's providers are offered on its own sign-in, not on the staff pool's for
+    // another pool.
+    let providers: Vec<String> = match finish {
+        Finish::Code => match state.gh.sign_in_providers(pool).await {
+            Ok(names) => names.iter().map(ToString::to_string).collect(),
+            Err(e) => return failure_page(pool, &e),
+        },
+        Finish::Staff { .. } => Vec::new(),
+    };
     let csrf = csrf_token(headers);
     form_page(
         state,
@@ -537,6 +546,7 @@ pub(crate) async fn sign_in_page(
             for_pool => finish.for_pool(),
             binding => finish.binding(),
             staff_sign_in => matches!(finish, Finish::Code) && state.gh.offers_staff_sign_in(pool),
+            providers,
             request => sealed,
             csrf => csrf.0,
             username => username.or(req.login_hint.as_deref()).unwrap_or_default(),
@@ -560,6 +570,9 @@ pub async fn authorize(
         Ok(p) => p,
         Err(m) => return error_page(&pool, &m, StatusCode::BAD_REQUEST),
     };
+    let identity_provider = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "identity_provider")
+        .map(|(_, v)| v.into_owned());
     let req = match state.gh.check_authorization_request(&pool, &params).await {
         Ok((req, _)) => req,
         Err(AuthorizeRefusal::Page(m)) => return error_page(&pool, &m, StatusCode::BAD_REQUEST),
@@ -583,6 +596,15 @@ pub async fn authorize(
             .await
         }
         (Decision::LoginRequired, _) => login_required(&state, &pool, &req),
+        // `identity_provider=NAME` goes straight to that provider, as Cognito's does.
+        _ if identity_provider.is_some() => {
+            let sealed = match state.gh.seal_authorization_request(&pool, &req).await {
+                Ok(s) => s,
+                Err(e) => return failure_page(&pool, &e),
+            };
+            let name = identity_provider.unwrap_or_default();
+            crate::federation::start(&state, &pool, &meta, &name, &sealed).await
+        }
         _ => {
             sign_in_page(
                 &state,
@@ -645,6 +667,8 @@ pub struct StepForm {
     /// The staff pool's sign-in for a client pool: that pool, and the browser's binding.
     for_pool: Option<String>,
     binding: Option<String>,
+    /// "Sign in with NAME": the identity provider's name.
+    provider: Option<String>,
     /// The consent step: `allow` or `deny`, and the browser session the page was shown for.
     decision: Option<String>,
     session: Option<String>,
@@ -723,6 +747,10 @@ pub async fn authorize_step(
     let outcome = match form.step.as_deref() {
         Some("staff") if matches!(finish, Finish::Code) => {
             return start_staff_sign_in(&state, &pool, &sealed).await;
+        }
+        Some("idp") if matches!(finish, Finish::Code) => {
+            let provider = form.provider.clone().unwrap_or_default();
+            return crate::federation::start(&state, &pool, &meta, &provider, &sealed).await;
         }
         Some("password") => {
             let username = form.username.clone().unwrap_or_default();

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod discovery;
 pub mod error;
 pub mod extract;
+pub mod federation;
 pub mod host;
 pub mod impersonation;
 pub mod limits;
@@ -69,6 +70,8 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             get(staff_sign_in::staff_authorize).post(browser::authorize_step),
         )
         .route("/oauth2/staff/response", get(staff_sign_in::staff_response))
+        // Upstream providers' answers (`federation.rs`).
+        .route("/oauth2/idpresponse", get(federation::oauth_response))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::guard,
@@ -131,6 +134,17 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             axum::routing::delete(impersonation::end),
         )
         .merge(admin::routes(state))
+        .merge(saml_routes())
+}
+
+/// The pool's SAML service provider, when the build has it.
+fn saml_routes() -> Router<AppState> {
+    let routes = Router::new();
+    #[cfg(feature = "saml")]
+    let routes = routes
+        .route("/saml2/metadata", get(federation::saml_metadata))
+        .route("/saml2/idpresponse", post(federation::saml_response));
+    routes
 }
 
 /// The whole application: operational endpoints, pool management, every pool under

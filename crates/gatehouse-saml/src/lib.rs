@@ -65,7 +65,7 @@ pub use metadata::{IdpMetadata, SloEndpoint, sp_metadata};
 pub use request::{OutgoingRedirect, authn_request_redirect};
 pub use response::{
     Assertion, DEFAULT_CLOCK_SKEW_SECS, InResponseTo, ResponseCheck, peek_in_response_to,
-    verify_response,
+    response_issuer, verify_response,
 };
 pub use sp::{SpConfig, SpKey};
 pub use xml::MAX_XML_BYTES;

@@ -110,6 +110,25 @@ pub fn peek_in_response_to(saml_response_b64: &str) -> Result<Option<String>, Sa
         .map(str::to_owned))
 }
 
+/// The Issuer a base64 `SAMLResponse` claims, **unverified**: only to choose which identity
+/// provider's metadata to verify it with (an unsolicited response names no request that would
+/// say). The Response's own Issuer, else its single assertion's. Nothing read here is trusted;
+/// [`verify_response`] then requires that provider to have signed it.
+pub fn response_issuer(saml_response_b64: &str) -> Result<String, SamlError> {
+    let bytes = xml::decode_base64_capped(saml_response_b64, MAX_XML_BYTES)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| SamlError::Utf8)?;
+    let doc = xml::parse(text)?;
+    let response = doc.root_element();
+    if !xml::is(response, NS_SAMLP, "Response") {
+        return Err(SamlError::Structure("the root is not a samlp:Response"));
+    }
+    if let Some(issuer) = xml::child(response, NS_SAML, "Issuer")? {
+        return xml::trimmed_text(issuer);
+    }
+    let assertion = xml::required_child(response, NS_SAML, "Assertion")?;
+    xml::trimmed_text(xml::required_child(assertion, NS_SAML, "Issuer")?)
+}
+
 /// Verifies a base64 `SAMLResponse` (HTTP-POST binding) and returns its assertion.
 ///
 /// The caller must then refuse an `Assertion::id` it has seen before (and remember this one

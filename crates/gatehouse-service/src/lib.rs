@@ -10,6 +10,7 @@ pub mod cache;
 pub mod clients;
 pub mod consents;
 pub mod error;
+pub mod federation;
 pub mod feed;
 pub mod grants;
 pub mod groups;
@@ -24,7 +25,7 @@ pub mod password_reset;
 pub mod pools;
 pub mod principal;
 mod revocations;
-mod saml;
+pub mod saml;
 pub mod security_events;
 pub mod settings;
 pub mod signin;
@@ -69,6 +70,11 @@ pub struct Gatehouse {
     feed_sets: feed::SetCache,
     audit_sink: AuditSink,
     outbound: outbound::Outbound,
+    /// Upstream OpenID Connect and OAuth 2.0 providers, through `outbound`.
+    upstream: upstream_oidc::UpstreamClient,
+    /// Each pool's SAML service provider.
+    #[cfg(feature = "saml")]
+    saml_sps: saml::SpCache,
     ssf_runtime: ssf::delivery::SsfRuntime,
 }
 
@@ -107,7 +113,10 @@ impl Gatehouse {
             hasher: parts.hasher,
             messages: parts.messages,
             public_url: parts.public_url,
+            upstream: upstream_oidc::UpstreamClient::new(parts.outbound.clone()),
             outbound: parts.outbound,
+            #[cfg(feature = "saml")]
+            saml_sps: Default::default(),
             ssf_runtime: Default::default(),
         }
     }

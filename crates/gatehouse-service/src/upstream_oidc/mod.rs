@@ -94,16 +94,9 @@ impl UpstreamKind {
 }
 
 /// Endpoints that replace what discovery (or a preset) says: a provider that publishes no
-/// discovery document, or a test that points a preset at a local server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EndpointOverrides {
-    pub authorization: Option<String>,
-    pub token: Option<String>,
-    /// The userinfo endpoint; for Facebook and Amazon, their profile API.
-    pub userinfo: Option<String>,
-    pub jwks_uri: Option<String>,
-    pub end_session: Option<String>,
-}
+/// discovery document, or a test that points a preset at a local server. For Facebook and
+/// Amazon, `userinfo` is their profile API.
+pub use gatehouse_domain::federation::EndpointOverrides;
 
 /// One upstream provider as configured for a pool.
 #[derive(Debug, Clone)]

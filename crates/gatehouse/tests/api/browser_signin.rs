@@ -24,7 +24,7 @@ const ADA_PASSWORD: &str = "ada-password-123";
 const SCOPE: &str = "openid profile email offline_access";
 
 /// A server on the suite's backend whose public URL is the address it listens on.
-async fn spawn_app_at_its_address() -> TestApp {
+pub(crate) async fn spawn_app_at_its_address() -> TestApp {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,7 +39,12 @@ async fn spawn_app_at_its_address() -> TestApp {
 
 /// Registers a client of the code flow (with refresh tokens) for the relying party's
 /// redirect and post-logout URIs.
-async fn register(app: &TestApp, rp: &Rp, pool: &str, client_type: ClientType) -> ClientCreds {
+pub(crate) async fn register(
+    app: &TestApp,
+    rp: &Rp,
+    pool: &str,
+    client_type: ClientType,
+) -> ClientCreds {
     let pool = app.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
     let name = match client_type {
         ClientType::Public => "Acme single-page app",
@@ -72,7 +77,7 @@ async fn register(app: &TestApp, rp: &Rp, pool: &str, client_type: ClientType) -
 }
 
 /// The relying party's login command for `client` (with its secret when it has one).
-fn login(issuer: &str, client: &ClientCreds, username: &str, password: &str) -> Value {
+pub(crate) fn login(issuer: &str, client: &ClientCreds, username: &str, password: &str) -> Value {
     let mut cmd = json!({
         "op": "login", "issuer": issuer, "client_id": client.id,
         "username": username, "password": password, "scope": SCOPE,
@@ -118,7 +123,7 @@ fn assert_reviewed(page: &Value, step: &str) {
 }
 
 /// The user id of `username` in `pool`: the `sub` of its tokens.
-async fn user_id(app: &TestApp, pool: &str, username: &str) -> String {
+pub(crate) async fn user_id(app: &TestApp, pool: &str, username: &str) -> String {
     let pool = app.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
     app.gh
         .user_named(&pool, &Username::parse(username).unwrap())

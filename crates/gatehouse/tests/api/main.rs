@@ -14,6 +14,7 @@ mod common;
 mod consent;
 mod discovery;
 mod edge;
+mod federation;
 mod fleet;
 mod flow;
 mod fuzz;

@@ -1,0 +1,218 @@
+//! The front channel of federated sign-in (see `gatehouse_service::federation`):
+//!
+//! - `POST {base}/oauth2/authorize` with `step=idp` and `provider=NAME` (the sign-in page's
+//!   "Sign in with NAME"), or `identity_provider=NAME` on `GET /oauth2/authorize`: send the
+//!   browser to the provider, binding it with a cookie for OAuth providers;
+//! - `GET {base}/oauth2/idpresponse`: an OpenID Connect or OAuth 2.0 provider's answer;
+//! - `GET {base}/saml2/metadata`: the pool's SAML service-provider metadata;
+//! - `POST {base}/saml2/idpresponse`: the SAML assertion consumer service (HTTP-POST), for
+//!   SP- and IdP-initiated sign-in.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use gatehouse_domain::pool::Pool;
+use gatehouse_service::RequestMeta;
+use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSignIn};
+use gatehouse_service::federation::{FederationRefusal, PENDING_TTL_SECS};
+use gatehouse_service::grants::authorization_code::ConsentAnswer;
+
+use crate::AppState;
+use crate::browser::{
+    cookie, error_page, failure_page, is_https, issue, see_other, set_cookie, sso_cookie_name,
+};
+use crate::extract::{Meta, PoolCtx};
+
+/// The cookie binding a browser to the OAuth sign-in it started.
+fn binding_cookie_name(pool: &Pool) -> String {
+    format!("gatehouse_idp_{}", pool.slug)
+}
+
+fn refusal_page(pool: &Pool, refusal: &FederationRefusal) -> Response {
+    let status = match refusal {
+        FederationRefusal::Disabled | FederationRefusal::Denied(_) => StatusCode::FORBIDDEN,
+        FederationRefusal::NotOffered => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error_page(pool, refusal.message(), status)
+}
+
+/// Sends the browser to the provider `name`, to come back and continue `sealed`.
+pub(crate) async fn start(
+    state: &AppState,
+    pool: &Pool,
+    meta: &RequestMeta,
+    name: &str,
+    sealed: &str,
+) -> Response {
+    match state.gh.start_federation(pool, name, sealed, meta).await {
+        Ok(Ok(start)) => {
+            let mut res = see_other(&start.location);
+            if let Some(binding) = &start.binding {
+                set_cookie(
+                    &mut res,
+                    &binding_cookie_name(pool),
+                    binding.expose(),
+                    PENDING_TTL_SECS,
+                    is_https(state, pool),
+                );
+            }
+            res
+        }
+        Ok(Err(refusal)) => refusal_page(pool, &refusal),
+        Err(e) => failure_page(pool, &e),
+    }
+}
+
+/// Continues the authorization request with the browser signed in, setting its single
+/// sign-on cookie.
+async fn signed_in(
+    state: &AppState,
+    pool: &Pool,
+    headers: &HeaderMap,
+    meta: &RequestMeta,
+    sealed: Option<&str>,
+    target: Option<&str>,
+    sign_in: BrowserSignIn,
+) -> Response {
+    let BrowserSignIn::SignedIn { session, cookie } = sign_in else {
+        return failure_page(
+            pool,
+            &gatehouse_service::ServiceError::internal("a federated sign-in asked for a password"),
+        );
+    };
+    let mut res = match (sealed, target) {
+        (Some(sealed), _) => match state.gh.open_authorization_request(pool, sealed).await {
+            Ok(Some(req)) => {
+                issue(
+                    state,
+                    pool,
+                    headers,
+                    meta,
+                    &req,
+                    &session,
+                    ConsentAnswer::NotAsked,
+                )
+                .await
+            }
+            Ok(None) => error_page(
+                pool,
+                "This sign-in took too long. Go back to the application and start again.",
+                StatusCode::BAD_REQUEST,
+            ),
+            Err(e) => failure_page(pool, &e),
+        },
+        (None, Some(target)) => see_other(target),
+        (None, None) => error_page(
+            pool,
+            "You are signed in. Go back to the application to continue.",
+            StatusCode::OK,
+        ),
+    };
+    set_cookie(
+        &mut res,
+        &sso_cookie_name(pool),
+        cookie.expose(),
+        BROWSER_SESSION_TTL_SECS,
+        is_https(state, pool),
+    );
+    res
+}
+
+/// `GET {base}/oauth2/idpresponse`: an upstream OAuth provider's answer.
+pub async fn oauth_response(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let params: Vec<(String, String)> =
+        form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let binding = binding_cookie_name(&pool);
+    let outcome = state
+        .gh
+        .finish_oauth_federation(&pool, &params, cookie(&headers, &binding), &meta)
+        .await;
+    let mut res = match outcome {
+        Ok(Ok((sealed, sign_in))) => {
+            signed_in(&state, &pool, &headers, &meta, Some(&sealed), None, sign_in).await
+        }
+        Ok(Err(refusal)) => refusal_page(&pool, &refusal),
+        Err(e) => failure_page(&pool, &e),
+    };
+    set_cookie(&mut res, &binding, "", 0, is_https(&state, &pool));
+    res
+}
+
+/// `GET {base}/saml2/metadata`: the pool's SAML service provider.
+#[cfg(feature = "saml")]
+pub async fn saml_metadata(State(state): State<AppState>, PoolCtx(pool): PoolCtx) -> Response {
+    match state.gh.saml_sp_metadata(&pool).await {
+        Ok(xml) => {
+            let mut res = (StatusCode::OK, xml).into_response();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/samlmetadata+xml"),
+            );
+            res
+        }
+        Err(e) => failure_page(&pool, &e),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// `POST {base}/saml2/idpresponse`: the assertion consumer service (HTTP-POST binding).
+#[cfg(feature = "saml")]
+pub async fn saml_response(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_urlencoded::from_bytes::<AcsForm>(&body) else {
+        return error_page(
+            &pool,
+            "The identity provider's answer could not be read.",
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let Some(response) = form.saml_response.filter(|r| !r.is_empty()) else {
+        return error_page(
+            &pool,
+            "The identity provider's answer carries no SAMLResponse.",
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    match state
+        .gh
+        .finish_saml(&pool, &response, form.relay_state.as_deref(), &meta)
+        .await
+    {
+        Ok(Ok(done)) => {
+            signed_in(
+                &state,
+                &pool,
+                &headers,
+                &meta,
+                done.request.as_deref(),
+                done.target.as_deref(),
+                done.sign_in,
+            )
+            .await
+        }
+        Ok(Err(refusal)) => refusal_page(&pool, &refusal),
+        Err(e) => failure_page(&pool, &e),
+    }
+}
