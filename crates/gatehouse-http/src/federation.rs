@@ -9,9 +9,8 @@
 //!   SP- and IdP-initiated sign-in.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use gatehouse_domain::pool::Pool;
 use gatehouse_service::RequestMeta;
 use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSignIn};
@@ -148,71 +147,86 @@ pub async fn oauth_response(
     res
 }
 
-/// `GET {base}/saml2/metadata`: the pool's SAML service provider.
 #[cfg(feature = "saml")]
-pub async fn saml_metadata(State(state): State<AppState>, PoolCtx(pool): PoolCtx) -> Response {
-    match state.gh.saml_sp_metadata(&pool).await {
-        Ok(xml) => {
-            let mut res = (StatusCode::OK, xml).into_response();
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/samlmetadata+xml"),
-            );
-            res
+pub use saml_sp::{saml_metadata, saml_response};
+
+/// The SAML service provider's routes (feature `saml`).
+#[cfg(feature = "saml")]
+mod saml_sp {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use bytes::Bytes;
+
+    use super::{refusal_page, signed_in};
+    use crate::AppState;
+    use crate::browser::{error_page, failure_page};
+    use crate::extract::{Meta, PoolCtx};
+
+    /// `GET {base}/saml2/metadata`: the pool's SAML service provider.
+    pub async fn saml_metadata(State(state): State<AppState>, PoolCtx(pool): PoolCtx) -> Response {
+        match state.gh.saml_sp_metadata(&pool).await {
+            Ok(xml) => {
+                let mut res = (StatusCode::OK, xml).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/samlmetadata+xml"),
+                );
+                res
+            }
+            Err(e) => failure_page(&pool, &e),
         }
-        Err(e) => failure_page(&pool, &e),
     }
-}
 
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct AcsForm {
-    #[serde(rename = "SAMLResponse")]
-    saml_response: Option<String>,
-    #[serde(rename = "RelayState")]
-    relay_state: Option<String>,
-}
+    #[derive(Debug, Default, serde::Deserialize)]
+    pub struct AcsForm {
+        #[serde(rename = "SAMLResponse")]
+        saml_response: Option<String>,
+        #[serde(rename = "RelayState")]
+        relay_state: Option<String>,
+    }
 
-/// `POST {base}/saml2/idpresponse`: the assertion consumer service (HTTP-POST binding).
-#[cfg(feature = "saml")]
-pub async fn saml_response(
-    State(state): State<AppState>,
-    PoolCtx(pool): PoolCtx,
-    Meta(meta): Meta,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Ok(form) = serde_urlencoded::from_bytes::<AcsForm>(&body) else {
-        return error_page(
-            &pool,
-            "The identity provider's answer could not be read.",
-            StatusCode::BAD_REQUEST,
-        );
-    };
-    let Some(response) = form.saml_response.filter(|r| !r.is_empty()) else {
-        return error_page(
-            &pool,
-            "The identity provider's answer carries no SAMLResponse.",
-            StatusCode::BAD_REQUEST,
-        );
-    };
-    match state
-        .gh
-        .finish_saml(&pool, &response, form.relay_state.as_deref(), &meta)
-        .await
-    {
-        Ok(Ok(done)) => {
-            signed_in(
-                &state,
+    /// `POST {base}/saml2/idpresponse`: the assertion consumer service (HTTP-POST binding).
+    pub async fn saml_response(
+        State(state): State<AppState>,
+        PoolCtx(pool): PoolCtx,
+        Meta(meta): Meta,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let Ok(form) = serde_urlencoded::from_bytes::<AcsForm>(&body) else {
+            return error_page(
                 &pool,
-                &headers,
-                &meta,
-                done.request.as_deref(),
-                done.target.as_deref(),
-                done.sign_in,
-            )
+                "The identity provider's answer could not be read.",
+                StatusCode::BAD_REQUEST,
+            );
+        };
+        let Some(response) = form.saml_response.filter(|r| !r.is_empty()) else {
+            return error_page(
+                &pool,
+                "The identity provider's answer carries no SAMLResponse.",
+                StatusCode::BAD_REQUEST,
+            );
+        };
+        match state
+            .gh
+            .finish_saml(&pool, &response, form.relay_state.as_deref(), &meta)
             .await
+        {
+            Ok(Ok(done)) => {
+                signed_in(
+                    &state,
+                    &pool,
+                    &headers,
+                    &meta,
+                    done.request.as_deref(),
+                    done.target.as_deref(),
+                    done.sign_in,
+                )
+                .await
+            }
+            Ok(Err(refusal)) => refusal_page(&pool, &refusal),
+            Err(e) => failure_page(&pool, &e),
         }
-        Ok(Err(refusal)) => refusal_page(&pool, &refusal),
-        Err(e) => failure_page(&pool, &e),
     }
 }
