@@ -536,6 +536,8 @@ def seed_users_postgres(url, pool_slug, count):
 def build_binary():
     log("building gatehouse and the gatehouse-verify example service (release)…")
     subprocess.run(["cargo", "build", "--release", "-p", "gatehouse"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-p", "gatehouse-saml", "--examples"],
+                   cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "-p", "gatehouse-verify", "--examples"],
                    cwd=ROOT, check=True)
     return os.path.join(ROOT, "target", "release", "gatehouse")
@@ -691,6 +693,21 @@ def run_verify_rate(args):
     # Built beside the gatehouse binary: release for a measured run (build_binary), the
     # debug build for a smoke run (.ci/run builds the examples).
     example = os.path.join(os.path.dirname(args.gatehouse_binary), "examples", "verify_rate")
+    out = subprocess.run(
+        [example, "--seconds", "0.4" if args.smoke else "6", "--rounds", "2" if args.smoke else "6"],
+        cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+SAML = "saml-assertions"
+
+
+def run_saml_rate(args):
+    """SAML sign-ins per server CPU-second, the assertion check alone: gatehouse-saml's
+    verify_response on a samlify-signed Response (base64, parsing, exclusive C14N, digest,
+    RSA-2048 signature, conditions) next to the raw RSA-2048 verification rate in the same run
+    (crates/gatehouse-saml/examples/saml_verify_rate.rs)."""
+    log("SAML assertions verified per CPU-second…")
+    example = os.path.join(os.path.dirname(args.gatehouse_binary), "examples", "saml_verify_rate")
     out = subprocess.run(
         [example, "--seconds", "0.4" if args.smoke else "6", "--rounds", "2" if args.smoke else "6"],
         cwd=ROOT, check=True, capture_output=True, text=True)
@@ -866,6 +883,8 @@ def main():
 
     if selected(args, "gatehouse-verify"):
         results["verify_rate"] = run_verify_rate(args)
+    if selected(args, SAML):
+        results["saml_rate"] = run_saml_rate(args)
 
     report(results, args)
     if args.json:
@@ -878,7 +897,8 @@ def main():
     failed += [f"sign-in during a flood on {backend} {b['flood']['statuses']}"
                for backend, b in results["backends"].items() if "flood" in b
                if set(b["flood"]["statuses"]) - {200, 503} or not b["flood"]["statuses"].get(200)]
-    if args.only and not results["scenarios"] + results["peer"] and "verify_rate" not in results:
+    if (args.only and not results["scenarios"] + results["peer"] and "verify_rate" not in results
+            and "saml_rate" not in results):
         failed.append(f"no scenario matches --only {args.only}")
     if failed:
         for b in results["backends"].values():
@@ -941,6 +961,11 @@ def report(r, args):
               f"in the whole run (none per validation): {v['calls_to_gatehouse']}")
     else:
         print("gatehouse-verify validations: not measured in this run")
+    v = r.get("saml_rate")
+    if v:
+        print(f"SAML sign-ins, the assertion check alone: {v['saml_verify_per_cpu_s']:.0f} responses "
+              f"({v['response_bytes']} bytes, RSA-2048) verified per CPU-second; raw RSA-2048 "
+              f"verification {v['raw_rsa2048_per_cpu_s']:.0f} per CPU-second in the same run")
     for backend, b in r["backends"].items():
         if "revocation" not in b:
             continue

@@ -601,6 +601,46 @@ impl Gatehouse {
         }
     }
 
+    /// Cognito's `identities` for these links of a user: each provider's name and type, the
+    /// upstream subject, when it was linked; the issuer of OpenID providers. The staff pool's
+    /// link is named by the session's staff actor instead.
+    pub(crate) async fn identity_claims(
+        &self,
+        pool: &Pool,
+        links: Vec<FederatedIdentity>,
+    ) -> ServiceResult<Vec<crate::tokens::IdentityClaim>> {
+        let links: Vec<FederatedIdentity> = links
+            .into_iter()
+            .filter(|l| l.provider_name != crate::tokens::STAFF_PROVIDER)
+            .collect();
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let providers = self.store.identity_providers(pool.id).await?;
+        let primary = links.iter().map(|l| l.created_at).min();
+        Ok(links
+            .into_iter()
+            .map(|link| {
+                let idp = providers
+                    .iter()
+                    .find(|p| p.name.as_str() == link.provider_name);
+                crate::tokens::IdentityClaim {
+                    user_id: link.provider_user_id,
+                    provider_type: idp
+                        .map_or("OIDC", |p| p.protocol.provider_type())
+                        .to_owned(),
+                    issuer: idp.and_then(|p| match &p.protocol {
+                        ProviderProtocol::OAuth(o) => o.issuer.clone(),
+                        ProviderProtocol::Saml(_) => None,
+                    }),
+                    primary: (Some(link.created_at) == primary).to_string(),
+                    date_created: Some((link.created_at.as_secs() * 1000).to_string()),
+                    provider_name: link.provider_name,
+                }
+            })
+            .collect())
+    }
+
     /// Fetches a document (SAML metadata) through the outbound client: at most `max` bytes,
     /// answered 200 with text.
     pub(crate) async fn fetch_document(&self, url: &str, max: usize) -> Result<String, String> {

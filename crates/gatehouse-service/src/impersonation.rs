@@ -232,6 +232,7 @@ impl Gatehouse {
                     act: Some(act),
                     scope: None,
                     staff: None,
+                    linked: Vec::new(),
                 },
                 ttl,
             )

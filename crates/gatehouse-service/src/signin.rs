@@ -464,7 +464,9 @@ impl Gatehouse {
             .into_iter()
             .map(|g| g.name.to_string())
             .collect();
+        let links = w.identities_of_user(user.id).await?;
         w.commit().await?;
+        let linked = self.identity_claims(pool, links).await?;
         self.mint_access_token(
             pool,
             TokenSubject::User {
@@ -475,6 +477,7 @@ impl Gatehouse {
                 act: None,
                 scope,
                 staff: session.staff(),
+                linked,
             },
             ttl,
         )

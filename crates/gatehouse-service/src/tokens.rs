@@ -65,6 +65,10 @@ pub struct IdentityClaim {
     pub issuer: Option<String>,
     /// `"true"`: Cognito writes booleans here as strings.
     pub primary: String,
+    /// When the identity was linked, in milliseconds since the epoch, as a string (Cognito's
+    /// shape); absent for the staff identity, which is not a stored link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<String>,
 }
 
 /// The provider name of the staff pool among a client pool's upstream identities.
@@ -79,6 +83,7 @@ impl IdentityClaim {
             provider_type: "Staff".to_owned(),
             issuer: Some(staff_issuer),
             primary: "true".to_owned(),
+            date_created: None,
         }
     }
 
@@ -111,7 +116,8 @@ pub struct AccessClaims {
     pub token_use: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<ActClaim>,
-    /// The upstream identity the user signed in with (a staff sign-in).
+    /// The upstream identities of the user: the staff member of a staff sign-in, and the
+    /// identities linked to the user (Cognito's `identities`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identities: Option<Vec<IdentityClaim>>,
 }
@@ -135,6 +141,8 @@ pub enum TokenSubject<'a> {
         scope: Option<String>,
         /// The staff member who signed in with the staff account, for a session started so.
         staff: Option<&'a Actor>,
+        /// The upstream identities linked to the user.
+        linked: Vec<IdentityClaim>,
     },
 }
 
@@ -246,6 +254,7 @@ impl Gatehouse {
                 act,
                 scope,
                 staff,
+                linked,
             } => AccessClaims {
                 sub: user.id.to_string(),
                 scope,
@@ -261,12 +270,16 @@ impl Gatehouse {
                         .collect(),
                 ),
                 act,
-                identities: match staff {
-                    Some(actor) => Some(vec![IdentityClaim::staff(
-                        actor,
-                        self.issuer(self.pool(&PoolSlug::staff()).await?.as_ref()),
-                    )]),
-                    None => None,
+                identities: {
+                    let mut all = Vec::with_capacity(linked.len() + 1);
+                    if let Some(actor) = staff {
+                        all.push(IdentityClaim::staff(
+                            actor,
+                            self.issuer(self.pool(&PoolSlug::staff()).await?.as_ref()),
+                        ));
+                    }
+                    all.extend(linked);
+                    (!all.is_empty()).then_some(all)
                 },
                 ..base
             },

@@ -211,6 +211,13 @@ async fn a_directory_and_an_openid_provider_sign_in_one_person() {
     assert_eq!(claims["family_name"], "Smith");
     assert_eq!(claims["name"], "Alice Smith");
     let sub = claims["sub"].as_str().unwrap().to_owned();
+    // Cognito's `identities`: the directory's identity of hers.
+    let identities = claims["identities"].as_array().unwrap();
+    assert_eq!(identities.len(), 1, "{claims:#}");
+    assert_eq!(identities[0]["providerName"], "corp");
+    assert_eq!(identities[0]["providerType"], "SAML");
+    assert_eq!(identities[0]["userId"], "alice@corp.example");
+    assert_eq!(identities[0]["primary"], "true");
 
     // She is a user of her own, created just in time, with no role from the directory's
     // groups; the local account with her address is untouched and another user.
@@ -268,6 +275,26 @@ async fn a_directory_and_an_openid_provider_sign_in_one_person() {
     assert_eq!(oidc["claims"]["sub"], sub.as_str(), "{oidc:#}");
     // The OP's profile is hers now (its mapped claims replace the directory's).
     assert_eq!(oidc["claims"]["email"], "alice@social.example");
+    let names: Vec<&str> = oidc["claims"]["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["providerName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{oidc:#}");
+    assert!(
+        names.contains(&"corp") && names.contains(&"op"),
+        "{names:?}"
+    );
+    let op_identity = oidc["claims"]["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["providerName"] == "op")
+        .unwrap();
+    assert_eq!(op_identity["providerType"], "OIDC");
+    assert_eq!(op_identity["issuer"], op.base.as_str());
+    assert_eq!(op_identity["userId"], "op-alice");
     assert_eq!(federated_users(&app, &admin).await.len(), 1);
 
     // `identity_provider=corp` skips the hosted page, as Cognito's does.
