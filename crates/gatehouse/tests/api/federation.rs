@@ -493,15 +493,7 @@ async fn oauth_callbacks_are_bound_to_their_browser_and_taken_once() {
     )
     .await;
     let client = crate::code_flow::web_client(&app, "acme", &["authorization_code"]).await;
-    let challenge = gatehouse_service::grants::authorization_code::s256(crate::code_flow::VERIFIER);
-    let authorize = app.pool_url(
-        "acme",
-        &format!(
-            "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s1&code_challenge={challenge}&code_challenge_method=S256&identity_provider=op",
-            client.id,
-            crate::code_flow::urlencode(crate::code_flow::REDIRECT),
-        ),
-    );
+    let authorize = crate::code_flow::authorize_url(&app, "acme", &client, "&identity_provider=op");
     let mut browser = Browser::new();
     let res = browser.get(&authorize).await;
     assert_eq!(res.status(), 303);
@@ -531,4 +523,164 @@ async fn oauth_callbacks_are_bound_to_their_browser_and_taken_once() {
         .get(&authorize.replace("identity_provider=op", "identity_provider=nobody"))
         .await;
     assert_eq!(res.status(), 404);
+}
+
+// Login with Amazon, as a local stand-in (the real one is out of reach): it checks what
+// Amazon checks (client, code once, redirect URI, PKCE) and answers its documented shapes.
+#[derive(Clone, Default)]
+struct AmazonStandIn {
+    codes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String)>>>,
+}
+
+const AMZN_CLIENT: &str = "amzn1.application-oa2-client.gatehouse";
+const AMZN_SECRET: &str = "amazon-client-secret";
+const AMZN_TOKEN: &str = "Atza|amazon-access-token";
+
+async fn amazon_dialog(
+    axum::extract::State(s): axum::extract::State<AmazonStandIn>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if q.get("client_id").map(String::as_str) != Some(AMZN_CLIENT)
+        || q.get("scope").map(String::as_str) != Some("profile")
+        || q.get("code_challenge_method").map(String::as_str) != Some("S256")
+    {
+        return (axum::http::StatusCode::BAD_REQUEST, "bad request").into_response();
+    }
+    s.codes.lock().unwrap().insert(
+        "amzn-code".to_owned(),
+        (q["redirect_uri"].clone(), q["code_challenge"].clone()),
+    );
+    let mut back = url::Url::parse(&q["redirect_uri"]).unwrap();
+    back.query_pairs_mut()
+        .append_pair("code", "amzn-code")
+        .append_pair("state", &q["state"]);
+    axum::response::Redirect::to(back.as_str()).into_response()
+}
+
+async fn amazon_token(
+    axum::extract::State(s): axum::extract::State<AmazonStandIn>,
+    axum::Form(f): axum::Form<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use base64::Engine;
+    let refuse = || {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response()
+    };
+    if f.get("client_id").map(String::as_str) != Some(AMZN_CLIENT)
+        || f.get("client_secret").map(String::as_str) != Some(AMZN_SECRET)
+    {
+        return refuse();
+    }
+    let Some((redirect, challenge)) = f
+        .get("code")
+        .and_then(|c| s.codes.lock().unwrap().remove(c))
+    else {
+        return refuse();
+    };
+    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(gatehouse_crypto::secret::sha256(verifier.as_bytes()));
+    if f.get("redirect_uri") != Some(&redirect) || computed != challenge {
+        return refuse();
+    }
+    axum::Json(json!({"access_token": AMZN_TOKEN, "token_type": "bearer", "expires_in": 3600}))
+        .into_response()
+}
+
+async fn amazon_profile(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {AMZN_TOKEN}"))
+    {
+        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+    }
+    axum::Json(
+        json!({"user_id": "amzn1.account.AGATEHOUSE", "name": "Grace Hopper",
+        "email": "grace@amazon.example"}),
+    )
+    .into_response()
+}
+
+/// The Login with Amazon preset through a pool: Gatehouse's own flow (authorization request,
+/// the callback, the code exchange and the profile API at endpoints overridden to the stand-in)
+/// signs Grace in as a user of her own, whose tokens name her Amazon identity.
+#[tokio::test]
+async fn the_amazon_preset_signs_in_through_the_pool() {
+    let app = spawn_app().await;
+    app.create_pool("acme").await;
+    let admin = admin_token(&app, "acme").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let amazon = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/ap/oa", axum::routing::get(amazon_dialog))
+        .route("/auth/o2/token", axum::routing::post(amazon_token))
+        .route("/user/profile", axum::routing::get(amazon_profile))
+        .with_state(AmazonStandIn::default());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    create_idp(
+        &app,
+        &admin,
+        json!({"name": "amazon", "provider_type": "amazon",
+            "client_id": AMZN_CLIENT, "client_secret": AMZN_SECRET,
+            "authorization_endpoint": format!("{amazon}/ap/oa"),
+            "token_endpoint": format!("{amazon}/auth/o2/token"),
+            "userinfo_endpoint": format!("{amazon}/user/profile")}),
+    )
+    .await;
+    let client = crate::code_flow::web_client(&app, "acme", &["authorization_code"]).await;
+    let mut browser = Browser::new();
+    let to_amazon = browser
+        .get(&crate::code_flow::authorize_url(
+            &app,
+            "acme",
+            &client,
+            "&identity_provider=amazon",
+        ))
+        .await;
+    assert_eq!(to_amazon.status(), 303);
+    let back = browser
+        .get(to_amazon.headers()["location"].to_str().unwrap())
+        .await;
+    let callback =
+        back.headers()["location"]
+            .to_str()
+            .unwrap()
+            .replacen(&app.public_url, &app.addr, 1);
+    let done = browser.get(&callback).await;
+    assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(crate::code_flow::REDIRECT),
+        "{location}"
+    );
+    let code = crate::code_flow::query_of(&location)["code"].clone();
+    let tokens: Value = app
+        .http
+        .post(app.pool_url("acme", "/oauth2/token"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", crate::code_flow::REDIRECT),
+            ("code_verifier", crate::code_flow::VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = crate::common::jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["email"], "grace@amazon.example", "{id:#}");
+    assert_eq!(id["name"], "Grace Hopper");
+    assert_eq!(id["identities"][0]["providerType"], "LoginWithAmazon");
+    assert_eq!(id["identities"][0]["userId"], "amzn1.account.AGATEHOUSE");
+    let users = federated_users(&app, &admin).await;
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["username"], "amazon_amzn1.account.AGATEHOUSE");
 }
