@@ -23,7 +23,7 @@ use crate::browser::{
 };
 use crate::extract::{Meta, PoolCtx};
 
-/// The cookie binding a browser to the OAuth sign-in it started.
+/// The cookie holding the OAuth sign-in this browser started (sealed).
 fn binding_cookie_name(pool: &Pool) -> String {
     format!("gatehouse_idp_{}", pool.slug)
 }
@@ -48,11 +48,11 @@ pub(crate) async fn start(
     match state.gh.start_federation(pool, name, sealed, meta).await {
         Ok(Ok(start)) => {
             let mut res = see_other(&start.location);
-            if let Some(binding) = &start.binding {
+            if let Some(cookie) = &start.cookie {
                 set_cookie(
                     &mut res,
                     &binding_cookie_name(pool),
-                    binding.expose(),
+                    cookie.expose(),
                     PENDING_TTL_SECS,
                     is_https(state, pool),
                 );

@@ -2,10 +2,12 @@
 //! shares once the provider's answer is checked.
 //!
 //! 1. The hosted sign-in (or `identity_provider=` on the authorization request) starts a
-//!    sign-in at a provider: the sealed authorization request it continues is kept as a
-//!    [`PendingFederation`] under the SHA-256 of a random handle (the OAuth `state`, or the
-//!    SAML `RelayState`), with the protocol's own state (PKCE verifier, nonce, the SAML
-//!    request's ID) and, for OAuth, a binding to this browser.
+//!    sign-in at a provider, keeping the sealed authorization request it continues with the
+//!    protocol's state: for OAuth (PKCE verifier, nonce, the SHA-256 of `state`) in a cookie
+//!    sealed with the master key, so that a start writes nothing and only the browser that
+//!    started can finish; for SAML (the request's ID; the answer is a cross-site POST, which
+//!    carries no cookie of ours) as a [`PendingFederation`] row under the SHA-256 of the
+//!    `RelayState`, taken once.
 //! 2. The provider answers at `{base}/oauth2/idpresponse` or `{base}/saml2/idpresponse`;
 //!    the protocol module checks the answer and gives an [`UpstreamAssertion`].
 //! 3. [`Gatehouse::sign_in_federated`] finds the user linked to the provider's subject, or
@@ -21,11 +23,11 @@
 
 use std::collections::BTreeMap;
 
-use gatehouse_crypto::secret::{Secret, random_token, sha256};
+use gatehouse_crypto::secret::{Secret, sha256};
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::federation::{
-    IdentityProvider, MAPPABLE_ATTRIBUTES, MappedProfile, OAuthKind, PendingFederation,
-    ProviderName, ProviderProtocol, apply_profile,
+    IdentityProvider, MAPPABLE_ATTRIBUTES, MappedProfile, OAuthKind, ProviderName,
+    ProviderProtocol, apply_profile,
 };
 use gatehouse_domain::ids::{UserId, Username};
 use gatehouse_domain::pool::Pool;
@@ -117,9 +119,14 @@ impl FederationRefusal {
 pub(crate) struct PendingState {
     /// The sealed authorization request the sign-in continues.
     pub request: String,
-    /// BASE64URL(SHA-256) of the browser binding cookie's secret (OAuth).
+    /// OAuth, carried in the browser's cookie: the provider, BASE64URL(SHA-256) of the
+    /// `state` sent, and when the sign-in expires (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub binding: Option<String>,
+    pub provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_verifier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,12 +137,15 @@ pub(crate) struct PendingState {
 }
 
 /// A sign-in at a provider has started: send the browser to `location`; for OAuth, set the
-/// binding cookie to `binding` first.
+/// pool's federation cookie to `cookie` first (the sign-in's state, sealed).
 #[derive(Debug)]
 pub struct FederationStart {
     pub location: String,
-    pub binding: Option<Secret>,
+    pub cookie: Option<Secret>,
 }
+
+/// The label an OAuth sign-in's cookie is sealed under.
+const OAUTH_COOKIE_LABEL: &str = "federation-oauth";
 
 pub(crate) fn b64_sha256(s: &str) -> String {
     use base64::Engine;
@@ -250,7 +260,8 @@ impl Gatehouse {
             .filter(|p| p.enabled))
     }
 
-    /// Keeps a pending sign-in under `handle` (random, 256 bits).
+    /// Keeps a pending sign-in under `handle` (random, 256 bits): SAML's.
+    #[cfg(feature = "saml")]
     pub(crate) async fn put_pending_federation(
         &self,
         pool: &Pool,
@@ -261,7 +272,7 @@ impl Gatehouse {
         let payload = serde_json::to_string(state)
             .map_err(|e| ServiceError::internal(format!("a pending sign-in: {e}")))?;
         self.store
-            .put_pending_federation(&PendingFederation {
+            .put_pending_federation(&gatehouse_domain::federation::PendingFederation {
                 pool: pool.id,
                 handle_sha256: sha256(handle.as_bytes()),
                 provider: idp.name.clone(),
@@ -274,6 +285,7 @@ impl Gatehouse {
 
     /// Takes the pending sign-in under `handle`, once: its provider (if still offered) and
     /// its state.
+    #[cfg(feature = "saml")]
     pub(crate) async fn take_pending_federation(
         &self,
         pool: &Pool,
@@ -480,16 +492,16 @@ impl Gatehouse {
                     Err(e) => Err(FederationRefusal::Rejected(e.to_string())),
                     Ok(endpoints) => {
                         let secrets = SignInSecrets::generate();
-                        let binding = random_token();
                         let state = PendingState {
                             request: sealed_request.to_owned(),
-                            binding: Some(b64_sha256(binding.expose())),
+                            provider: Some(idp.name.to_string()),
+                            state_sha256: Some(b64_sha256(secrets.state.expose())),
+                            expires_at: Some(self.now().plus_secs(PENDING_TTL_SECS).as_secs()),
                             code_verifier: Some(secrets.code_verifier.expose().to_owned()),
                             nonce: Some(secrets.nonce.expose().to_owned()),
                             saml_request_id: None,
                         };
-                        self.put_pending_federation(pool, &idp, secrets.state.expose(), &state)
-                            .await?;
+                        let cookie = self.seal_oauth_cookie(pool, &state)?;
                         let url = authorization_url(
                             &endpoints,
                             &config,
@@ -500,7 +512,7 @@ impl Gatehouse {
                         );
                         Ok(FederationStart {
                             location: url.to_string(),
-                            binding: Some(binding),
+                            cookie: Some(cookie),
                         })
                     }
                 }
@@ -513,14 +525,41 @@ impl Gatehouse {
         Ok(started)
     }
 
+    /// The pool's federation cookie for an OAuth sign-in: its state, sealed with the master
+    /// key, so that starting a sign-in writes nothing (a flood of abandoned starts costs no
+    /// storage), and only the browser that started can finish.
+    fn seal_oauth_cookie(&self, pool: &Pool, state: &PendingState) -> ServiceResult<Secret> {
+        use base64::Engine;
+        let json = serde_json::to_string(state)
+            .map_err(|e| ServiceError::internal(format!("a pending sign-in: {e}")))?;
+        let sealed = self
+            .keyring
+            .seal_code(pool.id, OAUTH_COOKIE_LABEL, &Secret::new(json))?;
+        Ok(Secret::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed),
+        ))
+    }
+
+    fn open_oauth_cookie(&self, pool: &Pool, cookie: &str) -> Option<PendingState> {
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cookie)
+            .ok()?;
+        let json = self
+            .keyring
+            .open_code(pool.id, OAUTH_COOKIE_LABEL, &sealed)?;
+        serde_json::from_str(json.expose()).ok()
+    }
+
     /// The upstream OAuth provider's answer at `{base}/oauth2/idpresponse` (its query's
-    /// pairs), from the browser holding `binding` (the cookie's secret): the sealed
-    /// authorization request to continue, and the sign-in.
+    /// pairs), from the browser holding `cookie` (the pool's federation cookie): the sealed
+    /// authorization request to continue, and the sign-in. The `state` must be the one the
+    /// cookie was made for, and is taken once, in the transaction that signs in.
     pub async fn finish_oauth_federation(
         &self,
         pool: &Pool,
         params: &[(String, String)],
-        binding: Option<&str>,
+        cookie: Option<&str>,
         meta: &RequestMeta,
     ) -> ServiceResult<Result<(String, BrowserSignIn), FederationRefusal>> {
         let handle = params
@@ -528,17 +567,47 @@ impl Gatehouse {
             .find(|(k, _)| k == "state")
             .map(|(_, v)| v.as_str())
             .unwrap_or_default();
-        // The pending sign-in is taken first, once: a replayed callback finds nothing.
-        let Some((idp, state)) = self.take_pending_federation(pool, handle).await? else {
+        let now = self.now();
+        let Some(state) = cookie
+            .and_then(|c| self.open_oauth_cookie(pool, c))
+            .filter(|s| {
+                s.expires_at.is_some_and(|t| t > now.as_secs())
+                    && s.state_sha256.as_deref().is_some_and(|d| {
+                        gatehouse_crypto::secret::constant_time_eq(
+                            d.as_bytes(),
+                            b64_sha256(handle).as_bytes(),
+                        )
+                    })
+            })
+        else {
             return Ok(Err(FederationRefusal::Expired));
         };
-        let bound = match (binding, &state.binding) {
-            (Some(secret), Some(expected)) => gatehouse_crypto::secret::constant_time_eq(
-                b64_sha256(secret).as_bytes(),
-                expected.as_bytes(),
-            ),
-            _ => false,
+        let Some(idp) = self
+            .offered_provider(pool, state.provider.as_deref().unwrap_or_default())
+            .await?
+        else {
+            return Ok(Err(FederationRefusal::NotOffered));
         };
+        // The state is taken before anything is asked of the provider: a replayed answer
+        // reaches no one.
+        let mut w = self.store.write(pool.id).await?;
+        let first = w
+            .use_once(
+                &format!(
+                    "federation-state:{}",
+                    state.state_sha256.as_deref().unwrap_or_default()
+                ),
+                now,
+                Timestamp(state.expires_at.unwrap_or_default()),
+            )
+            .await?;
+        w.commit().await?;
+        if !first {
+            let refusal = FederationRefusal::Rejected("the answer was already used".to_owned());
+            self.audit_federation_refusal(pool, idp.name.as_str(), &refusal, meta)
+                .await;
+            return Ok(Err(refusal));
+        }
         let provider = idp.name.to_string();
         let refuse = |refusal: FederationRefusal| {
             let provider = provider.clone();
@@ -548,9 +617,6 @@ impl Gatehouse {
                 Ok(Err(refusal))
             }
         };
-        if !bound {
-            return refuse(FederationRefusal::Expired).await;
-        }
         let ProviderProtocol::OAuth(o) = &idp.protocol else {
             return refuse(FederationRefusal::NotOffered).await;
         };

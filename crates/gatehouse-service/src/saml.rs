@@ -197,7 +197,7 @@ mod enabled {
                 .await?;
             Ok(Ok(FederationStart {
                 location: out.url.to_string(),
-                binding: None,
+                cookie: None,
             }))
         }
 

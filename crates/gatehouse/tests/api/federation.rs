@@ -513,10 +513,16 @@ async fn oauth_callbacks_are_bound_to_their_browser_and_taken_once() {
     // Another state: nothing pending under it.
     let res = browser.get(&callback("forged-state")).await;
     assert_eq!(res.status(), 400);
-    // The right state from another browser (no binding cookie): refused, and the pending
-    // sign-in is spent, so the real callback cannot be raced afterwards either.
+    // The right state from another browser (no federation cookie): refused.
     let mut other = Browser::new();
     assert_eq!(other.get(&callback(&state)).await.status(), 400);
+    // Another browser's cookie with this browser's state: refused.
+    let mut third = Browser::new();
+    let res = third.get(&authorize).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(third.get(&callback(&state)).await.status(), 400);
+    // The starting browser with its state reaches the provider's token endpoint, which
+    // refuses the made-up code: refused, and audited.
     assert_eq!(browser.get(&callback(&state)).await.status(), 400);
     // An unknown provider name.
     let res = browser
@@ -530,6 +536,7 @@ async fn oauth_callbacks_are_bound_to_their_browser_and_taken_once() {
 #[derive(Clone, Default)]
 struct AmazonStandIn {
     codes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (String, String)>>>,
+    token_calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const AMZN_CLIENT: &str = "amzn1.application-oa2-client.gatehouse";
@@ -564,6 +571,8 @@ async fn amazon_token(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     use base64::Engine;
+    s.token_calls
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let refuse = || {
         (
             axum::http::StatusCode::BAD_REQUEST,
@@ -616,11 +625,12 @@ async fn the_amazon_preset_signs_in_through_the_pool() {
     let admin = admin_token(&app, "acme").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let amazon = format!("http://{}", listener.local_addr().unwrap());
+    let stand_in = AmazonStandIn::default();
     let router = axum::Router::new()
         .route("/ap/oa", axum::routing::get(amazon_dialog))
         .route("/auth/o2/token", axum::routing::post(amazon_token))
         .route("/user/profile", axum::routing::get(amazon_profile))
-        .with_state(AmazonStandIn::default());
+        .with_state(stand_in.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     create_idp(
         &app,
@@ -651,8 +661,21 @@ async fn the_amazon_preset_signs_in_through_the_pool() {
             .to_str()
             .unwrap()
             .replacen(&app.public_url, &app.addr, 1);
+    let cookies = browser.cookies.clone();
     let done = browser.get(&callback).await;
     assert_eq!(done.status(), 303, "{}", done.text().await.unwrap());
+    // The same answer again, with the same cookie: its state was taken, so Amazon is not
+    // even asked.
+    let calls = || {
+        stand_in
+            .token_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert_eq!(calls(), 1);
+    let mut replayer = Browser::new();
+    replayer.cookies = cookies;
+    assert_eq!(replayer.get(&callback).await.status(), 400);
+    assert_eq!(calls(), 1);
     let location = done.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         location.starts_with(crate::code_flow::REDIRECT),
