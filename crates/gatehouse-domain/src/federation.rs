@@ -346,6 +346,14 @@ pub fn apply_profile(attributes: &mut UserAttributes, profile: &MappedProfile) -
             _ => {}
         }
     }
+    // An address the provider changed is proven only if the provider says so: the proof of
+    // the old one does not carry over (as for an administrator's change).
+    if attributes.email != before.email && !profile.contains_key("email_verified") {
+        attributes.email_verified = Some(false);
+    }
+    if attributes.phone != before.phone && !profile.contains_key("phone_verified") {
+        attributes.phone_verified = Some(false);
+    }
     *attributes != before
 }
 
@@ -462,6 +470,11 @@ mod tests {
         assert_eq!(attributes.gender, None);
         assert_eq!(attributes.roles.len(), 1);
         assert!(!apply_profile(&mut attributes, &profile));
+
+        // A changed address without the provider's word on it is not proven.
+        let moved: MappedProfile = BTreeMap::from([("email", "moved@example.com".to_owned())]);
+        assert!(apply_profile(&mut attributes, &moved));
+        assert_eq!(attributes.email_verified, Some(false));
     }
 
     #[test]

@@ -366,6 +366,9 @@ impl Gatehouse {
                 }
                 let mut attributes = user.attributes.clone();
                 if apply_profile(&mut attributes, &profile) && attributes.validate().is_ok() {
+                    // As for any change of address: the previous one hears of resets for a
+                    // while.
+                    user.note_email_change(&attributes.email, now);
                     user.attributes = attributes;
                     user.updated_at = now;
                     w.update_user(&user).await?;
