@@ -231,6 +231,48 @@ pub(crate) fn claim_texts(value: &serde_json::Value) -> Vec<String> {
     }
 }
 
+/// Creates, in `w`, a user of `pool` for an upstream identity (`(provider, subject)`), just in
+/// time: status `EXTERNAL_PROVIDER`, no password, linked to that identity. `None` when the
+/// username is taken.
+pub(crate) async fn create_linked_user(
+    w: &mut dyn gatehouse_domain::txn::PoolWrite,
+    pool: &Pool,
+    username: Username,
+    attributes: UserAttributes,
+    (provider, subject): (&str, &str),
+    now: Timestamp,
+) -> ServiceResult<Option<User>> {
+    let user = User {
+        id: UserId::new_random(),
+        pool: pool.id,
+        username,
+        enabled: Enabled::Yes,
+        status: UserStatus::ExternalProvider,
+        attributes,
+        contact_id: None,
+        password: None,
+        tokens_not_before: None,
+        mfa: MfaState::None,
+        previous_email: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match w.create_user(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    w.link_identity(&FederatedIdentity {
+        pool: pool.id,
+        provider_name: provider.to_owned(),
+        provider_user_id: subject.to_owned(),
+        user_id: user.id,
+        created_at: now,
+    })
+    .await?;
+    Ok(Some(user))
+}
+
 impl Gatehouse {
     /// The pool's enabled providers, for the sign-in page's buttons.
     pub async fn sign_in_providers(&self, pool: &Pool) -> ServiceResult<Vec<ProviderName>> {
@@ -390,41 +432,20 @@ impl Gatehouse {
                         "the mapped profile is not valid".to_owned(),
                     )));
                 }
-                let user = User {
-                    id: UserId::new_random(),
-                    pool: pool.id,
-                    username: federated_username(&idp.name, subject)?,
-                    enabled: Enabled::Yes,
-                    status: UserStatus::ExternalProvider,
-                    attributes,
-                    contact_id: None,
-                    password: None,
-                    tokens_not_before: None,
-                    mfa: MfaState::None,
-                    previous_email: None,
-                    created_at: now,
-                    updated_at: now,
-                };
-                match w.create_user(&user).await {
-                    Ok(()) => {}
-                    Err(StoreError::Conflict(_)) => return Ok(Err(FederationRefusal::NameTaken)),
-                    Err(e) => return Err(e.into()),
-                }
-                w.link_identity(&FederatedIdentity {
-                    pool: pool.id,
-                    provider_name: idp.name.to_string(),
-                    provider_user_id: subject.to_owned(),
-                    user_id: user.id,
-                    created_at: now,
-                })
-                .await?;
+                let username = federated_username(&idp.name, subject)?;
+                let link = (idp.name.as_str(), subject);
                 let created = self
                     .event(pool, AuditAction::UserCreated, None, meta)
-                    .subject(&user.username)
+                    .subject(&username)
                     .detail("via", "identity provider")
                     .detail("provider", idp.name.as_str());
-                w.audit(&created).await?;
-                user
+                match create_linked_user(w.as_mut(), pool, username, attributes, link, now).await? {
+                    Some(user) => {
+                        w.audit(&created).await?;
+                        user
+                    }
+                    None => return Ok(Err(FederationRefusal::NameTaken)),
+                }
             }
         };
         Ok(Ok(self

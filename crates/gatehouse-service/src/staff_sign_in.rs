@@ -22,8 +22,6 @@ use gatehouse_crypto::secret::{Secret, random_token, sha256};
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::{PoolSlug, UserId, Username};
 use gatehouse_domain::pool::{Pool, StaffAccess};
-use gatehouse_domain::store::StoreError;
-use gatehouse_domain::user::{Enabled, FederatedIdentity, MfaState, User, UserStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
@@ -247,34 +245,20 @@ impl Gatehouse {
             None => {
                 let mut attributes = staff_user.attributes.clone();
                 attributes.roles = Vec::new();
-                let user = User {
-                    id: UserId::new_random(),
-                    pool: pool.id,
-                    username: linked_username(staff_user.username.as_str(), &provider_user_id)?,
-                    enabled: Enabled::Yes,
-                    status: UserStatus::ExternalProvider,
+                let username = linked_username(staff_user.username.as_str(), &provider_user_id)?;
+                let link = (STAFF_PROVIDER, provider_user_id.as_str());
+                let Some(user) = crate::federation::create_linked_user(
+                    w.as_mut(),
+                    pool,
+                    username,
                     attributes,
-                    contact_id: None,
-                    password: None,
-                    tokens_not_before: None,
-                    mfa: MfaState::None,
-                    previous_email: None,
-                    created_at: now,
-                    updated_at: now,
+                    link,
+                    now,
+                )
+                .await?
+                else {
+                    return Ok(Err(StaffRefusal::NameTaken));
                 };
-                match w.create_user(&user).await {
-                    Ok(()) => {}
-                    Err(StoreError::Conflict(_)) => return Ok(Err(StaffRefusal::NameTaken)),
-                    Err(e) => return Err(e.into()),
-                }
-                w.link_identity(&FederatedIdentity {
-                    pool: pool.id,
-                    provider_name: STAFF_PROVIDER.to_owned(),
-                    provider_user_id: provider_user_id.clone(),
-                    user_id: user.id,
-                    created_at: now,
-                })
-                .await?;
                 let created = self
                     .event(pool, AuditAction::UserCreated, None, meta)
                     .actor(staff.clone())
