@@ -197,7 +197,10 @@ async fn a_directory_and_an_openid_provider_sign_in_one_person() {
     // SP-initiated, through the hosted page's "Sign in with corp" and Corp's own form.
     let mut cmd = login(&issuer, &web, "alice", ALICE_AT_CORP);
     cmd["provider"] = json!("corp");
+    cmd["axe"] = json!(true);
     let saml = rp.ok(cmd).await;
+    // The sign-in page with its provider buttons passes axe's serious and critical rules.
+    assert_eq!(saml["pages"][0]["axe"], json!([]), "{saml:#}");
     let steps: Vec<&str> = saml["pages"]
         .as_array()
         .unwrap()
