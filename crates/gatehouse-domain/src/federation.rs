@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::ParseError;
+use crate::error::StoreResult;
 use crate::ids::PoolId;
-use crate::store::StoreResult;
 use crate::time::Timestamp;
 use crate::user::UserAttributes;
 

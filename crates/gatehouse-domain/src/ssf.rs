@@ -9,8 +9,8 @@
 
 use async_trait::async_trait;
 
+use crate::error::StoreResult;
 use crate::ids::{ClientId, PoolId};
-use crate::store::StoreResult;
 use crate::time::Timestamp;
 
 /// RFC 8935 push delivery.

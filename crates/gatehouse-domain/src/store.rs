@@ -16,20 +16,7 @@ use crate::session::{Revocation, RevokedToken, Session};
 use crate::time::Timestamp;
 use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule was broken (a username, group name, host, link already taken).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The row to change does not exist in this pool.
-    #[error("not found")]
-    NotFound,
-    /// The database failed; the message is for logs, never for clients.
-    #[error("storage failure: {0}")]
-    Backend(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use crate::error::{StoreError, StoreResult};
 
 /// A pool's signing key as stored: the private key sealed with the master key.
 #[derive(Clone, PartialEq, Eq)]

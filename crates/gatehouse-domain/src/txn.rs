@@ -14,11 +14,12 @@ use crate::audit::AuditEvent;
 use crate::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use crate::client::AppClient;
 use crate::consent::Consent;
+use crate::error::StoreResult;
 use crate::group::Group;
 use crate::ids::{ClientId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username};
 use crate::pool::PoolSettings;
 use crate::session::{RevokedToken, Session};
-use crate::store::{SigningKeyRecord, StoreResult};
+use crate::store::SigningKeyRecord;
 use crate::time::Timestamp;
 use crate::user::{FederatedIdentity, User, VerifiableAttribute, VerificationCode};
 

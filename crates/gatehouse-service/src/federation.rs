@@ -187,9 +187,23 @@ fn default_source(
             }
             available
                 .keys()
-                .find(|k| crate::saml::default_claim(k) == Some(attribute))
+                .find(|k| default_claim(k) == Some(attribute))
                 .cloned()
         }
+    }
+}
+
+/// The profile claim a SAML attribute name stands for (the AD FS claim URIs and the `urn:oid`
+/// names), when the mapping does not say.
+fn default_claim(attribute: &str) -> Option<&'static str> {
+    #[cfg(feature = "saml")]
+    {
+        gatehouse_saml::default_claim(attribute)
+    }
+    #[cfg(not(feature = "saml"))]
+    {
+        let _ = attribute;
+        None
     }
 }
 

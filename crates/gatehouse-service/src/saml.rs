@@ -45,20 +45,6 @@ pub(crate) fn idp_entity_id(_xml: &str) -> ServiceResult<String> {
     .into())
 }
 
-/// The profile claim an IdP's attribute name stands for (the AD FS claim URIs and the
-/// `urn:oid` names), when the mapping does not say.
-pub(crate) fn default_claim(attribute: &str) -> Option<&'static str> {
-    #[cfg(feature = "saml")]
-    {
-        gatehouse_saml::default_claim(attribute)
-    }
-    #[cfg(not(feature = "saml"))]
-    {
-        let _ = attribute;
-        None
-    }
-}
-
 #[cfg(feature = "saml")]
 mod enabled {
     use std::collections::HashMap;
