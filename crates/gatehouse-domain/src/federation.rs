@@ -109,6 +109,21 @@ impl OAuthKind {
         }
     }
 
+    /// Whether the provider speaks OpenID Connect (ID tokens, `nonce`, discovery).
+    pub fn is_openid(self) -> bool {
+        matches!(self, Self::Oidc | Self::Google)
+    }
+
+    /// The scopes asked for when a provider names none (`openid` is always added for OpenID
+    /// kinds).
+    pub fn default_scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::Oidc | Self::Google => &["email", "profile"],
+            Self::Facebook => &["public_profile", "email"],
+            Self::Amazon => &["profile"],
+        }
+    }
+
     /// Cognito's `providerType` for identities of this kind.
     pub fn provider_type(self) -> &'static str {
         match self {

@@ -42,7 +42,7 @@ use crate::audit::EventExt;
 use crate::browser::BrowserSignIn;
 use crate::error::{ServiceError, ServiceResult};
 use crate::upstream_oidc::{
-    SignInSecrets, UpstreamConfig, UpstreamError, UpstreamKind, authorization_url, read_callback,
+    SignInSecrets, UpstreamConfig, UpstreamError, authorization_url, read_callback,
 };
 use crate::{Gatehouse, RequestMeta};
 
@@ -473,13 +473,7 @@ fn upstream_config(
     o: &gatehouse_domain::federation::OAuthSettings,
     secret: Secret,
 ) -> UpstreamConfig {
-    let kind = match o.kind {
-        OAuthKind::Oidc => UpstreamKind::Oidc,
-        OAuthKind::Google => UpstreamKind::Google,
-        OAuthKind::Facebook => UpstreamKind::Facebook,
-        OAuthKind::Amazon => UpstreamKind::Amazon,
-    };
-    let mut config = UpstreamConfig::preset(kind, o.client_id.clone(), secret);
+    let mut config = UpstreamConfig::preset(o.kind, o.client_id.clone(), secret);
     if let Some(issuer) = &o.issuer {
         config.issuer = Some(issuer.clone());
     }

@@ -44,54 +44,10 @@ const AMAZON_AUTHORIZATION: &str = "https://www.amazon.com/ap/oa";
 const AMAZON_TOKEN: &str = "https://api.amazon.com/auth/o2/token";
 const AMAZON_PROFILE: &str = "https://api.amazon.com/user/profile";
 
-/// What kind of provider an upstream is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UpstreamKind {
-    /// Any OpenID Connect issuer, found by discovery.
-    Oidc,
-    /// Google: OpenID Connect, issuer `https://accounts.google.com`.
-    Google,
-    /// Facebook Login: OAuth 2.0 and the Graph API's `/me`.
-    Facebook,
-    /// Login with Amazon: OAuth 2.0 and `/user/profile`.
-    Amazon,
-}
-
-impl UpstreamKind {
-    /// Whether the provider speaks OpenID Connect (ID tokens, `nonce`, discovery).
-    pub fn is_openid(self) -> bool {
-        matches!(self, Self::Oidc | Self::Google)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Oidc => "oidc",
-            Self::Google => "google",
-            Self::Facebook => "facebook",
-            Self::Amazon => "amazon",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "oidc" => Self::Oidc,
-            "google" => Self::Google,
-            "facebook" => Self::Facebook,
-            "amazon" => Self::Amazon,
-            _ => return None,
-        })
-    }
-
-    /// The scopes asked for when the configuration names none (`openid` is always added for
-    /// OpenID kinds).
-    pub fn default_scopes(self) -> &'static [&'static str] {
-        match self {
-            Self::Oidc | Self::Google => &["email", "profile"],
-            Self::Facebook => &["public_profile", "email"],
-            Self::Amazon => &["profile"],
-        }
-    }
-}
+/// What kind of provider an upstream is: any OpenID Connect issuer (found by discovery),
+/// Google (OpenID Connect, issuer `https://accounts.google.com`), Facebook Login (OAuth 2.0
+/// and the Graph API's `/me`), Login with Amazon (OAuth 2.0 and `/user/profile`).
+pub use gatehouse_domain::federation::OAuthKind as UpstreamKind;
 
 /// Endpoints that replace what discovery (or a preset) says: a provider that publishes no
 /// discovery document, or a test that points a preset at a local server. For Facebook and
