@@ -184,9 +184,10 @@ fn upstream_logout_done(pool: &Pool, end: UpstreamLogoutEnd) -> Response {
                 StatusCode::OK,
             )
         }
-        UpstreamLogoutEnd::Unknown => signed_out(
-            Some("This sign-out at the identity provider had already finished, or took too long."),
-            None,
+        // Nothing says this browser signed out here: never claim it did.
+        UpstreamLogoutEnd::Unknown => error_page(
+            pool,
+            "This sign-out had already finished or took too long. If you are still signed in, sign out again from the application.",
             StatusCode::BAD_REQUEST,
         ),
     }

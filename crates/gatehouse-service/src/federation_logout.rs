@@ -377,17 +377,26 @@ mod saml_logout {
             raw_query: &str,
             meta: &RequestMeta,
         ) -> ServiceResult<IdpLogoutAnswer> {
-            let sp = self.saml_sp(pool).await?;
             let now = self.now();
-            let mut verified = None;
+            let candidates: Vec<_> = self
+                .store
+                .identity_providers(pool.id)
+                .await?
+                .into_iter()
+                .filter_map(|idp| {
+                    let (_, metadata) = crate::saml::metadata_of(&idp)?;
+                    metadata.slo_redirect.is_some().then_some((idp, metadata))
+                })
+                .collect();
             let mut why = "no SAML provider of the pool takes logout requests".to_owned();
-            for idp in self.store.identity_providers(pool.id).await? {
-                let Some((_, metadata)) = crate::saml::metadata_of(&idp) else {
-                    continue;
-                };
-                if metadata.slo_redirect.is_none() {
-                    continue;
-                }
+            if candidates.is_empty() {
+                // Refused before the pool's SP key is read, or made.
+                self.audit_logout_refusal(pool, None, &why, meta).await;
+                return Ok(IdpLogoutAnswer::Refused(why));
+            }
+            let sp = self.saml_sp(pool).await?;
+            let mut verified = None;
+            for (idp, metadata) in candidates {
                 let checked = LogoutCheck::new(&sp, &metadata, now.as_secs()).and_then(|check| {
                     gatehouse_saml::verify_logout_request_redirect(raw_query, &check)
                 });

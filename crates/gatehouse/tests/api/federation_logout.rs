@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::browser::Rp;
 use crate::browser_signin::{login, register, spawn_app_at_its_address};
-use crate::code_flow::Browser;
+use crate::code_flow::{Browser, hidden};
 use crate::common::{ClientCreds, TestApp};
 use crate::federation::{
     ALICE_AT_CORP, UPSTREAM_SECRET, admin_token, api, create_idp, peer, saml_idp,
@@ -318,4 +318,121 @@ async fn the_directorys_own_logout_ends_the_sessions_it_started() {
     // Replayed: refused.
     let res = browser.get(&request).await;
     assert_eq!(res.status(), 400);
+}
+
+/// A LogoutResponse that does not verify (its signature broken on the way back) cannot keep
+/// the session alive: the session here ended before the browser left, and the page says that
+/// the IdP did not confirm. The genuine answer, arriving after, finds its logout spent and
+/// never claims a sign-out it did not see.
+#[tokio::test]
+async fn a_refused_logout_answer_still_leaves_the_browser_signed_out_here() {
+    let app = spawn_app_at_its_address().await;
+    app.create_pool("acme").await;
+    let issuer = app.issuer("acme");
+    let admin = admin_token(&app, "acme").await;
+    let idp = saml_idp(&issuer).await;
+    create_idp(
+        &app,
+        &admin,
+        json!({"name": "corp", "provider_type": "saml",
+            "saml_metadata_url": format!("{}/metadata", idp.base)}),
+    )
+    .await;
+
+    // IdP-initiated sign-in, by hand: the IdP's form, its Response posted to the pool.
+    let mut browser = Browser::new();
+    let form = browser
+        .get(&format!("{}/idp-initiated?user=alice", idp.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let page = browser
+        .post(
+            &format!("{}/login", idp.base),
+            &[
+                ("pending", hidden(&form, "pending").as_str()),
+                ("username", "alice"),
+                ("password", ALICE_AT_CORP),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(
+            &format!("{issuer}/saml2/idpresponse"),
+            &[("SAMLResponse", hidden(&page, "SAMLResponse").as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let sso = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .find(|c| c.starts_with("gatehouse_sso_acme="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+
+    // Logout at the pool, confirmed (no hint): the session ends and the browser goes to the
+    // IdP with a signed LogoutRequest.
+    let confirm = browser
+        .get(&format!("{issuer}/oauth2/logout"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = browser
+        .post(
+            &format!("{issuer}/oauth2/logout"),
+            &[("csrf", hidden(&confirm, "csrf").as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let to_idp = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to_idp.starts_with(&format!("{}/slo?SAMLRequest=", idp.base)),
+        "{to_idp}"
+    );
+    let res = browser.get(&to_idp).await;
+    assert_eq!(res.status(), 302);
+    let back = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        back.starts_with(&format!("{issuer}/saml2/logout?SAMLResponse=")),
+        "{back}"
+    );
+
+    // The answer with its signature broken: the page says so, and offers nothing else.
+    let (signed, signature) = back.split_once("&Signature=").unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let res = browser
+        .get(&format!("{signed}&Signature={flipped}{}", &signature[1..]))
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(text.contains("You have signed out of acme"), "{text}");
+    assert!(text.contains("did not confirm"), "{text}");
+    // The genuine answer, after: its logout is spent.
+    let res = browser.get(&back).await;
+    assert_eq!(res.status(), 400);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("You have signed out"), "{text}");
+
+    // The session had ended: its cookie, presented again, names no session, so logout has
+    // nothing to confirm.
+    let again = app
+        .http
+        .get(format!("{issuer}/oauth2/logout"))
+        .header("cookie", &sso)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!again.contains("name=\"csrf\""), "{again}");
+    assert!(again.contains("You have signed out of acme"), "{again}");
 }
