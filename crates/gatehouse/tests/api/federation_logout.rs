@@ -197,7 +197,8 @@ async fn logout_ends_the_session_at_the_openid_provider_too() {
 /// LogoutRequest at the pool's `/saml2/logout` ends her session there and what it authorized,
 /// audited, and is answered with a signed LogoutResponse that the IdP accepts. Before that, the
 /// same request with its signature broken, sent to another pool, or as a LogoutResponse
-/// nobody asked for ends nothing and is a client error; replayed after, it is refused.
+/// nobody asked for ends nothing and is a client error; another directory of the pool logging
+/// out a user of the same name ends nothing of Corp's session; replayed after, it is refused.
 #[tokio::test]
 async fn the_directorys_own_logout_ends_the_sessions_it_started() {
     let app = spawn_app_at_its_address().await;
@@ -287,6 +288,52 @@ async fn the_directorys_own_logout_ends_the_sessions_it_started() {
     assert!(
         active(&app, &web, &access).await,
         "a refused logout ended the session"
+    );
+
+    // Another directory of the pool (signing with the same key, as two AD FS farms of one
+    // company might) logs out its own alice: its request verifies as its own, and ends
+    // nothing of the session Corp started.
+    let corp2 = saml_idp(&issuer).await;
+    create_idp(
+        &app,
+        &admin,
+        json!({"name": "corp2", "provider_type": "saml",
+            "saml_metadata_url": format!("{}/metadata", corp2.base)}),
+    )
+    .await;
+    let mut elsewhere = Browser::new();
+    let form = elsewhere
+        .get(&format!("{}/idp-initiated?user=alice", corp2.base))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let res = elsewhere
+        .post(
+            &format!("{}/login", corp2.base),
+            &[
+                ("pending", hidden(&form, "pending").as_str()),
+                ("username", "alice"),
+                ("password", ALICE_AT_CORP),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = elsewhere
+        .get(&format!("{}/logout?user=alice", corp2.base))
+        .await;
+    assert_eq!(res.status(), 302);
+    let theirs = res.headers()["location"].to_str().unwrap().to_owned();
+    let res = elsewhere.get(&theirs).await;
+    assert_eq!(res.status(), 303);
+    let answer = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        answer.starts_with(&format!("{}/slo?SAMLResponse=", corp2.base)),
+        "{answer}"
+    );
+    assert!(
+        active(&app, &web, &access).await,
+        "another provider's logout ended corp's session"
     );
 
     // The real request: alice's session ends, and the IdP gets a signed LogoutResponse.
