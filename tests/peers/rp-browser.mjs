@@ -165,6 +165,39 @@ async function submitted(action) {
   await navigated;
 }
 
+// The logout op's browsing: to `url`, through any confirmation, to the post-logout URI.
+async function logoutIn(cmd, state, url, navigations) {
+  await page.goto(url);
+  const signOut = page.getByRole("button", { name: "Sign out", exact: true });
+  const pages = [];
+  const timeout = cmd.timeout_ms ?? TIMEOUT_MS;
+  let step = await waitFor(postLogoutRedirectUri, { "sign-out": signOut }, timeout).catch((e) => {
+    if (e.code === "TIMEOUT") return "stayed";
+    throw e;
+  });
+  if (step === "sign-out") {
+    pages.push(await record(cmd, "sign-out"));
+    if (cmd.confirm !== false) {
+      await signOut.click();
+      step = await waitFor(postLogoutRedirectUri, {}, timeout).catch((e) => {
+        if (e.code === "TIMEOUT") return "stayed";
+        throw e;
+      });
+    }
+  }
+  const landed = new URL(page.url());
+  const at = landed.href.startsWith(postLogoutRedirectUri);
+  return {
+    confirm_shown: pages.length > 0,
+    pages,
+    landed: landed.href,
+    at_post_logout_redirect: at,
+    state_ok: at && landed.searchParams.get("state") === state,
+    text: await bodyText(),
+    navigations,
+  };
+}
+
 const handlers = {
   // {op: "login", issuer, client_id, client_secret?, auth_method? ("client_secret_basic" by
   //  default, or "client_secret_post"), client_metadata?, scope?, extra_params?, username,
@@ -341,42 +374,26 @@ const handlers = {
   // {op: "logout", client_id | session, id_token_hint?: bool (default true), confirm?: bool
   //  (default true), axe?, screenshot_dir?, label?, timeout_ms?}
   // Follows the end-session URL (with post_logout_redirect_uri and state) in the browser and
-  // clicks Sign out when asked to confirm. Answers {confirm_shown, pages, landed (the URL),
-  // at_post_logout_redirect, state_ok, text}.
+  // clicks Sign out when asked to confirm (the provider's page, or an upstream provider's it
+  // passes through). Answers {confirm_shown, pages, landed (the URL), at_post_logout_redirect,
+  // state_ok, text, navigations (every URL the browser's page went to, in order)}.
   async logout(cmd) {
     const s = sessionOf(cmd);
     const state = client.randomState();
     const params = { post_logout_redirect_uri: postLogoutRedirectUri, state };
     if (cmd.id_token_hint !== false) params.id_token_hint = s.tokens.id_token;
-    await page.goto(client.buildEndSessionUrl(s.config, params).href);
-    const signOut = page.getByRole("button", { name: "Sign out", exact: true });
-    const pages = [];
-    const timeout = cmd.timeout_ms ?? TIMEOUT_MS;
-    let step = await waitFor(postLogoutRedirectUri, { "sign-out": signOut }, timeout).catch((e) => {
-      if (e.code === "TIMEOUT") return "stayed";
-      throw e;
-    });
-    if (step === "sign-out") {
-      pages.push(await record(cmd, "sign-out"));
-      if (cmd.confirm !== false) {
-        await signOut.click();
-        step = await waitFor(postLogoutRedirectUri, {}, timeout).catch((e) => {
-          if (e.code === "TIMEOUT") return "stayed";
-          throw e;
-        });
-      }
-    }
-    const landed = new URL(page.url());
-    const at = landed.href.startsWith(postLogoutRedirectUri);
-    return {
-      confirm_shown: pages.length > 0,
-      pages,
-      landed: landed.href,
-      at_post_logout_redirect: at,
-      state_ok: at && landed.searchParams.get("state") === state,
-      text: await bodyText(),
+    const navigations = [];
+    const onNavigation = (r) => {
+      if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations.push(r.url());
     };
+    page.on("request", onNavigation);
+    try {
+      return await logoutIn(cmd, state, client.buildEndSessionUrl(s.config, params).href, navigations);
+    } finally {
+      page.off("request", onNavigation);
+    }
   },
+
 
   // {op: "authorize_raw", url, axe?, screenshot_dir?, label?}: opens any URL (a hand-made
   // authorization request, say) in the browser and reports where it ended, without filling

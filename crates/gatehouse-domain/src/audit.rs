@@ -110,6 +110,7 @@ actions! {
     IdentityProviderUpdated => "identity_provider.updated",
     IdentityProviderDeleted => "identity_provider.deleted",
     FederatedSignInRefused => "user.federated_sign_in_refused",
+    FederatedLogoutRefused => "user.federated_logout_refused",
 }
 
 /// Filters for reading the log; events come oldest first after `after_seq`.

@@ -386,6 +386,32 @@ pub struct PendingFederation {
     pub expires_at: Timestamp,
 }
 
+/// A browser session that a provider's sign-in started, and what ending it at that provider
+/// needs (spec section 7b): written with the session, gone with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedSession {
+    pub pool: PoolId,
+    pub session_id: crate::ids::SessionId,
+    pub provider: ProviderName,
+    /// The SAML NameID exactly as asserted, or the provider's subject.
+    pub subject: String,
+    /// The SAML NameID's Format.
+    pub name_id_format: Option<String>,
+    /// The SAML IdP's session (`SessionIndex`).
+    pub session_index: Option<String>,
+    /// The upstream OpenID provider's ID token (the `id_token_hint` of its logout), sealed
+    /// with the master key under [`FederatedSession::id_token_label`].
+    pub sealed_id_token: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+}
+
+impl FederatedSession {
+    /// The label a session's sealed upstream ID token is bound to.
+    pub fn id_token_label(session: crate::ids::SessionId) -> String {
+        format!("federated-session:{session}")
+    }
+}
+
 /// A pool's SAML service-provider key: RSA, PKCS#8 sealed with the master key (additional
 /// data: the pool and [`SamlSpKey::LABEL`]), and the self-signed certificate its metadata
 /// publishes.
@@ -425,6 +451,13 @@ pub trait FederationStore: Send + Sync {
         handle_sha256: &[u8; 32],
         now: Timestamp,
     ) -> StoreResult<Option<PendingFederation>>;
+    /// What ending the browser session `session` at its provider needs, if a provider's
+    /// sign-in started it.
+    async fn federated_session(
+        &self,
+        pool: PoolId,
+        session: crate::ids::SessionId,
+    ) -> StoreResult<Option<FederatedSession>>;
 }
 
 #[cfg(test)]

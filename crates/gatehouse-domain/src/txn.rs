@@ -165,6 +165,19 @@ pub trait PoolWrite: Send {
         &mut self,
         name: &crate::federation::ProviderName,
     ) -> StoreResult<bool>;
+    /// Records that a provider's sign-in started a browser session (created before, in this
+    /// transaction).
+    async fn put_federated_session(
+        &mut self,
+        session: &crate::federation::FederatedSession,
+    ) -> StoreResult<()>;
+    /// The browser sessions a provider's sign-ins of `subject` started, oldest first (ended
+    /// ones too: the caller ends what is still active).
+    async fn federated_sessions_of(
+        &mut self,
+        provider: &crate::federation::ProviderName,
+        subject: &str,
+    ) -> StoreResult<Vec<crate::federation::FederatedSession>>;
     /// Stores a verification code, replacing the user's previous one for that attribute.
     async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()>;
     /// Removes and returns the user's code for that attribute: a code is taken once.

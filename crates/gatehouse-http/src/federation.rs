@@ -6,7 +6,11 @@
 //! - `GET {base}/oauth2/idpresponse`: an OpenID Connect or OAuth 2.0 provider's answer;
 //! - `GET {base}/saml2/metadata`: the pool's SAML service-provider metadata;
 //! - `POST {base}/saml2/idpresponse`: the SAML assertion consumer service (HTTP-POST), for
-//!   SP- and IdP-initiated sign-in.
+//!   SP- and IdP-initiated sign-in;
+//! - `GET {base}/oauth2/idplogout`: an OpenID provider is done with the logout RP-initiated
+//!   logout sent it to;
+//! - `GET {base}/saml2/logout`: the SAML single logout service (HTTP-Redirect): the IdP's
+//!   LogoutResponse to our request, or its own LogoutRequest.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -15,6 +19,7 @@ use gatehouse_domain::pool::Pool;
 use gatehouse_service::RequestMeta;
 use gatehouse_service::browser::{BROWSER_SESSION_TTL_SECS, BrowserSignIn};
 use gatehouse_service::federation::{FederationRefusal, PENDING_TTL_SECS};
+use gatehouse_service::federation_logout::UpstreamLogoutEnd;
 use gatehouse_service::grants::authorization_code::ConsentAnswer;
 
 use crate::AppState;
@@ -147,8 +152,68 @@ pub async fn oauth_response(
     res
 }
 
+/// Where a logout at a provider ends: on to the client's post-logout URI, or the signed-out
+/// page, which says so when the provider's answer was not accepted or matched nothing.
+fn upstream_logout_done(pool: &Pool, end: UpstreamLogoutEnd) -> Response {
+    let signed_out = |notice: Option<&str>, continue_url: Option<String>, status| {
+        crate::browser::pool_page(
+            pool,
+            "signed_out.html",
+            minijinja::context! {
+                pool_name => pool.slug.as_str(),
+                notice => notice,
+                continue_url => continue_url,
+            },
+            status,
+        )
+    };
+    match end {
+        UpstreamLogoutEnd::Confirmed { then: Some(then) } => see_other(&then),
+        UpstreamLogoutEnd::Confirmed { then: None } => signed_out(None, None, StatusCode::OK),
+        UpstreamLogoutEnd::Unconfirmed {
+            then,
+            provider,
+            why,
+        } => {
+            tracing::warn!(%provider, %why, "the identity provider's logout answer was refused");
+            signed_out(
+                Some(
+                    "The identity provider did not confirm that you are signed out there too. Close your browser to end that session.",
+                ),
+                then,
+                StatusCode::OK,
+            )
+        }
+        // Nothing says this browser signed out here: never claim it did.
+        UpstreamLogoutEnd::Unknown => error_page(
+            pool,
+            "This sign-out had already finished or took too long. If you are still signed in, sign out again from the application.",
+            StatusCode::BAD_REQUEST,
+        ),
+    }
+}
+
+/// `GET {base}/oauth2/idplogout`: back from an OpenID provider's end-session endpoint.
+pub async fn oauth_logout(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    uri: Uri,
+) -> Response {
+    let handle = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned());
+    match state
+        .gh
+        .finish_oidc_upstream_logout(&pool, handle.as_deref())
+        .await
+    {
+        Ok(end) => upstream_logout_done(&pool, end),
+        Err(e) => failure_page(&pool, &e),
+    }
+}
+
 #[cfg(feature = "saml")]
-pub use saml_sp::{saml_metadata, saml_response};
+pub use saml_sp::{saml_logout, saml_metadata, saml_response};
 
 /// The SAML service provider's routes (feature `saml`).
 #[cfg(feature = "saml")]
@@ -157,6 +222,8 @@ mod saml_sp {
     use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
     use axum::response::{IntoResponse, Response};
     use bytes::Bytes;
+
+    use gatehouse_service::federation_logout::IdpLogoutAnswer;
 
     use super::{refusal_page, signed_in};
     use crate::AppState;
@@ -184,6 +251,46 @@ mod saml_sp {
         saml_response: Option<String>,
         #[serde(rename = "RelayState")]
         relay_state: Option<String>,
+    }
+
+    /// `GET {base}/saml2/logout`: the single logout service (HTTP-Redirect binding). A
+    /// `SAMLResponse` answers the logout RP-initiated logout sent; a `SAMLRequest` is the
+    /// IdP's own logout, answered with a signed LogoutResponse by redirect.
+    pub async fn saml_logout(
+        State(state): State<AppState>,
+        PoolCtx(pool): PoolCtx,
+        Meta(meta): Meta,
+        uri: axum::http::Uri,
+    ) -> Response {
+        let raw = uri.query().unwrap_or_default();
+        let has = |name: &str| {
+            form_urlencoded::parse(raw.as_bytes()).any(|(k, v)| k == name && !v.is_empty())
+        };
+        if has("SAMLResponse") {
+            return match state.gh.finish_saml_upstream_logout(&pool, raw).await {
+                Ok(end) => super::upstream_logout_done(&pool, end),
+                Err(e) => failure_page(&pool, &e),
+            };
+        }
+        if !has("SAMLRequest") {
+            return error_page(
+                &pool,
+                "This sign-out carries no SAML message.",
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        match state.gh.saml_idp_logout(&pool, raw, &meta).await {
+            Ok(IdpLogoutAnswer::Respond { location, .. }) => crate::browser::see_other(&location),
+            Ok(IdpLogoutAnswer::Refused(why)) => {
+                tracing::info!(%why, "an identity provider's logout request was refused");
+                error_page(
+                    &pool,
+                    "The identity provider's sign-out request could not be accepted.",
+                    StatusCode::BAD_REQUEST,
+                )
+            }
+            Err(e) => failure_page(&pool, &e),
+        }
     }
 
     /// `POST {base}/saml2/idpresponse`: the assertion consumer service (HTTP-POST binding).

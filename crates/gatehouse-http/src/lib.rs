@@ -72,6 +72,7 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         .route("/oauth2/staff/response", get(staff_sign_in::staff_response))
         // Upstream providers' answers (`federation.rs`).
         .route("/oauth2/idpresponse", get(federation::oauth_response))
+        .route("/oauth2/idplogout", get(federation::oauth_logout))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             limits::guard,
@@ -143,7 +144,8 @@ fn saml_routes() -> Router<AppState> {
     #[cfg(feature = "saml")]
     let routes = routes
         .route("/saml2/metadata", get(federation::saml_metadata))
-        .route("/saml2/idpresponse", post(federation::saml_response));
+        .route("/saml2/idpresponse", post(federation::saml_response))
+        .route("/saml2/logout", get(federation::saml_logout));
     routes
 }
 

@@ -340,9 +340,24 @@ impl Gatehouse {
     pub(crate) async fn start_browser_session(
         &self,
         pool: &Pool,
+        w: Box<dyn PoolWrite>,
+        user: User,
+        staff: Option<Actor>,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserSignIn> {
+        self.start_browser_session_from(pool, w, user, staff, None, meta)
+            .await
+    }
+
+    /// [`Self::start_browser_session`] for a sign-in at a provider (`upstream`), which is
+    /// recorded with the session for the provider's logout.
+    pub(crate) async fn start_browser_session_from(
+        &self,
+        pool: &Pool,
         mut w: Box<dyn PoolWrite>,
         user: User,
         staff: Option<Actor>,
+        upstream: Option<crate::federation::UpstreamOrigin>,
         meta: &RequestMeta,
     ) -> ServiceResult<BrowserSignIn> {
         let now = self.now();
@@ -371,6 +386,11 @@ impl Gatehouse {
             event = event.detail("with", "staff account");
         }
         w.create_session(&session).await?;
+        if let Some(origin) = upstream {
+            event = event.detail("provider", origin.provider.as_str());
+            w.put_federated_session(&self.federated_session_record(pool, &session, origin)?)
+                .await?;
+        }
         w.audit(&event).await?;
         w.commit().await?;
         let cookie = Secret::new(format!("{}.{}", session.id, secret.expose()));

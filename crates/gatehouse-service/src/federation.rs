@@ -58,6 +58,33 @@ pub struct UpstreamAssertion {
     /// Every attribute or claim the provider sent, as text (several values for SAML's
     /// multi-valued attributes).
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// What ending the session at the provider will need, kept with the browser session.
+    pub session: UpstreamSession,
+}
+
+/// What ending a session at its provider needs, from the answer that started it (see
+/// `federation_logout`).
+#[derive(Debug, Clone, Default)]
+pub enum UpstreamSession {
+    /// Nothing beyond the subject (an OAuth 2.0 provider without an ID token).
+    #[default]
+    Plain,
+    /// A SAML IdP's session: the NameID's Format and the SessionIndex (the NameID is the
+    /// subject).
+    Saml {
+        name_id_format: Option<String>,
+        session_index: Option<String>,
+    },
+    /// An OpenID provider's session: its ID token, the `id_token_hint` of its logout.
+    OpenId { id_token: Option<Secret> },
+}
+
+/// A browser session's provider, to be recorded with it (`FederatedSession`).
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamOrigin {
+    pub provider: ProviderName,
+    pub subject: String,
+    pub session: UpstreamSession,
 }
 
 /// Why a federated sign-in did not happen; said on a page, and in the audit log.
@@ -134,6 +161,17 @@ pub(crate) struct PendingState {
     /// The SAML AuthnRequest's ID, which the response must answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saml_request_id: Option<String>,
+    /// Set when this is a logout at the provider, not a sign-in (`federation_logout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logout: Option<PendingLogout>,
+}
+
+/// A logout sent to a provider: where the browser goes once it is back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct PendingLogout {
+    /// The client's checked post-logout URI with its `state`; none: the signed-out page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<String>,
 }
 
 /// A sign-in at a provider has started: send the browser to `location`; for OAuth, set the
@@ -462,14 +500,19 @@ impl Gatehouse {
                 }
             }
         };
+        let origin = UpstreamOrigin {
+            provider: idp.name.clone(),
+            subject: subject.to_owned(),
+            session: assertion.session.clone(),
+        };
         Ok(Ok(self
-            .start_browser_session(pool, w, user, None, meta)
+            .start_browser_session_from(pool, w, user, None, Some(origin), meta)
             .await?))
     }
 }
 
 /// The upstream client's view of a provider: its kind, issuer, client and endpoints.
-fn upstream_config(
+pub(crate) fn upstream_config(
     o: &gatehouse_domain::federation::OAuthSettings,
     secret: Secret,
 ) -> UpstreamConfig {
@@ -486,7 +529,7 @@ fn upstream_config(
 
 impl Gatehouse {
     /// The client secret of an OAuth provider.
-    fn provider_secret(&self, idp: &IdentityProvider) -> ServiceResult<Secret> {
+    pub(crate) fn provider_secret(&self, idp: &IdentityProvider) -> ServiceResult<Secret> {
         let sealed = idp
             .sealed_secret
             .as_deref()
@@ -532,6 +575,7 @@ impl Gatehouse {
                             code_verifier: Some(secrets.code_verifier.expose().to_owned()),
                             nonce: Some(secrets.nonce.expose().to_owned()),
                             saml_request_id: None,
+                            logout: None,
                         };
                         let cookie = self.seal_oauth_cookie(pool, &state)?;
                         let url = authorization_url(
@@ -614,6 +658,9 @@ impl Gatehouse {
         else {
             return Ok(Err(FederationRefusal::Expired));
         };
+        if state.logout.is_some() {
+            return Ok(Err(FederationRefusal::Expired));
+        }
         let Some(idp) = self
             .offered_provider(pool, state.provider.as_deref().unwrap_or_default())
             .await?
@@ -689,6 +736,9 @@ impl Gatehouse {
                 .map(|(k, v)| (k.clone(), claim_texts(v)))
                 .filter(|(_, v)| !v.is_empty())
                 .collect(),
+            session: UpstreamSession::OpenId {
+                id_token: identity.id_token.map(Secret::new),
+            },
         };
         match self
             .sign_in_federated(pool, &idp, assertion, None, meta)

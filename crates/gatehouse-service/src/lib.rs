@@ -11,6 +11,7 @@ pub mod clients;
 pub mod consents;
 pub mod error;
 pub mod federation;
+pub mod federation_logout;
 pub mod feed;
 pub mod grants;
 pub mod groups;

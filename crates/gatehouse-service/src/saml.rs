@@ -19,7 +19,7 @@ use crate::error::ServiceResult;
 #[cfg(feature = "saml")]
 pub use enabled::SamlCompletion;
 #[cfg(feature = "saml")]
-pub(crate) use enabled::SpCache;
+pub(crate) use enabled::{SpCache, metadata_of};
 
 /// The entity ID of the IdP a metadata document describes, once the document is checked.
 #[cfg(feature = "saml")]
@@ -60,7 +60,9 @@ mod enabled {
 
     use crate::browser::BrowserSignIn;
     use crate::error::{ServiceError, ServiceResult};
-    use crate::federation::{FederationRefusal, FederationStart, PendingState, UpstreamAssertion};
+    use crate::federation::{
+        FederationRefusal, FederationStart, PendingState, UpstreamAssertion, UpstreamSession,
+    };
     use crate::{Gatehouse, RequestMeta};
 
     /// Each pool's service provider, by pool and issuer (a pool's issuer changes with its
@@ -80,7 +82,7 @@ mod enabled {
         pub target: Option<String>,
     }
 
-    fn metadata_of(idp: &IdentityProvider) -> Option<(&SamlSettings, IdpMetadata)> {
+    pub(crate) fn metadata_of(idp: &IdentityProvider) -> Option<(&SamlSettings, IdpMetadata)> {
         match &idp.protocol {
             ProviderProtocol::Saml(s) => IdpMetadata::parse(&s.metadata_xml).ok().map(|m| (s, m)),
             ProviderProtocol::OAuth(_) => None,
@@ -204,7 +206,7 @@ mod enabled {
             };
             let (idp, expected, request, target) = match pending {
                 Some((idp, state)) => {
-                    let Some(id) = state.saml_request_id else {
+                    let (Some(id), None) = (state.saml_request_id, &state.logout) else {
                         return Ok(Err(FederationRefusal::Expired));
                     };
                     (idp, InResponseTo::Expected(id), Some(state.request), None)
@@ -258,6 +260,10 @@ mod enabled {
             let upstream = UpstreamAssertion {
                 subject: assertion.name_id,
                 attributes: assertion.attributes,
+                session: UpstreamSession::Saml {
+                    name_id_format: assertion.name_id_format,
+                    session_index: assertion.session_index,
+                },
             };
             let signed_in = self
                 .sign_in_federated(pool, &idp, upstream, Some(once), meta)

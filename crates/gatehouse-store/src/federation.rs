@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 use gatehouse_domain::federation::{
-    AttributeMapping, FederationStore, IdentityProvider, PendingFederation, ProviderName,
-    ProviderProtocol, SamlSpKey,
+    AttributeMapping, FederatedSession, FederationStore, IdentityProvider, PendingFederation,
+    ProviderName, ProviderProtocol, SamlSpKey,
 };
-use gatehouse_domain::ids::{PoolId, UserId};
+use gatehouse_domain::ids::{PoolId, SessionId, UserId};
 use gatehouse_domain::permission::{PermissionSet, Role};
 use gatehouse_domain::store::StoreResult;
 use gatehouse_domain::time::Timestamp;
@@ -178,6 +178,64 @@ pub(crate) async fn identities_in(
         .collect()
 }
 
+const SESSION_COLUMNS: &str = "pool_id, session_id, provider_name, subject, name_id_format, \
+     session_index, sealed_id_token, created_at";
+
+fn session_from_row(row: &AnyRow) -> StoreResult<FederatedSession> {
+    Ok(FederatedSession {
+        pool: parsed(row, "pool_id", PoolId::parse)?,
+        session_id: parsed(row, "session_id", SessionId::parse)?,
+        provider: parsed(row, "provider_name", ProviderName::parse)?,
+        subject: get(row, "subject")?,
+        name_id_format: get(row, "name_id_format")?,
+        session_index: get(row, "session_index")?,
+        sealed_id_token: get(row, "sealed_id_token")?,
+        created_at: Timestamp(get(row, "created_at")?),
+    })
+}
+
+pub(crate) async fn put_session_in(
+    conn: &mut AnyConnection,
+    session: &FederatedSession,
+) -> StoreResult<()> {
+    sqlx::query(&format!(
+        "INSERT INTO federated_sessions ({SESSION_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))
+    .bind(session.pool.to_string())
+    .bind(session.session_id.to_string())
+    .bind(session.provider.as_str())
+    .bind(session.subject.as_str())
+    .bind(session.name_id_format.clone())
+    .bind(session.session_index.clone())
+    .bind(session.sealed_id_token.clone())
+    .bind(session.created_at.as_secs())
+    .execute(&mut *conn)
+    .await
+    .conflict("the session is already recorded as federated")?;
+    Ok(())
+}
+
+pub(crate) async fn sessions_of_in(
+    conn: &mut AnyConnection,
+    pool: PoolId,
+    provider: &ProviderName,
+    subject: &str,
+) -> StoreResult<Vec<FederatedSession>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SESSION_COLUMNS} FROM federated_sessions \
+         WHERE pool_id = $1 AND provider_name = $2 AND subject = $3 \
+         ORDER BY created_at, session_id"
+    ))
+    .bind(pool.to_string())
+    .bind(provider.as_str())
+    .bind(subject)
+    .fetch_all(&mut *conn)
+    .await
+    .store()?;
+    rows.iter().map(session_from_row).collect()
+}
+
 fn sp_key_from_row(row: &AnyRow) -> StoreResult<SamlSpKey> {
     Ok(SamlSpKey {
         pool: parsed(row, "pool_id", PoolId::parse)?,
@@ -299,5 +357,22 @@ impl FederationStore for SqlStore {
             return Err(corrupt("pending federation", "another pool's row"));
         }
         Ok(Some(pending))
+    }
+
+    async fn federated_session(
+        &self,
+        pool: PoolId,
+        session: SessionId,
+    ) -> StoreResult<Option<FederatedSession>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM federated_sessions \
+             WHERE pool_id = $1 AND session_id = $2"
+        ))
+        .bind(pool.to_string())
+        .bind(session.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .store()?;
+        row.as_ref().map(session_from_row).transpose()
     }
 }

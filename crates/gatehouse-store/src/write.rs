@@ -6,7 +6,7 @@ use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::authorization::{AuthorizationCode, CodeTaken, RefreshTaken, RefreshToken};
 use gatehouse_domain::client::AppClient;
 use gatehouse_domain::consent::Consent;
-use gatehouse_domain::federation::{IdentityProvider, ProviderName};
+use gatehouse_domain::federation::{FederatedSession, IdentityProvider, ProviderName};
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{ClientId, GroupName, PoolId, SessionId, UserId, Username};
 use gatehouse_domain::permission::PermissionSet;
@@ -257,6 +257,19 @@ impl PoolWrite for SqlWrite {
 
     async fn delete_identity_provider(&mut self, name: &ProviderName) -> StoreResult<bool> {
         federation::delete_in(&mut self.tx, self.pool, name).await
+    }
+
+    async fn put_federated_session(&mut self, session: &FederatedSession) -> StoreResult<()> {
+        self.same_pool(session.pool)?;
+        federation::put_session_in(&mut self.tx, session).await
+    }
+
+    async fn federated_sessions_of(
+        &mut self,
+        provider: &ProviderName,
+        subject: &str,
+    ) -> StoreResult<Vec<FederatedSession>> {
+        federation::sessions_of_in(&mut self.tx, self.pool, provider, subject).await
     }
 
     async fn put_verification_code(&mut self, code: &VerificationCode) -> StoreResult<()> {

@@ -61,6 +61,7 @@ on_both_backends! {
     federation::linked_users_standing_unites_roles_and_groups: sqlite_linked_users_standing, postgres_linked_users_standing;
     federation::pending_sign_ins_are_taken_once: sqlite_pending_federations, postgres_pending_federations;
     federation::one_saml_key_per_pool: sqlite_saml_sp_keys, postgres_saml_sp_keys;
+    federation::federated_sessions_go_with_their_session: sqlite_federated_sessions, postgres_federated_sessions;
     ssf::streams_are_compared_and_set: sqlite_ssf_streams, postgres_ssf_streams;
     backchannel::cursor_is_per_pool_and_transactional: sqlite_backchannel_cursor, postgres_backchannel_cursor;
     backchannel::deliveries_are_claimed_under_a_lease: sqlite_backchannel_lease, postgres_backchannel_lease;

@@ -94,11 +94,27 @@ pub async fn logout(
     {
         return failure_page(&pool, &e);
     }
-    let mut res = match req
+    let then = req
         .post_logout_redirect_uri
         .as_deref()
-        .and_then(|uri| redirect_to(uri, &[("state", req.state.as_deref())]))
-    {
+        .and_then(|uri| redirect_to(uri, &[("state", req.state.as_deref())]));
+    // The session here has ended; one a provider's sign-in started ends there too, the
+    // browser coming back to go on to `then` (`federation::upstream_logout_done`).
+    let upstream = match &session {
+        Some(s) => match state
+            .gh
+            .start_upstream_logout(&pool, s, then.as_deref())
+            .await
+        {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                tracing::warn!(error = %e, "no logout at the identity provider");
+                None
+            }
+        },
+        None => None,
+    };
+    let mut res = match upstream.or(then) {
         Some(location) => see_other(&location),
         None => pool_page(
             &pool,

@@ -1,10 +1,10 @@
 //! Identity providers: created, changed and deleted in a pool's write transaction, deleting
 //! the links to them; what their linked users may do, read together; pending sign-ins taken
-//! once; one SAML key per pool.
+//! once; one SAML key per pool; federated sessions kept with their session and gone with it.
 
 use gatehouse_domain::federation::{
-    AttributeMapping, FederationStore, IdentityProvider, OAuthKind, OAuthSettings,
-    PendingFederation, ProviderName, ProviderProtocol, SamlSpKey,
+    AttributeMapping, FederatedSession, FederationStore, IdentityProvider, OAuthKind,
+    OAuthSettings, PendingFederation, ProviderName, ProviderProtocol, SamlSpKey,
 };
 use gatehouse_domain::permission::{Permission, Role};
 use gatehouse_domain::store::{Store, StoreError};
@@ -224,4 +224,116 @@ pub async fn one_saml_key_per_pool(db: &Db) {
     };
     assert_eq!(store.put_saml_sp_key(&second).await.unwrap(), first);
     assert_eq!(store.saml_sp_key(pool.id).await.unwrap(), Some(first));
+}
+
+/// A federated session is written in the transaction of its pool, once per session, only for
+/// a session that exists; found by its session and by its provider's subject; and purged
+/// with its session.
+pub async fn federated_sessions_go_with_their_session(db: &Db) {
+    use gatehouse_domain::audit::AuditAction;
+    use gatehouse_domain::retention::PurgePolicy;
+
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let other = new_pool(store, "other").await;
+    let alice = new_user(store, pool.id, "alice").await;
+    let corp = ProviderName::parse("corp").unwrap();
+    let later = T0.plus_secs(3600);
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let s = sign_in(&alice, later);
+        store
+            .create_session(&s, &event(pool.id, AuditAction::UserSignedIn, "alice"))
+            .await
+            .unwrap();
+        sessions.push(s);
+    }
+    let record = |session: &gatehouse_domain::session::Session, index: &str| FederatedSession {
+        pool: pool.id,
+        session_id: session.id,
+        provider: corp.clone(),
+        subject: "alice@corp.example".into(),
+        name_id_format: Some("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified".into()),
+        session_index: Some(index.into()),
+        sealed_id_token: Some(vec![7, 8, 9]),
+        created_at: session.created_at,
+    };
+    let first = record(&sessions[0], "_one");
+    let second = record(&sessions[1], "_two");
+    let mut w = store.write(pool.id).await.unwrap();
+    w.put_federated_session(&first).await.unwrap();
+    w.put_federated_session(&second).await.unwrap();
+    w.commit().await.unwrap();
+
+    assert_eq!(
+        store
+            .federated_session(pool.id, first.session_id)
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .federated_session(other.id, first.session_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let mut w = store.write(pool.id).await.unwrap();
+    let found = w
+        .federated_sessions_of(&corp, "alice@corp.example")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found.contains(&first) && found.contains(&second));
+    assert_eq!(
+        w.federated_sessions_of(&corp, "ALICE@corp.example")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        w.federated_sessions_of(&ProviderName::parse("op").unwrap(), "alice@corp.example")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    // Once per session.
+    let again = w.put_federated_session(&first).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    drop(w);
+    // Only for a session that exists, and only in its pool's transaction.
+    let mut w = store.write(pool.id).await.unwrap();
+    let mut orphan = first.clone();
+    orphan.session_id = gatehouse_domain::ids::SessionId::new_random();
+    assert!(w.put_federated_session(&orphan).await.is_err());
+    drop(w);
+    let mut w = store.write(other.id).await.unwrap();
+    assert!(w.put_federated_session(&first).await.is_err());
+    drop(w);
+    let mut w = store.write(other.id).await.unwrap();
+    assert_eq!(
+        w.federated_sessions_of(&corp, "alice@corp.example")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    drop(w);
+
+    // Purged with the sessions, once they are past their grace.
+    let policy = PurgePolicy::default();
+    let counts = store
+        .purge_expired(later.plus_secs(policy.session_grace_secs + 1), &policy)
+        .await
+        .unwrap();
+    assert_eq!(counts.sessions, 2);
+    for s in [&first, &second] {
+        assert_eq!(
+            store
+                .federated_session(pool.id, s.session_id)
+                .await
+                .unwrap(),
+            None
+        );
+    }
 }

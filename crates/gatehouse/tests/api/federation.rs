@@ -15,17 +15,17 @@ use crate::common::{TestApp, spawn_app, start_peer};
 
 const IDPS: &str = "/api/user-management/identity-providers";
 const USERS: &str = "/api/user-management/users";
-const CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims";
-const ALICE_AT_CORP: &str = "alice-at-corp-password";
-const UPSTREAM_SECRET: &str = "the-upstream-client-secret-of-32b";
+pub(crate) const CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims";
+pub(crate) const ALICE_AT_CORP: &str = "alice-at-corp-password";
+pub(crate) const UPSTREAM_SECRET: &str = "the-upstream-client-secret-of-32b";
 
 /// A running peer and where it listens.
-struct Peer {
-    base: String,
+pub(crate) struct Peer {
+    pub(crate) base: String,
     _child: tokio::process::Child,
 }
 
-async fn peer(script: &str, config: Value) -> Peer {
+pub(crate) async fn peer(script: &str, config: Value) -> Peer {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(peers_dir().join(script)).arg(config.to_string());
     let (child, line) = start_peer(cmd, script).await;
@@ -38,7 +38,7 @@ async fn peer(script: &str, config: Value) -> Peer {
 }
 
 /// samlify as Corp's directory, for the SP of `issuer`: alice, with AD FS claim URIs.
-async fn saml_idp(issuer: &str) -> Peer {
+pub(crate) async fn saml_idp(issuer: &str) -> Peer {
     peer(
         "saml-idp.mjs",
         json!({
@@ -74,14 +74,14 @@ async fn upstream_op(issuer: &str) -> Peer {
 }
 
 /// An administrator's token in `pool`.
-async fn admin_token(app: &TestApp, pool: &str) -> String {
+pub(crate) async fn admin_token(app: &TestApp, pool: &str) -> String {
     app.create_user(pool, "ada", &["admin"], "ada-password-123")
         .await;
     let client = app.create_client(pool, &[]).await;
     app.sign_in(pool, &client, "ada", "ada-password-123").await
 }
 
-async fn api(
+pub(crate) async fn api(
     app: &TestApp,
     token: &str,
     method: reqwest::Method,
@@ -98,7 +98,7 @@ async fn api(
     req.send().await.unwrap()
 }
 
-async fn create_idp(app: &TestApp, token: &str, attributes: Value) -> Value {
+pub(crate) async fn create_idp(app: &TestApp, token: &str, attributes: Value) -> Value {
     let res = api(
         app,
         token,

@@ -15,6 +15,7 @@ mod consent;
 mod discovery;
 mod edge;
 mod federation;
+mod federation_logout;
 mod fleet;
 mod flow;
 mod fuzz;
