@@ -314,9 +314,9 @@ async fn a_directory_and_an_openid_provider_sign_in_one_person() {
     assert!(!direct_steps.contains(&"sign-in"), "{direct:#}");
 }
 
-/// A SAMLResponse for the IdP-initiated sign-in of alice, as the IdP hands it to the browser.
-async fn unsolicited_response(idp: &Peer) -> String {
-    let mut browser = Browser::new();
+/// Alice's IdP-initiated sign-in at `idp`, by hand in `browser` (which keeps the IdP's
+/// session cookie): the IdP's form, then the page that posts its Response to the pool.
+pub(crate) async fn idp_initiated_page(browser: &mut Browser, idp: &Peer) -> String {
     let form = browser
         .get(&format!("{}/idp-initiated?user=alice", idp.base))
         .await
@@ -333,11 +333,17 @@ async fn unsolicited_response(idp: &Peer) -> String {
                 ("password", ALICE_AT_CORP),
             ],
         )
-        .await
-        .text()
-        .await
-        .unwrap();
-    hidden(&page, "SAMLResponse")
+        .await;
+    assert_eq!(page.status(), 200);
+    page.text().await.unwrap()
+}
+
+/// A SAMLResponse for the IdP-initiated sign-in of alice, as the IdP hands it to the browser.
+async fn unsolicited_response(idp: &Peer) -> String {
+    hidden(
+        &idp_initiated_page(&mut Browser::new(), idp).await,
+        "SAMLResponse",
+    )
 }
 
 async fn post_acs(app: &TestApp, pool: &str, form: &[(&str, &str)]) -> reqwest::Response {

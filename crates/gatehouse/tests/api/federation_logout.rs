@@ -12,7 +12,8 @@ use crate::browser_signin::{login, register, spawn_app_at_its_address};
 use crate::code_flow::{Browser, hidden};
 use crate::common::{ClientCreds, TestApp};
 use crate::federation::{
-    ALICE_AT_CORP, UPSTREAM_SECRET, admin_token, api, create_idp, peer, saml_idp,
+    ALICE_AT_CORP, UPSTREAM_SECRET, admin_token, api, create_idp, idp_initiated_page, peer,
+    saml_idp,
 };
 
 /// Whether `token` is active at the pool's introspection endpoint.
@@ -302,23 +303,7 @@ async fn the_directorys_own_logout_ends_the_sessions_it_started() {
     )
     .await;
     let mut elsewhere = Browser::new();
-    let form = elsewhere
-        .get(&format!("{}/idp-initiated?user=alice", corp2.base))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let res = elsewhere
-        .post(
-            &format!("{}/login", corp2.base),
-            &[
-                ("pending", hidden(&form, "pending").as_str()),
-                ("username", "alice"),
-                ("password", ALICE_AT_CORP),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    idp_initiated_page(&mut elsewhere, &corp2).await;
     let res = elsewhere
         .get(&format!("{}/logout?user=alice", corp2.base))
         .await;
@@ -388,25 +373,7 @@ async fn a_refused_logout_answer_still_leaves_the_browser_signed_out_here() {
 
     // IdP-initiated sign-in, by hand: the IdP's form, its Response posted to the pool.
     let mut browser = Browser::new();
-    let form = browser
-        .get(&format!("{}/idp-initiated?user=alice", idp.base))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let page = browser
-        .post(
-            &format!("{}/login", idp.base),
-            &[
-                ("pending", hidden(&form, "pending").as_str()),
-                ("username", "alice"),
-                ("password", ALICE_AT_CORP),
-            ],
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = idp_initiated_page(&mut browser, &idp).await;
     let res = browser
         .post(
             &format!("{issuer}/saml2/idpresponse"),
