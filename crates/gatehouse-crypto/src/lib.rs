@@ -5,6 +5,7 @@ pub mod jws;
 pub mod keys;
 pub mod password;
 pub mod secret;
+pub mod totp;
 pub mod upstream;
 
 #[derive(Debug, thiserror::Error)]
