@@ -12,6 +12,7 @@ pub mod federation;
 pub mod group;
 pub mod ids;
 pub mod lockout;
+pub mod mfa;
 pub mod permission;
 pub mod pool;
 pub mod retention;

@@ -64,6 +64,9 @@ pub struct PoolSettings {
     /// How the hosted pages are branded; absent in rows from before themes (no theme).
     #[serde(default)]
     pub theme: crate::theme::Theme,
+    /// Whether sign-in asks for a second factor; absent in rows from before MFA (optional).
+    #[serde(default)]
+    pub mfa: crate::mfa::MfaMode,
 }
 
 impl Default for PoolSettings {
@@ -77,6 +80,7 @@ impl Default for PoolSettings {
             invitation_messages: InvitationMessages::default(),
             audit_retention_days: None,
             theme: crate::theme::Theme::default(),
+            mfa: crate::mfa::MfaMode::default(),
         }
     }
 }

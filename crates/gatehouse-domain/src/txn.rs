@@ -186,6 +186,32 @@ pub trait PoolWrite: Send {
         user: UserId,
         attribute: VerifiableAttribute,
     ) -> StoreResult<Option<VerificationCode>>;
+    /// The user's software token, confirmed or pending.
+    async fn totp_credential(
+        &mut self,
+        user: UserId,
+    ) -> StoreResult<Option<crate::mfa::TotpCredential>>;
+    /// Stores a pending software token, replacing the user's previous one.
+    async fn put_totp_credential(
+        &mut self,
+        credential: &crate::mfa::TotpCredential,
+    ) -> StoreResult<()>;
+    /// Records that a code of step `step` was accepted, and confirms the token at `confirm`
+    /// when given: one atomic compare-and-set that passes only if no code of this step or a
+    /// later one was accepted before. False if it did not pass (a replay, or no token).
+    async fn accept_totp_step(
+        &mut self,
+        user: UserId,
+        step: i64,
+        confirm: Option<Timestamp>,
+    ) -> StoreResult<bool>;
+    /// Replaces the user's recovery codes with these SHA-256 digests (hex).
+    async fn replace_recovery_codes(&mut self, user: UserId, digests: &[String])
+    -> StoreResult<()>;
+    /// Takes one recovery code by its digest: true the first time, false ever after.
+    async fn take_recovery_code(&mut self, user: UserId, digest: &str) -> StoreResult<bool>;
+    /// Removes the user's software token and recovery codes; true if there was any.
+    async fn remove_mfa_factors(&mut self, user: UserId) -> StoreResult<bool>;
     async fn create_session(&mut self, session: &Session) -> StoreResult<()>;
     /// Ends the active sessions `which` names at `at`, and returns those it ended.
     async fn end_sessions(

@@ -17,6 +17,7 @@ mod error;
 mod federation;
 mod groups;
 mod lockout;
+mod mfa;
 mod one_trip;
 mod pools;
 mod purge;

@@ -285,6 +285,46 @@ impl PoolWrite for SqlWrite {
         users::take_code(&mut *self.tx, self.pool, user, attribute).await
     }
 
+    async fn totp_credential(
+        &mut self,
+        user: UserId,
+    ) -> StoreResult<Option<gatehouse_domain::mfa::TotpCredential>> {
+        crate::mfa::totp_in(&mut self.tx, self.pool, user).await
+    }
+
+    async fn put_totp_credential(
+        &mut self,
+        credential: &gatehouse_domain::mfa::TotpCredential,
+    ) -> StoreResult<()> {
+        self.same_pool(credential.pool)?;
+        crate::mfa::put_totp_in(&mut self.tx, credential).await
+    }
+
+    async fn accept_totp_step(
+        &mut self,
+        user: UserId,
+        step: i64,
+        confirm: Option<Timestamp>,
+    ) -> StoreResult<bool> {
+        crate::mfa::accept_step_in(&mut self.tx, self.pool, user, step, confirm).await
+    }
+
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        digests: &[String],
+    ) -> StoreResult<()> {
+        crate::mfa::replace_recovery_codes_in(&mut self.tx, self.pool, user, digests).await
+    }
+
+    async fn take_recovery_code(&mut self, user: UserId, digest: &str) -> StoreResult<bool> {
+        crate::mfa::take_recovery_code_in(&mut self.tx, self.pool, user, digest).await
+    }
+
+    async fn remove_mfa_factors(&mut self, user: UserId) -> StoreResult<bool> {
+        crate::mfa::remove_factors_in(&mut self.tx, self.pool, user).await
+    }
+
     async fn create_session(&mut self, session: &Session) -> StoreResult<()> {
         self.same_pool(session.pool)?;
         sessions::create_in(&mut self.tx, session).await
