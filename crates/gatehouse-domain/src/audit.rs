@@ -89,6 +89,8 @@ actions! {
     UserDisabled => "user.disabled",
     UserPasswordReset => "user.password_reset",
     UserMfaDisabled => "user.mfa_disabled",
+    UserMfaEnrolled => "user.mfa_enrolled",
+    MfaRecoveryCodeUsed => "mfa.recovery_code_used",
     UserLinkedToProvider => "user.linked_to_provider",
     UserGroupsUpdated => "user.groups_updated",
     UserAttributeVerified => "user.attribute_verified",

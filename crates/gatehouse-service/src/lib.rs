@@ -21,6 +21,7 @@ pub mod impersonation;
 pub mod keyring;
 pub mod maintenance;
 pub mod messages;
+pub mod mfa;
 pub mod outbound;
 pub mod password_reset;
 pub mod pools;

@@ -18,6 +18,8 @@ pub enum MessageKind {
     Invitation,
     PasswordReset,
     AttributeVerification,
+    /// A notice of something done with the account (a recovery code used).
+    SecurityNotice,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -45,6 +45,12 @@ pub enum SignInOutcome {
     NewPasswordRequired {
         session: Secret,
     },
+    /// A second factor is asked for: `SOFTWARE_TOKEN_MFA` (answered with a code or a
+    /// recovery code), or `MFA_SETUP` (the pool requires one and the user has none).
+    Mfa {
+        challenge: &'static str,
+        session: Secret,
+    },
 }
 
 /// The password step's outcome (see [`Gatehouse::check_password`]).
@@ -54,12 +60,12 @@ pub(crate) enum PasswordChecked {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct ChallengeClaims {
+pub(crate) struct ChallengeClaims {
     iss: String,
-    sub: String,
+    pub(crate) sub: String,
     aud: String,
-    exp: i64,
-    jti: String,
+    pub(crate) exp: i64,
+    pub(crate) jti: String,
     challenge: String,
 }
 
@@ -70,7 +76,7 @@ fn not_authorized() -> ServiceError {
 impl Gatehouse {
     /// The app client a sign-in goes through: a public client by id, a confidential one with
     /// its secret.
-    async fn sign_in_client(
+    pub(crate) async fn sign_in_client(
         &self,
         pool: &Pool,
         client_id: &str,
@@ -103,7 +109,7 @@ impl Gatehouse {
 
     /// Counts a failed sign-in of `name` and records the run in the audit log at its turns
     /// (its first failure, the start of the back-off, the lock), not one row per failure.
-    async fn count_sign_in_failure(
+    pub(crate) async fn count_sign_in_failure(
         &self,
         pool: &Pool,
         name: &Username,
@@ -150,7 +156,14 @@ impl Gatehouse {
                         .await?,
                 })
             }
-            PasswordChecked::SignedIn { w, user } => {
+            PasswordChecked::SignedIn { mut w, user } => {
+                if let Some(challenge) = self.mfa_challenge_for(pool, w.as_mut(), &user).await? {
+                    drop(w);
+                    let session = self
+                        .challenge_session(pool, &user, client.client_id.as_str(), challenge)
+                        .await?;
+                    return Ok(SignInOutcome::Mfa { challenge, session });
+                }
                 self.start_session(pool, &client, w, &user, meta).await
             }
         }
@@ -244,6 +257,20 @@ impl Gatehouse {
         user: &User,
         audience: &str,
     ) -> ServiceResult<Secret> {
+        self.challenge_session(pool, user, audience, NEW_PASSWORD_REQUIRED)
+            .await
+    }
+
+    /// A challenge session: opaque to the client, signed with the pool's key, bound to the
+    /// user, the audience and the challenge it answers, good for [`CHALLENGE_TTL_SECS`] and
+    /// for one answer (its `jti` is taken with `use_once` by the answer that passes).
+    pub(crate) async fn challenge_session(
+        &self,
+        pool: &Pool,
+        user: &User,
+        audience: &str,
+        challenge: &str,
+    ) -> ServiceResult<Secret> {
         let keys = self.pool_keys(pool).await?;
         let claims = ChallengeClaims {
             iss: self.issuer(pool),
@@ -251,7 +278,7 @@ impl Gatehouse {
             aud: audience.to_owned(),
             exp: self.now().plus_secs(CHALLENGE_TTL_SECS).as_secs(),
             jti: random_token().expose().to_owned(),
-            challenge: NEW_PASSWORD_REQUIRED.to_owned(),
+            challenge: challenge.to_owned(),
         };
         Ok(Secret::new(jws::sign(
             &keys.signing,
@@ -272,9 +299,17 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
-        let (w, user) = self
+        let (mut w, user) = self
             .set_new_password(pool, client.client_id.as_str(), session, new_password, meta)
             .await?;
+        if let Some(challenge) = self.mfa_challenge_for(pool, w.as_mut(), &user).await? {
+            // The new password stands; the second factor is the next step.
+            w.commit().await?;
+            let session = self
+                .challenge_session(pool, &user, client.client_id.as_str(), challenge)
+                .await?;
+            return Ok(SignInOutcome::Mfa { challenge, session });
+        }
         self.start_session(pool, &client, w, &user, meta).await
     }
 
@@ -288,30 +323,11 @@ impl Gatehouse {
         new_password: &Secret,
         meta: &RequestMeta,
     ) -> ServiceResult<(Box<dyn PoolWrite>, User)> {
-        let keys = self.pool_keys(pool).await?;
-        let issuer = self.issuer(pool);
         let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
-        let claims: ChallengeClaims = jws::verify(
-            session,
-            |kid| keys.verifying_key(kid),
-            &Expect {
-                typ: TYP_CHALLENGE,
-                issuer: &issuer,
-                audience: Some(audience),
-            },
-        )
-        .map_err(|_| expired())?;
+        let claims = self
+            .verify_challenge(pool, audience, session, NEW_PASSWORD_REQUIRED)
+            .await?;
         let now = self.now();
-        // A cheap early refusal of a used challenge; the claim itself is `use_once` below.
-        if claims.exp <= now.as_secs()
-            || claims.challenge != NEW_PASSWORD_REQUIRED
-            || self
-                .revocations
-                .is_revoked(self.store.as_ref(), pool.id, &claims.jti, now)
-                .await?
-        {
-            return Err(expired());
-        }
         pool.settings.password_policy.check(new_password.expose())?;
         let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
         // Hashed before the transaction opens: the writer is never held across argon2.
@@ -345,6 +361,42 @@ impl Gatehouse {
         Ok((w, user))
     }
 
+    /// Reads a challenge session of `challenge` bound to `audience`: signed by the pool,
+    /// unexpired, not yet answered. Only a cheap early refusal of a used one: the answer
+    /// claims it with `use_once` in its transaction.
+    pub(crate) async fn verify_challenge(
+        &self,
+        pool: &Pool,
+        audience: &str,
+        session: &str,
+        challenge: &str,
+    ) -> ServiceResult<ChallengeClaims> {
+        let keys = self.pool_keys(pool).await?;
+        let issuer = self.issuer(pool);
+        let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
+        let claims: ChallengeClaims = jws::verify(
+            session,
+            |kid| keys.verifying_key(kid),
+            &Expect {
+                typ: TYP_CHALLENGE,
+                issuer: &issuer,
+                audience: Some(audience),
+            },
+        )
+        .map_err(|_| expired())?;
+        let now = self.now();
+        if claims.exp <= now.as_secs()
+            || claims.challenge != challenge
+            || self
+                .revocations
+                .is_revoked(self.store.as_ref(), pool.id, &claims.jti, now)
+                .await?
+        {
+            return Err(expired());
+        }
+        Ok(claims)
+    }
+
     /// Completes a password reset (an administrator's, or one the user asked for because it
     /// forgot its password) with the code sent to the user and a new password that meets the
     /// pool's policy (see [`Gatehouse::reset_password_with_code`]). The user is confirmed and
@@ -370,7 +422,7 @@ impl Gatehouse {
 
     /// Starts a sign-in session for `user` inside `w`, the transaction of the operation that
     /// decided it, commits, and mints the session's first token.
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         pool: &Pool,
         client: &AppClient,

@@ -16,7 +16,7 @@
 
 mod actions;
 mod codes;
-mod self_service;
+pub(crate) mod self_service;
 mod sessions;
 
 use gatehouse_crypto::secret::Secret;

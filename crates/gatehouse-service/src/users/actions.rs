@@ -271,11 +271,12 @@ impl Gatehouse {
         username: &Username,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        let clear = |user: &mut User, _| {
+        let clear = |user: &mut User, now| {
             user.mfa = MfaState::None;
+            user.tokens_not_before = Some(now);
             Ok(())
         };
-        let (w, _) = self
+        let (mut w, user) = self
             .change_user(
                 pool,
                 principal,
@@ -285,6 +286,18 @@ impl Gatehouse {
                 meta,
                 clear,
             )
+            .await?;
+        // Removing the factors is a credential change: the user's sessions (and the
+        // impersonations it started) end, and the relying parties hear of it.
+        w.remove_mfa_factors(user.id).await?;
+        let cause = Cause::new(InitiatingEntity::Admin, "MFA disabled");
+        self.end_authority_of(w.as_mut(), pool, principal, &user, meta, &cause)
+            .await?;
+        let changed = EventKind::CredentialChange {
+            credential_type: CredentialType::App,
+            change_type: ChangeType::Delete,
+        };
+        self.tell_about_user(w.as_mut(), user.id, changed, &cause.txn)
             .await?;
         w.commit().await?;
         Ok(())
