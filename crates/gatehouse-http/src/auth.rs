@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, no_store};
-use crate::extract::{ApiJson, Meta, PoolCtx};
+use crate::extract::{ApiJson, MaybeAuthenticated, Meta, PoolCtx};
+use gatehouse_service::mfa::SetupDone;
+use gatehouse_service::principal::Principal;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +39,12 @@ pub struct RespondRequest {
     #[serde(default)]
     client_secret: Option<String>,
     session: String,
-    new_password: String,
+    /// `NEW_PASSWORD_REQUIRED` only.
+    #[serde(default)]
+    new_password: Option<String>,
+    /// `SOFTWARE_TOKEN_MFA` (a code or a recovery code) and `MFA_SETUP` only.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +76,10 @@ fn answer(outcome: SignInOutcome) -> Response {
         },
         SignInOutcome::NewPasswordRequired { session } => SignInResponse::Challenge {
             challenge: "NEW_PASSWORD_REQUIRED",
+            session: session.expose().to_owned(),
+        },
+        SignInOutcome::Mfa { challenge, session } => SignInResponse::Challenge {
+            challenge,
             session: session.expose().to_owned(),
         },
     };
@@ -154,24 +165,210 @@ pub async fn respond(
     Meta(meta): Meta,
     ApiJson(req): ApiJson<RespondRequest>,
 ) -> Result<Response, ApiError> {
-    if req.challenge != "NEW_PASSWORD_REQUIRED" {
-        return Err(ApiError::bad_request(format!(
-            "challenge: '{}' is not supported",
-            req.challenge
-        )));
+    let secret = req.client_secret.map(Secret::new);
+    match req.challenge.as_str() {
+        "NEW_PASSWORD_REQUIRED" => {
+            absent(&req.code, "NEW_PASSWORD_REQUIRED", "code")?;
+            let new_password = required(req.new_password, "NEW_PASSWORD_REQUIRED", "new_password")?;
+            let outcome = state
+                .gh
+                .respond_new_password(
+                    &pool,
+                    &req.client_id,
+                    secret,
+                    &req.session,
+                    &Secret::new(new_password),
+                    &meta,
+                )
+                .await?;
+            Ok(answer(outcome))
+        }
+        "SOFTWARE_TOKEN_MFA" => {
+            absent(&req.new_password, "SOFTWARE_TOKEN_MFA", "new_password")?;
+            let code = required(req.code, "SOFTWARE_TOKEN_MFA", "code")?;
+            let outcome = state
+                .gh
+                .respond_software_token(
+                    &pool,
+                    &req.client_id,
+                    secret,
+                    &req.session,
+                    &Secret::new(code),
+                    &meta,
+                )
+                .await?;
+            Ok(answer(outcome))
+        }
+        "MFA_SETUP" => {
+            absent(&req.new_password, "MFA_SETUP", "new_password")?;
+            let code = required(req.code, "MFA_SETUP", "code")?;
+            let done = state
+                .gh
+                .verify_totp_for_challenge(
+                    &pool,
+                    &req.client_id,
+                    secret,
+                    &req.session,
+                    &code,
+                    &meta,
+                )
+                .await?;
+            Ok(setup_answer(done))
+        }
+        other => Err(ApiError::bad_request(format!(
+            "challenge: '{other}' is not supported"
+        ))),
     }
-    let outcome = state
-        .gh
-        .respond_new_password(
-            &pool,
-            &req.client_id,
-            req.client_secret.map(Secret::new),
-            &req.session,
-            &Secret::new(req.new_password),
-            &meta,
-        )
-        .await?;
-    Ok(answer(outcome))
+}
+
+/// The body of `POST /api/auth/mfa/totp/associate` and `.../verify`: empty with a bearer
+/// token of the user; with an `MFA_SETUP` challenge's session (and its client) instead.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TotpRequest {
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+    /// `verify` only.
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AssociateResponse {
+    secret: String,
+    otpauth_uri: String,
+}
+
+/// Either the caller's token or a challenge session, never both, never neither.
+fn totp_caller(
+    principal: Option<Principal>,
+    req: &TotpRequest,
+) -> Result<Option<(Principal, ())>, ApiError> {
+    match (principal, &req.session) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "session: not with a bearer token; send one or the other",
+        )),
+        (Some(p), None) => {
+            absent(&req.client_id, "token", "client_id")?;
+            absent(&req.client_secret, "token", "client_secret")?;
+            Ok(Some((p, ())))
+        }
+        (None, Some(_)) => Ok(None),
+        (None, None) => Err(ApiError::unauthenticated(
+            "a bearer token or an MFA_SETUP session is required",
+        )),
+    }
+}
+
+/// `POST /api/auth/mfa/totp/associate`: starts enrolling a software token.
+pub async fn totp_associate(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req = totp_body(&body)?;
+    absent(&req.code, "associate", "code")?;
+    let association = match totp_caller(principal, &req)? {
+        Some((p, ())) => state.gh.associate_totp(&pool, &p).await?,
+        None => {
+            let client_id = required(req.client_id, "MFA_SETUP", "client_id")?;
+            state
+                .gh
+                .associate_totp_for_challenge(
+                    &pool,
+                    &client_id,
+                    req.client_secret.map(Secret::new),
+                    req.session.as_deref().unwrap_or_default(),
+                )
+                .await?
+        }
+    };
+    let mut res = Json(AssociateResponse {
+        secret: association.secret.expose().to_owned(),
+        otpauth_uri: association.uri.expose().to_owned(),
+    })
+    .into_response();
+    no_store(&mut res);
+    Ok(res)
+}
+
+/// `POST /api/auth/mfa/totp/verify`: confirms the token with its first code; answers the
+/// recovery codes (and, for an `MFA_SETUP` session, the sign-in's tokens).
+pub async fn totp_verify(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let req = totp_body(&body)?;
+    let code = req
+        .code
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("code: required"))?;
+    match totp_caller(principal, &req)? {
+        Some((p, ())) => {
+            let codes = state.gh.verify_totp(&pool, &p, &code, &meta).await?;
+            let mut res = Json(serde_json::json!({
+                "status": "SUCCESS",
+                "recovery_codes": codes.0.iter().map(|c| c.expose()).collect::<Vec<_>>(),
+            }))
+            .into_response();
+            no_store(&mut res);
+            Ok(res)
+        }
+        None => {
+            let client_id = required(req.client_id, "MFA_SETUP", "client_id")?;
+            let done = state
+                .gh
+                .verify_totp_for_challenge(
+                    &pool,
+                    &client_id,
+                    req.client_secret.map(Secret::new),
+                    req.session.as_deref().unwrap_or_default(),
+                    &code,
+                    &meta,
+                )
+                .await?;
+            Ok(setup_answer(done))
+        }
+    }
+}
+
+/// An empty body reads as `{}`; anything else must be a JSON object of [`TotpRequest`].
+fn totp_body(body: &[u8]) -> Result<TotpRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(TotpRequest::default());
+    }
+    crate::extract::parse_json(body)
+}
+
+/// The tokens of an `MFA_SETUP` sign-in, with the recovery codes shown this once.
+fn setup_answer(done: SetupDone) -> Response {
+    let codes: Vec<String> = done
+        .recovery_codes
+        .0
+        .iter()
+        .map(|c| c.expose().to_owned())
+        .collect();
+    let mut body = serde_json::Map::new();
+    if let SignInOutcome::Tokens { access, refresh } = done.signed_in {
+        body.insert("access_token".to_owned(), access.token.expose().into());
+        body.insert("token_type".to_owned(), "Bearer".into());
+        body.insert("expires_in".to_owned(), access.expires_in.into());
+        if let Some(r) = refresh {
+            body.insert("refresh_token".to_owned(), r.expose().into());
+        }
+    }
+    body.insert("recovery_codes".to_owned(), codes.into());
+    let mut res = Json(serde_json::Value::Object(body)).into_response();
+    no_store(&mut res);
+    res
 }
 
 #[derive(Deserialize)]

@@ -56,6 +56,7 @@ fn pages() -> &'static Environment<'static> {
                 include_str!("../templates/new_password.html"),
             ),
             ("error.html", include_str!("../templates/error.html")),
+            ("mfa_code.html", include_str!("../templates/mfa_code.html")),
             ("sign_out.html", include_str!("../templates/sign_out.html")),
             (
                 "signed_out.html",
@@ -768,6 +769,17 @@ pub async fn authorize_step(
                 .browser_new_password(&pool, &challenge, &new_password, &meta)
                 .await
         }
+        Some("mfa_code") => {
+            let challenge = form.challenge.clone().unwrap_or_default();
+            let code = Secret::new(form.code.clone().unwrap_or_default());
+            state
+                .gh
+                .browser_software_token(&pool, &challenge, &code, &meta)
+                .await
+        }
+        Some("mfa_recovery") => Ok(BrowserSignIn::SoftwareTokenMfa {
+            challenge: Secret::new(form.challenge.clone().unwrap_or_default()),
+        }),
         Some("consent") => {
             return consent_step(&state, &pool, &headers, &meta, &req, &form).await;
         }
@@ -797,7 +809,42 @@ pub async fn authorize_step(
             status,
         )
     };
+    let code_page = |challenge: &str, error: Option<&str>, status| {
+        let csrf = csrf_token(&headers);
+        form_page(
+            &state,
+            &pool,
+            "mfa_code.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => finish.action(),
+                for_pool => finish.for_pool(),
+                binding => finish.binding(),
+                request => sealed.clone(),
+                challenge,
+                csrf => csrf.0,
+                recovery => form.step.as_deref() == Some("mfa_recovery")
+                    || (form.step.as_deref() == Some("mfa_code")
+                        && form.code.as_deref().is_some_and(|c| c.trim().len() > 6)),
+                error,
+            },
+            status,
+        )
+    };
     match outcome {
+        Ok(BrowserSignIn::SoftwareTokenMfa { challenge }) => {
+            code_page(challenge.expose(), None, StatusCode::OK)
+        }
+        Err(ServiceError::Unauthenticated(m))
+            if form.step.as_deref() == Some("mfa_code") && m == "invalid code" =>
+        {
+            code_page(
+                form.challenge.as_deref().unwrap_or_default(),
+                Some("That code is not valid. Try again."),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
         Ok(BrowserSignIn::SignedIn { session, cookie }) => {
             let mut res = finish_sign_in(
                 &state, &pool, &headers, &meta, &req, &sealed, &finish, &session,
@@ -878,6 +925,7 @@ mod tests {
         for name in [
             "sign_in.html",
             "new_password.html",
+            "mfa_code.html",
             "error.html",
             "sign_out.html",
             "signed_out.html",

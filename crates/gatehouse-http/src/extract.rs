@@ -170,6 +170,26 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// The principal of the request's bearer token when it carries one (a bad token is still
+/// refused); `None` without an `Authorization` header.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthenticated(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeAuthenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Ok(MaybeAuthenticated(None));
+        }
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(MaybeAuthenticated(Some(principal)))
+    }
+}
+
 /// A JSON body (`application/json`, `application/vnd.api+json` or any `+json` type) whose
 /// rejections use the API's error shape.
 #[derive(Debug, Clone)]

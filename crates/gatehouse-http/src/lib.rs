@@ -58,6 +58,8 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         .route("/oauth2/revoke", post(oauth::revoke))
         .route("/api/auth/initiate", post(auth::initiate))
         .route("/api/auth/respond", post(auth::respond))
+        .route("/api/auth/mfa/totp/associate", post(auth::totp_associate))
+        .route("/api/auth/mfa/totp/verify", post(auth::totp_verify))
         .route(
             "/api/auth/confirm-password-reset",
             post(auth::confirm_password_reset),

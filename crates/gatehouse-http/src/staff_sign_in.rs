@@ -273,7 +273,9 @@ pub async fn staff_response(
             );
             res
         }
-        Ok(Ok(BrowserSignIn::NewPasswordRequired { .. })) => failure_page(
+        Ok(Ok(
+            BrowserSignIn::NewPasswordRequired { .. } | BrowserSignIn::SoftwareTokenMfa { .. },
+        )) => failure_page(
             &pool,
             &gatehouse_service::ServiceError::internal("a staff sign-in asked for a password"),
         ),

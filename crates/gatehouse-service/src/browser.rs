@@ -17,7 +17,7 @@ use gatehouse_domain::user::User;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
-use crate::error::ServiceResult;
+use crate::error::{ServiceError, ServiceResult};
 use crate::signin::PasswordChecked;
 use crate::{Gatehouse, RequestMeta};
 use gatehouse_domain::authorization::AuthorizationRequest;
@@ -80,6 +80,9 @@ pub enum BrowserSignIn {
     },
     /// The password was temporary: ask for a new one, answering with this challenge.
     NewPasswordRequired { challenge: Secret },
+    /// The user has a software token: ask for a code (or a recovery code), answering with
+    /// this challenge.
+    SoftwareTokenMfa { challenge: Secret },
 }
 
 /// The outcome of a password reset on the hosted sign-in.
@@ -193,10 +196,57 @@ impl Gatehouse {
                         .await?,
                 })
             }
-            PasswordChecked::SignedIn { w, user } => {
+            PasswordChecked::SignedIn { mut w, user } => {
+                if let Some(challenge) = self.mfa_challenge_for(pool, w.as_mut(), &user).await? {
+                    drop(w);
+                    return self.browser_mfa_challenge(pool, &user, challenge).await;
+                }
                 self.start_browser_session(pool, w, user, None, meta).await
             }
         }
+    }
+
+    /// The hosted pages' second-factor step after the password: a code page for a software
+    /// token. Enrolling one (`MFA_SETUP`) happens through the API, not on these pages.
+    async fn browser_mfa_challenge(
+        &self,
+        pool: &Pool,
+        user: &User,
+        challenge: &'static str,
+    ) -> ServiceResult<BrowserSignIn> {
+        if challenge != crate::mfa::SOFTWARE_TOKEN_MFA {
+            return Err(ServiceError::Forbidden(
+                "this pool requires a second factor and the account has none; enroll a \
+                 software token through the API first"
+                    .to_owned(),
+            ));
+        }
+        Ok(BrowserSignIn::SoftwareTokenMfa {
+            challenge: self
+                .challenge_session(pool, user, BROWSER_AUDIENCE, challenge)
+                .await?,
+        })
+    }
+
+    /// The code step of the hosted sign-in: a software token's code or a recovery code.
+    pub async fn browser_software_token(
+        &self,
+        pool: &Pool,
+        challenge: &str,
+        code: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserSignIn> {
+        let (w, user, recovery) = self
+            .answer_software_token(pool, BROWSER_AUDIENCE, challenge, code, meta)
+            .await?;
+        let notify = recovery.then(|| user.clone());
+        let signed_in = self
+            .start_browser_session(pool, w, user, None, meta)
+            .await?;
+        if let Some(user) = notify {
+            self.notify_recovery_code_used(pool, &user).await;
+        }
+        Ok(signed_in)
     }
 
     /// The new-password step of the hosted sign-in.
@@ -207,9 +257,14 @@ impl Gatehouse {
         new_password: &Secret,
         meta: &RequestMeta,
     ) -> ServiceResult<BrowserSignIn> {
-        let (w, user) = self
+        let (mut w, user) = self
             .set_new_password(pool, BROWSER_AUDIENCE, challenge, new_password, meta)
             .await?;
+        if let Some(challenge) = self.mfa_challenge_for(pool, w.as_mut(), &user).await? {
+            // The new password stands; the second factor is the next step.
+            w.commit().await?;
+            return self.browser_mfa_challenge(pool, &user, challenge).await;
+        }
         self.start_browser_session(pool, w, user, None, meta).await
     }
 
