@@ -76,6 +76,8 @@ permissions! {
     UpdateStaffAccess => "settings:UpdateStaffAccess",
     GetTheme => "settings:GetTheme",
     UpdateTheme => "settings:UpdateTheme",
+    GetMfa => "settings:GetMfa",
+    UpdateMfa => "settings:UpdateMfa",
     RetrieveRevocations => "auth:RetrieveRevocations",
     RetrievePools => "pool:RetrievePools",
     CreatePool => "pool:CreatePool",

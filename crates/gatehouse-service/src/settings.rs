@@ -311,6 +311,35 @@ impl Gatehouse {
         Ok(changed)
     }
 
+    /// Whether the pool's sign-in asks for a second factor.
+    pub fn mfa_setting(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+    ) -> ServiceResult<gatehouse_domain::mfa::MfaMode> {
+        principal.require(Permission::GetMfa)?;
+        Ok(pool.settings.mfa)
+    }
+
+    /// Sets whether the pool's sign-in asks for a second factor: `off`, `optional` (users who
+    /// enrolled one are asked for it) or `required` (users without one enroll at sign-in).
+    pub async fn update_mfa_setting(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        mode: gatehouse_domain::mfa::MfaMode,
+        meta: &RequestMeta,
+    ) -> ServiceResult<()> {
+        principal.require(Permission::UpdateMfa)?;
+        let w = self
+            .change_settings(pool, principal, meta, "mfa", |s| {
+                s.mfa = mode;
+                Ok(())
+            })
+            .await?;
+        self.commit_settings(pool, w).await
+    }
+
     /// Whether the staff pool's tokens are accepted by this pool.
     pub fn staff_access(&self, pool: &Pool, principal: &Principal) -> ServiceResult<StaffAccess> {
         principal.require(Permission::GetStaffAccess)?;

@@ -125,6 +125,17 @@ enum PoolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a pool's settings: whether sign-in asks for a second factor.
+    Set {
+        #[arg(long)]
+        pool: String,
+        /// off: never; optional: users who enrolled a factor (the default); required: every
+        /// user, enrolling one at sign-in if it has none.
+        #[arg(long, value_parser = ["off", "optional", "required"])]
+        mfa: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Brand the pool's hosted pages. Options given are set (an empty value unsets one);
     /// the others keep their values, or with --clear are unset.
     SetTheme {
@@ -514,6 +525,9 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 logo,
             };
             operate::pool_set_theme(&*services(config).await?, &pool, update, json).await
+        }
+        Command::Pool(PoolCommand::Set { pool, mfa, json }) => {
+            operate::pool_set(&*services(config).await?, &pool, mfa.as_deref(), json).await
         }
         Command::Pool(PoolCommand::Show { pool, json }) => {
             operate::pool_show(&*services(config).await?, &pool, json).await

@@ -110,6 +110,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::max(80 * 1024)),
         )
         .route(
+            "/api/auth/settings/mfa",
+            get(settings::get_mfa).put(settings::put_mfa),
+        )
+        .route(
             "/api/auth/settings/staff-access",
             get(settings::get_staff_access).put(settings::put_staff_access),
         )

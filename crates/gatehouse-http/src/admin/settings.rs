@@ -196,6 +196,41 @@ mod tests {
     }
 }
 
+/// `/api/auth/settings/mfa` (an extension): whether sign-in asks for a second factor,
+/// `off`, `optional` or `required`.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct MfaBody {
+    mfa_configuration: String,
+}
+
+pub async fn get_mfa(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<MfaBody>, ApiError> {
+    let mode = state.gh.mfa_setting(&pool, &caller)?;
+    Ok(Json(MfaBody {
+        mfa_configuration: mode.as_str().to_owned(),
+    }))
+}
+
+pub async fn put_mfa(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<MfaBody>,
+) -> Result<StatusCode, ApiError> {
+    let mode = gatehouse_domain::mfa::MfaMode::parse(&body.mfa_configuration)
+        .map_err(gatehouse_service::ServiceError::from)?;
+    state
+        .gh
+        .update_mfa_setting(&pool, &caller, mode, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `/api/auth/settings/staff-access` (an extension): whether staff tokens are accepted here.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]

@@ -198,6 +198,38 @@ pub fn logo_data_uri(path: &std::path::Path) -> Result<String, String> {
     ))
 }
 
+/// Changes a pool's settings (its MFA setting), through the same operations as the admin
+/// API; without options, shows them.
+pub async fn pool_set(
+    gh: &Gatehouse,
+    pool: &str,
+    mfa: Option<&str>,
+    as_json: bool,
+) -> Result<(), String> {
+    let slug = slug(pool)?;
+    let mut current = gh.pool(&slug).await.map_err(|e| e.for_operator())?;
+    if let Some(mfa) = mfa {
+        let mode = gatehouse_domain::mfa::MfaMode::parse(mfa).map_err(|e| e.to_string())?;
+        gh.update_mfa_setting(
+            &current,
+            &operator().in_pool(&slug),
+            mode,
+            &RequestMeta::default(),
+        )
+        .await
+        .map_err(|e| e.for_operator())?;
+        current = gh.pool(&slug).await.map_err(|e| e.for_operator())?;
+    }
+    let view = json!({
+        "pool": slug.as_str(),
+        "mfa": current.settings.mfa.as_str(),
+    });
+    say(as_json, &view, || {
+        format!("pool {slug}\nmfa: {}", current.settings.mfa.as_str())
+    });
+    Ok(())
+}
+
 /// Changes the theme of a pool's hosted pages, through the same operation as the admin API.
 pub async fn pool_set_theme(
     gh: &Gatehouse,
