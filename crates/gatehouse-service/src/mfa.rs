@@ -332,13 +332,15 @@ impl Gatehouse {
             .filter(|u| u.enabled.is_enabled())
             .ok_or_else(expired)?;
         self.code_attempt_allowed(pool, &user.username).await?;
+        // The claim first: a used session is refused as such. A wrong code rolls it back,
+        // so the user may try again while the session lasts (the lockout bounds the tries).
+        if !w.use_once(&claims.jti, now, Timestamp(claims.exp)).await? {
+            return Err(expired());
+        }
         let Some(codes) = self.confirm_in(w.as_mut(), pool, &user, code, meta).await? else {
             drop(w);
             return Err(self.wrong_code(pool, &user.username, meta).await?);
         };
-        if !w.use_once(&claims.jti, now, Timestamp(claims.exp)).await? {
-            return Err(expired());
-        }
         let signed_in = self.start_session(pool, &client, w, &user, meta).await?;
         Ok(SetupDone {
             signed_in,

@@ -23,6 +23,7 @@ mod group_dominance;
 mod id_token_keys;
 mod invitation;
 mod key_rotation;
+mod mfa;
 mod operator_cli;
 mod password_reset_pages;
 mod purge;
