@@ -450,21 +450,49 @@ impl Gatehouse {
     /// Tells the user a recovery code was used. A failed delivery does not undo the
     /// sign-in (it is audited as the code's use already is).
     pub(crate) async fn notify_recovery_code_used(&self, pool: &Pool, user: &User) {
+        self.security_notice(
+            pool,
+            user,
+            "A recovery code was used to sign in",
+            &format!(
+                "A recovery code of your account {} was used to sign in. If this was not you, \
+                 contact your administrator.",
+                user.username
+            ),
+        )
+        .await;
+    }
+
+    /// Tells the user its second factors were removed by an administrator.
+    pub(crate) async fn notify_mfa_disabled(&self, pool: &Pool, user: &User) {
+        self.security_notice(
+            pool,
+            user,
+            "Multi-factor authentication was turned off",
+            &format!(
+                "An administrator removed the second factors of your account {}: its \
+                 authenticator app and recovery codes no longer work, and you were signed out. \
+                 If you did not ask for this, contact your administrator.",
+                user.username
+            ),
+        )
+        .await;
+    }
+
+    /// A notice to the user's e-mail address; a failed delivery is logged, not raised (what
+    /// it tells of is done and audited already).
+    async fn security_notice(&self, pool: &Pool, user: &User, subject: &str, body: &str) {
         let message = OutboundMessage {
             kind: MessageKind::SecurityNotice,
             pool: pool.slug.to_string(),
             username: user.username.to_string(),
             to_email: Some(user.attributes.email.clone()).filter(|e| !e.is_empty()),
             to_phone: None,
-            subject: "A recovery code was used to sign in".to_owned(),
-            body: format!(
-                "A recovery code of your account {} was used to sign in. If this was not you, \
-                 contact your administrator.",
-                user.username
-            ),
+            subject: subject.to_owned(),
+            body: body.to_owned(),
         };
         if let Err(e) = self.deliver(&message).await {
-            tracing::warn!(error = %e, "the notice of a used recovery code was not delivered");
+            tracing::warn!(error = %e, subject, "a security notice was not delivered");
         }
     }
 }

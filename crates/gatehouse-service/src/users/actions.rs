@@ -300,6 +300,7 @@ impl Gatehouse {
         self.tell_about_user(w.as_mut(), user.id, changed, &cause.txn)
             .await?;
         w.commit().await?;
+        self.notify_mfa_disabled(pool, &user).await;
         Ok(())
     }
 

@@ -589,6 +589,9 @@ async fn disable_mfa_follows_dominance_ends_sessions_and_tells_relying_parties()
         "{events:#?}"
     );
     assert_eq!(app.audit_count("acme", "user.mfa_disabled").await, 1);
+    let notice = app.outbox().last().cloned().unwrap();
+    assert_eq!(notice["kind"], "security_notice");
+    assert_eq!(notice["to_email"], "alice@example.com");
     // No MFA step any more, and the old recovery codes are gone.
     let res = initiate(&app, &client, "alice", "alice-password-1").await;
     let body: Value = res.json().await.unwrap();
