@@ -222,7 +222,12 @@ impl Gatehouse {
         if !user.enabled.is_enabled() {
             return Err(not_authorized());
         }
-        if earlier_failures {
+        // A user who still owes a second factor has not signed in yet: its failures (wrong
+        // codes among them) stand until the factor passes, or a correct password between
+        // guesses would reset the count and the lockout would never come.
+        let owes_factor = user.mfa == gatehouse_domain::user::MfaState::SoftwareToken
+            && pool.settings.mfa != gatehouse_domain::mfa::MfaMode::Off;
+        if earlier_failures && !owes_factor {
             self.store
                 .clear_sign_in_failures(pool.id, &user.username)
                 .await?;

@@ -316,6 +316,43 @@ async fn wrong_codes_count_toward_the_lockout() {
 }
 
 #[tokio::test]
+async fn the_password_between_wrong_codes_does_not_reset_the_count() {
+    let app = spawn_app().await;
+    let (client, _ada) = app.acme_with_ada().await;
+    next_step(&app);
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    let (secret, _) = enroll(&app, &alice).await;
+    app.clock.advance(30);
+    let good = pyotp_code(&secret, now(&app));
+    let wrong = if good == "123456" { "654321" } else { "123456" };
+    let mut refused_at = None;
+    'rounds: for round in 0..10 {
+        // The correct password each round: it must not wipe the wrong codes' count.
+        let res = initiate(&app, &client, "alice", "alice-password-1").await;
+        if res.status() == 429 {
+            refused_at = Some(round);
+            break;
+        }
+        let body: Value = res.json().await.unwrap();
+        let session = body["session"].as_str().unwrap().to_owned();
+        for _ in 0..3 {
+            let res = respond(&app, &client, "SOFTWARE_TOKEN_MFA", &session, wrong).await;
+            if res.status() == 429 {
+                refused_at = Some(round);
+                break 'rounds;
+            }
+            assert_eq!(res.status(), 401);
+        }
+    }
+    assert!(
+        refused_at.is_some_and(|r| r <= 2),
+        "the back-off comes after a handful of wrong codes: {refused_at:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_recovery_code_signs_in_once_and_notifies_the_user() {
     let app = spawn_app().await;
     let (client, _ada) = app.acme_with_ada().await;
