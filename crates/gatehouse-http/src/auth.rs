@@ -243,21 +243,19 @@ struct AssociateResponse {
     otpauth_uri: String,
 }
 
-/// Either the caller's token or a challenge session, never both, never neither.
+/// The caller: a challenge session when the body names one (a bearer token sent too is not
+/// used), else the bearer token's user; neither is 401.
 fn totp_caller(
     principal: Option<Principal>,
     req: &TotpRequest,
 ) -> Result<Option<(Principal, ())>, ApiError> {
     match (principal, &req.session) {
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "session: not with a bearer token; send one or the other",
-        )),
+        (_, Some(_)) => Ok(None),
         (Some(p), None) => {
             absent(&req.client_id, "token", "client_id")?;
             absent(&req.client_secret, "token", "client_secret")?;
             Ok(Some((p, ())))
         }
-        (None, Some(_)) => Ok(None),
         (None, None) => Err(ApiError::unauthenticated(
             "a bearer token or an MFA_SETUP session is required",
         )),
