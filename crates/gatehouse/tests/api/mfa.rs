@@ -755,3 +755,26 @@ async fn the_hosted_sign_in_asks_for_the_code_after_the_password() {
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.audit_count("acme", "mfa.recovery_code_used").await, 1);
 }
+
+#[tokio::test]
+async fn racing_answers_with_one_code_sign_in_once() {
+    let app = spawn_app().await;
+    let (client, _ada) = app.acme_with_ada().await;
+    next_step(&app);
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    let (secret, _) = enroll(&app, &alice).await;
+    app.clock.advance(30);
+    // Two sign-ins, each with its own session, race with the same code of the step.
+    let one = password_step(&app, &client, "alice", "alice-password-1").await;
+    let two = password_step(&app, &client, "alice", "alice-password-1").await;
+    let code = pyotp_code(&secret, now(&app));
+    let (a, b) = tokio::join!(
+        respond(&app, &client, "SOFTWARE_TOKEN_MFA", &one, &code),
+        respond(&app, &client, "SOFTWARE_TOKEN_MFA", &two, &code),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "a code is accepted once in its step");
+}
