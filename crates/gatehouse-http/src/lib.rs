@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod browser;
+pub mod cognito;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -58,6 +59,8 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         .route("/oauth2/revoke", post(oauth::revoke))
         .route("/api/auth/initiate", post(auth::initiate))
         .route("/api/auth/respond", post(auth::respond))
+        // Cognito's user-pool API (`cognito.rs`).
+        .route("/cognito", post(cognito::cognito))
         .route(
             "/api/auth/confirm-password-reset",
             post(auth::confirm_password_reset),

@@ -133,7 +133,7 @@ impl Gatehouse {
     /// password reset, global sign-out) ends the user's sessions in the same transaction. An
     /// active session read here, under the transaction's lock, therefore proves that none of
     /// them has committed since the token was issued.
-    async fn own_user_in(
+    pub(crate) async fn own_user_in(
         &self,
         w: &mut dyn PoolWrite,
         principal: &Principal,
