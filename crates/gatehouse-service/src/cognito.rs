@@ -186,23 +186,20 @@ impl Gatehouse {
         token: &str,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
-        let client = self
-            .authenticate_client(
-                pool,
-                &ClientCredentials {
-                    client_id: client_id.to_owned(),
-                    secret: client_secret,
-                    method: ClientAuthMethod::Post,
-                    as_sent: None,
-                },
-            )
-            .await
-            .map_err(|e| match e {
-                ServiceError::OAuth(_) => {
-                    ServiceError::Unauthenticated("Client authentication failed.".to_owned())
-                }
-                other => other,
-            })?;
+        let public = match ClientId::parse(client_id) {
+            Ok(id) => self
+                .client(pool.id, &id)
+                .await?
+                .filter(|c| c.is_public() && client_secret.is_none()),
+            Err(_) => None,
+        };
+        let client = match public {
+            Some(client) => client,
+            None => {
+                self.confidential_client(pool, client_id, client_secret)
+                    .await?
+            }
+        };
         let now = self.now();
         let mut w = self.store.write(pool.id).await?;
         let taken = match w.take_refresh_token(&sha256(token.as_bytes()), now).await? {
@@ -224,5 +221,30 @@ impl Gatehouse {
         w.commit().await?;
         self.revocations.changed(pool.id);
         Ok(())
+    }
+
+    /// A client with a secret, authenticated by it.
+    async fn confidential_client(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+    ) -> ServiceResult<Arc<AppClient>> {
+        self.authenticate_client(
+            pool,
+            &ClientCredentials {
+                client_id: client_id.to_owned(),
+                secret: client_secret,
+                method: ClientAuthMethod::Post,
+                as_sent: None,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            ServiceError::OAuth(_) => {
+                ServiceError::Unauthenticated("Client authentication failed.".to_owned())
+            }
+            other => other,
+        })
     }
 }
