@@ -3,8 +3,10 @@
 
 Usage: cognito-client.py SCENARIO_JSON
 
-SCENARIO_JSON holds endpoint_url (the pool's /cognito URL), client_id, username,
-temporary_password, new_password and changed_password. The client is pointed at
+SCENARIO_JSON holds endpoint_url (the pool's /cognito URL), client_id, client_secret (or
+null for a public client), username, temporary_password, new_password and
+changed_password. With a secret, every call carries SECRET_HASH as Cognito's documentation
+computes it: Base64(HMAC-SHA256(secret, username + client id)). The client is pointed at
 endpoint_url with unsigned requests, as a Cognito application would be by changing its
 endpoint. It runs, in order: InitiateAuth USER_PASSWORD_AUTH (answered by
 NEW_PASSWORD_REQUIRED), RespondToAuthChallenge, GetUser, REFRESH_TOKEN_AUTH, ChangePassword,
@@ -15,6 +17,9 @@ with it (which must fail).
 Prints one JSON object with every answer (tokens included, for the caller to check).
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import sys
 
@@ -38,6 +43,16 @@ def refused(call):
     raise SystemExit("the call was expected to fail, and succeeded")
 
 
+def with_hash(params, secret, client_id, username):
+    """params with SECRET_HASH added when the client has a secret."""
+    if secret:
+        digest = hmac.new(
+            secret.encode(), (username + client_id).encode(), hashlib.sha256
+        ).digest()
+        params = dict(params, SECRET_HASH=base64.b64encode(digest).decode())
+    return params
+
+
 def main():
     s = json.loads(sys.argv[1])
     idp = boto3.client(
@@ -49,11 +64,15 @@ def main():
     out = {}
     client_id = s["client_id"]
     user = s["username"]
+    secret = s.get("client_secret")
+
+    def h(params):
+        return with_hash(params, secret, client_id, user)
 
     first = idp.initiate_auth(
         AuthFlow="USER_PASSWORD_AUTH",
         ClientId=client_id,
-        AuthParameters={"USERNAME": user, "PASSWORD": s["temporary_password"]},
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["temporary_password"]}),
     )
     out["initiate"] = {k: first.get(k) for k in ("ChallengeName", "Session", "ChallengeParameters")}
 
@@ -61,7 +80,7 @@ def main():
         ClientId=client_id,
         ChallengeName="NEW_PASSWORD_REQUIRED",
         Session=first["Session"],
-        ChallengeResponses={"USERNAME": user, "NEW_PASSWORD": s["new_password"]},
+        ChallengeResponses=h({"USERNAME": user, "NEW_PASSWORD": s["new_password"]}),
     )
     out["respond"] = answered["AuthenticationResult"]
     access = answered["AuthenticationResult"]["AccessToken"]
@@ -73,7 +92,7 @@ def main():
             ClientId=client_id,
             ChallengeName="NEW_PASSWORD_REQUIRED",
             Session=first["Session"],
-            ChallengeResponses={"USERNAME": user, "NEW_PASSWORD": s["new_password"] + "x"},
+            ChallengeResponses=h({"USERNAME": user, "NEW_PASSWORD": s["new_password"] + "x"}),
         )
     )
 
@@ -83,7 +102,7 @@ def main():
     refreshed = idp.initiate_auth(
         AuthFlow="REFRESH_TOKEN_AUTH",
         ClientId=client_id,
-        AuthParameters={"REFRESH_TOKEN": refresh},
+        AuthParameters=h({"REFRESH_TOKEN": refresh, "USERNAME": user}),
     )
     out["refresh"] = refreshed["AuthenticationResult"]
 
@@ -96,13 +115,13 @@ def main():
         lambda: idp.initiate_auth(
             AuthFlow="USER_PASSWORD_AUTH",
             ClientId=client_id,
-            AuthParameters={"USERNAME": user, "PASSWORD": s["new_password"]},
+            AuthParameters=h({"USERNAME": user, "PASSWORD": s["new_password"]}),
         )
     )
     signed_in = idp.initiate_auth(
         AuthFlow="USER_PASSWORD_AUTH",
         ClientId=client_id,
-        AuthParameters={"USERNAME": user, "PASSWORD": s["changed_password"]},
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["changed_password"]}),
     )
     out["sign_in_changed"] = signed_in["AuthenticationResult"]
 
@@ -114,14 +133,17 @@ def main():
     fresh = idp.initiate_auth(
         AuthFlow="USER_PASSWORD_AUTH",
         ClientId=client_id,
-        AuthParameters={"USERNAME": user, "PASSWORD": s["changed_password"]},
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["changed_password"]}),
     )["AuthenticationResult"]
-    idp.revoke_token(Token=fresh["RefreshToken"], ClientId=client_id)
+    revoke = {"Token": fresh["RefreshToken"], "ClientId": client_id}
+    if secret:
+        revoke["ClientSecret"] = secret
+    idp.revoke_token(**revoke)
     out["refresh_after_revoke"] = refused(
         lambda: idp.initiate_auth(
             AuthFlow="REFRESH_TOKEN_AUTH",
             ClientId=client_id,
-            AuthParameters={"REFRESH_TOKEN": fresh["RefreshToken"]},
+            AuthParameters=h({"REFRESH_TOKEN": fresh["RefreshToken"], "USERNAME": user}),
         )
     )
     out["revoked_family_access"] = fresh["AccessToken"]

@@ -14,10 +14,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::secret::Secret;
-use gatehouse_domain::client::AppClient;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::user::User;
-use gatehouse_service::cognito::CognitoClientError;
+use gatehouse_service::cognito::{CognitoClient, CognitoClientError};
 use gatehouse_service::signin::SignInOutcome;
 use gatehouse_service::{RequestMeta, ServiceError};
 use serde::Deserialize;
@@ -258,7 +257,7 @@ async fn dispatch(
         }
         "ForgotPassword" => {
             let req: ForgotPasswordRequest = parse(request)?;
-            app_client(state, pool, &req.client_id, &req.secret_hash).await?;
+            app_client(state, pool, &req.client_id, &req.username, &req.secret_hash).await?;
             gh.forgot_password(pool, &req.username, meta)
                 .await
                 .map_err(|e| from_service(e, Doing::Other))?;
@@ -271,11 +270,12 @@ async fn dispatch(
         }
         "ConfirmForgotPassword" => {
             let req: ConfirmForgotPasswordRequest = parse(request)?;
-            app_client(state, pool, &req.client_id, &req.secret_hash).await?;
+            let client =
+                app_client(state, pool, &req.client_id, &req.username, &req.secret_hash).await?;
             gh.confirm_password_reset(
                 pool,
                 &req.client_id,
-                None,
+                client.secret,
                 &req.username,
                 &Secret::new(req.confirmation_code),
                 &Secret::new(req.password),
@@ -408,11 +408,12 @@ async fn app_client(
     state: &AppState,
     pool: &Pool,
     client_id: &str,
+    username: &str,
     secret_hash: &Option<String>,
-) -> Result<Arc<AppClient>, CognitoError> {
+) -> Result<CognitoClient, CognitoError> {
     match state
         .gh
-        .cognito_client(pool, client_id, secret_hash.as_deref())
+        .cognito_client(pool, client_id, username, secret_hash.as_deref())
         .await
         .map_err(|e| from_service(e, Doing::Other))?
     {
@@ -491,13 +492,13 @@ async fn initiate_auth(
             let username = required(params, "USERNAME", "USER_PASSWORD_AUTH")?;
             let password = required(params, "PASSWORD", "USER_PASSWORD_AUTH")?;
             let secret_hash = param(params, "SECRET_HASH")?;
-            app_client(state, pool, &req.client_id, &secret_hash).await?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
             let outcome = state
                 .gh
                 .initiate_password_sign_in(
                     pool,
                     &req.client_id,
-                    None,
+                    client.secret,
                     &username,
                     &Secret::new(password),
                     meta,
@@ -508,13 +509,14 @@ async fn initiate_auth(
         }
         "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
             let token = required(params, "REFRESH_TOKEN", &req.auth_flow)?;
-            // Cognito hashes the user's id (its `sub`) into a refresh's SECRET_HASH; a
-            // client with a secret is refused either way (see `cognito_client`).
+            // A client with a secret proves it with the SECRET_HASH of the USERNAME it sends
+            // along (what Cognito's SDKs send with a refresh).
             let secret_hash = param(params, "SECRET_HASH")?;
-            app_client(state, pool, &req.client_id, &secret_hash).await?;
+            let username = param(params, "USERNAME")?.unwrap_or_default();
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
             let grant = state
                 .gh
-                .refresh_sign_in(pool, &req.client_id, None, &token, meta)
+                .refresh_sign_in(pool, &req.client_id, client.secret, &token, meta)
                 .await
                 .map_err(|e| from_service(e, Doing::Refresh))?;
             // Cognito answers a refresh without a new refresh token; Gatehouse rotates
@@ -554,13 +556,13 @@ async fn respond(
             let session = req.session.ok_or_else(|| {
                 CognitoError::invalid_parameter("Missing required parameter Session")
             })?;
-            app_client(state, pool, &req.client_id, &secret_hash).await?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
             let outcome = state
                 .gh
                 .respond_new_password(
                     pool,
                     &req.client_id,
-                    None,
+                    client.secret,
                     &session,
                     &Secret::new(new_password),
                     meta,

@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use gatehouse_crypto::secret::{Secret, sha256};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use gatehouse_crypto::secret::{Secret, constant_time_eq, hmac_sha256, sha256};
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::authorization::RefreshTaken;
 use gatehouse_domain::client::AppClient;
@@ -24,6 +26,13 @@ use crate::tokens::{ClientAuthMethod, ClientCredentials};
 use crate::users::user_write_error;
 use crate::{Gatehouse, Principal, RequestMeta};
 
+/// The app client of a Cognito request, with its secret once `SECRET_HASH` proved it, for
+/// the sign-in services that authenticate the client by it.
+pub struct CognitoClient {
+    pub client: Arc<AppClient>,
+    pub secret: Option<Secret>,
+}
+
 /// Why a Cognito request's app client was refused; each is Cognito's
 /// `NotAuthorizedException` with its own message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,17 +45,34 @@ pub enum CognitoClientError {
     SecretHashMismatch,
 }
 
+/// Cognito's `SECRET_HASH` of `username` for a client: Base64(HMAC-SHA256(key = the
+/// client's secret, message = username + client id)).
+pub fn secret_hash(secret: &Secret, username: &str, client_id: &str) -> String {
+    let mut message = username.as_bytes().to_vec();
+    message.extend_from_slice(client_id.as_bytes());
+    STANDARD.encode(hmac_sha256(secret.expose().as_bytes(), &message))
+}
+
+/// Whether `presented` is the `SECRET_HASH` of `username` for the client, compared in
+/// constant time.
+fn secret_hash_matches(secret: &Secret, username: &str, client_id: &str, presented: &str) -> bool {
+    let expected = secret_hash(secret, username, client_id);
+    constant_time_eq(expected.as_bytes(), presented.as_bytes())
+}
+
 impl Gatehouse {
     /// The app client a Cognito request names. A public client needs nothing more. A client
-    /// with a secret needs `SECRET_HASH` = Base64(HMAC-SHA256(secret, username + client id));
-    /// Gatehouse keeps only the SHA-256 of a client's secret, which cannot key that HMAC, so
-    /// such a request is refused (closed) until the secret is kept sealed.
+    /// with a secret needs `SECRET_HASH` = Base64(HMAC-SHA256(key = the client's secret,
+    /// message = `username` + client id)), compared in constant time; its secret is opened
+    /// from its sealed copy (a client created before that copy was kept cannot be checked,
+    /// and is refused).
     pub async fn cognito_client(
         &self,
         pool: &Pool,
         client_id: &str,
+        username: &str,
         secret_hash: Option<&str>,
-    ) -> ServiceResult<Result<Arc<AppClient>, CognitoClientError>> {
+    ) -> ServiceResult<Result<CognitoClient, CognitoClientError>> {
         let Ok(id) = ClientId::parse(client_id) else {
             return Ok(Err(CognitoClientError::Unknown));
         };
@@ -54,12 +80,29 @@ impl Gatehouse {
             return Ok(Err(CognitoClientError::Unknown));
         };
         if client.secret_sha256.is_none() {
-            return Ok(Ok(client));
+            return Ok(Ok(CognitoClient {
+                client,
+                secret: None,
+            }));
         }
-        Ok(Err(match secret_hash {
-            None => CognitoClientError::SecretHashMissing,
-            Some(_) => CognitoClientError::SecretHashMismatch,
-        }))
+        let Some(presented) = secret_hash else {
+            return Ok(Err(CognitoClientError::SecretHashMissing));
+        };
+        let secret = client.secret_sealed.as_deref().and_then(|sealed| {
+            self.keyring
+                .open_code(pool.id, &AppClient::secret_label(&client.client_id), sealed)
+        });
+        let Some(secret) = secret else {
+            return Ok(Err(CognitoClientError::SecretHashMismatch));
+        };
+        if secret_hash_matches(&secret, username, client.client_id.as_str(), presented) {
+            Ok(Ok(CognitoClient {
+                client,
+                secret: Some(secret),
+            }))
+        } else {
+            Ok(Err(CognitoClientError::SecretHashMismatch))
+        }
     }
 
     /// The user of this pool an access token proves, with the principal it makes.
@@ -246,5 +289,28 @@ impl Gatehouse {
             }
             other => other,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_hash_is_cognitos_hmac_of_username_and_client_id() {
+        let secret = Secret::new("s3cr3t");
+        // Base64(HMAC-SHA256("s3cr3t", "alice" + "client1")), computed independently.
+        let expected = secret_hash(&secret, "alice", "client1");
+        assert_eq!(expected, "fCAqzbXMBFv913e80qdJL+ZcaIH/qgqG+MROjbtZN/A=");
+        assert!(secret_hash_matches(&secret, "alice", "client1", &expected));
+        assert!(!secret_hash_matches(&secret, "alicf", "client1", &expected));
+        assert!(!secret_hash_matches(&secret, "alice", "client2", &expected));
+        assert!(!secret_hash_matches(
+            &Secret::new("other"),
+            "alice",
+            "client1",
+            &expected
+        ));
+        assert!(!secret_hash_matches(&secret, "alice", "client1", ""));
     }
 }

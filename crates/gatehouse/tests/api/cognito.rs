@@ -8,6 +8,7 @@ use gatehouse_domain::client::ClientType;
 use gatehouse_domain::ids::PoolSlug;
 use gatehouse_domain::user::UserAttributes;
 use gatehouse_service::clients::NewAppClient;
+use gatehouse_service::cognito::secret_hash;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
@@ -20,10 +21,15 @@ const TARGET: &str = "AWSCognitoIdentityProviderService.";
 /// A public app client of `pool` that holds the refresh grant (what a Cognito app client
 /// without a secret is).
 async fn public_client(app: &TestApp, pool: &str) -> String {
+    sign_in_client(app, pool, ClientType::Public).await.0
+}
+
+/// An app client of `pool` that holds the refresh grant: its id, and its secret if it has one.
+async fn sign_in_client(app: &TestApp, pool: &str, kind: ClientType) -> (String, Option<String>) {
     let pool = app.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
     let new = NewAppClient {
         name: "cognito app".to_owned(),
-        client_type: ClientType::Public,
+        client_type: kind,
         grant_types: Some(vec![
             "authorization_code".to_owned(),
             "refresh_token".to_owned(),
@@ -36,8 +42,10 @@ async fn public_client(app: &TestApp, pool: &str) -> String {
         .create_app_client_as_operator(&pool, new)
         .await
         .unwrap();
-    assert!(secret.is_none());
-    client.client_id.to_string()
+    (
+        client.client_id.to_string(),
+        secret.map(|s| s.expose().to_owned()),
+    )
 }
 
 /// A Cognito API call over plain HTTP: its status, `x-amzn-ErrorType` and body.
@@ -106,11 +114,14 @@ async fn invite(app: &TestApp, admin: &str, username: &str) -> String {
 async fn boto3_runs_the_password_life_cycle_against_the_cognito_api() {
     let app = spawn_app().await;
     let (oauth_client, ada) = app.acme_with_ada().await;
-    let client_id = public_client(&app, "acme").await;
+    // A client with a secret: every call proves it with SECRET_HASH.
+    let (client_id, secret) = sign_in_client(&app, "acme", ClientType::Confidential).await;
+    assert!(secret.is_some());
     let temporary = invite(&app, &ada, "bob").await;
     let scenario = json!({
         "endpoint_url": app.pool_url("acme", "/cognito"),
         "client_id": client_id,
+        "client_secret": secret,
         "username": "bob",
         "temporary_password": temporary,
         "new_password": "bob-new-password-1",
@@ -201,9 +212,9 @@ async fn boto3_runs_the_password_life_cycle_against_the_cognito_api() {
     let res = app
         .http
         .post(app.pool_url("acme", "/oauth2/token"))
+        .basic_auth(&client_id, secret.as_deref())
         .form(&[
             ("grant_type", "refresh_token"),
-            ("client_id", client_id.as_str()),
             (
                 "refresh_token",
                 signed_out["RefreshToken"].as_str().unwrap(),
@@ -274,6 +285,36 @@ async fn the_cognito_api_refuses_what_it_must() {
             .unwrap()
             .contains("Unable to verify secret hash")
     );
+
+    // The right SECRET_HASH signs in; one of another username, or with another secret, not.
+    let secret = Secret::new(secret_client.secret.clone());
+    let right = secret_hash(&secret, "alice", &secret_client.id);
+    let (status, _, _) = call(
+        &app,
+        "acme",
+        "InitiateAuth",
+        password_auth(&secret_client.id, "alice", "alice-password-1", Some(&right)),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for forged in [
+        secret_hash(&secret, "ada", &secret_client.id),
+        secret_hash(&Secret::new("guessed"), "alice", &secret_client.id),
+    ] {
+        let (status, kind, _) = call(
+            &app,
+            "acme",
+            "InitiateAuth",
+            password_auth(
+                &secret_client.id,
+                "alice",
+                "alice-password-1",
+                Some(&forged),
+            ),
+        )
+        .await;
+        assert_eq!((status, kind.as_str()), (400, "NotAuthorizedException"));
+    }
 
     // A wrong password and an unknown user get the same answer.
     let wrong = call(
