@@ -127,6 +127,10 @@ fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
         ServiceError::Throttled { .. } | ServiceError::Busy { .. } => match doing {
             // Cognito's answer to a locked-out username.
             Doing::SignIn => CognitoError::not_authorized("Password attempts exceeded"),
+            Doing::ChangePassword => CognitoError::new(
+                "LimitExceededException",
+                "Attempt limit exceeded, please try after some time.",
+            ),
             _ => CognitoError::new("TooManyRequestsException", "Rate exceeded"),
         },
         ServiceError::Invalid(p) => match doing {
@@ -152,6 +156,9 @@ fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
                 CognitoError::not_authorized("Access Token has been revoked")
             }
             Doing::AccessToken => CognitoError::not_authorized("Invalid Access Token"),
+            Doing::ChangePassword if m.contains("incorrect username or password") => {
+                CognitoError::not_authorized("Incorrect username or password.")
+            }
             Doing::ChangePassword => CognitoError::not_authorized(m),
             Doing::Code | Doing::Other => CognitoError::not_authorized(m),
         },

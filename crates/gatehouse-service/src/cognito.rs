@@ -21,7 +21,9 @@ use gatehouse_domain::user::{PasswordCredential, User};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
+use crate::principal::Subject;
 use crate::security_events::Cause;
+use crate::signin::PasswordChecked;
 use crate::tokens::{ClientAuthMethod, ClientCredentials};
 use crate::users::user_write_error;
 use crate::{Gatehouse, Principal, RequestMeta};
@@ -141,28 +143,35 @@ impl Gatehouse {
                 "an impersonated token cannot change the user's password".to_owned(),
             ));
         }
-        let id = principal
-            .user_id()
-            .ok_or_else(|| ServiceError::Unauthenticated("Invalid Access Token".to_owned()))?;
-        let current = self
-            .store
-            .user_by_id(pool.id, id)
-            .await?
-            .ok_or_else(|| ServiceError::Unauthenticated("Invalid Access Token".to_owned()))?;
-        let wrong = || ServiceError::Unauthenticated("Incorrect username or password.".to_owned());
-        let credential = current.password.clone().ok_or_else(wrong)?;
-        // argon2 runs before the transaction opens, never while it holds the writer.
-        if !self.hasher.verify(&credential.phc, previous).await? {
-            return Err(wrong());
-        }
+        let (id, username) = match &principal.subject {
+            Subject::User { id, username } if principal.home_pool == pool.slug => {
+                (*id, username.clone())
+            }
+            _ => {
+                return Err(ServiceError::Unauthenticated(
+                    "Invalid Access Token".to_owned(),
+                ));
+            }
+        };
         pool.settings.password_policy.check(proposed.expose())?;
+        // Hashed before any transaction opens: the writer is never held across argon2.
         let phc = self.hasher.hash(proposed).await?;
-        let mut w = self.store.write(pool.id).await?;
+        // The current password is checked as a sign-in checks it: the username's lockout,
+        // and a wrong one counted toward it.
+        let mut w = match self
+            .check_password(pool, username.as_str(), previous, meta)
+            .await?
+        {
+            PasswordChecked::SignedIn { w, .. } => w,
+            // A temporary password is replaced through NEW_PASSWORD_REQUIRED, not here.
+            PasswordChecked::NewPasswordRequired { .. } => {
+                return Err(ServiceError::Unauthenticated(
+                    "Access Token has been revoked".to_owned(),
+                ));
+            }
+        };
+        // The token still stands in the transaction that changes the password.
         let mut user = self.own_user_in(w.as_mut(), principal, id).await?;
-        // The password checked is still the user's.
-        if user.password.as_ref().map(|p| &p.phc) != Some(&credential.phc) {
-            return Err(wrong());
-        }
         let now = self.now();
         user.password = Some(PasswordCredential {
             phc,

@@ -424,8 +424,10 @@ async fn the_cognito_api_refuses_what_it_must() {
     )
     .await;
     assert_eq!((status, kind.as_str()), (400, "NotAuthorizedException"));
-    // Nor can a wrong current password; and the password is unchanged.
-    let (status, kind, _) = call(
+    // Nor can a wrong current password, which counts toward the username's lockout as a
+    // failed sign-in does; and the password is unchanged.
+    let failed_before = app.audit_count("acme", "user.sign_in_failed").await;
+    let (status, kind, body) = call(
         &app,
         "acme",
         "ChangePassword",
@@ -434,6 +436,11 @@ async fn the_cognito_api_refuses_what_it_must() {
     )
     .await;
     assert_eq!((status, kind.as_str()), (400, "NotAuthorizedException"));
+    assert_eq!(body["message"], "Incorrect username or password.");
+    assert_eq!(
+        app.audit_count("acme", "user.sign_in_failed").await,
+        failed_before + 1
+    );
     let (status, _, _) = call(
         &app,
         "acme",
