@@ -367,6 +367,41 @@ mod tests {
     }
 
     #[test]
+    fn cognito_refusals_count_by_their_exception() {
+        let answer = |status: StatusCode, kind: Option<&'static str>| {
+            let mut res = status.into_response();
+            if let Some(k) = kind {
+                res.headers_mut().insert(
+                    crate::cognito::ERROR_TYPE_HEADER,
+                    axum::http::HeaderValue::from_static(k),
+                );
+            }
+            res
+        };
+        let path = "/pools/acme/cognito";
+        for k in crate::cognito::FAILURE_EXCEPTIONS {
+            assert!(is_failure(path, &answer(StatusCode::BAD_REQUEST, Some(k))));
+        }
+        assert!(!is_failure(
+            path,
+            &answer(StatusCode::BAD_REQUEST, Some("InvalidParameterException"))
+        ));
+        assert!(!is_failure(path, &answer(StatusCode::BAD_REQUEST, None)));
+        assert!(!is_failure(path, &answer(StatusCode::OK, None)));
+        // Elsewhere the header means nothing: a 400 of an ordinary endpoint is no failure.
+        assert!(!is_failure(
+            "/pools/acme/api/auth/initiate",
+            &answer(StatusCode::BAD_REQUEST, Some("NotAuthorizedException"))
+        ));
+        assert!(
+            body_client(
+                true,
+                br#"{"ClientId":"abc","AuthFlow":"USER_PASSWORD_AUTH"}"#
+            ) == Some("abc".to_owned())
+        );
+    }
+
+    #[test]
     fn clients_are_named_by_basic_json_or_form() {
         let mut h = HeaderMap::new();
         h.insert(
