@@ -470,12 +470,29 @@ fn authentication_result(
     json!({"AuthenticationResult": result, "ChallengeParameters": {}})
 }
 
-fn outcome_answer(outcome: SignInOutcome, username: &str) -> Value {
+/// A sign-in's answer: its tokens, with an ID token for the client, or its challenge.
+async fn outcome_answer(
+    state: &AppState,
+    pool: &Pool,
+    client: &CognitoClient,
+    outcome: SignInOutcome,
+    username: &str,
+) -> Answer {
     match outcome {
         SignInOutcome::Tokens { access, refresh } => {
-            authentication_result(&access.token, access.expires_in, None, refresh.as_ref())
+            let id_token = state
+                .gh
+                .cognito_id_token(pool, &client.client, &access)
+                .await
+                .map_err(|e| from_service(e, Doing::Other))?;
+            Ok(authentication_result(
+                &access.token,
+                access.expires_in,
+                Some(&id_token),
+                refresh.as_ref(),
+            ))
         }
-        SignInOutcome::NewPasswordRequired { session } => json!({
+        SignInOutcome::NewPasswordRequired { session } => Ok(json!({
             "ChallengeName": "NEW_PASSWORD_REQUIRED",
             "Session": session.expose(),
             "ChallengeParameters": {
@@ -483,7 +500,7 @@ fn outcome_answer(outcome: SignInOutcome, username: &str) -> Value {
                 "requiredAttributes": "[]",
                 "userAttributes": "{}",
             },
-        }),
+        })),
     }
 }
 
@@ -505,14 +522,14 @@ async fn initiate_auth(
                 .initiate_password_sign_in(
                     pool,
                     &req.client_id,
-                    client.secret,
+                    client.secret.clone(),
                     &username,
                     &Secret::new(password),
                     meta,
                 )
                 .await
                 .map_err(|e| from_service(e, Doing::SignIn))?;
-            Ok(outcome_answer(outcome, &username))
+            outcome_answer(state, pool, &client, outcome, &username).await
         }
         "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => {
             let token = required(params, "REFRESH_TOKEN", &req.auth_flow)?;
@@ -569,14 +586,14 @@ async fn respond(
                 .respond_new_password(
                     pool,
                     &req.client_id,
-                    client.secret,
+                    client.secret.clone(),
                     &session,
                     &Secret::new(new_password),
                     meta,
                 )
                 .await
                 .map_err(|e| from_service(e, Doing::Challenge))?;
-            Ok(outcome_answer(outcome, &username))
+            outcome_answer(state, pool, &client, outcome, &username).await
         }
         "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "MFA_SETUP"
         | "CUSTOM_CHALLENGE" | "SELECT_CHALLENGE" => Err(CognitoError::invalid_parameter(format!(

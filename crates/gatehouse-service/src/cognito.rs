@@ -14,17 +14,19 @@ use gatehouse_crypto::secret::{Secret, constant_time_eq, hmac_sha256, sha256};
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::authorization::RefreshTaken;
 use gatehouse_domain::client::AppClient;
-use gatehouse_domain::ids::ClientId;
+use gatehouse_domain::ids::{ClientId, SessionId, UserId};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::security_event::InitiatingEntity;
+use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::user::{PasswordCredential, User};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
+use crate::id_tokens::IdTokenFacts;
 use crate::principal::Subject;
 use crate::security_events::Cause;
 use crate::signin::PasswordChecked;
-use crate::tokens::{ClientAuthMethod, ClientCredentials};
+use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken};
 use crate::users::user_write_error;
 use crate::{Gatehouse, Principal, RequestMeta};
 
@@ -298,6 +300,44 @@ impl Gatehouse {
             }
             other => other,
         })
+    }
+    /// The ID token Cognito's `AuthenticationResult` carries with a sign-in's first access
+    /// token: for the client that signed the user in, with the user's profile and e-mail (as
+    /// Cognito's ID token has the attributes the client may read), naming the sign-in's
+    /// session.
+    pub async fn cognito_id_token(
+        &self,
+        pool: &Pool,
+        client: &AppClient,
+        access: &IssuedToken,
+    ) -> ServiceResult<Secret> {
+        let missing = || ServiceError::internal("a sign-in token without its user or session");
+        let user_id = UserId::parse(&access.claims.sub).map_err(|_| missing())?;
+        let session = access
+            .claims
+            .sid
+            .as_deref()
+            .and_then(|s| SessionId::parse(s).ok())
+            .ok_or_else(missing)?;
+        let user = self
+            .store
+            .user_by_id(pool.id, user_id)
+            .await?
+            .ok_or_else(missing)?;
+        let scopes = ["openid", "email", "profile"].map(str::to_owned);
+        self.mint_id_token(
+            pool,
+            client,
+            &user,
+            &scopes,
+            access,
+            IdTokenFacts {
+                nonce: None,
+                auth_time: Timestamp(access.claims.iat),
+                browser_session: session,
+            },
+        )
+        .await
     }
 }
 

@@ -150,6 +150,17 @@ async fn boto3_runs_the_password_life_cycle_against_the_cognito_api() {
     let access = first["AccessToken"].as_str().unwrap();
     assert_eq!(jwt_claims(access)["username"], "bob");
     assert!(first["RefreshToken"].is_string());
+    // The ID token is the client's, verifies against the pool's JWKS, and names the user.
+    let id_token = first["IdToken"].as_str().unwrap();
+    let verified = verify_id_token_with_jose(&app, "acme", id_token)
+        .await
+        .unwrap();
+    let id_claims = &verified["payload"];
+    assert_eq!(id_claims["aud"], client_id.as_str());
+    assert_eq!(id_claims["token_use"], "id");
+    assert_eq!(id_claims["sub"], jwt_claims(access)["sub"]);
+    assert_eq!(id_claims["email"], "bob@acme.example");
+    assert_eq!(id_claims["sid"], jwt_claims(access)["sid"]);
     // A used challenge session is refused.
     assert_eq!(out["respond_again"]["code"], "NotAuthorizedException");
     assert_eq!(
