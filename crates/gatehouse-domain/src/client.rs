@@ -15,6 +15,10 @@ pub struct AppClient {
     pub name: String,
     /// SHA-256 of the secret; `None` for a public client.
     pub secret_sha256: Option<SecretDigest>,
+    /// The secret sealed with the master key (bound to the pool and
+    /// [`AppClient::secret_label`]), for Cognito's `SECRET_HASH`, an HMAC keyed with the
+    /// secret; `None` for a public client or one created before it was kept.
+    pub secret_sealed: Option<Vec<u8>>,
     pub scopes: Vec<Scope>,
     pub grant_types: Vec<GrantType>,
     /// Where an authorization response may be sent; matched exactly, as registered.
@@ -31,6 +35,11 @@ pub struct AppClient {
 }
 
 impl AppClient {
+    /// What a client's sealed secret is bound to besides its pool.
+    pub fn secret_label(client_id: &ClientId) -> String {
+        format!("client-secret:{}", client_id.as_str())
+    }
+
     /// A public client holds no secret (RFC 6749 §2.1): a browser or native app.
     pub fn is_public(&self) -> bool {
         self.secret_sha256.is_none()
@@ -344,6 +353,7 @@ mod tests {
             client_id: ClientId::parse("web").unwrap(),
             name: "web".to_owned(),
             secret_sha256: None,
+            secret_sealed: None,
             scopes: Vec::new(),
             grant_types: vec![GrantType::AuthorizationCode],
             redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod browser;
+pub mod cognito;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -60,6 +61,8 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         .route("/api/auth/respond", post(auth::respond))
         .route("/api/auth/mfa/totp/associate", post(auth::totp_associate))
         .route("/api/auth/mfa/totp/verify", post(auth::totp_verify))
+        // Cognito's user-pool API (`cognito.rs`).
+        .route("/cognito", post(cognito::cognito))
         .route(
             "/api/auth/confirm-password-reset",
             post(auth::confirm_password_reset),

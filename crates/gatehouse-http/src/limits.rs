@@ -199,6 +199,8 @@ fn body_client(json: bool, body: &[u8]) -> Option<String> {
     if json {
         #[derive(serde::Deserialize)]
         struct Named {
+            // Cognito's API names it `ClientId`.
+            #[serde(alias = "ClientId")]
             client_id: Option<String>,
         }
         return serde_json::from_slice::<Named>(body).ok()?.client_id;
@@ -212,11 +214,23 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json"))
+        .is_some_and(|t| {
+            t.starts_with("application/json") || t.starts_with(crate::cognito::AMZ_JSON)
+        })
 }
 
-/// Whether `status` from `path` is a failed attempt at a secret.
-fn is_failure(path: &str, status: StatusCode) -> bool {
+/// Whether the answer `res` from `path` is a failed attempt at a secret. Cognito's API answers
+/// every refusal 400: there the exception it names decides.
+fn is_failure(path: &str, res: &Response) -> bool {
+    let status = res.status();
+    if path.ends_with("/cognito") {
+        return status == StatusCode::BAD_REQUEST
+            && res
+                .headers()
+                .get(crate::cognito::ERROR_TYPE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| crate::cognito::FAILURE_EXCEPTIONS.contains(&t));
+    }
     status == StatusCode::UNAUTHORIZED
         || (status == StatusCode::BAD_REQUEST
             && ["/respond", "/confirm-password-reset", "/verify-attribute"]
@@ -232,6 +246,9 @@ fn is_oauth(path: &str) -> bool {
 }
 
 fn too_many(path: &str, retry_after_secs: u32) -> Response {
+    if path.ends_with("/cognito") {
+        return crate::cognito::too_many_requests(retry_after_secs);
+    }
     if is_oauth(path) {
         return crate::error::oauth_too_many_requests(retry_after_secs);
     }
@@ -291,7 +308,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return too_many(&path, wait);
     }
     let res = next.run(req).await;
-    if is_failure(&path, res.status()) {
+    if is_failure(&path, &res) {
         let now = Instant::now();
         if let Some(ip) = source {
             limits.addresses.fail(ip, now);
@@ -346,6 +363,41 @@ mod tests {
         assert_eq!(
             limits.source(ip("10.0.0.2"), &HeaderMap::new()),
             ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn cognito_refusals_count_by_their_exception() {
+        let answer = |status: StatusCode, kind: Option<&'static str>| {
+            let mut res = status.into_response();
+            if let Some(k) = kind {
+                res.headers_mut().insert(
+                    crate::cognito::ERROR_TYPE_HEADER,
+                    axum::http::HeaderValue::from_static(k),
+                );
+            }
+            res
+        };
+        let path = "/pools/acme/cognito";
+        for k in crate::cognito::FAILURE_EXCEPTIONS {
+            assert!(is_failure(path, &answer(StatusCode::BAD_REQUEST, Some(k))));
+        }
+        assert!(!is_failure(
+            path,
+            &answer(StatusCode::BAD_REQUEST, Some("InvalidParameterException"))
+        ));
+        assert!(!is_failure(path, &answer(StatusCode::BAD_REQUEST, None)));
+        assert!(!is_failure(path, &answer(StatusCode::OK, None)));
+        // Elsewhere the header means nothing: a 400 of an ordinary endpoint is no failure.
+        assert!(!is_failure(
+            "/pools/acme/api/auth/initiate",
+            &answer(StatusCode::BAD_REQUEST, Some("NotAuthorizedException"))
+        ));
+        assert!(
+            body_client(
+                true,
+                br#"{"ClientId":"abc","AuthFlow":"USER_PASSWORD_AUTH"}"#
+            ) == Some("abc".to_owned())
         );
     }
 

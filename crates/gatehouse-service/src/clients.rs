@@ -258,11 +258,21 @@ impl Gatehouse {
             ClientType::Confidential => Some(random_token()),
             ClientType::Public => None,
         };
+        let client_id = new_client_id()?;
+        let secret_sealed = match &secret {
+            Some(s) => Some(self.keyring.seal_code(
+                pool.id,
+                &AppClient::secret_label(&client_id),
+                s,
+            )?),
+            None => None,
+        };
         let client = AppClient {
             pool: pool.id,
-            client_id: new_client_id()?,
+            client_id,
             name: r.name,
             secret_sha256: secret.as_ref().map(|s| SecretDigest(hash_client_secret(s))),
+            secret_sealed,
             scopes: r.scopes,
             grant_types: r.grant_types,
             redirect_uris: r.redirect_uris,

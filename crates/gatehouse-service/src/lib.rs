@@ -8,6 +8,7 @@ pub mod backchannel;
 pub mod browser;
 pub mod cache;
 pub mod clients;
+pub mod cognito;
 pub mod consents;
 pub mod error;
 pub mod federation;

@@ -15,7 +15,7 @@ use crate::{Lock, SqlStore, audit};
 
 const COLUMNS: &str = "pool_id, client_id, name, secret_sha256, scopes, grant_types, \
      redirect_uris, post_logout_redirect_uris, third_party, created_at, \
-     backchannel_logout_uri, backchannel_logout_session_required";
+     backchannel_logout_uri, backchannel_logout_session_required, secret_sealed";
 
 pub(crate) async fn create(
     store: &SqlStore,
@@ -25,7 +25,7 @@ pub(crate) async fn create(
     let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let mut tx = store.begin().await?;
     sqlx::query(&format!(
-        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(client.pool.to_string())
     .bind(client.client_id.as_str())
@@ -44,6 +44,7 @@ pub(crate) async fn create(
             .as_ref()
             .is_some_and(|b| b.session_required),
     ))
+    .bind(client.secret_sealed.clone())
     .execute(&mut *tx)
     .await
     .conflict("an app client with this id already exists")?;
@@ -105,6 +106,7 @@ fn from_row(row: &AnyRow) -> StoreResult<AppClient> {
         client_id: parsed(row, "client_id", ClientId::parse)?,
         name: get(row, "name")?,
         secret_sha256: opt_digest(row, "secret_sha256")?.map(SecretDigest),
+        secret_sealed: get(row, "secret_sealed")?,
         scopes: json(row, "scopes")?,
         grant_types,
         redirect_uris: json(row, "redirect_uris")?,

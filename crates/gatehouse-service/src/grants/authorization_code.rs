@@ -697,7 +697,7 @@ impl Gatehouse {
     }
 
     /// Ends an authorization (and so its tokens and refresh tokens), with its audit event.
-    async fn end_family(
+    pub(crate) async fn end_family(
         &self,
         w: &mut dyn PoolWrite,
         pool: &Pool,

@@ -216,6 +216,7 @@ pub fn client_value(pool: PoolId, id: &str) -> AppClient {
         client_id: ClientId::parse(id).unwrap(),
         name: format!("App {id}"),
         secret_sha256: Some(SecretDigest([7; 32])),
+        secret_sealed: None,
         scopes: vec![
             Scope::parse("openid").unwrap(),
             Scope::parse("user:Impersonate").unwrap(),

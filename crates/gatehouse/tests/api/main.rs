@@ -10,6 +10,7 @@ mod browser;
 mod browser_signin;
 mod cli;
 mod code_flow;
+mod cognito;
 mod common;
 mod consent;
 mod discovery;

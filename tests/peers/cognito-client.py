@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Drives a Gatehouse pool's Cognito API with boto3's `cognito-idp` client, unmodified.
+
+Usage: cognito-client.py SCENARIO_JSON
+
+SCENARIO_JSON holds endpoint_url (the pool's /cognito URL), client_id, client_secret (or
+null for a public client), username, temporary_password, new_password and
+changed_password. With a secret, every call carries SECRET_HASH as Cognito's documentation
+computes it: Base64(HMAC-SHA256(secret, username + client id)). The client is pointed at
+endpoint_url with unsigned requests, as a Cognito application would be by changing its
+endpoint. It runs, in order: InitiateAuth USER_PASSWORD_AUTH (answered by
+NEW_PASSWORD_REQUIRED), RespondToAuthChallenge, GetUser, REFRESH_TOKEN_AUTH, ChangePassword,
+InitiateAuth with the changed password, GlobalSignOut, GetUser again (which must fail with
+NotAuthorizedException), then RevokeToken of a fresh sign-in's refresh token and a refresh
+with it (which must fail).
+
+Prints one JSON object with every answer (tokens included, for the caller to check).
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import sys
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+def refused(call):
+    """Runs call, which must raise botocore's ClientError: its code and message."""
+    try:
+        call()
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        return {
+            "code": err.get("Code"),
+            "message": err.get("Message"),
+            "status": e.response.get("ResponseMetadata", {}).get("HTTPStatusCode"),
+        }
+    raise SystemExit("the call was expected to fail, and succeeded")
+
+
+def with_hash(params, secret, client_id, username):
+    """params with SECRET_HASH added when the client has a secret."""
+    if secret:
+        digest = hmac.new(
+            secret.encode(), (username + client_id).encode(), hashlib.sha256
+        ).digest()
+        params = dict(params, SECRET_HASH=base64.b64encode(digest).decode())
+    return params
+
+
+def main():
+    s = json.loads(sys.argv[1])
+    idp = boto3.client(
+        "cognito-idp",
+        endpoint_url=s["endpoint_url"],
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+    )
+    out = {}
+    client_id = s["client_id"]
+    user = s["username"]
+    secret = s.get("client_secret")
+
+    def h(params):
+        return with_hash(params, secret, client_id, user)
+
+    first = idp.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["temporary_password"]}),
+    )
+    out["initiate"] = {k: first.get(k) for k in ("ChallengeName", "Session", "ChallengeParameters")}
+
+    answered = idp.respond_to_auth_challenge(
+        ClientId=client_id,
+        ChallengeName="NEW_PASSWORD_REQUIRED",
+        Session=first["Session"],
+        ChallengeResponses=h({"USERNAME": user, "NEW_PASSWORD": s["new_password"]}),
+    )
+    out["respond"] = answered["AuthenticationResult"]
+    access = answered["AuthenticationResult"]["AccessToken"]
+    refresh = answered["AuthenticationResult"]["RefreshToken"]
+
+    # The same session again: single use.
+    out["respond_again"] = refused(
+        lambda: idp.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName="NEW_PASSWORD_REQUIRED",
+            Session=first["Session"],
+            ChallengeResponses=h({"USERNAME": user, "NEW_PASSWORD": s["new_password"] + "x"}),
+        )
+    )
+
+    got = idp.get_user(AccessToken=access)
+    out["get_user"] = {k: got.get(k) for k in ("Username", "UserAttributes", "MFAOptions", "UserMFASettingList")}
+
+    refreshed = idp.initiate_auth(
+        AuthFlow="REFRESH_TOKEN_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"REFRESH_TOKEN": refresh, "USERNAME": user}),
+    )
+    out["refresh"] = refreshed["AuthenticationResult"]
+
+    idp.change_password(
+        AccessToken=access,
+        PreviousPassword=s["new_password"],
+        ProposedPassword=s["changed_password"],
+    )
+    out["wrong_password"] = refused(
+        lambda: idp.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=client_id,
+            AuthParameters=h({"USERNAME": user, "PASSWORD": s["new_password"]}),
+        )
+    )
+    signed_in = idp.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["changed_password"]}),
+    )
+    out["sign_in_changed"] = signed_in["AuthenticationResult"]
+
+    idp.global_sign_out(AccessToken=signed_in["AuthenticationResult"]["AccessToken"])
+    out["get_user_after_sign_out"] = refused(
+        lambda: idp.get_user(AccessToken=signed_in["AuthenticationResult"]["AccessToken"])
+    )
+
+    fresh = idp.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["changed_password"]}),
+    )["AuthenticationResult"]
+    revoke = {"Token": fresh["RefreshToken"], "ClientId": client_id}
+    if secret:
+        revoke["ClientSecret"] = secret
+    idp.revoke_token(**revoke)
+    out["refresh_after_revoke"] = refused(
+        lambda: idp.initiate_auth(
+            AuthFlow="REFRESH_TOKEN_AUTH",
+            ClientId=client_id,
+            AuthParameters=h({"REFRESH_TOKEN": fresh["RefreshToken"], "USERNAME": user}),
+        )
+    )
+    out["revoked_family_access"] = fresh["AccessToken"]
+
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
