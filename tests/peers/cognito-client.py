@@ -14,6 +14,15 @@ InitiateAuth with the changed password, GlobalSignOut, GetUser again (which must
 NotAuthorizedException), then RevokeToken of a fresh sign-in's refresh token and a refresh
 with it (which must fail).
 
+With "flow": "software_token" it enrolls a software token instead (codes from PyPI pyotp at
+the server's clock, "now", since the test server's clock is its own): a sign-in,
+AssociateSoftwareToken and VerifySoftwareToken with the access token, SetUserMFAPreference,
+GetUser, then a sign-in answered by SOFTWARE_TOKEN_MFA (the enrollment's code again first,
+which must fail, then the next step's code, then the same session again, which must fail).
+With "flow": "mfa_setup" the pool requires a factor the user does not have yet: InitiateAuth
+answers MFA_SETUP, AssociateSoftwareToken and VerifySoftwareToken carry its Session, and
+RespondToAuthChallenge MFA_SETUP with the Session they answered signs in (once).
+
 Prints one JSON object with every answer (tokens included, for the caller to check).
 """
 
@@ -24,6 +33,7 @@ import json
 import sys
 
 import boto3
+import pyotp
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -53,14 +63,124 @@ def with_hash(params, secret, client_id, username):
     return params
 
 
-def main():
-    s = json.loads(sys.argv[1])
-    idp = boto3.client(
+def client_of(s):
+    return boto3.client(
         "cognito-idp",
         endpoint_url=s["endpoint_url"],
         region_name="us-east-1",
         config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
     )
+
+
+def software_token(s):
+    """Enrolls a software token with an access token, then signs in with it."""
+    idp = client_of(s)
+    out = {}
+    client_id = s["client_id"]
+    user = s["username"]
+    now = s["now"]
+
+    def h(params):
+        return with_hash(params, s.get("client_secret"), client_id, user)
+
+    def password_sign_in():
+        return idp.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=client_id,
+            AuthParameters=h({"USERNAME": user, "PASSWORD": s["password"]}),
+        )
+
+    access = password_sign_in()["AuthenticationResult"]["AccessToken"]
+    secret = idp.associate_software_token(AccessToken=access)["SecretCode"]
+    out["secret"] = secret
+    totp = pyotp.TOTP(secret)
+    wrong = "000000" if totp.at(now) != "000000" else "111111"
+    out["verify_wrong"] = refused(
+        lambda: idp.verify_software_token(AccessToken=access, UserCode=wrong)
+    )
+    enrolled_with = totp.at(now)
+    out["verify"] = idp.verify_software_token(AccessToken=access, UserCode=enrolled_with)["Status"]
+    idp.set_user_mfa_preference(
+        AccessToken=access,
+        SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True},
+    )
+    out["disable_refused"] = refused(
+        lambda: idp.set_user_mfa_preference(
+            AccessToken=access, SoftwareTokenMfaSettings={"Enabled": False}
+        )
+    )
+    got = idp.get_user(AccessToken=access)
+    out["get_user"] = {k: got.get(k) for k in ("UserMFASettingList", "PreferredMfaSetting")}
+
+    challenged = password_sign_in()
+    out["challenge"] = {k: challenged.get(k) for k in ("ChallengeName", "ChallengeParameters")}
+
+    def answer(code):
+        return idp.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName="SOFTWARE_TOKEN_MFA",
+            Session=challenged["Session"],
+            ChallengeResponses=h({"USERNAME": user, "SOFTWARE_TOKEN_MFA_CODE": code}),
+        )
+
+    # The code the enrollment used is spent for its time step.
+    out["reused_code"] = refused(lambda: answer(enrolled_with))
+    next_code = totp.at(now + 30)
+    out["signed_in"] = answer(next_code)["AuthenticationResult"]
+    out["session_again"] = refused(lambda: answer(next_code))
+    return out
+
+
+def mfa_setup(s):
+    """A first sign-in in a pool that requires a second factor: MFA_SETUP."""
+    idp = client_of(s)
+    out = {}
+    client_id = s["client_id"]
+    user = s["username"]
+
+    def h(params):
+        return with_hash(params, s.get("client_secret"), client_id, user)
+
+    first = idp.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"USERNAME": user, "PASSWORD": s["password"]}),
+    )
+    out["initiate"] = {k: first.get(k) for k in ("ChallengeName", "ChallengeParameters")}
+    associated = idp.associate_software_token(Session=first["Session"])
+    verified = idp.verify_software_token(
+        Session=associated["Session"],
+        UserCode=pyotp.TOTP(associated["SecretCode"]).at(s["now"]),
+    )
+    out["verify"] = verified["Status"]
+
+    def setup():
+        return idp.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName="MFA_SETUP",
+            Session=verified["Session"],
+            ChallengeResponses=h({"USERNAME": user}),
+        )
+
+    out["signed_in"] = setup()["AuthenticationResult"]
+    out["setup_again"] = refused(setup)
+    # The first session was used up by the verification.
+    out["first_session_again"] = refused(
+        lambda: idp.verify_software_token(Session=first["Session"], UserCode="123456")
+    )
+    return out
+
+
+def main():
+    s = json.loads(sys.argv[1])
+    flow = s.get("flow", "password")
+    if flow == "software_token":
+        print(json.dumps(software_token(s)))
+        return
+    if flow == "mfa_setup":
+        print(json.dumps(mfa_setup(s)))
+        return
+    idp = client_of(s)
     out = {}
     client_id = s["client_id"]
     user = s["username"]

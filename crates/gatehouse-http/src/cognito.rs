@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::pool::Pool;
-use gatehouse_domain::user::User;
+use gatehouse_domain::user::{MfaState, User};
 use gatehouse_service::cognito::{CognitoClient, CognitoClientError};
 use gatehouse_service::signin::SignInOutcome;
 use gatehouse_service::{RequestMeta, ServiceError};
@@ -41,15 +41,9 @@ pub const FAILURE_EXCEPTIONS: [&str; 3] = [
     "ExpiredCodeException",
 ];
 
-/// The operations of Cognito's API that need MFA or hooks, which Gatehouse does not serve
-/// here yet.
-const NOT_YET: [&str; 5] = [
-    "AssociateSoftwareToken",
-    "VerifySoftwareToken",
-    "SetUserMFAPreference",
-    "StartWebAuthnRegistration",
-    "CompleteWebAuthnRegistration",
-];
+/// The operations of Cognito's API that need passkeys, which Gatehouse does not serve here
+/// yet.
+const NOT_YET: [&str; 2] = ["StartWebAuthnRegistration", "CompleteWebAuthnRegistration"];
 
 /// A Cognito error: its exception name, message and status.
 #[derive(Debug)]
@@ -117,6 +111,8 @@ enum Doing {
     ChangePassword,
     /// Setting a password with a code sent to the user.
     Code,
+    /// Answering with a software token's code (and a session or an access token).
+    MfaCode,
     /// Anything else.
     Other,
 }
@@ -160,6 +156,10 @@ fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
                 CognitoError::not_authorized("Incorrect username or password.")
             }
             Doing::ChangePassword => CognitoError::not_authorized(m),
+            Doing::MfaCode if m == "invalid code" => {
+                CognitoError::new("CodeMismatchException", "Invalid code received for user")
+            }
+            Doing::MfaCode => CognitoError::not_authorized("Invalid session for the user."),
             Doing::Code | Doing::Other => CognitoError::not_authorized(m),
         },
         ServiceError::OAuth(_) | ServiceError::Gone(_) => match doing {
@@ -313,6 +313,58 @@ async fn dispatch(
             .map_err(|e| from_service(e, Doing::Other))?;
             Ok(json!({}))
         }
+        "AssociateSoftwareToken" => {
+            let req: SoftwareTokenRequest = parse(request)?;
+            let association = match (&req.access_token, &req.session) {
+                (Some(token), _) => {
+                    let (principal, _) = user_of(state, pool, token).await?;
+                    gh.associate_totp(pool, &principal).await
+                }
+                (None, Some(session)) => gh.associate_totp_for_session(pool, session).await,
+                (None, None) => {
+                    return Err(CognitoError::invalid_parameter(
+                        "AccessToken or Session is required",
+                    ));
+                }
+            }
+            .map_err(|e| from_service(e, Doing::MfaCode))?;
+            let mut answer = json!({"SecretCode": association.secret.expose()});
+            if let (None, Some(session)) = (&req.access_token, &req.session) {
+                answer["Session"] = Value::from(session.as_str());
+            }
+            Ok(answer)
+        }
+        "VerifySoftwareToken" => {
+            let req: SoftwareTokenRequest = parse(request)?;
+            let code = req
+                .user_code
+                .ok_or_else(|| CognitoError::invalid_parameter("UserCode is required"))?;
+            match (&req.access_token, &req.session) {
+                (Some(token), _) => {
+                    let (principal, _) = user_of(state, pool, token).await?;
+                    gh.verify_totp(pool, &principal, &code, meta)
+                        .await
+                        .map_err(|e| from_service(e, Doing::MfaCode))?;
+                    Ok(json!({"Status": "SUCCESS"}))
+                }
+                (None, Some(session)) => {
+                    let next = gh
+                        .verify_totp_for_session(pool, session, &code, meta)
+                        .await
+                        .map_err(|e| from_service(e, Doing::MfaCode))?;
+                    Ok(json!({"Status": "SUCCESS", "Session": next.expose()}))
+                }
+                (None, None) => Err(CognitoError::invalid_parameter(
+                    "AccessToken or Session is required",
+                )),
+            }
+        }
+        "SetUserMFAPreference" => {
+            let req: MfaPreferenceRequest = parse(request)?;
+            let (_, user) = user_of(state, pool, &req.access_token).await?;
+            set_mfa_preference(&user, &req)?;
+            Ok(json!({}))
+        }
         op if NOT_YET.contains(&op) => Err(CognitoError::invalid_parameter(format!(
             "{op} is not supported yet"
         ))),
@@ -354,6 +406,74 @@ struct RespondRequest {
 #[serde(rename_all = "PascalCase")]
 struct WithAccessToken {
     access_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SoftwareTokenRequest {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    user_code: Option<String>,
+}
+
+/// One factor's setting in `SetUserMFAPreference`.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FactorSetting {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    preferred_mfa: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MfaPreferenceRequest {
+    access_token: String,
+    #[serde(default)]
+    software_token_mfa_settings: Option<FactorSetting>,
+    #[serde(default, rename = "SMSMfaSettings")]
+    sms_mfa_settings: Option<FactorSetting>,
+    #[serde(default)]
+    email_mfa_settings: Option<FactorSetting>,
+}
+
+/// `SetUserMFAPreference`. A software token is the one factor Gatehouse enrolls through this
+/// API, and a confirmed one is always used, so enabling it (or preferring it) is accepted
+/// once it is verified. Turning a factor off is refused: with a stolen access token it would
+/// remove the second factor that token's theft should still meet; an administrator's
+/// `disable-mfa` does it, under the dominance rule, and tells the user.
+fn set_mfa_preference(user: &User, req: &MfaPreferenceRequest) -> Result<(), CognitoError> {
+    for (name, setting) in [
+        ("SMSMfaSettings", &req.sms_mfa_settings),
+        ("EmailMfaSettings", &req.email_mfa_settings),
+    ] {
+        if setting
+            .as_ref()
+            .is_some_and(|s| s.enabled == Some(true) || s.preferred_mfa == Some(true))
+        {
+            return Err(CognitoError::invalid_parameter(format!(
+                "{name}: this user pool does not offer that factor"
+            )));
+        }
+    }
+    if let Some(setting) = &req.software_token_mfa_settings {
+        if setting.enabled == Some(false) {
+            return Err(CognitoError::invalid_parameter(
+                "a second factor is removed by an administrator (disable-mfa), not by its user",
+            ));
+        }
+        let wants = setting.enabled == Some(true) || setting.preferred_mfa == Some(true);
+        if wants && user.mfa != MfaState::SoftwareToken {
+            return Err(CognitoError::invalid_parameter(
+                "User has not verified software token mfa",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -501,13 +621,18 @@ async fn outcome_answer(
                 "userAttributes": "{}",
             },
         })),
-        // The second factor is asked for with its Cognito name; answering it here is not
-        // supported yet (RespondToAuthChallenge says so), the API flow answers it.
-        SignInOutcome::Mfa { challenge, session } => Ok(json!({
-            "ChallengeName": challenge,
-            "Session": session.expose(),
-            "ChallengeParameters": {"USER_ID_FOR_SRP": username},
-        })),
+        // The second factor, with its Cognito name; `MFA_SETUP` names what can be set up.
+        SignInOutcome::Mfa { challenge, session } => {
+            let mut parameters = json!({"USER_ID_FOR_SRP": username});
+            if challenge == "MFA_SETUP" {
+                parameters["MFAS_CAN_SETUP"] = Value::from("[\"SOFTWARE_TOKEN_MFA\"]");
+            }
+            Ok(json!({
+                "ChallengeName": challenge,
+                "Session": session.expose(),
+                "ChallengeParameters": parameters,
+            }))
+        }
     }
 }
 
@@ -602,11 +727,42 @@ async fn respond(
                 .map_err(|e| from_service(e, Doing::Challenge))?;
             outcome_answer(state, pool, &client, outcome, &username).await
         }
-        "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "MFA_SETUP"
-        | "CUSTOM_CHALLENGE" | "SELECT_CHALLENGE" => Err(CognitoError::invalid_parameter(format!(
-            "ChallengeName {} is not supported yet",
-            req.challenge_name
-        ))),
+        "SOFTWARE_TOKEN_MFA" | "MFA_SETUP" => {
+            let name = req.challenge_name.as_str();
+            let username = required(responses, "USERNAME", name)?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = if name == "SOFTWARE_TOKEN_MFA" {
+                let code = required(responses, "SOFTWARE_TOKEN_MFA_CODE", name)?;
+                state
+                    .gh
+                    .respond_software_token(
+                        pool,
+                        &req.client_id,
+                        client.secret.clone(),
+                        &session,
+                        &Secret::new(code),
+                        meta,
+                    )
+                    .await
+            } else {
+                state
+                    .gh
+                    .respond_mfa_setup(pool, &req.client_id, client.secret.clone(), &session, meta)
+                    .await
+            }
+            .map_err(|e| from_service(e, Doing::MfaCode))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
+        "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "CUSTOM_CHALLENGE" | "SELECT_CHALLENGE" => {
+            Err(CognitoError::invalid_parameter(format!(
+                "ChallengeName {} is not supported yet",
+                req.challenge_name
+            )))
+        }
         other => Err(CognitoError::invalid_parameter(format!(
             "ChallengeName {other} is not supported"
         ))),
@@ -616,6 +772,7 @@ async fn respond(
 /// `GetUser`'s answer: the user's attributes under Cognito's names.
 fn user_answer(user: &User) -> Value {
     let a = &user.attributes;
+    let software_token = user.mfa == MfaState::SoftwareToken;
     let mut attrs: Vec<(&str, String)> = vec![("sub", user.id.to_string())];
     attrs.push(("email", a.email.clone()));
     if let Some(v) = a.email_verified {
@@ -647,12 +804,17 @@ fn user_answer(user: &User) -> Value {
         .into_iter()
         .map(|(n, v)| json!({"Name": n, "Value": v}))
         .collect();
-    json!({
+    let mut answer = json!({
         "Username": user.username.as_str(),
         "UserAttributes": attributes,
         "MFAOptions": [],
         "UserMFASettingList": [],
-    })
+    });
+    if software_token {
+        answer["UserMFASettingList"] = json!(["SOFTWARE_TOKEN_MFA"]);
+        answer["PreferredMfaSetting"] = Value::from("SOFTWARE_TOKEN_MFA");
+    }
+    answer
 }
 
 /// The failure limits' refusal, as Cognito answers it.

@@ -33,6 +33,9 @@ use crate::{Gatehouse, RequestMeta};
 
 pub const SOFTWARE_TOKEN_MFA: &str = "SOFTWARE_TOKEN_MFA";
 pub const MFA_SETUP: &str = "MFA_SETUP";
+/// The challenge of the session Cognito's `VerifySoftwareToken` answers during `MFA_SETUP`:
+/// the token is enrolled, and `RespondToAuthChallenge` `MFA_SETUP` with it signs in.
+const MFA_SETUP_VERIFIED: &str = "MFA_SETUP_VERIFIED";
 
 /// A software token being enrolled: its secret in base32 and as an `otpauth://` URI.
 #[derive(Debug)]
@@ -348,6 +351,98 @@ impl Gatehouse {
         })
     }
 
+    /// Cognito's `AssociateSoftwareToken` with the `MFA_SETUP` session (its request names
+    /// no client: the session's own audience stands). The session is not used up.
+    pub async fn associate_totp_for_session(
+        &self,
+        pool: &Pool,
+        session: &str,
+    ) -> ServiceResult<TotpAssociation> {
+        let claims = self
+            .verify_challenge_for(pool, None, session, MFA_SETUP)
+            .await?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.enabled.is_enabled())
+            .ok_or_else(expired)?;
+        let association = self.associate_in(w.as_mut(), pool, &user).await?;
+        w.commit().await?;
+        Ok(association)
+    }
+
+    /// Cognito's `VerifySoftwareToken` with the `MFA_SETUP` session: the first valid code
+    /// confirms the token and uses the session up, in one transaction, and a new session
+    /// (for the same client) answers `MFA_SETUP` to sign in. Cognito shows no recovery
+    /// codes; the user's are made as for every enrollment and can be replaced by enrolling
+    /// again after `disable-mfa`.
+    pub async fn verify_totp_for_session(
+        &self,
+        pool: &Pool,
+        session: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<Secret> {
+        let claims = self
+            .verify_challenge_for(pool, None, session, MFA_SETUP)
+            .await?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
+        let now = self.now();
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.enabled.is_enabled())
+            .ok_or_else(expired)?;
+        self.code_attempt_allowed(pool, &user.username).await?;
+        if !w.use_once(&claims.jti, now, Timestamp(claims.exp)).await? {
+            return Err(expired());
+        }
+        if self
+            .confirm_in(w.as_mut(), pool, &user, code, meta)
+            .await?
+            .is_none()
+        {
+            drop(w);
+            return Err(self.wrong_code(pool, &user.username, meta).await?);
+        }
+        w.commit().await?;
+        self.challenge_session(pool, &user, &claims.aud, MFA_SETUP_VERIFIED)
+            .await
+    }
+
+    /// Cognito's `RespondToAuthChallenge` `MFA_SETUP`: the session `VerifySoftwareToken`
+    /// answered signs the user in, once, for the client it was issued to.
+    pub async fn respond_mfa_setup(
+        &self,
+        pool: &Pool,
+        client_id: &str,
+        client_secret: Option<Secret>,
+        session: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<SignInOutcome> {
+        let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        let claims = self
+            .verify_challenge(pool, client.client_id.as_str(), session, MFA_SETUP_VERIFIED)
+            .await?;
+        let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
+        let mut w = self.store.write(pool.id).await?;
+        if !w
+            .use_once(&claims.jti, self.now(), Timestamp(claims.exp))
+            .await?
+        {
+            return Err(expired());
+        }
+        let user = w
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| u.enabled.is_enabled() && u.mfa == MfaState::SoftwareToken)
+            .ok_or_else(expired)?;
+        self.start_session(pool, &client, w, &user, meta).await
+    }
+
     /// Answers `SOFTWARE_TOKEN_MFA` with a current code or a recovery code: in one
     /// transaction the session is used up, the code's step (or the recovery code) is taken,
     /// and the user is signed in.
@@ -405,6 +500,12 @@ impl Gatehouse {
             .await?
             .filter(|c| c.is_confirmed())
             .ok_or_else(expired)?;
+        // The claim first, so a used session is refused as such: of answers racing on one
+        // challenge, exactly one passes. A wrong code rolls it back with the transaction, so
+        // the user may try again while the session lasts (the lockout bounds the tries).
+        if !w.use_once(&claims.jti, now, Timestamp(claims.exp)).await? {
+            return Err(expired());
+        }
         let accepted = if is_totp {
             let secret = self.open_secret(pool, &credential)?;
             match totp::matching_step(&secret, answer, now.as_secs()) {
@@ -420,10 +521,6 @@ impl Gatehouse {
         if !accepted {
             drop(w);
             return Err(self.wrong_code(pool, &user.username, meta).await?);
-        }
-        // The claim: of answers racing on one challenge, exactly one passes.
-        if !w.use_once(&claims.jti, now, Timestamp(claims.exp)).await? {
-            return Err(expired());
         }
         let mut used = self
             .event(pool, AuditAction::TokenRevoked, None, meta)

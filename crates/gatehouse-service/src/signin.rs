@@ -63,7 +63,7 @@ pub(crate) enum PasswordChecked {
 pub(crate) struct ChallengeClaims {
     iss: String,
     pub(crate) sub: String,
-    aud: String,
+    pub(crate) aud: String,
     pub(crate) exp: i64,
     pub(crate) jti: String,
     challenge: String,
@@ -376,6 +376,20 @@ impl Gatehouse {
         session: &str,
         challenge: &str,
     ) -> ServiceResult<ChallengeClaims> {
+        self.verify_challenge_for(pool, Some(audience), session, challenge)
+            .await
+    }
+
+    /// [`Gatehouse::verify_challenge`] for the operations whose request names no client
+    /// (Cognito's `AssociateSoftwareToken` and `VerifySoftwareToken` with a session): the
+    /// session's own audience stands, and the answer that signs in checks it.
+    pub(crate) async fn verify_challenge_for(
+        &self,
+        pool: &Pool,
+        audience: Option<&str>,
+        session: &str,
+        challenge: &str,
+    ) -> ServiceResult<ChallengeClaims> {
         let keys = self.pool_keys(pool).await?;
         let issuer = self.issuer(pool);
         let expired = || ServiceError::Unauthenticated("invalid or expired session".to_owned());
@@ -385,7 +399,7 @@ impl Gatehouse {
             &Expect {
                 typ: TYP_CHALLENGE,
                 issuer: &issuer,
-                audience: Some(audience),
+                audience,
             },
         )
         .map_err(|_| expired())?;

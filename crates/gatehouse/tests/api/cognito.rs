@@ -110,6 +110,105 @@ async fn invite(app: &TestApp, admin: &str, username: &str) -> String {
         .to_owned()
 }
 
+/// Runs `tests/peers/cognito-client.py` on `scenario`; its JSON output.
+async fn boto3(scenario: &Value) -> Value {
+    let mut py = Command::new(venv_tool("python3"));
+    py.arg(peers_dir().join("cognito-client.py"))
+        .arg(scenario.to_string());
+    let out = tokio::time::timeout(Duration::from_secs(120), py.output())
+        .await
+        .expect("boto3 finishes within 120 s")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The test server's time, at the start of a 30-second step (so that a scenario's codes of
+/// "now" and "the next step" are what they say whatever the wall clock does).
+fn step_start(app: &TestApp) -> i64 {
+    use gatehouse_domain::time::Clock;
+    let t = app.clock.now().as_secs();
+    app.clock.advance(30 - t.rem_euclid(30));
+    app.clock.now().as_secs()
+}
+
+#[tokio::test]
+async fn boto3_enrolls_a_software_token_and_answers_its_challenges() {
+    let app = spawn_app().await;
+    let (oauth_client, ada) = app.acme_with_ada().await;
+    let (client_id, secret) = sign_in_client(&app, "acme", ClientType::Confidential).await;
+    let now = step_start(&app);
+    let out = boto3(&json!({
+        "flow": "software_token",
+        "endpoint_url": app.pool_url("acme", "/cognito"),
+        "client_id": client_id,
+        "client_secret": secret,
+        "username": "alice",
+        "password": "alice-password-1",
+        "now": now,
+    }))
+    .await;
+    assert_eq!(out["verify_wrong"]["code"], "CodeMismatchException");
+    assert_eq!(out["verify"], "SUCCESS");
+    assert_eq!(out["disable_refused"]["code"], "InvalidParameterException");
+    assert_eq!(
+        out["get_user"]["UserMFASettingList"],
+        json!(["SOFTWARE_TOKEN_MFA"])
+    );
+    assert_eq!(out["get_user"]["PreferredMfaSetting"], "SOFTWARE_TOKEN_MFA");
+    assert_eq!(out["challenge"]["ChallengeName"], "SOFTWARE_TOKEN_MFA");
+    // The enrollment's code is spent for its step, the next step's signs in, once.
+    assert_eq!(out["reused_code"]["code"], "CodeMismatchException");
+    let access = out["signed_in"]["AccessToken"].as_str().unwrap();
+    assert_eq!(jwt_claims(access)["username"], "alice");
+    assert_eq!(
+        app.introspect("acme", &oauth_client, access).await["active"],
+        true
+    );
+    assert!(out["signed_in"]["IdToken"].is_string());
+    assert_eq!(out["session_again"]["code"], "NotAuthorizedException");
+    assert!(app.audit_count("acme", "user.mfa_enrolled").await >= 1);
+
+    // MFA required: a user without a factor sets one up at sign-in.
+    let res = app
+        .http
+        .put(app.pool_url("acme", "/api/auth/settings/mfa"))
+        .bearer_auth(&ada)
+        .json(&json!({"MfaConfiguration": "required"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    app.create_user("acme", "carol", &[], "carol-password-1")
+        .await;
+    let now = step_start(&app);
+    let out = boto3(&json!({
+        "flow": "mfa_setup",
+        "endpoint_url": app.pool_url("acme", "/cognito"),
+        "client_id": client_id,
+        "client_secret": secret,
+        "username": "carol",
+        "password": "carol-password-1",
+        "now": now,
+    }))
+    .await;
+    assert_eq!(out["initiate"]["ChallengeName"], "MFA_SETUP");
+    assert_eq!(
+        out["initiate"]["ChallengeParameters"]["MFAS_CAN_SETUP"],
+        "[\"SOFTWARE_TOKEN_MFA\"]"
+    );
+    assert_eq!(out["verify"], "SUCCESS");
+    let access = out["signed_in"]["AccessToken"].as_str().unwrap();
+    assert_eq!(jwt_claims(access)["username"], "carol");
+    assert_eq!(out["setup_again"]["code"], "NotAuthorizedException");
+    assert_eq!(out["first_session_again"]["code"], "NotAuthorizedException");
+}
+
 #[tokio::test]
 async fn boto3_runs_the_password_life_cycle_against_the_cognito_api() {
     let app = spawn_app().await;
@@ -127,20 +226,7 @@ async fn boto3_runs_the_password_life_cycle_against_the_cognito_api() {
         "new_password": "bob-new-password-1",
         "changed_password": "bob-changed-password-2",
     });
-    let mut py = Command::new(venv_tool("python3"));
-    py.arg(peers_dir().join("cognito-client.py"))
-        .arg(scenario.to_string());
-    let out = tokio::time::timeout(Duration::from_secs(120), py.output())
-        .await
-        .expect("boto3 finishes within 120 s")
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "boto3 failed: {}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = boto3(&scenario).await;
 
     assert_eq!(out["initiate"]["ChallengeName"], "NEW_PASSWORD_REQUIRED");
     assert!(out["initiate"]["Session"].as_str().unwrap().len() > 20);
@@ -386,20 +472,28 @@ async fn the_cognito_api_refuses_what_it_must() {
     assert_eq!((status, kind.as_str()), (400, "SerializationException"));
     let (status, kind, _) = call(&app, "acme", "InitiateAuth", json!({"AuthFlow": 7})).await;
     assert_eq!((status, kind.as_str()), (400, "InvalidParameterException"));
-    // What issue 12's later parts bring is refused clearly.
-    let (status, kind, body) = call(
+    // A software token's operations need an access token or a live MFA_SETUP session.
+    let (status, kind, _) = call(&app, "acme", "AssociateSoftwareToken", json!({})).await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterException"));
+    let (status, kind, _) = call(
         &app,
         "acme",
-        "AssociateSoftwareToken",
-        json!({"AccessToken": alice}),
+        "VerifySoftwareToken",
+        json!({"Session": "forged.session.value", "UserCode": "123456"}),
     )
     .await;
-    assert_eq!((status, kind.as_str()), (400, "InvalidParameterException"));
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("not supported yet")
+    assert_eq!((status, kind.as_str()), (400, "NotAuthorizedException"));
+    let (status, kind, _) = call(
+        &app,
+        "acme",
+        "SetUserMFAPreference",
+        json!({"AccessToken": alice, "SoftwareTokenMfaSettings": {"Enabled": true}}),
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (400, "InvalidParameterException"),
+        "a token that was never verified cannot be preferred"
     );
 
     // A token of another pool proves nobody here.
