@@ -187,7 +187,14 @@ impl Hook {
     /// Runs the hook on this thread (blocking, up to the deadline). [`Hook::call`] is this on
     /// a blocking thread, within the engine's concurrency limit.
     pub fn call_blocking(&self, event: &str) -> Result<String, HookFailure> {
-        self.run(event).0
+        // wasmtime reports a guest's faults as errors; a panic here would be a fault of the
+        // host's, and it still fails this call only.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(event).0)).unwrap_or_else(
+            |_| {
+                tracing::error!("hooks: a hook call panicked");
+                Err(HookFailure::Trap("the host failed running the hook".into()))
+            },
+        )
     }
 
     /// The fuel one call on `event` spends, instantiation included (for measurements: the

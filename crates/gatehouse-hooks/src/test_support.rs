@@ -7,7 +7,9 @@
 //!   `tenant_tier: "gold"` and trying to set `sub` and `act` (which the service must refuse).
 //! - Attack hooks in WAT, each a core module with the hook ABI: [`infinite_loop`],
 //!   [`memory_bomb`], [`trap`], [`bad_output`], [`wild_pointer`], [`huge_output`], and
-//!   [`counter`] (answers how many calls its instance has seen: always `1`).
+//!   [`counter`] (answers how many calls its instance has seen: always `1`); and components in
+//!   WAT for the component path: [`component_infinite_loop`], [`component_refusing`],
+//!   [`component_wild_pointer`].
 //!
 //! The WAT hooks compile in-process. The others are built by `node tests/hooks/build.mjs`
 //! (with the npm packages `npm ci --prefix tests/peers` installs) into `hooks/` under the
@@ -57,18 +59,22 @@ fn built(which: &str, file: &str) -> Vec<u8> {
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let out = target_dir().join("hooks");
     let root = repo_root();
-    let status = Command::new("node")
+    // Its output is kept for a failure: a test's (or the benchmark's) stdout stays its own.
+    let run = Command::new("node")
         .arg(root.join("tests/hooks/build.mjs"))
         .arg(&out)
         .arg(which)
         .current_dir(&root)
-        .status()
+        .output()
         .unwrap_or_else(|e| panic!("node (to build the {which} hook): {e}"));
     assert!(
-        status.success(),
-        "node tests/hooks/build.mjs {} {which} failed ({status}); \
-         are the npm packages installed (`npm ci --prefix tests/peers`)?",
-        out.display()
+        run.status.success(),
+        "node tests/hooks/build.mjs {} {which} failed ({}); are the npm packages installed \
+         (`npm ci --prefix tests/peers`)?\n{}{}",
+        out.display(),
+        run.status,
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
     );
     std::fs::read(out.join(file)).unwrap_or_else(|e| panic!("{}: {e}", out.join(file).display()))
 }
@@ -155,6 +161,46 @@ pub fn huge_output() -> Vec<u8> {
         r#"(func (export "handle") (param i32 i32) (result i64)
              (memory.fill (i32.const 0) (i32.const 32) (i32.const 65537))
              (i64.const 65537))"#,
+    )
+}
+
+/// A component of the hook world whose core function: `$body` (the canonical ABI: the event's
+/// pointer and length in, a pointer to the `result<string, string>` out).
+fn component(body: &str, data: &str) -> Vec<u8> {
+    wat(&format!(
+        r#"(component
+             (core module $m
+               (memory (export "memory") 1)
+               {data}
+               (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+               (func (export "handle") (param i32 i32) (result i32) {body}))
+             (core instance $i (instantiate $m))
+             (func (export "handle") (param "event" string) (result (result string (error string)))
+               (canon lift (core func $i "handle") (memory $i "memory")
+                 (realloc (func $i "realloc")))))"#
+    ))
+}
+
+/// A component hook that loops forever (the component path's fuel and deadline).
+pub fn component_infinite_loop() -> Vec<u8> {
+    component("(loop $forever (br $forever)) (unreachable)", "")
+}
+
+/// A component hook that answers `err("not today")`.
+pub fn component_refusing() -> Vec<u8> {
+    // At 16: the result's discriminant (1, err), then the string's pointer and length.
+    component(
+        "(i32.const 16)",
+        r#"(data (i32.const 16) "\01\00\00\00\40\00\00\00\09\00\00\00")
+           (data (i32.const 64) "not today")"#,
+    )
+}
+
+/// A component hook whose answer's string lies outside its memory.
+pub fn component_wild_pointer() -> Vec<u8> {
+    component(
+        "(i32.const 16)",
+        r#"(data (i32.const 16) "\00\00\00\00\00\00\ff\7f\09\00\00\00")"#,
     )
 }
 

@@ -156,6 +156,33 @@ async fn a_trap_is_a_trap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_recursion_traps_on_the_guest_stack() {
+    let wasm = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 4)
+             (func (export "alloc") (param i32) (result i32) (i32.const 65536))
+             (func $deeper (param i64) (result i64)
+               (i64.add (call $deeper (i64.add (local.get 0) (i64.const 1))) (i64.const 1)))
+             (func (export "handle") (param i32 i32) (result i64)
+               (call $deeper (i64.const 0))))"#,
+    )
+    .expect("wat");
+    let hook = load(engine(), &wasm, HookKind::CoreModule);
+    let failure = hook.call(any_event()).await.expect_err("overflowed");
+    match &failure {
+        HookFailure::Trap(text) => assert!(text.contains("stack"), "{text}"),
+        other => panic!("{other:?}"),
+    }
+    // The host thread survived it: the next call runs.
+    let good = load(
+        engine(),
+        &test_support::wat_custom_auth(),
+        HookKind::CoreModule,
+    );
+    assert!(good.call(any_event()).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_answers_are_bad_output() {
     for (name, wasm) in [
         ("not UTF-8", test_support::bad_output()),
@@ -218,4 +245,34 @@ fn a_call_outside_an_async_runtime_runs_on_the_calling_thread() {
     );
     let answer = hook.call_blocking(&any_event()).expect("answers");
     assert_eq!(response_of(&answer)["challengeName"], "CUSTOM_CHALLENGE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_are_held_to_the_same_limits() {
+    let looping = load(
+        engine(),
+        &test_support::component_infinite_loop(),
+        HookKind::Component,
+    );
+    let failure = looping.call(any_event()).await.expect_err("stopped");
+    assert!(
+        matches!(failure, HookFailure::OutOfFuel | HookFailure::Deadline),
+        "{failure:?}"
+    );
+    let refusing = load(
+        engine(),
+        &test_support::component_refusing(),
+        HookKind::Component,
+    );
+    assert_eq!(
+        refusing.call(any_event()).await,
+        Err(HookFailure::Refused("not today".into()))
+    );
+    let wild = load(
+        engine(),
+        &test_support::component_wild_pointer(),
+        HookKind::Component,
+    );
+    let failure = wild.call(any_event()).await.expect_err("refused");
+    assert!(matches!(failure, HookFailure::BadOutput(_)), "{failure:?}");
 }
