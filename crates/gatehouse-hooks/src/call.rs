@@ -90,9 +90,12 @@ impl fmt::Debug for Hook {
     }
 }
 
-/// A store's data: the limiter, which remembers whether it refused a memory growth.
+/// A store's data: the limiter. It caps the linear memory of the whole call (every memory of
+/// every instance of a component together) and remembers whether it refused a growth.
 pub(crate) struct CallState {
     limits: StoreLimits,
+    memory_cap: usize,
+    memory_used: usize,
     memory_refused: bool,
 }
 
@@ -103,8 +106,15 @@ impl ResourceLimiter for CallState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        let total = self
+            .memory_used
+            .saturating_sub(current)
+            .saturating_add(desired);
+        let allowed =
+            total <= self.memory_cap && self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_used = total;
+        } else {
             self.memory_refused = true;
         }
         Ok(allowed)
@@ -211,12 +221,13 @@ impl Hook {
             &self.inner.engine.inner.engine,
             CallState {
                 limits: StoreLimitsBuilder::new()
-                    .memory_size(limits.memory_bytes)
                     .table_elements(MAX_TABLE_ELEMENTS)
                     .instances(MAX_INSTANCES)
                     .memories(MAX_MEMORIES)
                     .tables(MAX_TABLES)
                     .build(),
+                memory_cap: limits.memory_bytes,
+                memory_used: 0,
                 memory_refused: false,
             },
         );

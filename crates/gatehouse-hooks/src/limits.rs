@@ -11,7 +11,7 @@ pub struct Limits {
     pub fuel: u64,
     /// Wall-clock time for one call, instantiation included (epoch interruption).
     pub deadline: Duration,
-    /// The most linear memory one memory of the hook may grow to, in bytes.
+    /// The linear memory one call may hold, in bytes: all its memories together.
     pub memory_bytes: usize,
     /// The longest answer, in bytes.
     pub max_output_bytes: usize,

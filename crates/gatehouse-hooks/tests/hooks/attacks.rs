@@ -131,6 +131,26 @@ async fn a_memory_bomb_fails_for_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_cap_counts_every_memory_of_the_call() {
+    // Two memories of 40 MiB each: each under the 64 MiB cap, not together.
+    let wasm = wat::parse_str(
+        r#"(module
+             (memory (export "memory") 1)
+             (memory $second 1)
+             (func (export "alloc") (param i32) (result i32) (i32.const 0))
+             (func (export "handle") (param i32 i32) (result i64)
+               (if (i32.eq (memory.grow $second (i32.const 640)) (i32.const -1))
+                 (then (return (i64.const 0))))
+               (if (i32.eq (memory.grow (i32.const 640)) (i32.const -1))
+                 (then (unreachable)))
+               (i64.const 0)))"#,
+    )
+    .expect("wat");
+    let hook = load(engine(), &wasm, HookKind::CoreModule);
+    assert_eq!(hook.call(any_event()).await, Err(HookFailure::Memory));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_declaring_more_memory_than_allowed_fails_for_memory() {
     // 2,000 pages (125 MiB) asked for at instantiation, over the 64 MiB cap.
     let wasm = wat::parse_str(
