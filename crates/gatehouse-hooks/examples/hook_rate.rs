@@ -6,7 +6,7 @@
 //! (bench/run.py reads it).
 //!
 //! ```text
-//! cargo run --release -p gatehouse-hooks --features test-support --example hook_rate -- --calls 2000
+//! cargo run --release -p gatehouse-hooks --features test-support --example hook_rate -- --seconds 3
 //! ```
 //!
 //! CPU time is this process's (from `/proc/self/stat`), so other load on the machine does not
@@ -21,9 +21,9 @@ use serde_json::{Value, json};
 
 #[derive(Parser)]
 struct Args {
-    /// Calls of each hook measured (after 10 unmeasured ones).
-    #[arg(long, default_value_t = 2000)]
-    calls: usize,
+    /// CPU seconds spent on each measurement (calls of one hook; its sign-ins).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
     /// The hooks to measure, of `wat`, `assemblyscript` and `javascript`.
     #[arg(
         long,
@@ -91,7 +91,7 @@ async fn measure(
     engine: &HookEngine,
     name: &str,
     wasm: Vec<u8>,
-    calls: usize,
+    seconds: f64,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let compiled = engine.compile(&wasm)?;
@@ -107,30 +107,36 @@ async fn measure(
         hook.call(define.clone()).await?;
     }
     // One call at a time: latency and CPU of a call, not throughput under contention.
-    let mut micros = Vec::with_capacity(calls);
+    let mut micros = Vec::new();
     let cpu = cpu_seconds();
-    for _ in 0..calls {
-        let started = Instant::now();
-        hook.call(define.clone()).await?;
-        micros.push(started.elapsed().as_secs_f64() * 1e6);
+    while cpu_seconds() - cpu < seconds {
+        for _ in 0..20 {
+            let started = Instant::now();
+            hook.call(define.clone()).await?;
+            micros.push(started.elapsed().as_secs_f64() * 1e6);
+        }
     }
     let call_cpu = cpu_seconds() - cpu;
+    let calls = micros.len();
     micros.sort_by(f64::total_cmp);
-    let mean = micros.iter().sum::<f64>() / micros.len().max(1) as f64;
+    let mean = micros.iter().sum::<f64>() / calls.max(1) as f64;
     let p99 = micros
-        .get((micros.len() * 99 / 100).min(micros.len().saturating_sub(1)))
+        .get((calls * 99 / 100).min(calls.saturating_sub(1)))
         .copied()
         .unwrap_or(0.0);
 
     // Whole sign-ins: the four calls, each answer checked.
-    let sign_ins = (calls / 4).max(1);
+    let mut sign_ins = 0usize;
     let cpu = cpu_seconds();
-    for _ in 0..sign_ins {
-        for e in &events {
-            let answer = hook.call(e.clone()).await?;
-            if !answer.contains("\"response\"") {
-                return Err(format!("{name}: no response in {answer}").into());
+    while cpu_seconds() - cpu < seconds {
+        for _ in 0..5 {
+            for e in &events {
+                let answer = hook.call(e.clone()).await?;
+                if !answer.contains("\"response\"") {
+                    return Err(format!("{name}: no response in {answer}").into());
+                }
             }
+            sign_ins += 1;
         }
     }
     let sign_in_cpu = cpu_seconds() - cpu;
@@ -166,7 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "javascript" => test_support::js_custom_auth(),
                 other => return Err(format!("unknown hook `{other}`").into()),
             };
-            hooks.push(measure(&engine, name, wasm, args.calls).await?);
+            hooks.push(measure(&engine, name, wasm, args.seconds).await?);
         }
         println!(
             "{}",
