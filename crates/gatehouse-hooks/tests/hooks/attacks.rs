@@ -296,3 +296,32 @@ async fn components_are_held_to_the_same_limits() {
     let failure = wild.call(any_event()).await.expect_err("refused");
     assert!(matches!(failure, HookFailure::BadOutput(_)), "{failure:?}");
 }
+
+#[tokio::test] // one runtime thread: a call that held it would hold everything
+async fn a_stuck_hook_never_holds_the_async_runtime() {
+    let engine = HookEngine::new(Limits {
+        fuel: u64::MAX / 2,
+        deadline: Duration::from_secs(2),
+        max_concurrent: 2,
+        ..Limits::default()
+    })
+    .expect("engine");
+    let looping = load(
+        &engine,
+        &test_support::infinite_loop(),
+        HookKind::CoreModule,
+    );
+    let good = load(
+        &engine,
+        &test_support::wat_custom_auth(),
+        HookKind::CoreModule,
+    );
+    let stuck = tokio::spawn(async move { looping.call(any_event()).await });
+    tokio::task::yield_now().await;
+    // While the loop spins on its blocking thread, this runtime's only thread runs other
+    // tasks: another hook's call comes back long before the loop's deadline.
+    let answer = good.call(any_event()).await.expect("answers");
+    assert_eq!(response_of(&answer)["challengeName"], "CUSTOM_CHALLENGE");
+    assert!(!stuck.is_finished(), "the loop is still running meanwhile");
+    assert_eq!(stuck.await.expect("joined"), Err(HookFailure::Deadline));
+}
