@@ -14,6 +14,7 @@ of `gatehouse serve` come first.
     bench/run.py              # the full run, SQLite and PostgreSQL (about 10 minutes on 2 cores)
     bench/run.py --smoke      # seconds: proves the benchmark still works
     bench/run.py --only 'authorization code'   # the scenarios whose name contains this
+    bench/run.py --only hooks --no-peer --backend sqlite   # tenant hooks (WebAssembly) alone
 """
 
 import argparse
@@ -540,6 +541,8 @@ def build_binary():
                    cwd=ROOT, check=True)
     subprocess.run(["cargo", "build", "--release", "-p", "gatehouse-verify", "--examples"],
                    cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-p", "gatehouse-hooks", "--features",
+                    "test-support", "--examples"], cwd=ROOT, check=True)
     return os.path.join(ROOT, "target", "release", "gatehouse")
 
 
@@ -711,6 +714,23 @@ def run_saml_rate(args):
     out = subprocess.run(
         [example, "--seconds", "0.4" if args.smoke else "6", "--rounds", "2" if args.smoke else "6"],
         cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+HOOKS = "hooks"
+
+
+def run_hook_rate(args):
+    """Tenant hooks as WebAssembly: for the custom-auth hook in WAT, AssemblyScript and
+    JavaScript, calls per CPU-second, microseconds per call (mean, p99; a fresh instance each,
+    through Hook::call), fuel per call, and CUSTOM_AUTH sign-ins (four hook calls) per
+    CPU-second (crates/gatehouse-hooks/examples/hook_rate.rs). A smoke run leaves the
+    JavaScript hook out: its first build takes a minute."""
+    log("hook calls per CPU-second…")
+    example = os.path.join(os.path.dirname(args.gatehouse_binary), "examples", "hook_rate")
+    cmd = [example, "--seconds", "0.2" if args.smoke else "3"]
+    if args.smoke:
+        cmd += ["--only", "wat,assemblyscript"]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 # ---------------------------------------------------------------- revocation propagation
@@ -885,6 +905,8 @@ def main():
         results["verify_rate"] = run_verify_rate(args)
     if selected(args, SAML):
         results["saml_rate"] = run_saml_rate(args)
+    if selected(args, HOOKS):
+        results["hook_rate"] = run_hook_rate(args)
 
     report(results, args)
     if args.json:
@@ -898,7 +920,7 @@ def main():
                for backend, b in results["backends"].items() if "flood" in b
                if set(b["flood"]["statuses"]) - {200, 503} or not b["flood"]["statuses"].get(200)]
     if (args.only and not results["scenarios"] + results["peer"] and "verify_rate" not in results
-            and "saml_rate" not in results):
+            and "saml_rate" not in results and "hook_rate" not in results):
         failed.append(f"no scenario matches --only {args.only}")
     if failed:
         for b in results["backends"].values():
@@ -966,6 +988,15 @@ def report(r, args):
         print(f"SAML sign-ins, the assertion check alone: {v['saml_verify_per_cpu_s']:.0f} responses "
               f"({v['response_bytes']} bytes, RSA-2048) verified per CPU-second; raw RSA-2048 "
               f"verification {v['raw_rsa2048_per_cpu_s']:.0f} per CPU-second in the same run")
+    v = r.get("hook_rate")
+    if v:
+        print(f"\nhooks (WebAssembly, a fresh instance per call; default fuel {v['default_fuel']:,}, "
+              f"deadline {v['deadline_ms']} ms):")
+        for h in v["hooks"]:
+            print(f"  {h['hook']:<15} {h['kind']:<12} {h['calls_per_cpu_s']:>9.0f} calls/CPU-s, "
+                  f"mean {h['mean_us']:.0f} µs, p99 {h['p99_us']:.0f} µs, fuel {h['fuel_per_call']:,}; "
+                  f"CUSTOM_AUTH sign-ins (4 calls) {h['custom_auth_sign_ins_per_cpu_s']:.0f}/CPU-s; "
+                  f"compile {h['compile_ms']:.0f} ms, load {h['load_ms']:.1f} ms")
     for backend, b in r["backends"].items():
         if "revocation" not in b:
             continue
