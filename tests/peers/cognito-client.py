@@ -19,7 +19,8 @@ the server's clock, "now", since the test server's clock is its own): a sign-in,
 AssociateSoftwareToken and VerifySoftwareToken with the access token, SetUserMFAPreference,
 GetUser, then a sign-in answered by SOFTWARE_TOKEN_MFA (the enrollment's code again first,
 which must fail, then the next step's code, then the same session again, which must fail).
-With "flow": "mfa_setup" the pool requires a factor the user does not have yet: InitiateAuth
+With "flow": "custom_auth" it signs in through the pool's CUSTOM_AUTH hooks (see
+custom_auth below). With "flow": "mfa_setup" the pool requires a factor the user does not have yet: InitiateAuth
 answers MFA_SETUP, AssociateSoftwareToken and VerifySoftwareToken carry its Session, and
 RespondToAuthChallenge MFA_SETUP with the Session they answered signs in (once).
 
@@ -171,9 +172,66 @@ def mfa_setup(s):
     return out
 
 
+def custom_auth(s):
+    """CUSTOM_AUTH through the pool's hooks: a wrong answer, a reused session, the right
+    answer, then GetUser, a refresh and GlobalSignOut."""
+    idp = client_of(s)
+    out = {}
+    client_id = s["client_id"]
+    user = s["username"]
+
+    def h(params):
+        return with_hash(params, s.get("client_secret"), client_id, user)
+
+    first = idp.initiate_auth(
+        AuthFlow="CUSTOM_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"USERNAME": user}),
+        ClientMetadata={"source": "boto3"},
+    )
+    out["initiate"] = {k: first.get(k) for k in ("ChallengeName", "ChallengeParameters")}
+
+    def answer(session, value):
+        return idp.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName="CUSTOM_CHALLENGE",
+            Session=session,
+            ChallengeResponses=h({"USERNAME": user, "ANSWER": value}),
+        )
+
+    wrong = answer(first["Session"], "41")
+    out["wrong"] = {k: wrong.get(k) for k in ("ChallengeName", "ChallengeParameters")}
+    out["reused_session"] = refused(lambda: answer(first["Session"], s["answer"]))
+    right = answer(wrong["Session"], s["answer"])
+    tokens = right["AuthenticationResult"]
+    out["tokens"] = tokens
+    got = idp.get_user(AccessToken=tokens["AccessToken"])
+    out["get_user"] = got["Username"]
+    refreshed = idp.initiate_auth(
+        AuthFlow="REFRESH_TOKEN_AUTH",
+        ClientId=client_id,
+        AuthParameters=h({"REFRESH_TOKEN": tokens["RefreshToken"], "USERNAME": user}),
+    )
+    out["refreshed"] = refreshed["AuthenticationResult"]["AccessToken"]
+    idp.global_sign_out(AccessToken=tokens["AccessToken"])
+    out["after_sign_out"] = refused(lambda: idp.get_user(AccessToken=tokens["AccessToken"]))
+
+    # Three wrong answers: the define hook fails the sign-in.
+    session = idp.initiate_auth(
+        AuthFlow="CUSTOM_AUTH", ClientId=client_id, AuthParameters=h({"USERNAME": user})
+    )["Session"]
+    for _ in range(2):
+        session = answer(session, "wrong")["Session"]
+    out["three_wrong"] = refused(lambda: answer(session, "wrong"))
+    return out
+
+
 def main():
     s = json.loads(sys.argv[1])
     flow = s.get("flow", "password")
+    if flow == "custom_auth":
+        print(json.dumps(custom_auth(s)))
+        return
     if flow == "software_token":
         print(json.dumps(software_token(s)))
         return

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod error;
 pub mod federation;
 pub mod group;
+pub mod hooks;
 pub mod ids;
 pub mod lockout;
 pub mod mfa;

@@ -78,6 +78,8 @@ permissions! {
     UpdateTheme => "settings:UpdateTheme",
     GetMfa => "settings:GetMfa",
     UpdateMfa => "settings:UpdateMfa",
+    GetHooks => "settings:GetHooks",
+    UpdateHooks => "settings:UpdateHooks",
     RetrieveRevocations => "auth:RetrieveRevocations",
     RetrievePools => "pool:RetrievePools",
     CreatePool => "pool:CreatePool",

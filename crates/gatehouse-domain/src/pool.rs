@@ -67,6 +67,10 @@ pub struct PoolSettings {
     /// Whether sign-in asks for a second factor; absent in rows from before MFA (optional).
     #[serde(default)]
     pub mfa: crate::mfa::MfaMode,
+    /// Minutes a challenge session may be answered in (Cognito's `AuthSessionValidity`,
+    /// 3 to 15); absent in rows from before it (3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_session_minutes: Option<u8>,
 }
 
 impl Default for PoolSettings {
@@ -81,11 +85,24 @@ impl Default for PoolSettings {
             audit_retention_days: None,
             theme: crate::theme::Theme::default(),
             mfa: crate::mfa::MfaMode::default(),
+            auth_session_minutes: None,
         }
     }
 }
 
+/// The shortest and longest a challenge session may last, in minutes (Cognito's bounds).
+pub const AUTH_SESSION_MINUTES: std::ops::RangeInclusive<u8> = 3..=15;
+
 impl PoolSettings {
+    /// How long a challenge session of this pool may be answered, in seconds.
+    pub fn challenge_session_secs(&self) -> i64 {
+        let minutes = self
+            .auth_session_minutes
+            .unwrap_or(*AUTH_SESSION_MINUTES.start())
+            .clamp(*AUTH_SESSION_MINUTES.start(), *AUTH_SESSION_MINUTES.end());
+        i64::from(minutes) * 60
+    }
+
     /// How long a security event of this pool matters: the longest lifetime of a token it
     /// could refuse (access and ID tokens, impersonations), plus five minutes for the clocks
     /// of the services that verify them. Refresh tokens do not count: Gatehouse checks those

@@ -130,7 +130,12 @@ pub enum SessionFilter {
 
 #[async_trait]
 pub trait Store:
-    crate::ssf::SsfStore + crate::federation::FederationStore + Send + Sync + 'static
+    crate::ssf::SsfStore
+    + crate::federation::FederationStore
+    + crate::hooks::HookStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Opens a write transaction on one pool (see [`crate::txn`]): the way every operation
     /// that reads before it writes does both. Rows are changed only through it; the

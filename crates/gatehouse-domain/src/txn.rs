@@ -137,6 +137,13 @@ pub trait PoolWrite: Send {
     /// The upstream identities linked to a user.
     async fn identities_of_user(&mut self, user: UserId) -> StoreResult<Vec<FederatedIdentity>>;
 
+    // Hooks (`crate::hooks`).
+
+    /// Sets the pool's hook for its trigger, replacing the one there was.
+    async fn put_hook(&mut self, hook: &crate::hooks::Hook) -> StoreResult<()>;
+    /// Removes the pool's hook for `trigger`; `false` when there was none.
+    async fn delete_hook(&mut self, trigger: crate::hooks::Trigger) -> StoreResult<bool>;
+
     // Identity providers (`crate::federation`).
 
     /// A provider of the pool, locked until the commit.

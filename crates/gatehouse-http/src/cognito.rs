@@ -17,6 +17,7 @@ use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::user::{MfaState, User};
 use gatehouse_service::cognito::{CognitoClient, CognitoClientError};
+use gatehouse_service::custom_auth::CustomAuthOutcome;
 use gatehouse_service::signin::SignInOutcome;
 use gatehouse_service::{RequestMeta, ServiceError};
 use serde::Deserialize;
@@ -120,6 +121,15 @@ enum Doing {
 fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
     match e {
         ServiceError::Internal(e) => CognitoError::internal(e.detail()),
+        // Cognito's answer when a trigger fails or answers what it cannot use.
+        ServiceError::HookFailed { trigger, reason } => CognitoError::new(
+            if reason.starts_with("bad_output") {
+                "InvalidLambdaResponseException"
+            } else {
+                "UnexpectedLambdaException"
+            },
+            format!("{trigger} failed with error {reason}."),
+        ),
         ServiceError::Throttled { .. } | ServiceError::Busy { .. } => match doing {
             // Cognito's answer to a locked-out username.
             Doing::SignIn => CognitoError::not_authorized("Password attempts exceeded"),
@@ -389,6 +399,9 @@ struct InitiateAuthRequest {
     client_id: String,
     #[serde(default)]
     auth_parameters: Map<String, Value>,
+    /// Handed to the pool's hooks as `clientMetadata`.
+    #[serde(default)]
+    client_metadata: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +413,8 @@ struct RespondRequest {
     session: Option<String>,
     #[serde(default)]
     challenge_responses: Map<String, Value>,
+    #[serde(default)]
+    client_metadata: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -636,6 +651,29 @@ async fn outcome_answer(
     }
 }
 
+/// A step of the custom flow: its tokens, or the next `CUSTOM_CHALLENGE`.
+async fn custom_answer(
+    state: &AppState,
+    pool: &Pool,
+    client: &CognitoClient,
+    outcome: CustomAuthOutcome,
+    username: &str,
+) -> Answer {
+    match outcome {
+        CustomAuthOutcome::SignedIn(outcome) => {
+            outcome_answer(state, pool, client, outcome, username).await
+        }
+        CustomAuthOutcome::Challenge {
+            session,
+            parameters,
+        } => Ok(json!({
+            "ChallengeName": "CUSTOM_CHALLENGE",
+            "Session": session.expose(),
+            "ChallengeParameters": parameters,
+        })),
+    }
+}
+
 async fn initiate_auth(
     state: &AppState,
     pool: &Arc<Pool>,
@@ -684,7 +722,32 @@ async fn initiate_auth(
                 grant.refresh.as_ref(),
             ))
         }
-        "CUSTOM_AUTH" | "USER_AUTH" => Err(CognitoError::invalid_parameter(format!(
+        "CUSTOM_AUTH" => {
+            let username = required(params, "USERNAME", "CUSTOM_AUTH")?;
+            if let Some(name) = param(params, "CHALLENGE_NAME")?
+                && name != "CUSTOM_CHALLENGE"
+            {
+                return Err(CognitoError::invalid_parameter(format!(
+                    "CHALLENGE_NAME {name} is not supported: Gatehouse does not speak SRP"
+                )));
+            }
+            let secret_hash = param(params, "SECRET_HASH")?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .initiate_custom_auth(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &username,
+                    &req.client_metadata,
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::SignIn))?;
+            custom_answer(state, pool, &client, outcome, &username).await
+        }
+        "USER_AUTH" => Err(CognitoError::invalid_parameter(format!(
             "AuthFlow {} is not supported yet",
             req.auth_flow
         ))),
@@ -757,7 +820,35 @@ async fn respond(
             .map_err(|e| from_service(e, Doing::MfaCode))?;
             outcome_answer(state, pool, &client, outcome, &username).await
         }
-        "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "CUSTOM_CHALLENGE" | "SELECT_CHALLENGE" => {
+        "CUSTOM_CHALLENGE" => {
+            let username = required(responses, "USERNAME", "CUSTOM_CHALLENGE")?;
+            let answer = responses.get("ANSWER").cloned().ok_or_else(|| {
+                CognitoError::invalid_parameter(
+                    "Missing required parameter ANSWER for CUSTOM_CHALLENGE",
+                )
+            })?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .respond_custom_challenge(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &username,
+                    &answer,
+                    &req.client_metadata,
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::Challenge))?;
+            custom_answer(state, pool, &client, outcome, &username).await
+        }
+        "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "SELECT_CHALLENGE" => {
             Err(CognitoError::invalid_parameter(format!(
                 "ChallengeName {} is not supported yet",
                 req.challenge_name

@@ -89,6 +89,14 @@ impl From<ServiceError> for ApiError {
                 retry_after_secs: Some(retry_after_secs),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail)
             },
+            // The pool's own code refused to decide: the request is not served, and the
+            // answer says which hook failed and how (Cognito answers its triggers' failures
+            // with 400 too).
+            ServiceError::HookFailed { trigger, reason } => Self::new(
+                StatusCode::BAD_REQUEST,
+                "hook_failed",
+                format!("the pool's {trigger} hook failed: {reason}"),
+            ),
             ServiceError::Internal(e) => {
                 log_internal(&e);
                 Self::new(
@@ -176,6 +184,10 @@ impl From<ServiceError> for OAuthResponseError {
             ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => {
                 OAuthError::new(OAuthErrorCode::InvalidGrant, m)
             }
+            ServiceError::HookFailed { trigger, reason } => OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                format!("the pool's {trigger} hook failed: {reason}"),
+            ),
             // OAuth has no code for "too many attempts": both say try again later.
             ServiceError::Busy {
                 detail,

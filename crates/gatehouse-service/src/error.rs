@@ -40,6 +40,13 @@ pub enum ServiceError {
         detail: String,
         retry_after_secs: u32,
     },
+    /// A pool's hook failed (it trapped, ran out of time, fuel or memory, or answered
+    /// nonsense): the sign-in it was deciding fails closed. Its trigger and why.
+    #[error("the {trigger} hook failed: {reason}")]
+    HookFailed {
+        trigger: &'static str,
+        reason: String,
+    },
     /// A failure that is ours, not the client's; logged, never shown. Displays as "internal
     /// error" only: the detail is reached through [`InternalError::detail`].
     #[error("{0}")]

@@ -176,6 +176,10 @@ impl Gatehouse {
         facts: IdTokenFacts,
     ) -> ServiceResult<Secret> {
         let now = self.now();
+        let mut profile = scope_claims(user, scopes);
+        if let Some(o) = &access.overrides {
+            o.apply_to_id(&mut profile);
+        }
         let claims = IdTokenClaims {
             iss: self.issuer(pool),
             sub: user.id.to_string(),
@@ -192,7 +196,7 @@ impl Gatehouse {
             amr: ["pwd"],
             token_use: "id",
             identities: access.claims.identities.clone(),
-            profile: scope_claims(user, scopes),
+            profile,
         };
         self.sign_id_token(pool, &claims).await
     }

@@ -122,6 +122,18 @@ impl Keyring {
             .map(gatehouse_crypto::secret::Secret::new)
     }
 
+    /// Seals bytes the service keeps and must find unchanged (a hook's compiled artifact),
+    /// bound to its pool and to `label`.
+    pub fn seal_bytes(&self, pool: PoolId, label: &str, bytes: &[u8]) -> ServiceResult<Vec<u8>> {
+        Ok(self.master.seal(pool, label, bytes)?)
+    }
+
+    /// The bytes sealed by [`Self::seal_bytes`], if they open (authenticated: a changed byte
+    /// or another pool's or label's copy does not).
+    pub fn open_bytes(&self, pool: PoolId, label: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.master.open(pool, label, sealed).ok()
+    }
+
     /// Generates a key and seals it for storage. An RSA key takes tens of milliseconds of CPU,
     /// so it is generated on a blocking thread; make it before a write transaction opens, not
     /// inside one.

@@ -10,12 +10,14 @@ pub mod cache;
 pub mod clients;
 pub mod cognito;
 pub mod consents;
+pub mod custom_auth;
 pub mod error;
 pub mod federation;
 pub mod federation_logout;
 pub mod feed;
 pub mod grants;
 pub mod groups;
+pub mod hooks;
 pub mod id_tokens;
 pub mod identity_providers;
 pub mod impersonation;
@@ -79,6 +81,8 @@ pub struct Gatehouse {
     #[cfg(feature = "saml")]
     saml_sps: saml::SpCache,
     ssf_runtime: ssf::delivery::SsfRuntime,
+    /// The pools' hooks: the WebAssembly engine and what it loaded.
+    hooks: hooks::HookHost,
 }
 
 impl std::fmt::Debug for Gatehouse {
@@ -121,7 +125,15 @@ impl Gatehouse {
             #[cfg(feature = "saml")]
             saml_sps: Default::default(),
             ssf_runtime: Default::default(),
+            hooks: Default::default(),
         }
+    }
+
+    /// The limits every WebAssembly hook runs under (fuel, deadline, memory), set once at
+    /// start-up.
+    pub fn with_hook_limits(mut self, limits: gatehouse_hooks::Limits) -> Self {
+        self.hooks = hooks::HookHost::new(limits);
+        self
     }
 
     /// The SSF transmitter's limits (long-poll timeout and caps), set once at start-up.

@@ -185,6 +185,24 @@ impl Outbound {
         self.send(request, Vec::new(), Body::Whole(limit)).await
     }
 
+    /// POSTs `body` of `content_type` to `url`, and reads the whole answer, up to `limit`
+    /// bytes (a larger one is refused, never cut), within `timeout` (at most the client's
+    /// own call timeout). A redirect is an answer; it is never followed.
+    pub async fn post_whole(
+        &self,
+        url: &str,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<OutboundReply, OutboundError> {
+        let request = self.request(hyper::Method::POST, url, Some(content_type), headers)?;
+        tokio::time::timeout(timeout, self.send(request, body, Body::Whole(limit)))
+            .await
+            .map_err(|_| OutboundError::Transport("the call timed out".to_owned()))?
+    }
+
     /// POSTs `form` as `application/x-www-form-urlencoded` to `url`; the answer as [`get`]'s.
     ///
     /// [`get`]: Outbound::get

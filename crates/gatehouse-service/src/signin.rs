@@ -29,8 +29,6 @@ use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken, TokenSubje
 use crate::users::user_write_error;
 use crate::{Gatehouse, RequestMeta};
 
-/// How long a challenge session may be answered.
-const CHALLENGE_TTL_SECS: i64 = 180;
 const TYP_CHALLENGE: &str = "challenge+jwt";
 const NEW_PASSWORD_REQUIRED: &str = "NEW_PASSWORD_REQUIRED";
 
@@ -267,8 +265,9 @@ impl Gatehouse {
     }
 
     /// A challenge session: opaque to the client, signed with the pool's key, bound to the
-    /// user, the audience and the challenge it answers, good for [`CHALLENGE_TTL_SECS`] and
+    /// user, the audience and the challenge it answers, good for a while and
     /// for one answer (its `jti` is taken with `use_once` by the answer that passes).
+    /// It lasts the pool's challenge-session lifetime (three minutes unless set).
     pub(crate) async fn challenge_session(
         &self,
         pool: &Pool,
@@ -281,7 +280,10 @@ impl Gatehouse {
             iss: self.issuer(pool),
             sub: user.id.to_string(),
             aud: audience.to_owned(),
-            exp: self.now().plus_secs(CHALLENGE_TTL_SECS).as_secs(),
+            exp: self
+                .now()
+                .plus_secs(pool.settings.challenge_session_secs())
+                .as_secs(),
             jti: random_token().expose().to_owned(),
             challenge: challenge.to_owned(),
         };
@@ -491,7 +493,19 @@ impl Gatehouse {
             None
         };
         let issued = self
-            .commit_and_mint(w, pool, &client.client_id, user, &session, None, ttl)
+            .commit_and_mint(
+                w,
+                pool,
+                &client.client_id,
+                user,
+                &session,
+                None,
+                ttl,
+                TokenSource {
+                    trigger_source: "TokenGeneration_Authentication",
+                    meta,
+                },
+            )
             .await?;
         Ok(SignInOutcome::Tokens {
             access: Box::new(issued),
@@ -528,8 +542,9 @@ impl Gatehouse {
         session: &Session,
         scope: Option<String>,
         ttl: u32,
+        source: TokenSource<'_>,
     ) -> ServiceResult<IssuedToken> {
-        let groups = w
+        let groups: Vec<String> = w
             .groups_of_user(user.id)
             .await?
             .into_iter()
@@ -538,7 +553,26 @@ impl Gatehouse {
         let links = w.identities_of_user(user.id).await?;
         w.commit().await?;
         let linked = self.identity_claims(pool, links).await?;
-        self.mint_access_token(
+        // The pool's pre-token hook runs after the commit: it must not hold the writer.
+        // If it fails, no token is issued (the session stays, unused, until it expires).
+        let scopes: Vec<String> = scope
+            .as_deref()
+            .map(|s| s.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let overrides = self
+            .pre_token(
+                pool,
+                source.trigger_source,
+                crate::hooks::PreTokenSubject::User {
+                    user,
+                    groups: &groups,
+                },
+                client_id.as_str(),
+                &scopes,
+                source.meta,
+            )
+            .await?;
+        self.mint_access_token_with(
             pool,
             TokenSubject::User {
                 user,
@@ -551,7 +585,15 @@ impl Gatehouse {
                 linked,
             },
             ttl,
+            overrides,
         )
         .await
     }
+}
+
+/// Why tokens are minted, as a pre-token hook's `triggerSource` names it, and the request.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenSource<'a> {
+    pub trigger_source: &'static str,
+    pub meta: &'a RequestMeta,
 }

@@ -152,6 +152,9 @@ pub struct IssuedToken {
     pub token: Secret,
     pub claims: AccessClaims,
     pub expires_in: u32,
+    /// What the pool's pre-token hook changed in this issuance: the access token carries it
+    /// already; an ID token minted beside it applies its ID-token part.
+    pub overrides: Option<std::sync::Arc<crate::hooks::TokenOverrides>>,
 }
 
 /// How a client authenticated at an OAuth endpoint.
@@ -207,6 +210,20 @@ impl Gatehouse {
         pool: &Pool,
         subject: TokenSubject<'_>,
         lifetime_secs: u32,
+    ) -> ServiceResult<IssuedToken> {
+        self.mint_access_token_with(pool, subject, lifetime_secs, None)
+            .await
+    }
+
+    /// [`Gatehouse::mint_access_token`] with what a pre-token hook changed: claims added
+    /// (never a protected one: they were refused when the answer was read) and scopes
+    /// dropped.
+    pub(crate) async fn mint_access_token_with(
+        &self,
+        pool: &Pool,
+        subject: TokenSubject<'_>,
+        lifetime_secs: u32,
+        overrides: Option<crate::hooks::TokenOverrides>,
     ) -> ServiceResult<IssuedToken> {
         let keys = self.pool_keys(pool).await?;
         let now = self.now();
@@ -284,11 +301,42 @@ impl Gatehouse {
                 ..base
             },
         };
-        let token = jws::sign(&keys.signing, TYP_ACCESS_TOKEN, &claims)?;
+        let (token, claims) = match overrides {
+            None => (jws::sign(&keys.signing, TYP_ACCESS_TOKEN, &claims)?, claims),
+            Some(o) => {
+                let claims = AccessClaims {
+                    scope: o.scope(claims.scope),
+                    ..claims
+                };
+                /// The claims, and beside them what the hook added.
+                #[derive(Serialize)]
+                struct Extended<'a> {
+                    #[serde(flatten)]
+                    claims: &'a AccessClaims,
+                    #[serde(flatten)]
+                    extra: serde_json::Map<String, serde_json::Value>,
+                }
+                let token = jws::sign(
+                    &keys.signing,
+                    TYP_ACCESS_TOKEN,
+                    &Extended {
+                        claims: &claims,
+                        extra: o.access_extra(),
+                    },
+                )?;
+                return Ok(IssuedToken {
+                    token: Secret::new(token),
+                    claims,
+                    expires_in: lifetime_secs,
+                    overrides: Some(std::sync::Arc::new(o)),
+                });
+            }
+        };
         Ok(IssuedToken {
             token: Secret::new(token),
             claims,
             expires_in: lifetime_secs,
+            overrides: None,
         })
     }
 

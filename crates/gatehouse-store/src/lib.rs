@@ -16,6 +16,7 @@ mod consents;
 mod error;
 mod federation;
 mod groups;
+mod hooks;
 mod lockout;
 mod mfa;
 mod one_trip;

@@ -231,6 +231,18 @@ impl PoolWrite for SqlWrite {
         federation::identities_in(&mut self.tx, self.pool, user).await
     }
 
+    async fn put_hook(&mut self, hook: &gatehouse_domain::hooks::Hook) -> StoreResult<()> {
+        self.same_pool(hook.pool)?;
+        crate::hooks::put_in(&mut self.tx, hook).await
+    }
+
+    async fn delete_hook(
+        &mut self,
+        trigger: gatehouse_domain::hooks::Trigger,
+    ) -> StoreResult<bool> {
+        crate::hooks::delete_in(&mut self.tx, self.pool, trigger).await
+    }
+
     async fn identity_provider(
         &mut self,
         name: &ProviderName,

@@ -18,6 +18,8 @@ mod federation;
 mod fixtures;
 #[path = "storage/groups.rs"]
 mod groups;
+#[path = "storage/hooks.rs"]
+mod hooks;
 #[path = "storage/isolation.rs"]
 mod isolation;
 #[path = "storage/pools.rs"]
@@ -57,6 +59,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    hooks::hooks_are_kept_per_pool_and_trigger: sqlite_hooks, postgres_hooks;
     federation::providers_are_kept_per_pool: sqlite_identity_providers, postgres_identity_providers;
     federation::linked_users_standing_unites_roles_and_groups: sqlite_linked_users_standing, postgres_linked_users_standing;
     federation::pending_sign_ins_are_taken_once: sqlite_pending_federations, postgres_pending_federations;

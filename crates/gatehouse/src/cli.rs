@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::app::{self, Application};
 use crate::config::{Config, LogFormat};
 
+mod hook;
 mod idp;
 mod operate;
 
@@ -58,6 +59,10 @@ enum Command {
     /// Manage identity providers (SAML 2.0, OpenID Connect, social).
     #[command(subcommand)]
     Idp(idp::IdpCommand),
+    /// Manage a pool's hooks (custom sign-in challenges, token claims): WebAssembly or
+    /// HTTPS webhooks.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
     /// Measure the argon2id rate at the configured parameters, on every core: the ceiling of
     /// password sign-ins per second.
     HashRate {
@@ -559,6 +564,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
         Command::User(UserCommand::Enable(t)) => user_action(config, t, UserAction::Enable).await,
         Command::User(UserCommand::SignOut(t)) => user_action(config, t, UserAction::SignOut).await,
         Command::Idp(command) => idp::run(&*services(config).await?, command).await,
+        Command::Hook(command) => hook::run(&*services(config).await?, command).await,
         Command::Client(ClientCommand::Show(t)) => {
             operate::client_show(&*services(config).await?, &t.pool, &t.client_id, t.json).await
         }

@@ -7,6 +7,7 @@ mod app_clients;
 mod audit;
 mod consents;
 mod groups;
+mod hooks;
 mod identity_providers;
 mod settings;
 mod users;
@@ -120,6 +121,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/audit/events", get(audit::events))
         .merge(app_clients::routes())
         .merge(identity_providers::routes())
+        .merge(hooks::routes())
 }
 
 /// A query string deserialized into `T`, whose rejections use the API's error shape.

@@ -30,6 +30,7 @@ use crate::audit::EventExt;
 use crate::browser::BrowserSession;
 use crate::error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
 use crate::id_tokens::IdTokenFacts;
+use crate::signin::TokenSource;
 use crate::tokens::{ClientCredentials, IssuedToken};
 use crate::{Gatehouse, RequestMeta};
 
@@ -573,6 +574,10 @@ impl Gatehouse {
                 auth_time: code.auth_time,
                 browser_session: code.browser_session,
             },
+            TokenSource {
+                trigger_source: "TokenGeneration_HostedAuth",
+                meta,
+            },
         )
         .await
     }
@@ -663,6 +668,10 @@ impl Gatehouse {
                 auth_time: taken.auth_time,
                 browser_session: sid,
             },
+            TokenSource {
+                trigger_source: "TokenGeneration_RefreshTokens",
+                meta,
+            },
         )
         .await
     }
@@ -737,6 +746,7 @@ impl Gatehouse {
         scopes: Vec<String>,
         refresh: Option<Secret>,
         id: IdTokenFacts,
+        source: TokenSource<'_>,
     ) -> ServiceResult<CodeGrant> {
         let access = self
             .commit_and_mint(
@@ -748,6 +758,7 @@ impl Gatehouse {
                 // An API sign-in's family grants no scope, and its tokens name none.
                 (!scopes.is_empty()).then(|| scopes.join(" ")),
                 pool.settings.access_token_ttl_secs,
+                source,
             )
             .await?;
         let id_token = if scopes.iter().any(|s| s == "openid") {

@@ -112,8 +112,19 @@ impl Gatehouse {
             .into());
         }
         let grant = decide(&client.scopes, request, |r| self.api_resource(pool, r))?;
+        let scopes: Vec<String> = grant.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        let overrides = self
+            .pre_token(
+                pool,
+                "TokenGeneration_ClientCredentials",
+                crate::hooks::PreTokenSubject::Client,
+                client.client_id.as_str(),
+                &scopes,
+                meta,
+            )
+            .await?;
         let issued = self
-            .mint_access_token(
+            .mint_access_token_with(
                 pool,
                 TokenSubject::Client {
                     client: &client,
@@ -121,6 +132,7 @@ impl Gatehouse {
                     audience: grant.audience.as_deref(),
                 },
                 pool.settings.access_token_ttl_secs,
+                overrides,
             )
             .await?;
         let mut event = self

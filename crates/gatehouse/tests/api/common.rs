@@ -398,6 +398,29 @@ impl TestApp {
             .collect()
     }
 
+    /// The details of the pool's audit events with this action, oldest first.
+    pub async fn audit_details(
+        &self,
+        pool: &str,
+        action: &str,
+    ) -> Vec<std::collections::BTreeMap<String, String>> {
+        self.gh.flush_audit().await;
+        let pool = self.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
+        let q = gatehouse_domain::audit::AuditQuery {
+            action: gatehouse_domain::audit::AuditAction::parse(action),
+            limit: 10_000,
+            ..Default::default()
+        };
+        let store = gatehouse_store::SqlStore::connect(&self.database_url)
+            .await
+            .unwrap();
+        let events = store.list_audit(pool.id, &q).await.unwrap();
+        store.close().await;
+        let mut details: Vec<_> = events.into_iter().map(|e| e.event.details).collect();
+        details.reverse();
+        details
+    }
+
     /// Number of audit events with this action in the pool (read through the store).
     pub async fn audit_count(&self, pool: &str, action: &str) -> usize {
         self.gh.flush_audit().await;

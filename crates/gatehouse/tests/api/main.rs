@@ -21,6 +21,7 @@ mod fleet;
 mod flow;
 mod fuzz;
 mod group_dominance;
+mod hooks;
 mod id_token_keys;
 mod invitation;
 mod key_rotation;
