@@ -94,6 +94,15 @@ pub struct HookEngine {
     pub(crate) inner: Arc<EngineInner>,
 }
 
+impl fmt::Debug for HookEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookEngine")
+            .field("limits", &self.inner.limits)
+            .field("compatibility", &self.compatibility())
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct EngineInner {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
@@ -461,6 +470,43 @@ fn check_component(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_and_hooks_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync + Clone + fmt::Debug + 'static>() {}
+        shared::<HookEngine>();
+        shared::<Hook>();
+        shared::<Compiled>();
+    }
+
+    #[test]
+    fn a_call_is_a_future_that_can_move_between_threads() {
+        fn send<F: std::future::Future + Send + 'static>(_: F) {}
+        let engine = HookEngine::new(Limits::default()).expect("engine");
+        let wasm = wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+                 (func (export "alloc") (param i32) (result i32) (i32.const 0))
+                 (func (export "handle") (param i32 i32) (result i64) (i64.const 0)))"#,
+        )
+        .expect("wat");
+        let compiled = engine.compile(&wasm).expect("compiles");
+        let hook = engine
+            .load(compiled.kind, &compiled.artifact)
+            .expect("loads");
+        let h = hook.clone();
+        send(async move { h.call(String::new()).await });
+        // Called here, outside any runtime: it runs on this thread and answers "".
+        assert_eq!(hook.call_blocking("{}").as_deref(), Ok(""));
+    }
+
+    #[test]
+    fn the_ticker_stops_with_the_last_clone() {
+        let engine = HookEngine::new(Limits::default()).expect("engine");
+        let clone = engine.clone();
+        drop(engine);
+        // Dropping the last clone joins the ticker thread (it would hang here otherwise).
+        drop(clone);
+    }
 
     #[test]
     fn kinds_round_trip_through_their_names() {
