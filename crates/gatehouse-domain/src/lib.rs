@@ -13,6 +13,7 @@ pub mod group;
 pub mod ids;
 pub mod lockout;
 pub mod mfa;
+pub mod passkey;
 pub mod permission;
 pub mod pool;
 pub mod retention;

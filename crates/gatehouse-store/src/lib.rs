@@ -19,6 +19,7 @@ mod groups;
 mod lockout;
 mod mfa;
 mod one_trip;
+mod passkeys;
 mod pools;
 mod purge;
 mod rows;

@@ -20,6 +20,8 @@ mod fixtures;
 mod groups;
 #[path = "storage/isolation.rs"]
 mod isolation;
+#[path = "storage/passkeys.rs"]
+mod passkeys;
 #[path = "storage/pools.rs"]
 mod pools;
 #[path = "storage/purge.rs"]
@@ -57,6 +59,8 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    passkeys::credentials_round_trip_and_count_once: sqlite_passkeys, postgres_passkeys;
+    passkeys::ceremonies_are_taken_once: sqlite_passkey_ceremonies, postgres_passkey_ceremonies;
     federation::providers_are_kept_per_pool: sqlite_identity_providers, postgres_identity_providers;
     federation::linked_users_standing_unites_roles_and_groups: sqlite_linked_users_standing, postgres_linked_users_standing;
     federation::pending_sign_ins_are_taken_once: sqlite_pending_federations, postgres_pending_federations;
