@@ -43,12 +43,10 @@ pub const FAILURE_EXCEPTIONS: [&str; 3] = [
 
 /// The operations of Cognito's API that need MFA or hooks, which Gatehouse does not serve
 /// here yet.
-const NOT_YET: [&str; 5] = [
+const NOT_YET: [&str; 3] = [
     "AssociateSoftwareToken",
     "VerifySoftwareToken",
     "SetUserMFAPreference",
-    "StartWebAuthnRegistration",
-    "CompleteWebAuthnRegistration",
 ];
 
 /// A Cognito error: its exception name, message and status.
@@ -313,6 +311,24 @@ async fn dispatch(
             .map_err(|e| from_service(e, Doing::Other))?;
             Ok(json!({}))
         }
+        "StartWebAuthnRegistration" => {
+            let req: WithAccessToken = parse(request)?;
+            let (principal, _) = user_of(state, pool, &req.access_token).await?;
+            let options = gh
+                .start_passkey_registration(pool, &principal)
+                .await
+                .map_err(|e| from_service(e, Doing::AccessToken))?;
+            Ok(json!({ "CredentialCreationOptions": options }))
+        }
+        "CompleteWebAuthnRegistration" => {
+            let req: CompleteWebAuthnRequest = parse(request)?;
+            let (principal, _) = user_of(state, pool, &req.access_token).await?;
+            let credential = json_document(req.credential, "Credential")?;
+            gh.finish_passkey_registration(pool, &principal, &credential, None, meta)
+                .await
+                .map_err(passkey_error)?;
+            Ok(json!({}))
+        }
         op if NOT_YET.contains(&op) => Err(CognitoError::invalid_parameter(format!(
             "{op} is not supported yet"
         ))),
@@ -354,6 +370,45 @@ struct RespondRequest {
 #[serde(rename_all = "PascalCase")]
 struct WithAccessToken {
     access_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CompleteWebAuthnRequest {
+    access_token: String,
+    /// `RegistrationResponseJSON`: a JSON document, or a string holding one.
+    credential: Value,
+}
+
+/// A WebAuthn response given as a JSON document or as a string holding one (Cognito's
+/// `CREDENTIAL` challenge response is a string).
+fn json_document(value: Value, name: &str) -> Result<Value, CognitoError> {
+    let document = match value {
+        Value::String(s) => serde_json::from_str(&s).map_err(|_| {
+            CognitoError::invalid_parameter(format!("{name} must be a JSON document"))
+        })?,
+        other => other,
+    };
+    if !document.is_object() {
+        return Err(CognitoError::invalid_parameter(format!(
+            "{name} must be a JSON object"
+        )));
+    }
+    Ok(document)
+}
+
+/// A passkey registration's refusal under Cognito's WebAuthn exception names.
+fn passkey_error(e: ServiceError) -> CognitoError {
+    match e {
+        ServiceError::Unauthenticated(m) if m.contains("ceremony") => CognitoError::new(
+            "WebAuthnChallengeNotFoundException",
+            "The registration's challenge is unknown, used or expired.",
+        ),
+        ServiceError::Unauthenticated(m) if m.contains("registration was refused") => {
+            CognitoError::new("WebAuthnCredentialNotSupportedException", m)
+        }
+        other => from_service(other, Doing::AccessToken),
+    }
 }
 
 #[derive(Deserialize)]
@@ -503,11 +558,22 @@ async fn outcome_answer(
         })),
         // The second factor is asked for with its Cognito name; answering it here is not
         // supported yet (RespondToAuthChallenge says so), the API flow answers it.
-        SignInOutcome::Mfa { challenge, session } => Ok(json!({
-            "ChallengeName": challenge,
-            "Session": session.expose(),
-            "ChallengeParameters": {"USER_ID_FOR_SRP": username},
-        })),
+        SignInOutcome::Mfa {
+            challenge,
+            session,
+            parameters,
+        } => {
+            let mut challenge_parameters = Map::new();
+            challenge_parameters.insert("USER_ID_FOR_SRP".to_owned(), username.into());
+            for (name, value) in parameters {
+                challenge_parameters.insert(name.to_owned(), value.into());
+            }
+            Ok(json!({
+                "ChallengeName": challenge,
+                "Session": session.expose(),
+                "ChallengeParameters": challenge_parameters,
+            }))
+        }
     }
 }
 
@@ -602,8 +668,52 @@ async fn respond(
                 .map_err(|e| from_service(e, Doing::Challenge))?;
             outcome_answer(state, pool, &client, outcome, &username).await
         }
-        "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "MFA_SETUP"
-        | "CUSTOM_CHALLENGE" | "SELECT_CHALLENGE" => Err(CognitoError::invalid_parameter(format!(
+        "WEB_AUTHN" => {
+            let username = required(responses, "USERNAME", "WEB_AUTHN")?;
+            let credential = required(responses, "CREDENTIAL", "WEB_AUTHN")?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let credential = json_document(Value::String(credential), "CREDENTIAL")?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .respond_web_authn(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &credential,
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::Challenge))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
+        "SELECT_MFA_TYPE" => {
+            let username = required(responses, "USERNAME", "SELECT_MFA_TYPE")?;
+            let answer = required(responses, "ANSWER", "SELECT_MFA_TYPE")?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .respond_select_mfa_type(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &answer,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::Challenge))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
+        "SOFTWARE_TOKEN_MFA" | "EMAIL_OTP" | "MFA_SETUP" | "CUSTOM_CHALLENGE"
+        | "SELECT_CHALLENGE" => Err(CognitoError::invalid_parameter(format!(
             "ChallengeName {} is not supported yet",
             req.challenge_name
         ))),

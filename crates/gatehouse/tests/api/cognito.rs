@@ -25,7 +25,11 @@ async fn public_client(app: &TestApp, pool: &str) -> String {
 }
 
 /// An app client of `pool` that holds the refresh grant: its id, and its secret if it has one.
-async fn sign_in_client(app: &TestApp, pool: &str, kind: ClientType) -> (String, Option<String>) {
+pub(crate) async fn sign_in_client(
+    app: &TestApp,
+    pool: &str,
+    kind: ClientType,
+) -> (String, Option<String>) {
     let pool = app.gh.pool(&PoolSlug::parse(pool).unwrap()).await.unwrap();
     let new = NewAppClient {
         name: "cognito app".to_owned(),
@@ -49,7 +53,12 @@ async fn sign_in_client(app: &TestApp, pool: &str, kind: ClientType) -> (String,
 }
 
 /// A Cognito API call over plain HTTP: its status, `x-amzn-ErrorType` and body.
-async fn call(app: &TestApp, pool: &str, operation: &str, body: Value) -> (u16, String, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    pool: &str,
+    operation: &str,
+    body: Value,
+) -> (u16, String, Value) {
     raw(app, pool, &format!("{TARGET}{operation}"), body.to_string()).await
 }
 

@@ -91,7 +91,7 @@ async fn respond(
 }
 
 /// Enrolls a software token for the holder of `token`: its secret and recovery codes.
-async fn enroll(app: &TestApp, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enroll(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let res = post_json(app, "/api/auth/mfa/totp/associate", Some(token), json!({})).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
