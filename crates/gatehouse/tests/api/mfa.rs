@@ -15,7 +15,7 @@ use crate::common::*;
 const USERS: &str = "/api/user-management/users";
 
 /// The code of `secret` at `unix_secs`, computed by pyotp.
-fn pyotp_code(secret: &str, unix_secs: i64) -> String {
+pub(crate) fn pyotp_code(secret: &str, unix_secs: i64) -> String {
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/totp.py");
     let out = std::process::Command::new(venv_tool("python3"))
@@ -32,7 +32,7 @@ fn pyotp_code(secret: &str, unix_secs: i64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn now(app: &TestApp) -> i64 {
+pub(crate) fn now(app: &TestApp) -> i64 {
     use gatehouse_domain::time::Clock;
     app.clock.now().as_secs()
 }

@@ -506,3 +506,184 @@ fn base64_url_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
+
+/// The text of an attribute as minijinja escaped it.
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of attribute `name` in a page.
+fn attribute(html: &str, name: &str) -> String {
+    let marker = format!("{name}=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    unescape(&html[start..end])
+}
+
+/// Alice's password on the hosted sign-in page: the form's action and the next page.
+async fn hosted_password_step(
+    app: &TestApp,
+    client: &ClientCreds,
+    browser: &mut crate::code_flow::Browser,
+) -> (String, String) {
+    use crate::code_flow::{authorize_url, hidden};
+    let url = authorize_url(app, "acme", client, "");
+    let action = url.split('?').next().unwrap().to_owned();
+    let page = browser.get(&url).await;
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let nonce = attribute(&html, "nonce");
+    assert!(
+        csp.contains(&format!("script-src 'nonce-{nonce}';")),
+        "the one script is allowed by its nonce: {csp}"
+    );
+    assert!(html.contains(&format!(
+        "<script src=\"passkeys.js\" nonce=\"{nonce}\"></script>"
+    )));
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "alice"),
+                ("password", "alice-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    (action, res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_hosted_sign_in_lets_a_user_with_both_factors_choose() {
+    use crate::code_flow::{Browser, hidden, query_of, web_client};
+    use reqwest::StatusCode;
+    use reqwest::header::LOCATION;
+
+    let app = spawn_app_at_localhost().await;
+    let (api_client, _ada) = app.acme_with_ada().await;
+    let alice = app
+        .sign_in("acme", &api_client, "alice", "alice-password-1")
+        .await;
+    let mut laptop = device();
+    register(&app, &alice, &mut laptop).await;
+    let (secret, _) = crate::mfa::enroll(&app, &alice).await;
+    let client = web_client(&app, "acme", &["authorization_code"]).await;
+
+    // The password, then the choice.
+    let choose = |html: &str, answer: &str| {
+        vec![
+            ("step".to_owned(), "select_mfa".to_owned()),
+            ("answer".to_owned(), answer.to_owned()),
+            ("request".to_owned(), hidden(html, "request")),
+            ("challenge".to_owned(), hidden(html, "challenge")),
+            ("csrf".to_owned(), hidden(html, "csrf")),
+        ]
+    };
+
+    // The authenticator app.
+    let mut browser = Browser::new();
+    let (action, html) = hosted_password_step(&app, &client, &mut browser).await;
+    assert!(
+        html.contains(">Use a passkey</button>")
+            && html.contains(">Use your authenticator app</button>"),
+        "{html}"
+    );
+    let form = choose(&html, "SOFTWARE_TOKEN_MFA");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = browser.post(&action, &refs).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let code_html = res.text().await.unwrap();
+    assert!(
+        code_html.contains("<label for=\"code\">Code</label>"),
+        "{code_html}"
+    );
+    // The choice is made once.
+    let res = browser.post(&action, &refs).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    app.clock.advance(30);
+    let code = crate::mfa::pyotp_code(&secret, crate::mfa::now(&app));
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "mfa_code"),
+                ("request", &hidden(&code_html, "request")),
+                ("challenge", &hidden(&code_html, "challenge")),
+                ("csrf", &hidden(&code_html, "csrf")),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let location = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(query_of(&location).contains_key("code"), "{location}");
+
+    // The passkey: its page carries the request options; the assertion signs in.
+    let mut browser = Browser::new();
+    let (action, html) = hosted_password_step(&app, &client, &mut browser).await;
+    let form = choose(&html, "WEB_AUTHN");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = browser.post(&action, &refs).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let passkey_html = res.text().await.unwrap();
+    assert!(
+        passkey_html.contains(">Use passkey</button>"),
+        "{passkey_html}"
+    );
+    let options: Value = serde_json::from_str(&attribute(&passkey_html, "data-options")).unwrap();
+    let options = serde_json::from_value(json!({ "publicKey": options })).unwrap();
+    let signed = assertion(&app, &mut laptop, options).to_string();
+    let answer = |credential: &str| {
+        vec![
+            ("step".to_owned(), "passkey".to_owned()),
+            ("request".to_owned(), hidden(&passkey_html, "request")),
+            ("challenge".to_owned(), hidden(&passkey_html, "challenge")),
+            ("csrf".to_owned(), hidden(&passkey_html, "csrf")),
+            ("credential".to_owned(), credential.to_owned()),
+        ]
+    };
+    let form = answer("not json");
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = browser.post(&action, &refs).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "an unreadable answer"
+    );
+    let form = answer(&signed);
+    let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = browser.post(&action, &refs).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let location = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(query_of(&location).contains_key("code"), "{location}");
+    // Its challenge and its ceremony are spent: refused, and nobody is signed in.
+    let res = browser.post(&action, &refs).await;
+    assert!(
+        matches!(
+            res.status(),
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED
+        ),
+        "{}",
+        res.status()
+    );
+    assert!(res.headers().get(LOCATION).is_none());
+}
