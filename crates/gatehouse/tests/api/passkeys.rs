@@ -167,7 +167,7 @@ fn assertion(app: &TestApp, device: &mut SoftPasskey, options: RequestChallengeR
 #[tokio::test]
 async fn a_passkey_registered_through_the_api_is_a_second_factor_once_per_session() {
     let app = spawn_app_at_localhost().await;
-    let (client, _ada) = app.acme_with_ada().await;
+    let (client, ada) = app.acme_with_ada().await;
     let alice = app
         .sign_in("acme", &client, "alice", "alice-password-1")
         .await;
@@ -237,6 +237,38 @@ async fn a_passkey_registered_through_the_api_is_a_second_factor_once_per_sessio
     )
     .await;
     assert_eq!(res.status(), 400, "credential is required");
+
+    // Alice removes her passkey: the password alone signs her in again.
+    let id = creds[0]["credential_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/auth/mfa/webauthn/credentials/{id}");
+    let acting = app.impersonate("acme", &ada, "alice").await;
+    let res = app
+        .http
+        .delete(app.pool_url("acme", &path))
+        .bearer_auth(&acting)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "not with an impersonated token");
+    let res = app
+        .http
+        .delete(app.pool_url("acme", "/api/auth/mfa/webauthn/credentials/AAAA"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .http
+        .delete(app.pool_url("acme", &path))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.audit_count("acme", "user.passkey_deleted").await, 1);
+    app.sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
 }
 
 #[tokio::test]
@@ -493,6 +525,42 @@ async fn cognito_registers_a_passkey_and_answers_web_authn() {
         (400, "NotAuthorizedException"),
         "a used session"
     );
+
+    // With a software token too, the user chooses (SELECT_MFA_TYPE, MFAS_CAN_CHOOSE).
+    crate::mfa::enroll(&app, &access).await;
+    let (status, _, body) =
+        crate::cognito::call(&app, "acme", "InitiateAuth", initiate.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["ChallengeName"], "SELECT_MFA_TYPE", "{body}");
+    assert_eq!(
+        body["ChallengeParameters"]["MFAS_CAN_CHOOSE"],
+        r#"["SOFTWARE_TOKEN_MFA","WEB_AUTHN"]"#
+    );
+    let select = json!({"ChallengeName": "SELECT_MFA_TYPE", "ClientId": client_id,
+        "Session": body["Session"],
+        "ChallengeResponses": {"USERNAME": "alice", "ANSWER": "WEB_AUTHN"}});
+    let (status, _, body) =
+        crate::cognito::call(&app, "acme", "RespondToAuthChallenge", select).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ChallengeName"], "WEB_AUTHN", "{body}");
+    let options: Value = serde_json::from_str(
+        body["ChallengeParameters"]["CREDENTIAL_REQUEST_OPTIONS"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let signed = assertion(
+        &app,
+        &mut laptop,
+        serde_json::from_value(json!({ "publicKey": options })).unwrap(),
+    );
+    let respond = json!({"ChallengeName": "WEB_AUTHN", "ClientId": client_id,
+        "Session": body["Session"],
+        "ChallengeResponses": {"USERNAME": "alice", "CREDENTIAL": signed.to_string()}});
+    let (status, _, body) =
+        crate::cognito::call(&app, "acme", "RespondToAuthChallenge", respond).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["AuthenticationResult"]["AccessToken"].is_string());
 }
 
 fn base64_url_decode(s: &str) -> Vec<u8> {
