@@ -2,8 +2,9 @@
 //!
 //! The domain keeps a credential as the web-authentication library serialised it (opaque
 //! text here) beside what Gatehouse itself decides with: the credential id, the last
-//! signature counter accepted and the backup flags. A ceremony's state waits, single use,
-//! under the SHA-256 of a random handle until it expires.
+//! signature counter accepted and the backup flags. A ceremony of a known user (a
+//! registration, a second factor) waits, single use, under the SHA-256 of its challenge until
+//! it expires; a passwordless one, which has no user yet, is kept sealed by the browser.
 
 use crate::ParseError;
 use crate::ids::{PoolId, UserId};
@@ -60,8 +61,6 @@ pub enum CeremonyPurpose {
     Registration,
     /// A passkey as the second factor of a sign-in (the user proved its password).
     SecondFactor,
-    /// Signing in with a passkey alone (a discoverable credential names its user).
-    Passwordless,
 }
 
 impl CeremonyPurpose {
@@ -69,7 +68,6 @@ impl CeremonyPurpose {
         match self {
             CeremonyPurpose::Registration => "registration",
             CeremonyPurpose::SecondFactor => "second_factor",
-            CeremonyPurpose::Passwordless => "passwordless",
         }
     }
 
@@ -77,7 +75,6 @@ impl CeremonyPurpose {
         match s {
             "registration" => Ok(CeremonyPurpose::Registration),
             "second_factor" => Ok(CeremonyPurpose::SecondFactor),
-            "passwordless" => Ok(CeremonyPurpose::Passwordless),
             _ => Err(ParseError::new(
                 "purpose",
                 format!("unknown ceremony '{s}'"),
@@ -92,8 +89,8 @@ pub struct Ceremony {
     pub pool: PoolId,
     pub handle_sha256: [u8; 32],
     pub purpose: CeremonyPurpose,
-    /// The user it is for; none for a passwordless sign-in (the credential will say).
-    pub user_id: Option<UserId>,
+    /// The user it is for.
+    pub user_id: UserId,
     /// The WebAuthn library's state, opaque here (its challenge among it).
     pub state: String,
     pub expires_at: Timestamp,
@@ -130,11 +127,7 @@ mod tests {
 
     #[test]
     fn purposes_round_trip() {
-        for p in [
-            CeremonyPurpose::Registration,
-            CeremonyPurpose::SecondFactor,
-            CeremonyPurpose::Passwordless,
-        ] {
+        for p in [CeremonyPurpose::Registration, CeremonyPurpose::SecondFactor] {
             assert_eq!(CeremonyPurpose::parse(p.as_str()).unwrap(), p);
         }
         assert!(CeremonyPurpose::parse("other").is_err());

@@ -808,9 +808,11 @@ pub async fn authorize_step(
                 Ok(c) => c,
                 Err(page) => return *page,
             };
+            let sealed =
+                cookie(&headers, &passkeys::ceremony_cookie_name(&pool)).unwrap_or_default();
             state
                 .gh
-                .browser_passwordless(&pool, &credential, &meta)
+                .browser_passwordless(&pool, &credential, sealed, &meta)
                 .await
         }
         Some("select_mfa") => {

@@ -276,9 +276,12 @@ impl Gatehouse {
         &self,
         pool: &Pool,
         credential: &serde_json::Value,
+        sealed_ceremony: &str,
         meta: &RequestMeta,
     ) -> ServiceResult<BrowserSignIn> {
-        let (w, user) = self.finish_passwordless(pool, credential, meta).await?;
+        let (w, user) = self
+            .finish_passwordless(pool, credential, sealed_ceremony, meta)
+            .await?;
         self.start_browser_session(pool, w, user, None, meta).await
     }
 

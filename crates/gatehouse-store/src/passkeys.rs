@@ -140,7 +140,7 @@ pub(crate) async fn put_ceremony_in(conn: &mut AnyConnection, c: &Ceremony) -> S
     .bind(c.pool.to_string())
     .bind(c.handle_sha256.to_vec())
     .bind(c.purpose.as_str())
-    .bind(c.user_id.map(|u| u.to_string()))
+    .bind(c.user_id.to_string())
     .bind(c.state.as_str())
     .bind(c.expires_at.as_secs())
     .execute(&mut *conn)
@@ -172,10 +172,7 @@ pub(crate) async fn take_ceremony_in(
         pool: parsed(&row, "pool_id", PoolId::parse)?,
         handle_sha256: digest(&row, "handle_sha256")?,
         purpose: parsed(&row, "purpose", CeremonyPurpose::parse)?,
-        user_id: match get::<Option<String>>(&row, "user_id")? {
-            Some(u) => Some(UserId::parse(&u).map_err(|_| corrupt("ceremony", "user id"))?),
-            None => None,
-        },
+        user_id: parsed(&row, "user_id", UserId::parse)?,
         state: get(&row, "state")?,
         expires_at: Timestamp(get(&row, "expires_at")?),
     };

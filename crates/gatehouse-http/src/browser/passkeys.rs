@@ -16,11 +16,22 @@ use gatehouse_service::ServiceError;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{cookie, csrf_ok, csrf_token, error_page, failure_page, form_page, sso_cookie_name};
+use gatehouse_domain::passkey::CEREMONY_TTL_SECS;
+
+use super::{
+    cookie, csrf_ok, csrf_token, error_page, failure_page, form_page, is_https, set_cookie,
+    sso_cookie_name,
+};
 use crate::AppState;
 use crate::extract::{Meta, PoolCtx};
 
 const SCRIPT: &str = include_str!("../../static/passkeys.js");
+
+/// The cookie that keeps a passwordless sign-in's sealed ceremony, in the browser that
+/// started it.
+pub(crate) fn ceremony_cookie_name(pool: &Pool) -> String {
+    format!("gatehouse_passkey_{}", pool.slug)
+}
 
 /// A fresh nonce for a page's one script.
 pub(crate) fn nonce() -> String {
@@ -82,7 +93,7 @@ fn refused_json(status: StatusCode, message: &str) -> Response {
 }
 
 /// `POST {base}/oauth2/passkey/options`: request options for a passwordless sign-in (the
-/// sign-in page's CSRF token required).
+/// sign-in page's CSRF token required); the ceremony goes with them in a sealed cookie.
 pub async fn passwordless_options(
     State(state): State<AppState>,
     PoolCtx(pool): PoolCtx,
@@ -94,7 +105,17 @@ pub async fn passwordless_options(
         return refused_json(StatusCode::FORBIDDEN, "the form expired; reload the page");
     }
     match state.gh.start_passwordless(&pool).await {
-        Ok(options) => options_answer(options),
+        Ok((options, sealed)) => {
+            let mut res = options_answer(options);
+            set_cookie(
+                &mut res,
+                &ceremony_cookie_name(&pool),
+                sealed.expose(),
+                CEREMONY_TTL_SECS,
+                is_https(&state, &pool),
+            );
+            res
+        }
         Err(e) => {
             tracing::error!(error = ?e, "passwordless options failed");
             refused_json(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

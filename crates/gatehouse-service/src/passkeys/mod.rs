@@ -3,11 +3,14 @@
 //! credential.
 //!
 //! The relying party is the pool's issuer: its host is the RP ID and its origin the only
-//! origin accepted. Every ceremony's state waits in the database under the SHA-256 of its
-//! challenge, for five minutes, and is taken (deleted) by the transaction that finishes it,
-//! whether the answer passes or not: a ceremony is answered once. The challenge is read back
-//! from the answer's `clientDataJSON`, so Cognito's `CompleteWebAuthnRegistration`, which
-//! carries no handle of ours, finds its ceremony as the API does.
+//! origin accepted. A ceremony of a known user (a registration, a second factor) waits in the
+//! database under the SHA-256 of its challenge, for five minutes, and is taken (deleted) by
+//! the transaction that finishes it, whether the answer passes or not: a ceremony is answered
+//! once. The challenge is read back from the answer's `clientDataJSON`, so Cognito's
+//! `CompleteWebAuthnRegistration`, which carries no handle of ours, finds its ceremony as the
+//! API does. A passwordless ceremony has no user until it is answered, so an anonymous start
+//! writes nothing: its state is sealed with the master key for the browser to keep (a
+//! cookie), and its challenge is taken once (`use_once`) when it is answered.
 //!
 //! User verification is always required (webauthn-rs' passkey ceremonies ask for it and
 //! refuse an assertion without the UV flag): a passkey is something the user has *and*
@@ -144,7 +147,7 @@ impl Gatehouse {
         pool: &Pool,
         challenge: &[u8],
         purpose: CeremonyPurpose,
-        user: Option<UserId>,
+        user: UserId,
         state: String,
     ) -> Ceremony {
         Ceremony {

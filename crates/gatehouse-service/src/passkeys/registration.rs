@@ -111,7 +111,7 @@ impl Gatehouse {
             pool,
             &challenge,
             CeremonyPurpose::Registration,
-            Some(user.id),
+            user.id,
             state,
         ))
         .await?;
@@ -185,7 +185,7 @@ impl Gatehouse {
         let ceremony = w
             .take_ceremony(&handle, now)
             .await?
-            .filter(|c| c.purpose == CeremonyPurpose::Registration && c.user_id == Some(user.id))
+            .filter(|c| c.purpose == CeremonyPurpose::Registration && c.user_id == user.id)
             .ok_or_else(no_ceremony)?;
         let state: PasskeyRegistration = serde_json::from_str(&ceremony.state).map_err(internal)?;
         let passkey = match webauthn.finish_passkey_registration(reg, &state) {

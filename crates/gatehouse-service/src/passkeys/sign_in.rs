@@ -1,13 +1,15 @@
 //! Signing in with a passkey: the `WEB_AUTHN` second factor, the choice of
 //! `SELECT_MFA_TYPE`, and passwordless sign-in with a discoverable credential.
 
-use gatehouse_crypto::secret::{Secret, b64url};
+use gatehouse_crypto::secret::{Secret, b64url, b64url_decode};
 use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::ids::UserId;
 use gatehouse_domain::lockout::LockoutPolicy;
 use gatehouse_domain::mfa::MfaMode;
-use gatehouse_domain::passkey::{CeremonyPurpose, PasskeyCredential, PasskeyUse};
+use gatehouse_domain::passkey::{
+    CEREMONY_TTL_SECS, CeremonyPurpose, PasskeyCredential, PasskeyUse,
+};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::PoolWrite;
@@ -20,10 +22,24 @@ use super::{
     CREDENTIAL_REQUEST_OPTIONS, ChallengeParameters, MFAS_CAN_CHOOSE, SELECT_MFA_TYPE, WEB_AUTHN,
     challenge_of, expired, internal, malformed, may_sign_in, no_ceremony, parse_passkey, refused,
 };
+use serde::{Deserialize, Serialize};
+
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
 use crate::signin::SignInOutcome;
 use crate::{Gatehouse, RequestMeta};
+
+/// The label a passwordless ceremony's state is sealed under.
+const PASSWORDLESS_LABEL: &str = "passkey-passwordless";
+
+/// A passwordless ceremony's state as the browser keeps it, sealed.
+#[derive(Serialize, Deserialize)]
+struct SealedCeremony {
+    /// webauthn-rs' `DiscoverableAuthentication` (its challenge among it).
+    state: String,
+    /// When it expires (Unix seconds).
+    exp: i64,
+}
 
 /// How an assertion failed, for the audit log and the lockout.
 enum Refusal {
@@ -109,7 +125,7 @@ impl Gatehouse {
             pool,
             &challenge,
             CeremonyPurpose::SecondFactor,
-            Some(user.id),
+            user.id,
             state,
         ))
         .await?;
@@ -228,7 +244,7 @@ impl Gatehouse {
         let ceremony = w
             .take_ceremony(&handle, now)
             .await?
-            .filter(|c| c.purpose == CeremonyPurpose::SecondFactor && c.user_id == Some(user.id));
+            .filter(|c| c.purpose == CeremonyPurpose::SecondFactor && c.user_id == user.id);
         let Some(ceremony) = ceremony else {
             drop(w);
             return Err(no_ceremony());
@@ -273,38 +289,52 @@ impl Gatehouse {
     }
 
     /// Starts a passwordless sign-in: options for a discoverable credential, which names its
-    /// user. Answers `PublicKeyCredentialRequestOptionsJSON`.
-    pub async fn start_passwordless(&self, pool: &Pool) -> ServiceResult<serde_json::Value> {
+    /// user (`PublicKeyCredentialRequestOptionsJSON`), and the ceremony's state sealed with
+    /// the master key for the browser to keep (a cookie): an anonymous start writes nothing,
+    /// and only the browser that started can finish.
+    pub async fn start_passwordless(
+        &self,
+        pool: &Pool,
+    ) -> ServiceResult<(serde_json::Value, Secret)> {
         let webauthn = self.webauthn(pool)?;
         let (options, state) = webauthn
             .start_discoverable_authentication()
             .map_err(internal)?;
-        let state = serde_json::to_string(&state).map_err(internal)?;
-        let challenge = options.public_key.challenge.to_vec();
-        let mut w = self.store.write(pool.id).await?;
-        w.put_ceremony(&self.ceremony(
-            pool,
-            &challenge,
-            CeremonyPurpose::Passwordless,
-            None,
-            state,
-        ))
-        .await?;
-        w.commit().await?;
-        serde_json::to_value(&options.public_key).map_err(internal)
+        let sealed = SealedCeremony {
+            state: serde_json::to_string(&state).map_err(internal)?,
+            exp: self.now().plus_secs(CEREMONY_TTL_SECS).as_secs(),
+        };
+        let sealed = self.keyring.seal_code(
+            pool.id,
+            PASSWORDLESS_LABEL,
+            &Secret::new(serde_json::to_string(&sealed).map_err(internal)?),
+        )?;
+        let options = serde_json::to_value(&options.public_key).map_err(internal)?;
+        Ok((options, Secret::new(b64url(&sealed))))
     }
 
-    /// Finishes a passwordless sign-in: the credential's user handle names the user, whose
-    /// passkey must verify. Answers the open transaction to sign the user in with.
+    /// Finishes a passwordless sign-in with the state [`Self::start_passwordless`] sealed:
+    /// its challenge is taken once (`use_once`, until the ceremony would expire) in the
+    /// transaction that checks the assertion; the credential's user handle names the user,
+    /// whose passkey must verify. Answers the open transaction to sign the user in with.
     pub(crate) async fn finish_passwordless(
         &self,
         pool: &Pool,
         credential: &serde_json::Value,
+        sealed: &str,
         meta: &RequestMeta,
     ) -> ServiceResult<(Box<dyn PoolWrite>, User)> {
         let assertion: PublicKeyCredential =
             serde_json::from_value(credential.clone()).map_err(|e| malformed("credential", e))?;
         let handle = challenge_of(&assertion.response.client_data_json).ok_or_else(no_ceremony)?;
+        let ceremony = b64url_decode(sealed)
+            .and_then(|bytes| self.keyring.open_code(pool.id, PASSWORDLESS_LABEL, &bytes))
+            .and_then(|plain| serde_json::from_str::<SealedCeremony>(plain.expose()).ok())
+            .ok_or_else(no_ceremony)?;
+        let now = self.now();
+        if ceremony.exp <= now.as_secs() {
+            return Err(no_ceremony());
+        }
         let webauthn = self.webauthn(pool)?;
         let (uuid, raw_id) = webauthn
             .identify_discoverable_authentication(&assertion)
@@ -314,16 +344,13 @@ impl Gatehouse {
         if let Some(known) = self.store.user_by_id(pool.id, user_id).await? {
             self.code_attempt_allowed(pool, &known.username).await?;
         }
-        let now = self.now();
         let mut w = self.store.write(pool.id).await?;
-        let ceremony = w
-            .take_ceremony(&handle, now)
-            .await?
-            .filter(|c| c.purpose == CeremonyPurpose::Passwordless);
-        let Some(ceremony) = ceremony else {
-            drop(w);
+        // The claim: of answers racing on one ceremony, exactly one goes on; a refused one
+        // spends it too (its transaction commits with the refusal's audit event).
+        let claim = format!("passkey-challenge:{}", b64url(&handle));
+        if !w.use_once(&claim, now, Timestamp(ceremony.exp)).await? {
             return Err(no_ceremony());
-        };
+        }
         let state: DiscoverableAuthentication =
             serde_json::from_str(&ceremony.state).map_err(internal)?;
         let Some(user) = w.user_by_id(user_id).await?.filter(may_sign_in) else {

@@ -19,15 +19,15 @@ CREATE TABLE webauthn_credentials (
 );
 CREATE INDEX webauthn_credentials_by_user ON webauthn_credentials (pool_id, user_id);
 
--- WebAuthn ceremonies waiting for the browser's answer: the state webauthn-rs needs to
--- finish it (its challenge among it), under the SHA-256 of a random handle, for whom and
--- what, until it expires (five minutes). Taken (deleted) by the transaction that finishes
+-- WebAuthn ceremonies of a known user (a registration, a second factor) waiting for the
+-- browser's answer: the state webauthn-rs needs to finish it, under the SHA-256 of its
+-- challenge, for whom and what, until it expires (five minutes). Taken (deleted) by the transaction that finishes
 -- it, so each is answered at most once; the purge deletes the expired ones.
 CREATE TABLE webauthn_ceremonies (
     pool_id        TEXT   NOT NULL REFERENCES pools (id) ON DELETE CASCADE,
     handle_sha256  BYTEA  NOT NULL,
     purpose        TEXT   NOT NULL,
-    user_id        TEXT,
+    user_id        TEXT   NOT NULL,
     state          TEXT   NOT NULL,
     expires_at     BIGINT NOT NULL,
     PRIMARY KEY (pool_id, handle_sha256)

@@ -107,19 +107,18 @@ pub async fn ceremonies_are_taken_once(db: &Db) {
         pool: pool.id,
         handle_sha256: [1; 32],
         purpose: CeremonyPurpose::Registration,
-        user_id: Some(alice.id),
+        user_id: alice.id,
         state: "{\"rs\":1}".to_owned(),
         expires_at: T0.plus_secs(300),
     };
-    let passwordless = Ceremony {
+    let second_factor = Ceremony {
         handle_sha256: [2; 32],
-        purpose: CeremonyPurpose::Passwordless,
-        user_id: None,
+        purpose: CeremonyPurpose::SecondFactor,
         ..ceremony.clone()
     };
     let mut w = store.write(pool.id).await.unwrap();
     w.put_ceremony(&ceremony).await.unwrap();
-    w.put_ceremony(&passwordless).await.unwrap();
+    w.put_ceremony(&second_factor).await.unwrap();
     w.commit().await.unwrap();
 
     // Another pool does not find it.
@@ -141,7 +140,7 @@ pub async fn ceremonies_are_taken_once(db: &Db) {
     assert_eq!(w.take_ceremony(&[1; 32], T0).await.unwrap(), None);
     assert_eq!(
         w.take_ceremony(&[2; 32], T0).await.unwrap(),
-        Some(passwordless.clone())
+        Some(second_factor.clone())
     );
     w.commit().await.unwrap();
 

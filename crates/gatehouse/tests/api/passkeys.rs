@@ -755,3 +755,87 @@ async fn the_hosted_sign_in_lets_a_user_with_both_factors_choose() {
     );
     assert!(res.headers().get(LOCATION).is_none());
 }
+
+#[tokio::test]
+async fn a_passwordless_start_writes_nothing_and_its_ceremony_stays_with_the_browser() {
+    use crate::code_flow::{Browser, authorize_url, hidden, web_client};
+    use reqwest::StatusCode;
+
+    let app = spawn_app_at_localhost().await;
+    app.acme_with_ada().await;
+    let client = web_client(&app, "acme", &["authorization_code"]).await;
+    let mut browser = Browser::new();
+    let html = browser
+        .get(&authorize_url(&app, "acme", &client, ""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let options_url = app.pool_url("acme", "/oauth2/passkey/options");
+
+    // The sign-in page's CSRF token is required.
+    let res = browser.post(&options_url, &[("csrf", "forged")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = browser
+        .post(&options_url, &[("csrf", &hidden(&html, "csrf"))])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("gatehouse_passkey_acme="))
+        .expect("the sealed ceremony goes to the browser");
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Max-Age=300"),
+        "{cookie}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["publicKey"]["userVerification"], "required", "{body}");
+    assert_eq!(body["publicKey"]["rpId"], "localhost", "{body}");
+    assert!(body["publicKey"]["challenge"].is_string());
+    // Nothing was stored for it: the purge, long after, finds no ceremony.
+    app.clock.advance(3600);
+    assert_eq!(app.gh.purge_expired().await.unwrap().webauthn_ceremonies, 0);
+
+    // Another browser, without the cookie, has no ceremony to answer.
+    let mut other = Browser::new();
+    let html = other
+        .get(&authorize_url(&app, "acme", &client, ""))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let client_data = base64_url_encode(
+        json!({"type": "webauthn.get", "challenge": body["publicKey"]["challenge"],
+               "origin": app.public_url})
+        .to_string()
+        .as_bytes(),
+    );
+    let credential = json!({"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+        "response": {"clientDataJSON": client_data, "authenticatorData": "AAAA",
+                     "signature": "AAAA", "userHandle": "AAAA"}});
+    let action = app.pool_url("acme", "/oauth2/authorize");
+    let res = other
+        .post(
+            &action,
+            &[
+                ("step", "passkey_signin"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("credential", &credential.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("That passkey was not accepted.")
+    );
+}
