@@ -839,3 +839,39 @@ async fn a_passwordless_start_writes_nothing_and_its_ceremony_stays_with_the_bro
             .contains("That passkey was not accepted.")
     );
 }
+
+#[tokio::test]
+async fn a_username_that_is_backing_off_cannot_answer_with_its_passkey() {
+    let app = spawn_app_at_localhost().await;
+    let (client, _ada) = app.acme_with_ada().await;
+    let alice = app
+        .sign_in("acme", &client, "alice", "alice-password-1")
+        .await;
+    let mut laptop = device();
+    register(&app, &alice, &mut laptop).await;
+    let (session, options) = password_step(&app, &client, "alice", "alice-password-1").await;
+    let signed = assertion(&app, &mut laptop, options);
+
+    // Someone guesses Alice's password meanwhile, past the free failures.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let res = post(
+            &app,
+            "/api/auth/initiate",
+            None,
+            json!({"flow": "USER_PASSWORD", "client_id": client.id,
+                   "client_secret": client.secret, "username": "alice", "password": "guess"}),
+        )
+        .await;
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+
+    // While the username waits, even a good assertion is not looked at.
+    let res = answer(&app, &client, &session, &signed).await;
+    assert_eq!(res.status(), 429);
+    // Once the wait is over, it signs in (the session and the ceremony still stand).
+    app.clock.advance(60);
+    let res = answer(&app, &client, &session, &signed).await;
+    assert_eq!(res.status(), 200);
+}
