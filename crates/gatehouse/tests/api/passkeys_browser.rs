@@ -173,7 +173,7 @@ async fn a_passkey_added_on_the_pages_signs_in_alone_and_as_second_factor() {
     let page = b
         .call(json!({"op": "password", "username": "alice", "password": "alice-password-1"}))
         .await;
-    at_client(&app, &client, &redirect, &page).await;
+    let alice = at_client(&app, &client, &redirect, &page).await;
     b.call(json!({"op": "goto", "url": public(&app, "/oauth2/passkeys"), "axe": true}))
         .await;
     b.call(json!({"op": "fill", "label": "Name", "value": "Chromium"}))
@@ -277,4 +277,17 @@ async fn a_passkey_added_on_the_pages_signs_in_alone_and_as_second_factor() {
             .await,
         1
     );
+
+    // With an authenticator app too, the page offers the choice.
+    crate::mfa::enroll(&app, &alice).await;
+    b.call(json!({"op": "goto", "url": authorize(&app, &client, &redirect)}))
+        .await;
+    let page = b
+        .call(json!({"op": "password", "username": "alice", "password": "alice-password-1", "axe": true}))
+        .await;
+    assert_eq!(page["title"], "Verify it's you · acme", "{page:#}");
+    let page = b
+        .call(json!({"op": "click", "button": "Use your authenticator app", "axe": true}))
+        .await;
+    assert_eq!(page["title"], "Enter your code · acme", "{page:#}");
 }
