@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod ids;
 pub mod lockout;
 pub mod mfa;
+pub mod passkey;
 pub mod permission;
 pub mod pool;
 pub mod retention;

@@ -70,6 +70,8 @@ pub struct PurgeCounts {
     pub refresh_tokens: u64,
     /// Federated sign-ins never finished.
     pub pending_federations: u64,
+    /// Passkey ceremonies never answered.
+    pub webauthn_ceremonies: u64,
     pub audit_events: u64,
     pub security_events: u64,
 }
@@ -84,6 +86,7 @@ impl PurgeCounts {
             + self.authorization_codes
             + self.refresh_tokens
             + self.pending_federations
+            + self.webauthn_ceremonies
             + self.audit_events
             + self.security_events
     }

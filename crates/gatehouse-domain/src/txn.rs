@@ -217,8 +217,35 @@ pub trait PoolWrite: Send {
     -> StoreResult<()>;
     /// Takes one recovery code by its digest: true the first time, false ever after.
     async fn take_recovery_code(&mut self, user: UserId, digest: &str) -> StoreResult<bool>;
-    /// Removes the user's software token and recovery codes; true if there was any.
+    /// Removes the user's software token, recovery codes and passkeys; true if there was any.
     async fn remove_mfa_factors(&mut self, user: UserId) -> StoreResult<bool>;
+    /// The user's passkeys, oldest first.
+    async fn passkeys_of_user(
+        &mut self,
+        user: UserId,
+    ) -> StoreResult<Vec<crate::passkey::PasskeyCredential>>;
+    /// The passkey with this credential id, whoever's it is.
+    async fn passkey(
+        &mut self,
+        credential_id: &str,
+    ) -> StoreResult<Option<crate::passkey::PasskeyCredential>>;
+    /// Stores a new passkey; a credential id already registered in the pool is a conflict.
+    async fn add_passkey(&mut self, passkey: &crate::passkey::PasskeyCredential)
+    -> StoreResult<()>;
+    /// Records a good assertion: one compare-and-set that passes only while the stored
+    /// counter is still the one the assertion was checked against. False if it was not.
+    async fn record_passkey_use(&mut self, used: &crate::passkey::PasskeyUse) -> StoreResult<bool>;
+    /// Deletes one of the user's passkeys; true if it was there.
+    async fn delete_passkey(&mut self, user: UserId, credential_id: &str) -> StoreResult<bool>;
+    /// Stores a ceremony waiting for its answer.
+    async fn put_ceremony(&mut self, ceremony: &crate::passkey::Ceremony) -> StoreResult<()>;
+    /// Takes (deletes and returns) the ceremony under `handle_sha256` if it has not expired
+    /// at `now`: at most one caller ever gets it.
+    async fn take_ceremony(
+        &mut self,
+        handle_sha256: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<crate::passkey::Ceremony>>;
     async fn create_session(&mut self, session: &Session) -> StoreResult<()>;
     /// Ends the active sessions `which` names at `at`, and returns those it ended.
     async fn end_sessions(

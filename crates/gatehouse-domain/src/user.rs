@@ -86,6 +86,52 @@ impl Enabled {
 pub enum MfaState {
     None,
     SoftwareToken,
+    /// One passkey or more, and no software token.
+    Passkey,
+    SoftwareTokenAndPasskey,
+}
+
+impl MfaState {
+    /// Whether the user holds a second factor it must present at sign-in.
+    /// Whether a confirmed software token is among the user's factors.
+    pub fn has_software_token(self) -> bool {
+        matches!(
+            self,
+            MfaState::SoftwareToken | MfaState::SoftwareTokenAndPasskey
+        )
+    }
+
+    pub fn has_factor(self) -> bool {
+        self != MfaState::None
+    }
+
+    /// The state once a software token is confirmed.
+    pub fn with_software_token(self) -> Self {
+        match self {
+            MfaState::Passkey | MfaState::SoftwareTokenAndPasskey => {
+                MfaState::SoftwareTokenAndPasskey
+            }
+            MfaState::None | MfaState::SoftwareToken => MfaState::SoftwareToken,
+        }
+    }
+
+    /// The state once a passkey is registered.
+    pub fn with_passkey(self) -> Self {
+        match self {
+            MfaState::SoftwareToken | MfaState::SoftwareTokenAndPasskey => {
+                MfaState::SoftwareTokenAndPasskey
+            }
+            MfaState::None | MfaState::Passkey => MfaState::Passkey,
+        }
+    }
+
+    /// The state once the user's last passkey is removed.
+    pub fn without_passkey(self) -> Self {
+        match self {
+            MfaState::SoftwareToken | MfaState::SoftwareTokenAndPasskey => MfaState::SoftwareToken,
+            MfaState::None | MfaState::Passkey => MfaState::None,
+        }
+    }
 }
 
 /// A stored password: the argon2id PHC string, and when a temporary one expires.

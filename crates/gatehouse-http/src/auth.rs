@@ -45,6 +45,12 @@ pub struct RespondRequest {
     /// `SOFTWARE_TOKEN_MFA` (a code or a recovery code) and `MFA_SETUP` only.
     #[serde(default)]
     code: Option<String>,
+    /// `SELECT_MFA_TYPE` only: `SOFTWARE_TOKEN_MFA` or `WEB_AUTHN`.
+    #[serde(default)]
+    answer: Option<String>,
+    /// `WEB_AUTHN` only: the browser's `AuthenticationResponseJSON`.
+    #[serde(default)]
+    credential: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +68,10 @@ enum SignInResponse {
     Challenge {
         challenge: &'static str,
         session: String,
+        /// `CREDENTIAL_REQUEST_OPTIONS` for `WEB_AUTHN`, `MFAS_CAN_CHOOSE` for
+        /// `SELECT_MFA_TYPE` (JSON in strings, as Cognito's `ChallengeParameters`).
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        parameters: std::collections::BTreeMap<&'static str, String>,
     },
 }
 
@@ -77,10 +87,16 @@ fn answer(outcome: SignInOutcome) -> Response {
         SignInOutcome::NewPasswordRequired { session } => SignInResponse::Challenge {
             challenge: "NEW_PASSWORD_REQUIRED",
             session: session.expose().to_owned(),
+            parameters: Default::default(),
         },
-        SignInOutcome::Mfa { challenge, session } => SignInResponse::Challenge {
+        SignInOutcome::Mfa {
+            challenge,
+            session,
+            parameters,
+        } => SignInResponse::Challenge {
             challenge,
             session: session.expose().to_owned(),
+            parameters,
         },
     };
     json_no_store(body)
@@ -214,6 +230,35 @@ pub async fn respond(
                 )
                 .await?;
             Ok(setup_answer(done))
+        }
+        "WEB_AUTHN" => {
+            absent(&req.new_password, "WEB_AUTHN", "new_password")?;
+            absent(&req.code, "WEB_AUTHN", "code")?;
+            let credential = req.credential.ok_or_else(|| {
+                ApiError::bad_request("credential: required by the WEB_AUTHN challenge")
+            })?;
+            let outcome = state
+                .gh
+                .respond_web_authn(
+                    &pool,
+                    &req.client_id,
+                    secret,
+                    &req.session,
+                    &credential,
+                    &meta,
+                )
+                .await?;
+            Ok(answer(outcome))
+        }
+        "SELECT_MFA_TYPE" => {
+            absent(&req.new_password, "SELECT_MFA_TYPE", "new_password")?;
+            absent(&req.code, "SELECT_MFA_TYPE", "code")?;
+            let choice = required(req.answer, "SELECT_MFA_TYPE", "answer")?;
+            let outcome = state
+                .gh
+                .respond_select_mfa_type(&pool, &req.client_id, secret, &req.session, &choice)
+                .await?;
+            Ok(answer(outcome))
         }
         other => Err(ApiError::bad_request(format!(
             "challenge: '{other}' is not supported"

@@ -36,6 +36,7 @@ use crate::staff_sign_in::{handoff_to, start_staff_sign_in};
 
 mod consent;
 mod logout;
+pub mod passkeys;
 mod reset;
 
 use consent::{consent_page, consent_step};
@@ -71,6 +72,12 @@ fn pages() -> &'static Environment<'static> {
                 include_str!("../templates/reset_password.html"),
             ),
             ("consent.html", include_str!("../templates/consent.html")),
+            ("passkey.html", include_str!("../templates/passkey.html")),
+            (
+                "select_mfa.html",
+                include_str!("../templates/select_mfa.html"),
+            ),
+            ("passkeys.html", include_str!("../templates/passkeys.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!(template = name, error = %e, "a page template does not parse");
@@ -535,7 +542,8 @@ pub(crate) async fn sign_in_page(
         Finish::Staff { .. } => Vec::new(),
     };
     let csrf = csrf_token(headers);
-    form_page(
+    let nonce = passkeys::nonce();
+    let mut res = form_page(
         state,
         pool,
         "sign_in.html",
@@ -553,9 +561,12 @@ pub(crate) async fn sign_in_page(
             username => username.or(req.login_hint.as_deref()).unwrap_or_default(),
             error,
             notice,
+            nonce => nonce.clone(),
         },
         status,
-    )
+    );
+    passkeys::allow_script(&mut res, pool, &nonce);
+    res
 }
 
 /// `GET /oauth2/authorize`: check the request; answer with a code when the browser is signed
@@ -673,6 +684,10 @@ pub struct StepForm {
     /// The consent step: `allow` or `deny`, and the browser session the page was shown for.
     decision: Option<String>,
     session: Option<String>,
+    /// The passkey steps: the browser's WebAuthn answer (JSON).
+    credential: Option<String>,
+    /// The choice of a second factor: `WEB_AUTHN` or `SOFTWARE_TOKEN_MFA`.
+    answer: Option<String>,
 }
 
 /// `POST /oauth2/authorize`: a step of the sign-in pages.
@@ -777,6 +792,37 @@ pub async fn authorize_step(
                 .browser_software_token(&pool, &challenge, &code, &meta)
                 .await
         }
+        Some("passkey") => {
+            let challenge = form.challenge.clone().unwrap_or_default();
+            let credential = match passkeys::credential_of(&pool, form.credential.as_deref()) {
+                Ok(c) => c,
+                Err(page) => return *page,
+            };
+            state
+                .gh
+                .browser_web_authn(&pool, &challenge, &credential, &meta)
+                .await
+        }
+        Some("passkey_signin") => {
+            let credential = match passkeys::credential_of(&pool, form.credential.as_deref()) {
+                Ok(c) => c,
+                Err(page) => return *page,
+            };
+            let sealed =
+                cookie(&headers, &passkeys::ceremony_cookie_name(&pool)).unwrap_or_default();
+            state
+                .gh
+                .browser_passwordless(&pool, &credential, sealed, &meta)
+                .await
+        }
+        Some("select_mfa") => {
+            let challenge = form.challenge.clone().unwrap_or_default();
+            let answer = form.answer.clone().unwrap_or_default();
+            state
+                .gh
+                .browser_select_mfa_type(&pool, &challenge, &answer)
+                .await
+        }
         Some("mfa_recovery") => Ok(BrowserSignIn::SoftwareTokenMfa {
             challenge: Secret::new(form.challenge.clone().unwrap_or_default()),
         }),
@@ -832,9 +878,59 @@ pub async fn authorize_step(
             status,
         )
     };
+    let step_base = || {
+        context! {
+            pool_name => pool.slug.as_str(),
+            action => finish.action(),
+            for_pool => finish.for_pool(),
+            binding => finish.binding(),
+            request => sealed.clone(),
+        }
+    };
     match outcome {
         Ok(BrowserSignIn::SoftwareTokenMfa { challenge }) => {
             code_page(challenge.expose(), None, StatusCode::OK)
+        }
+        Ok(BrowserSignIn::WebAuthnMfa { challenge, options }) => passkeys::passkey_page(
+            &state,
+            &pool,
+            &headers,
+            step_base(),
+            challenge.expose(),
+            &options,
+            None,
+            StatusCode::OK,
+        ),
+        Ok(BrowserSignIn::SelectMfaType { challenge }) => {
+            passkeys::select_page(&state, &pool, &headers, step_base(), challenge.expose())
+        }
+        Err(ServiceError::Unauthenticated(m))
+            if form.step.as_deref() == Some("passkey_signin") && m.contains("passkey") =>
+        {
+            sign_in_page(
+                &state,
+                &pool,
+                &headers,
+                &req,
+                Some(sealed.clone()),
+                &finish,
+                None,
+                Message::Error("That passkey was not accepted."),
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
+        }
+        Err(ServiceError::Unauthenticated(m))
+            if form.step.as_deref() == Some("passkey") && m.contains("passkey") =>
+        {
+            error_page(
+                &pool,
+                "That passkey was not accepted. Go back to the application and sign in again.",
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+        Err(ServiceError::Invalid(_)) if form.step.as_deref() == Some("select_mfa") => {
+            error_page(&pool, "Unknown choice.", StatusCode::BAD_REQUEST)
         }
         Err(ServiceError::Unauthenticated(m))
             if form.step.as_deref() == Some("mfa_code") && m == "invalid code" =>
@@ -930,6 +1026,9 @@ mod tests {
             "sign_out.html",
             "signed_out.html",
             "consent.html",
+            "passkey.html",
+            "select_mfa.html",
+            "passkeys.html",
         ] {
             let plain = page(name, context! { pool_name => "acme" }, StatusCode::OK);
             assert_eq!(plain.status(), StatusCode::OK, "{name}");

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::secret::Secret;
 use gatehouse_domain::pool::Pool;
-use gatehouse_domain::user::{MfaState, User};
+use gatehouse_domain::user::User;
 use gatehouse_service::cognito::{CognitoClient, CognitoClientError};
 use gatehouse_service::custom_auth::CustomAuthOutcome;
 use gatehouse_service::signin::SignInOutcome;
@@ -41,10 +41,6 @@ pub const FAILURE_EXCEPTIONS: [&str; 3] = [
     "CodeMismatchException",
     "ExpiredCodeException",
 ];
-
-/// The operations of Cognito's API that need passkeys, which Gatehouse does not serve here
-/// yet.
-const NOT_YET: [&str; 2] = ["StartWebAuthnRegistration", "CompleteWebAuthnRegistration"];
 
 /// A Cognito error: its exception name, message and status.
 #[derive(Debug)]
@@ -375,9 +371,24 @@ async fn dispatch(
             set_mfa_preference(&user, &req)?;
             Ok(json!({}))
         }
-        op if NOT_YET.contains(&op) => Err(CognitoError::invalid_parameter(format!(
-            "{op} is not supported yet"
-        ))),
+        "StartWebAuthnRegistration" => {
+            let req: WithAccessToken = parse(request)?;
+            let (principal, _) = user_of(state, pool, &req.access_token).await?;
+            let options = gh
+                .start_passkey_registration(pool, &principal)
+                .await
+                .map_err(|e| from_service(e, Doing::AccessToken))?;
+            Ok(json!({ "CredentialCreationOptions": options }))
+        }
+        "CompleteWebAuthnRegistration" => {
+            let req: CompleteWebAuthnRequest = parse(request)?;
+            let (principal, _) = user_of(state, pool, &req.access_token).await?;
+            let credential = json_document(req.credential, "Credential")?;
+            gh.finish_passkey_registration(pool, &principal, &credential, None, meta)
+                .await
+                .map_err(passkey_error)?;
+            Ok(json!({}))
+        }
         other => Err(CognitoError::new(
             "UnknownOperationException",
             format!("{other} is not an operation of this API"),
@@ -482,7 +493,7 @@ fn set_mfa_preference(user: &User, req: &MfaPreferenceRequest) -> Result<(), Cog
             ));
         }
         let wants = setting.enabled == Some(true) || setting.preferred_mfa == Some(true);
-        if wants && user.mfa != MfaState::SoftwareToken {
+        if wants && !user.mfa.has_software_token() {
             return Err(CognitoError::invalid_parameter(
                 "User has not verified software token mfa",
             ));
@@ -526,6 +537,45 @@ struct RevokeTokenRequest {
     client_id: String,
     #[serde(default)]
     client_secret: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CompleteWebAuthnRequest {
+    access_token: String,
+    /// `RegistrationResponseJSON`: a JSON document, or a string holding one.
+    credential: Value,
+}
+
+/// A WebAuthn response given as a JSON document or as a string holding one (Cognito's
+/// `CREDENTIAL` challenge response is a string).
+fn json_document(value: Value, name: &str) -> Result<Value, CognitoError> {
+    let document = match value {
+        Value::String(s) => serde_json::from_str(&s).map_err(|_| {
+            CognitoError::invalid_parameter(format!("{name} must be a JSON document"))
+        })?,
+        other => other,
+    };
+    if !document.is_object() {
+        return Err(CognitoError::invalid_parameter(format!(
+            "{name} must be a JSON object"
+        )));
+    }
+    Ok(document)
+}
+
+/// A passkey registration's refusal under Cognito's WebAuthn exception names.
+fn passkey_error(e: ServiceError) -> CognitoError {
+    match e {
+        ServiceError::Unauthenticated(m) if m.contains("ceremony") => CognitoError::new(
+            "WebAuthnChallengeNotFoundException",
+            "The registration's challenge is unknown, used or expired.",
+        ),
+        ServiceError::Unauthenticated(m) if m.contains("registration was refused") => {
+            CognitoError::new("WebAuthnCredentialNotSupportedException", m)
+        }
+        other => from_service(other, Doing::AccessToken),
+    }
 }
 
 /// A string parameter of `AuthParameters` or `ChallengeResponses`.
@@ -637,10 +687,17 @@ async fn outcome_answer(
             },
         })),
         // The second factor, with its Cognito name; `MFA_SETUP` names what can be set up.
-        SignInOutcome::Mfa { challenge, session } => {
+        SignInOutcome::Mfa {
+            challenge,
+            session,
+            parameters: named,
+        } => {
             let mut parameters = json!({"USER_ID_FOR_SRP": username});
             if challenge == "MFA_SETUP" {
                 parameters["MFAS_CAN_SETUP"] = Value::from("[\"SOFTWARE_TOKEN_MFA\"]");
+            }
+            for (name, value) in named {
+                parameters[name] = Value::from(value);
             }
             Ok(json!({
                 "ChallengeName": challenge,
@@ -848,12 +905,54 @@ async fn respond(
                 .map_err(|e| from_service(e, Doing::Challenge))?;
             custom_answer(state, pool, &client, outcome, &username).await
         }
-        "EMAIL_OTP" | "WEB_AUTHN" | "SELECT_MFA_TYPE" | "SELECT_CHALLENGE" => {
-            Err(CognitoError::invalid_parameter(format!(
-                "ChallengeName {} is not supported yet",
-                req.challenge_name
-            )))
+        "WEB_AUTHN" => {
+            let username = required(responses, "USERNAME", "WEB_AUTHN")?;
+            let credential = required(responses, "CREDENTIAL", "WEB_AUTHN")?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let credential = json_document(Value::String(credential), "CREDENTIAL")?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .respond_web_authn(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &credential,
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::Challenge))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
         }
+        "SELECT_MFA_TYPE" => {
+            let username = required(responses, "USERNAME", "SELECT_MFA_TYPE")?;
+            let answer = required(responses, "ANSWER", "SELECT_MFA_TYPE")?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .respond_select_mfa_type(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &answer,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::Challenge))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
+        "EMAIL_OTP" | "SELECT_CHALLENGE" => Err(CognitoError::invalid_parameter(format!(
+            "ChallengeName {} is not supported yet",
+            req.challenge_name
+        ))),
         other => Err(CognitoError::invalid_parameter(format!(
             "ChallengeName {other} is not supported"
         ))),
@@ -863,7 +962,7 @@ async fn respond(
 /// `GetUser`'s answer: the user's attributes under Cognito's names.
 fn user_answer(user: &User) -> Value {
     let a = &user.attributes;
-    let software_token = user.mfa == MfaState::SoftwareToken;
+    let software_token = user.mfa.has_software_token();
     let mut attrs: Vec<(&str, String)> = vec![("sub", user.id.to_string())];
     attrs.push(("email", a.email.clone()));
     if let Some(v) = a.email_verified {

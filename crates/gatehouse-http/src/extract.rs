@@ -231,17 +231,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body does not match the schema: {e}")))
 }
 
-/// The dotted path of the first `null` member of an object, at any depth.
+/// Top-level members that carry a document of another specification, whose own members may
+/// be `null` (WebAuthn's `RegistrationResponseJSON` and `AuthenticationResponseJSON`, which
+/// browsers' `toJSON()` fill with nulls): the null rule does not reach inside them.
+const FOREIGN_DOCUMENTS: [&str; 1] = ["credential"];
+
+/// The dotted path of the first `null` member of a request body, at any depth (outside the
+/// [`FOREIGN_DOCUMENTS`]).
 fn null_member(value: &serde_json::Value) -> Option<String> {
     match value {
         serde_json::Value::Object(members) => members.iter().find_map(|(name, v)| {
             if v.is_null() {
                 Some(name.clone())
+            } else if FOREIGN_DOCUMENTS.contains(&name.as_str()) {
+                None
             } else {
-                null_member(v).map(|inner| format!("{name}.{inner}"))
+                nested_null_member(v).map(|inner| format!("{name}.{inner}"))
             }
         }),
-        serde_json::Value::Array(items) => items.iter().find_map(null_member),
+        other => nested_null_member(other),
+    }
+}
+
+/// The dotted path of the first `null` member of a value, at any depth.
+fn nested_null_member(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Object(members) => members.iter().find_map(|(name, v)| {
+            if v.is_null() {
+                Some(name.clone())
+            } else {
+                nested_null_member(v).map(|inner| format!("{name}.{inner}"))
+            }
+        }),
+        serde_json::Value::Array(items) => items.iter().find_map(nested_null_member),
         _ => None,
     }
 }

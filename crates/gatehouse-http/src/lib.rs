@@ -15,6 +15,7 @@ pub mod limits;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;
+pub mod passkeys;
 pub mod pools;
 pub mod revocation_stream;
 pub mod revocations;
@@ -61,6 +62,15 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         .route("/api/auth/respond", post(auth::respond))
         .route("/api/auth/mfa/totp/associate", post(auth::totp_associate))
         .route("/api/auth/mfa/totp/verify", post(auth::totp_verify))
+        // Passkeys (`passkeys.rs`): registration checks an attestation.
+        .route(
+            "/api/auth/mfa/webauthn/register/start",
+            post(passkeys::register_start),
+        )
+        .route(
+            "/api/auth/mfa/webauthn/register/finish",
+            post(passkeys::register_finish),
+        )
         // Cognito's user-pool API (`cognito.rs`).
         .route("/cognito", post(cognito::cognito))
         .route(
@@ -99,6 +109,26 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
             get(oauth::userinfo).post(oauth::userinfo),
         )
         .merge(guarded)
+        .route("/api/auth/mfa/webauthn/credentials", get(passkeys::list))
+        .route(
+            "/api/auth/mfa/webauthn/credentials/{id}",
+            axum::routing::delete(passkeys::delete),
+        )
+        // The hosted pages' passkeys (`browser/passkeys.rs`); their answers are steps of
+        // `/oauth2/authorize`, behind the failure limits.
+        .route("/oauth2/passkeys.js", get(browser::passkeys::script))
+        .route(
+            "/oauth2/passkey/options",
+            post(browser::passkeys::passwordless_options),
+        )
+        .route(
+            "/oauth2/passkeys",
+            get(browser::passkeys::manage).post(browser::passkeys::add),
+        )
+        .route(
+            "/oauth2/passkeys/options",
+            post(browser::passkeys::registration_options),
+        )
         .route("/api/auth/revocations", get(revocations::feed))
         .route("/api/auth/revocations/snapshot", get(revocations::snapshot))
         .route(

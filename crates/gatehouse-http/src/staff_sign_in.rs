@@ -274,7 +274,10 @@ pub async fn staff_response(
             res
         }
         Ok(Ok(
-            BrowserSignIn::NewPasswordRequired { .. } | BrowserSignIn::SoftwareTokenMfa { .. },
+            BrowserSignIn::NewPasswordRequired { .. }
+            | BrowserSignIn::SoftwareTokenMfa { .. }
+            | BrowserSignIn::WebAuthnMfa { .. }
+            | BrowserSignIn::SelectMfaType { .. },
         )) => failure_page(
             &pool,
             &gatehouse_service::ServiceError::internal("a staff sign-in asked for a password"),

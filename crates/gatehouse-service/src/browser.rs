@@ -83,6 +83,12 @@ pub enum BrowserSignIn {
     /// The user has a software token: ask for a code (or a recovery code), answering with
     /// this challenge.
     SoftwareTokenMfa { challenge: Secret },
+    /// The user has passkeys: the page asks the browser for an assertion with these
+    /// request options (`PublicKeyCredentialRequestOptionsJSON`), answering with this
+    /// challenge.
+    WebAuthnMfa { challenge: Secret, options: String },
+    /// The user has both: the page offers the choice, answering with this challenge.
+    SelectMfaType { challenge: Secret },
 }
 
 /// The outcome of a password reset on the hosted sign-in.
@@ -214,18 +220,69 @@ impl Gatehouse {
         user: &User,
         challenge: &'static str,
     ) -> ServiceResult<BrowserSignIn> {
-        if challenge != crate::mfa::SOFTWARE_TOKEN_MFA {
+        if challenge == crate::mfa::MFA_SETUP {
             return Err(ServiceError::Forbidden(
                 "this pool requires a second factor and the account has none; enroll a \
                  software token through the API first"
                     .to_owned(),
             ));
         }
-        Ok(BrowserSignIn::SoftwareTokenMfa {
-            challenge: self
-                .challenge_session(pool, user, BROWSER_AUDIENCE, challenge)
-                .await?,
+        let (session, mut parameters) = self
+            .mfa_step(pool, user, BROWSER_AUDIENCE, challenge)
+            .await?;
+        Ok(match challenge {
+            crate::passkeys::WEB_AUTHN => BrowserSignIn::WebAuthnMfa {
+                challenge: session,
+                options: parameters
+                    .remove(crate::passkeys::CREDENTIAL_REQUEST_OPTIONS)
+                    .unwrap_or_default(),
+            },
+            crate::passkeys::SELECT_MFA_TYPE => BrowserSignIn::SelectMfaType { challenge: session },
+            _ => BrowserSignIn::SoftwareTokenMfa { challenge: session },
         })
+    }
+
+    /// The passkey step of the hosted sign-in: the browser's assertion for `WEB_AUTHN`.
+    pub async fn browser_web_authn(
+        &self,
+        pool: &Pool,
+        challenge: &str,
+        credential: &serde_json::Value,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserSignIn> {
+        let (w, user) = self
+            .answer_web_authn(pool, BROWSER_AUDIENCE, challenge, credential, meta)
+            .await?;
+        self.start_browser_session(pool, w, user, None, meta).await
+    }
+
+    /// The choice between a software token and a passkey on the hosted sign-in.
+    pub async fn browser_select_mfa_type(
+        &self,
+        pool: &Pool,
+        challenge: &str,
+        answer: &str,
+    ) -> ServiceResult<BrowserSignIn> {
+        let (user, chosen) = self
+            .answer_select_mfa_type(pool, BROWSER_AUDIENCE, challenge, answer)
+            .await?;
+        self.browser_mfa_challenge(pool, &user, chosen).await
+    }
+
+    /// "Sign in with a passkey" on the hosted sign-in: a discoverable credential's assertion
+    /// signs the browser in without a password (its user verification is the second factor
+    /// it carries, so no other step follows).
+    pub async fn browser_passwordless(
+        &self,
+        pool: &Pool,
+        credential: &serde_json::Value,
+        sealed_ceremony: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserSignIn> {
+        let (w, user) = self
+            .finish_passwordless(pool, credential, sealed_ceremony, meta)
+            .await?;
+        self.start_browser_session(pool, w, user, None, meta).await
     }
 
     /// The code step of the hosted sign-in: a software token's code or a recovery code.

@@ -26,6 +26,7 @@ pub mod maintenance;
 pub mod messages;
 pub mod mfa;
 pub mod outbound;
+pub mod passkeys;
 pub mod password_reset;
 pub mod pools;
 pub mod principal;

@@ -21,7 +21,7 @@ use gatehouse_domain::mfa::{MfaMode, TotpCredential};
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::time::Timestamp;
 use gatehouse_domain::txn::PoolWrite;
-use gatehouse_domain::user::{MfaState, User};
+use gatehouse_domain::user::User;
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
@@ -88,8 +88,9 @@ fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
 impl Gatehouse {
     /// The second-factor challenge a user who just proved its password must answer before
     /// it is signed in, read in the sign-in's transaction: none when the pool's MFA is off;
-    /// `SOFTWARE_TOKEN_MFA` for a confirmed token; `MFA_SETUP` when the pool requires a
-    /// factor and the user has none.
+    /// `SOFTWARE_TOKEN_MFA` for a confirmed token, `WEB_AUTHN` for passkeys,
+    /// `SELECT_MFA_TYPE` for both; `MFA_SETUP` when the pool requires a factor and the user
+    /// has none.
     pub(crate) async fn mfa_challenge_for(
         &self,
         pool: &Pool,
@@ -103,15 +104,22 @@ impl Gatehouse {
             .totp_credential(user.id)
             .await?
             .is_some_and(|c| c.is_confirmed());
-        Ok(match (confirmed, pool.settings.mfa) {
-            (true, _) => Some(SOFTWARE_TOKEN_MFA),
-            (false, MfaMode::Required) => Some(MFA_SETUP),
-            (false, _) => None,
+        let passkeys = !w.passkeys_of_user(user.id).await?.is_empty();
+        Ok(match (confirmed, passkeys, pool.settings.mfa) {
+            (true, true, _) => Some(crate::passkeys::SELECT_MFA_TYPE),
+            (true, false, _) => Some(SOFTWARE_TOKEN_MFA),
+            (false, true, _) => Some(crate::passkeys::WEB_AUTHN),
+            (false, false, MfaMode::Required) => Some(MFA_SETUP),
+            (false, false, _) => None,
         })
     }
 
     /// Refuses a code while the username is locked out or backing off.
-    async fn code_attempt_allowed(&self, pool: &Pool, name: &Username) -> ServiceResult<()> {
+    pub(crate) async fn code_attempt_allowed(
+        &self,
+        pool: &Pool,
+        name: &Username,
+    ) -> ServiceResult<()> {
         let now = self.now();
         if let Some(failures) = self.store.sign_in_failures(pool.id, name).await?
             && let Some(at) = LockoutPolicy::default().next_attempt_at(&failures, now)
@@ -263,7 +271,7 @@ impl Gatehouse {
             .user_by_id(user.id)
             .await?
             .ok_or(ServiceError::NotFound("user"))?;
-        updated.mfa = MfaState::SoftwareToken;
+        updated.mfa = updated.mfa.with_software_token();
         updated.updated_at = now;
         w.update_user(&updated)
             .await
@@ -438,7 +446,7 @@ impl Gatehouse {
         let user = w
             .user_by_id(user_id)
             .await?
-            .filter(|u| u.enabled.is_enabled() && u.mfa == MfaState::SoftwareToken)
+            .filter(|u| u.enabled.is_enabled() && u.mfa.has_software_token())
             .ok_or_else(expired)?;
         self.start_session(pool, &client, w, &user, meta).await
     }

@@ -44,10 +44,14 @@ pub enum SignInOutcome {
         session: Secret,
     },
     /// A second factor is asked for: `SOFTWARE_TOKEN_MFA` (answered with a code or a
-    /// recovery code), or `MFA_SETUP` (the pool requires one and the user has none).
+    /// recovery code), `WEB_AUTHN` (a passkey's assertion; its request options are the
+    /// parameter `CREDENTIAL_REQUEST_OPTIONS`), `SELECT_MFA_TYPE` (the user has both; the
+    /// choices are `MFAS_CAN_CHOOSE`), or `MFA_SETUP` (the pool requires one and the user
+    /// has none).
     Mfa {
         challenge: &'static str,
         session: Secret,
+        parameters: crate::passkeys::ChallengeParameters,
     },
 }
 
@@ -157,10 +161,9 @@ impl Gatehouse {
             PasswordChecked::SignedIn { mut w, user } => {
                 if let Some(challenge) = self.mfa_challenge_for(pool, w.as_mut(), &user).await? {
                     drop(w);
-                    let session = self
-                        .challenge_session(pool, &user, client.client_id.as_str(), challenge)
-                        .await?;
-                    return Ok(SignInOutcome::Mfa { challenge, session });
+                    return self
+                        .mfa_outcome(pool, &user, client.client_id.as_str(), challenge)
+                        .await;
                 }
                 self.start_session(pool, &client, w, &user, meta).await
             }
@@ -223,8 +226,8 @@ impl Gatehouse {
         // A user who still owes a second factor has not signed in yet: its failures (wrong
         // codes among them) stand until the factor passes, or a correct password between
         // guesses would reset the count and the lockout would never come.
-        let owes_factor = user.mfa == gatehouse_domain::user::MfaState::SoftwareToken
-            && pool.settings.mfa != gatehouse_domain::mfa::MfaMode::Off;
+        let owes_factor =
+            user.mfa.has_factor() && pool.settings.mfa != gatehouse_domain::mfa::MfaMode::Off;
         if earlier_failures && !owes_factor {
             self.store
                 .clear_sign_in_failures(pool.id, &user.username)
@@ -312,10 +315,9 @@ impl Gatehouse {
         if let Some(challenge) = self.mfa_challenge_for(pool, w.as_mut(), &user).await? {
             // The new password stands; the second factor is the next step.
             w.commit().await?;
-            let session = self
-                .challenge_session(pool, &user, client.client_id.as_str(), challenge)
-                .await?;
-            return Ok(SignInOutcome::Mfa { challenge, session });
+            return self
+                .mfa_outcome(pool, &user, client.client_id.as_str(), challenge)
+                .await;
         }
         self.start_session(pool, &client, w, &user, meta).await
     }

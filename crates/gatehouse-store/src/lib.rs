@@ -20,6 +20,7 @@ mod hooks;
 mod lockout;
 mod mfa;
 mod one_trip;
+mod passkeys;
 mod pools;
 mod purge;
 mod rows;

@@ -133,7 +133,7 @@ pub(crate) async fn remove_factors_in(
     user: UserId,
 ) -> StoreResult<bool> {
     let mut removed = 0;
-    for table in ["totp_credentials", "recovery_codes"] {
+    for table in ["totp_credentials", "recovery_codes", "webauthn_credentials"] {
         removed += sqlx::query(&format!(
             "DELETE FROM {table} WHERE pool_id = $1 AND user_id = $2"
         ))

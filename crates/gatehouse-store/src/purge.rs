@@ -65,6 +65,11 @@ const PENDING_FEDERATIONS: &str = "DELETE FROM pending_federations \
      WHERE expires_at < $1 AND (pool_id, handle_sha256) IN \
        (SELECT pool_id, handle_sha256 FROM pending_federations WHERE expires_at < $1 LIMIT $2)";
 
+/// Passkey ceremonies that expired before `$1` without their answer.
+const WEBAUTHN_CEREMONIES: &str = "DELETE FROM webauthn_ceremonies \
+     WHERE expires_at < $1 AND (pool_id, handle_sha256) IN \
+       (SELECT pool_id, handle_sha256 FROM webauthn_ceremonies WHERE expires_at < $1 LIMIT $2)";
+
 /// One pool's audit events recorded before `$2`.
 const AUDIT_EVENTS: &str = "DELETE FROM audit_events \
      WHERE pool_id = $1 AND at < $2 AND seq IN \
@@ -137,6 +142,13 @@ pub(crate) async fn purge_expired(
             batch,
             |q| q.bind(now.as_secs()).bind(batch),
             PENDING_FEDERATIONS,
+        )
+        .await?,
+        webauthn_ceremonies: in_batches(
+            store,
+            batch,
+            |q| q.bind(now.as_secs()).bind(batch),
+            WEBAUTHN_CEREMONIES,
         )
         .await?,
         audit_events: 0,

@@ -385,6 +385,8 @@ fn mfa_str(mfa: MfaState) -> &'static str {
     match mfa {
         MfaState::None => "none",
         MfaState::SoftwareToken => "software_token",
+        MfaState::Passkey => "passkey",
+        MfaState::SoftwareTokenAndPasskey => "software_token+passkey",
     }
 }
 
@@ -392,6 +394,8 @@ fn parse_mfa(s: &str) -> Result<MfaState, &'static str> {
     match s {
         "none" => Ok(MfaState::None),
         "software_token" => Ok(MfaState::SoftwareToken),
+        "passkey" => Ok(MfaState::Passkey),
+        "software_token+passkey" => Ok(MfaState::SoftwareTokenAndPasskey),
         _ => Err("unknown MFA state"),
     }
 }

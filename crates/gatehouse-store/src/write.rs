@@ -337,6 +337,55 @@ impl PoolWrite for SqlWrite {
         crate::mfa::remove_factors_in(&mut self.tx, self.pool, user).await
     }
 
+    async fn passkeys_of_user(
+        &mut self,
+        user: UserId,
+    ) -> StoreResult<Vec<gatehouse_domain::passkey::PasskeyCredential>> {
+        crate::passkeys::of_user_in(&mut self.tx, self.lock, self.pool, user).await
+    }
+
+    async fn passkey(
+        &mut self,
+        credential_id: &str,
+    ) -> StoreResult<Option<gatehouse_domain::passkey::PasskeyCredential>> {
+        crate::passkeys::by_id_in(&mut self.tx, self.lock, self.pool, credential_id).await
+    }
+
+    async fn add_passkey(
+        &mut self,
+        passkey: &gatehouse_domain::passkey::PasskeyCredential,
+    ) -> StoreResult<()> {
+        self.same_pool(passkey.pool)?;
+        crate::passkeys::add_in(&mut self.tx, passkey).await
+    }
+
+    async fn record_passkey_use(
+        &mut self,
+        used: &gatehouse_domain::passkey::PasskeyUse,
+    ) -> StoreResult<bool> {
+        crate::passkeys::record_use_in(&mut self.tx, self.pool, used).await
+    }
+
+    async fn delete_passkey(&mut self, user: UserId, credential_id: &str) -> StoreResult<bool> {
+        crate::passkeys::delete_in(&mut self.tx, self.pool, user, credential_id).await
+    }
+
+    async fn put_ceremony(
+        &mut self,
+        ceremony: &gatehouse_domain::passkey::Ceremony,
+    ) -> StoreResult<()> {
+        self.same_pool(ceremony.pool)?;
+        crate::passkeys::put_ceremony_in(&mut self.tx, ceremony).await
+    }
+
+    async fn take_ceremony(
+        &mut self,
+        handle_sha256: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<gatehouse_domain::passkey::Ceremony>> {
+        crate::passkeys::take_ceremony_in(&mut self.tx, self.pool, handle_sha256, now).await
+    }
+
     async fn create_session(&mut self, session: &Session) -> StoreResult<()> {
         self.same_pool(session.pool)?;
         sessions::create_in(&mut self.tx, session).await

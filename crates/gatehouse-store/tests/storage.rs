@@ -22,6 +22,8 @@ mod groups;
 mod hooks;
 #[path = "storage/isolation.rs"]
 mod isolation;
+#[path = "storage/passkeys.rs"]
+mod passkeys;
 #[path = "storage/pools.rs"]
 mod pools;
 #[path = "storage/purge.rs"]
@@ -60,6 +62,8 @@ macro_rules! on_both_backends {
 
 on_both_backends! {
     hooks::hooks_are_kept_per_pool_and_trigger: sqlite_hooks, postgres_hooks;
+    passkeys::credentials_round_trip_and_count_once: sqlite_passkeys, postgres_passkeys;
+    passkeys::ceremonies_are_taken_once: sqlite_passkey_ceremonies, postgres_passkey_ceremonies;
     federation::providers_are_kept_per_pool: sqlite_identity_providers, postgres_identity_providers;
     federation::linked_users_standing_unites_roles_and_groups: sqlite_linked_users_standing, postgres_linked_users_standing;
     federation::pending_sign_ins_are_taken_once: sqlite_pending_federations, postgres_pending_federations;

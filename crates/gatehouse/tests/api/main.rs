@@ -27,6 +27,8 @@ mod invitation;
 mod key_rotation;
 mod mfa;
 mod operator_cli;
+mod passkeys;
+mod passkeys_browser;
 mod password_reset_pages;
 mod purge;
 mod reference;

@@ -15,7 +15,7 @@ use crate::common::*;
 const USERS: &str = "/api/user-management/users";
 
 /// The code of `secret` at `unix_secs`, computed by pyotp.
-fn pyotp_code(secret: &str, unix_secs: i64) -> String {
+pub(crate) fn pyotp_code(secret: &str, unix_secs: i64) -> String {
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/totp.py");
     let out = std::process::Command::new(venv_tool("python3"))
@@ -32,7 +32,7 @@ fn pyotp_code(secret: &str, unix_secs: i64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn now(app: &TestApp) -> i64 {
+pub(crate) fn now(app: &TestApp) -> i64 {
     use gatehouse_domain::time::Clock;
     app.clock.now().as_secs()
 }
@@ -91,7 +91,7 @@ async fn respond(
 }
 
 /// Enrolls a software token for the holder of `token`: its secret and recovery codes.
-async fn enroll(app: &TestApp, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enroll(app: &TestApp, token: &str) -> (String, Vec<String>) {
     let res = post_json(app, "/api/auth/mfa/totp/associate", Some(token), json!({})).await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
