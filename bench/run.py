@@ -21,6 +21,7 @@ import argparse
 import base64
 import collections
 import hashlib
+import hmac
 import html
 import http.client as httpclient
 import json
@@ -670,6 +671,8 @@ def _run_gatehouse(binary, args, backend, database, work, results):
     run(f"list users, middle page ({args.users:,} users)",
         pool + f"/api/user-management/users?limit=60&cursor={middle}", "GET",
         auth="Bearer " + admin)
+    if selected(args, CUSTOM_AUTH):
+        results["scenarios"].append(custom_auth_rate(g, pid, pool, args, work))
     results["peak_mb"] = memory_mb(pid, "VmHWM")
     # Last: it signs users out.
     if selected(args, REVOCATION):
@@ -686,6 +689,91 @@ def _run_gatehouse(binary, args, backend, database, work, results):
         results["argon2_raw_per_s"] = rate["hashes_per_second"]
         results["argon2"] = rate
     return results
+
+
+CUSTOM_AUTH = "CUSTOM_AUTH sign-in through three WebAssembly hooks"
+
+
+def custom_auth_rate(g, pid, pool, args, work):
+    """Cognito's CUSTOM_AUTH through the server: the pool's Define, Create and Verify hooks are
+    the WAT custom-auth hook (set with the CLI, compiled then); each sign-in is InitiateAuth
+    (Define, Create) and RespondToAuthChallenge with the answer (Verify, Define, then the
+    session and its tokens), two requests chained, from several client threads. Sign-ins per
+    CPU-second of the server, and the latency of a whole sign-in."""
+    example = os.path.join(os.path.dirname(args.gatehouse_binary), "examples", "hook_rate")
+    module = os.path.join(work, "custom_auth.wasm")
+    subprocess.run([example, "--write-wat-hook", module], cwd=ROOT, check=True)
+    for trigger in ("define-auth-challenge", "create-auth-challenge", "verify-auth-challenge"):
+        g.cli("hook", "set", "--pool", "bench", "--trigger", trigger, "--wasm", module)
+    client = json.loads(g.cli("client", "create", "--pool", "bench", "--name", "custom",
+                              "--json"))
+    url = pool + "/cognito"
+    # The client has a secret: each call proves it with Cognito's SECRET_HASH.
+    secret_hash = base64.b64encode(hmac.new(
+        client["client_secret"].encode(), ("target" + client["client_id"]).encode(),
+        hashlib.sha256).digest()).decode()
+
+    def call(target, body):
+        try:
+            return http("POST", url, json.dumps(body).encode(), {
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "AWSCognitoIdentityProviderService." + target})
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{target}: {e.code} {e.read()[:300]!r}") from None
+
+    def sign_in():
+        first = call("InitiateAuth", {"AuthFlow": "CUSTOM_AUTH", "ClientId": client["client_id"],
+                                      "AuthParameters": {"USERNAME": "target",
+                                                         "SECRET_HASH": secret_hash}})
+        done = call("RespondToAuthChallenge", {
+            "ChallengeName": "CUSTOM_CHALLENGE", "ClientId": client["client_id"],
+            "Session": first["Session"],
+            "ChallengeResponses": {"USERNAME": "target", "ANSWER": "42",
+                                   "SECRET_HASH": secret_hash}})
+        assert done["AuthenticationResult"]["AccessToken"], done
+
+    # Hooks set by another process reach the server's list of them within a second.
+    time.sleep(1.1)
+    sign_in()  # loads the hooks
+    seconds = 1.0 if args.smoke else float(args.duration)
+    latencies, lock = [], threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def worker():
+        while time.monotonic() < stop_at:
+            t = time.monotonic()
+            sign_in()
+            with lock:
+                latencies.append(time.monotonic() - t)
+
+    cpu0 = cpu_seconds(pid)
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - start
+    cpu = cpu_seconds(pid) - cpu0
+    latencies.sort()
+    n = len(latencies)
+    result = {
+        "scenario": CUSTOM_AUTH,
+        "statuses": {"200": 2 * n},
+        "requests": n,
+        "rps": n / wall,
+        "p50_ms": latencies[n // 2] * 1000 if n else float("nan"),
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else float("nan"),
+        "non_2xx": 0,
+        "socket_errors": "",
+        "errors": {},
+        "server_cpu_s": cpu,
+        "per_cpu_s": n / cpu if cpu > 0 else float("nan"),
+        "peak_mb": memory_mb(pid, "VmHWM"),
+    }
+    log(f"  {CUSTOM_AUTH}: {result['rps']:.0f} sign-ins/s, p99 {result['p99_ms']:.2f} ms, "
+        f"{result['per_cpu_s']:.0f} sign-ins/CPU-s (two requests each, 4 client threads)")
+    return result
 
 
 def run_verify_rate(args):

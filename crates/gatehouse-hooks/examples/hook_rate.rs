@@ -31,6 +31,10 @@ struct Args {
         default_value = "wat,assemblyscript,javascript"
     )]
     only: Vec<String>,
+    /// Write the WAT custom-auth hook, compiled, to this file and exit (for a server-level
+    /// measurement that sets it as a pool's hooks).
+    #[arg(long, value_name = "FILE")]
+    write_wat_hook: Option<std::path::PathBuf>,
 }
 
 fn cpu_seconds() -> f64 {
@@ -159,6 +163,10 @@ async fn measure(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(path) = &args.write_wat_hook {
+        std::fs::write(path, test_support::wat_custom_auth())?;
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -327,13 +327,33 @@ impl Gatehouse {
         &self,
         pool: &Pool,
         principal: &Principal,
-        mode: gatehouse_domain::mfa::MfaMode,
+        mode: Option<gatehouse_domain::mfa::MfaMode>,
+        auth_session_minutes: Option<u8>,
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         principal.require(Permission::UpdateMfa)?;
+        let range = gatehouse_domain::pool::AUTH_SESSION_MINUTES;
+        if let Some(m) = auth_session_minutes
+            && !range.contains(&m)
+        {
+            return Err(gatehouse_domain::ParseError::new(
+                "AuthSessionValidity",
+                format!(
+                    "a challenge session lasts {} to {} minutes",
+                    range.start(),
+                    range.end()
+                ),
+            )
+            .into());
+        }
         let w = self
             .change_settings(pool, principal, meta, "mfa", |s| {
-                s.mfa = mode;
+                if let Some(mode) = mode {
+                    s.mfa = mode;
+                }
+                if let Some(m) = auth_session_minutes {
+                    s.auth_session_minutes = Some(m);
+                }
                 Ok(())
             })
             .await?;

@@ -130,7 +130,8 @@ enum PoolCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a pool's settings: whether sign-in asks for a second factor.
+    /// Change a pool's settings: whether sign-in asks for a second factor, and how long its
+    /// challenge sessions last.
     Set {
         #[arg(long)]
         pool: String,
@@ -138,6 +139,9 @@ enum PoolCommand {
         /// user, enrolling one at sign-in if it has none.
         #[arg(long, value_parser = ["off", "optional", "required"])]
         mfa: Option<String>,
+        /// Minutes a sign-in's challenge session may be answered in (3 to 15; 3 by default).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(3..=15))]
+        auth_session_minutes: Option<u8>,
         #[arg(long)]
         json: bool,
     },
@@ -531,8 +535,20 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             };
             operate::pool_set_theme(&*services(config).await?, &pool, update, json).await
         }
-        Command::Pool(PoolCommand::Set { pool, mfa, json }) => {
-            operate::pool_set(&*services(config).await?, &pool, mfa.as_deref(), json).await
+        Command::Pool(PoolCommand::Set {
+            pool,
+            mfa,
+            auth_session_minutes,
+            json,
+        }) => {
+            operate::pool_set(
+                &*services(config).await?,
+                &pool,
+                mfa.as_deref(),
+                auth_session_minutes,
+                json,
+            )
+            .await
         }
         Command::Pool(PoolCommand::Show { pool, json }) => {
             operate::pool_show(&*services(config).await?, &pool, json).await

@@ -201,7 +201,11 @@ mod tests {
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct MfaBody {
-    mfa_configuration: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mfa_configuration: Option<String>,
+    /// Minutes a challenge session may be answered in (Cognito's `AuthSessionValidity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth_session_validity: Option<u8>,
 }
 
 pub async fn get_mfa(
@@ -211,7 +215,8 @@ pub async fn get_mfa(
 ) -> Result<Json<MfaBody>, ApiError> {
     let mode = state.gh.mfa_setting(&pool, &caller)?;
     Ok(Json(MfaBody {
-        mfa_configuration: mode.as_str().to_owned(),
+        mfa_configuration: Some(mode.as_str().to_owned()),
+        auth_session_validity: Some((pool.settings.challenge_session_secs() / 60) as u8),
     }))
 }
 
@@ -222,11 +227,20 @@ pub async fn put_mfa(
     Meta(meta): Meta,
     ApiJson(body): ApiJson<MfaBody>,
 ) -> Result<StatusCode, ApiError> {
-    let mode = gatehouse_domain::mfa::MfaMode::parse(&body.mfa_configuration)
+    let mode = body
+        .mfa_configuration
+        .as_deref()
+        .map(gatehouse_domain::mfa::MfaMode::parse)
+        .transpose()
         .map_err(gatehouse_service::ServiceError::from)?;
+    if mode.is_none() && body.auth_session_validity.is_none() {
+        return Err(ApiError::bad_request(
+            "give MfaConfiguration, AuthSessionValidity or both",
+        ));
+    }
     state
         .gh
-        .update_mfa_setting(&pool, &caller, mode, &meta)
+        .update_mfa_setting(&pool, &caller, mode, body.auth_session_validity, &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -204,28 +204,38 @@ pub async fn pool_set(
     gh: &Gatehouse,
     pool: &str,
     mfa: Option<&str>,
+    auth_session_minutes: Option<u8>,
     as_json: bool,
 ) -> Result<(), String> {
     let slug = slug(pool)?;
     let mut current = gh.pool(&slug).await.map_err(|e| e.for_operator())?;
-    if let Some(mfa) = mfa {
-        let mode = gatehouse_domain::mfa::MfaMode::parse(mfa).map_err(|e| e.to_string())?;
+    if mfa.is_some() || auth_session_minutes.is_some() {
+        let mode = mfa
+            .map(gatehouse_domain::mfa::MfaMode::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         gh.update_mfa_setting(
             &current,
             &operator().in_pool(&slug),
             mode,
+            auth_session_minutes,
             &RequestMeta::default(),
         )
         .await
         .map_err(|e| e.for_operator())?;
         current = gh.pool(&slug).await.map_err(|e| e.for_operator())?;
     }
+    let minutes = current.settings.challenge_session_secs() / 60;
     let view = json!({
         "pool": slug.as_str(),
         "mfa": current.settings.mfa.as_str(),
+        "auth_session_minutes": minutes,
     });
     say(as_json, &view, || {
-        format!("pool {slug}\nmfa: {}", current.settings.mfa.as_str())
+        format!(
+            "pool {slug}\nmfa: {}\nauth session: {minutes} minutes",
+            current.settings.mfa.as_str()
+        )
     });
     Ok(())
 }

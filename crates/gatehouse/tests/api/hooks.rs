@@ -181,6 +181,66 @@ async fn wat_hooks_decide_the_custom_flow_and_its_sessions_are_single_use() {
     .await;
     assert_eq!((status, kind.as_str()), (400, "NotAuthorizedException"));
 
+    // The pool's challenge sessions can last longer (3 to 15 minutes).
+    let settings = app.pool_url("acme", "/api/auth/settings/mfa");
+    for bad in [
+        json!({"AuthSessionValidity": 2}),
+        json!({"AuthSessionValidity": 16}),
+        json!({}),
+    ] {
+        let res = app
+            .http
+            .put(&settings)
+            .bearer_auth(&ada)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let res = app
+        .http
+        .put(&settings)
+        .bearer_auth(&ada)
+        .json(&json!({"AuthSessionValidity": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let got: Value = app
+        .http
+        .get(&settings)
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        json!({"MfaConfiguration": "optional", "AuthSessionValidity": 10})
+    );
+    let (_, _, first) = call(&app, "acme", "InitiateAuth", initiate(&client, "alice")).await;
+    app.clock.advance(9 * 60);
+    let (status, _, next) = call(
+        &app,
+        "acme",
+        "RespondToAuthChallenge",
+        answer(&client, "alice", &first["Session"], "41"),
+    )
+    .await;
+    assert_eq!(status, 200, "nine minutes in, the session stands: {next}");
+    app.clock.advance(10 * 60 + 1);
+    let (status, kind, _) = call(
+        &app,
+        "acme",
+        "RespondToAuthChallenge",
+        answer(&client, "alice", &next["Session"], "42"),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "NotAuthorizedException"));
+
     // Hooks of one pool decide nothing in another.
     app.create_pool("other").await;
     app.create_user("other", "olga", &[], "olga-password-1")
