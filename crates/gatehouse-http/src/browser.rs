@@ -58,6 +58,14 @@ fn pages() -> &'static Environment<'static> {
             ),
             ("error.html", include_str!("../templates/error.html")),
             ("mfa_code.html", include_str!("../templates/mfa_code.html")),
+            (
+                "mfa_setup.html",
+                include_str!("../templates/mfa_setup.html"),
+            ),
+            (
+                "recovery_codes.html",
+                include_str!("../templates/recovery_codes.html"),
+            ),
             ("sign_out.html", include_str!("../templates/sign_out.html")),
             (
                 "signed_out.html",
@@ -688,6 +696,10 @@ pub struct StepForm {
     credential: Option<String>,
     /// The choice of a second factor: `WEB_AUTHN` or `SOFTWARE_TOKEN_MFA`.
     answer: Option<String>,
+    /// The enrollment page's software token, carried to show the page again after a wrong
+    /// code (never read otherwise: the token is the one stored for the user).
+    secret: Option<String>,
+    uri: Option<String>,
 }
 
 /// `POST /oauth2/authorize`: a step of the sign-in pages.
@@ -823,6 +835,32 @@ pub async fn authorize_step(
                 .browser_select_mfa_type(&pool, &challenge, &answer)
                 .await
         }
+        Some("mfa_setup") => {
+            let challenge = form.challenge.clone().unwrap_or_default();
+            let code = form.code.clone().unwrap_or_default();
+            state
+                .gh
+                .browser_mfa_setup(&pool, &challenge, &code, &meta)
+                .await
+        }
+        // After the recovery codes: the browser signed in when it enrolled, and goes on.
+        Some("continue") => {
+            let cookie_value = cookie(&headers, &sso_cookie_name(&pool)).unwrap_or_default();
+            return match state.gh.browser_session(&pool, cookie_value).await {
+                Ok(Some(session)) => {
+                    finish_sign_in(
+                        &state, &pool, &headers, &meta, &req, &sealed, &finish, &session,
+                    )
+                    .await
+                }
+                Ok(None) => error_page(
+                    &pool,
+                    "This step expired. Go back to the application and sign in again.",
+                    StatusCode::BAD_REQUEST,
+                ),
+                Err(e) => failure_page(&pool, &e),
+            };
+        }
         Some("mfa_recovery") => Ok(BrowserSignIn::SoftwareTokenMfa {
             challenge: Secret::new(form.challenge.clone().unwrap_or_default()),
         }),
@@ -878,6 +916,36 @@ pub async fn authorize_step(
             status,
         )
     };
+    let setup_page = |challenge: &str, secret: &str, uri: &str, error: Option<&str>, status| {
+        let csrf = csrf_token(&headers);
+        // The key in groups of four, as authenticator apps show what they are given.
+        let key = secret
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        form_page(
+            &state,
+            &pool,
+            "mfa_setup.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => finish.action(),
+                for_pool => finish.for_pool(),
+                binding => finish.binding(),
+                request => sealed.clone(),
+                challenge,
+                secret,
+                key,
+                uri => if uri.starts_with("otpauth://") { uri } else { "" },
+                csrf => csrf.0,
+                error,
+            },
+            status,
+        )
+    };
     let step_base = || {
         context! {
             pool_name => pool.slug.as_str(),
@@ -890,6 +958,60 @@ pub async fn authorize_step(
     match outcome {
         Ok(BrowserSignIn::SoftwareTokenMfa { challenge }) => {
             code_page(challenge.expose(), None, StatusCode::OK)
+        }
+        Ok(BrowserSignIn::MfaSetup {
+            challenge,
+            secret,
+            uri,
+        }) => setup_page(
+            challenge.expose(),
+            secret.expose(),
+            uri.expose(),
+            None,
+            StatusCode::OK,
+        ),
+        Err(ServiceError::Unauthenticated(m))
+            if form.step.as_deref() == Some("mfa_setup") && m == "invalid code" =>
+        {
+            setup_page(
+                form.challenge.as_deref().unwrap_or_default(),
+                form.secret.as_deref().unwrap_or_default(),
+                form.uri.as_deref().unwrap_or_default(),
+                Some("That code is not valid. Try again."),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+        Ok(BrowserSignIn::SignedInWithRecoveryCodes {
+            session: _,
+            cookie,
+            codes,
+        }) => {
+            let csrf = csrf_token(&headers);
+            let codes: Vec<&str> = codes.0.iter().map(|c| c.expose()).collect();
+            let mut res = form_page(
+                &state,
+                &pool,
+                "recovery_codes.html",
+                csrf.clone(),
+                context! {
+                    pool_name => pool.slug.as_str(),
+                    action => finish.action(),
+                    for_pool => finish.for_pool(),
+                    binding => finish.binding(),
+                    request => sealed.clone(),
+                    codes,
+                    csrf => csrf.0,
+                },
+                StatusCode::OK,
+            );
+            set_cookie(
+                &mut res,
+                &sso_cookie_name(&pool),
+                cookie.expose(),
+                BROWSER_SESSION_TTL_SECS,
+                is_https(&state, &pool),
+            );
+            res
         }
         Ok(BrowserSignIn::WebAuthnMfa { challenge, options }) => passkeys::passkey_page(
             &state,

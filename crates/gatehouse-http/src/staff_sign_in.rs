@@ -277,7 +277,9 @@ pub async fn staff_response(
             BrowserSignIn::NewPasswordRequired { .. }
             | BrowserSignIn::SoftwareTokenMfa { .. }
             | BrowserSignIn::WebAuthnMfa { .. }
-            | BrowserSignIn::SelectMfaType { .. },
+            | BrowserSignIn::SelectMfaType { .. }
+            | BrowserSignIn::MfaSetup { .. }
+            | BrowserSignIn::SignedInWithRecoveryCodes { .. },
         )) => failure_page(
             &pool,
             &gatehouse_service::ServiceError::internal("a staff sign-in asked for a password"),

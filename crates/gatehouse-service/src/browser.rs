@@ -17,7 +17,7 @@ use gatehouse_domain::user::User;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::EventExt;
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::signin::PasswordChecked;
 use crate::{Gatehouse, RequestMeta};
 use gatehouse_domain::authorization::AuthorizationRequest;
@@ -89,6 +89,19 @@ pub enum BrowserSignIn {
     WebAuthnMfa { challenge: Secret, options: String },
     /// The user has both: the page offers the choice, answering with this challenge.
     SelectMfaType { challenge: Secret },
+    /// The pool requires a second factor and the user has none: enroll a software token
+    /// (its secret, in base32 and as an `otpauth://` URI) and answer with its first code.
+    MfaSetup {
+        challenge: Secret,
+        secret: Secret,
+        uri: Secret,
+    },
+    /// Enrolled and signed in: set this cookie value, and show the recovery codes, once.
+    SignedInWithRecoveryCodes {
+        session: Box<BrowserSession>,
+        cookie: Secret,
+        codes: crate::mfa::RecoveryCodes,
+    },
 }
 
 /// The outcome of a password reset on the hosted sign-in.
@@ -213,7 +226,8 @@ impl Gatehouse {
     }
 
     /// The hosted pages' second-factor step after the password: a code page for a software
-    /// token. Enrolling one (`MFA_SETUP`) happens through the API, not on these pages.
+    /// token, a passkey page, the choice between them, or (the pool requires a factor the
+    /// user has none of) enrolling a software token.
     async fn browser_mfa_challenge(
         &self,
         pool: &Pool,
@@ -221,11 +235,14 @@ impl Gatehouse {
         challenge: &'static str,
     ) -> ServiceResult<BrowserSignIn> {
         if challenge == crate::mfa::MFA_SETUP {
-            return Err(ServiceError::Forbidden(
-                "this pool requires a second factor and the account has none; enroll a \
-                 software token through the API first"
-                    .to_owned(),
-            ));
+            let association = self.associate_totp_for_user(pool, user).await?;
+            return Ok(BrowserSignIn::MfaSetup {
+                challenge: self
+                    .challenge_session(pool, user, BROWSER_AUDIENCE, challenge)
+                    .await?,
+                secret: association.secret,
+                uri: association.uri,
+            });
         }
         let (session, mut parameters) = self
             .mfa_step(pool, user, BROWSER_AUDIENCE, challenge)
@@ -304,6 +321,34 @@ impl Gatehouse {
             self.notify_recovery_code_used(pool, &user).await;
         }
         Ok(signed_in)
+    }
+
+    /// The enrollment step of the hosted sign-in (`MFA_SETUP`): the token's first code
+    /// confirms it, uses the challenge up and signs the browser in, in one transaction; the
+    /// recovery codes are answered to be shown once.
+    pub async fn browser_mfa_setup(
+        &self,
+        pool: &Pool,
+        challenge: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserSignIn> {
+        let (w, user, codes) = self
+            .confirm_setup(pool, BROWSER_AUDIENCE, challenge, code, meta)
+            .await?;
+        match self
+            .start_browser_session(pool, w, user, None, meta)
+            .await?
+        {
+            BrowserSignIn::SignedIn { session, cookie } => {
+                Ok(BrowserSignIn::SignedInWithRecoveryCodes {
+                    session,
+                    cookie,
+                    codes,
+                })
+            }
+            other => Ok(other),
+        }
     }
 
     /// The new-password step of the hosted sign-in.

@@ -319,6 +319,24 @@ impl Gatehouse {
         Ok(association)
     }
 
+    /// Starts enrolling a software token for `user`, who owes the pool a factor (the hosted
+    /// pages' `MFA_SETUP`, after the password).
+    pub(crate) async fn associate_totp_for_user(
+        &self,
+        pool: &Pool,
+        user: &User,
+    ) -> ServiceResult<TotpAssociation> {
+        let mut w = self.store.write(pool.id).await?;
+        let user = w
+            .user_by_id(user.id)
+            .await?
+            .filter(|u| u.enabled.is_enabled())
+            .ok_or_else(expired)?;
+        let association = self.associate_in(w.as_mut(), pool, &user).await?;
+        w.commit().await?;
+        Ok(association)
+    }
+
     /// `MFA_SETUP`, second half: the first valid code confirms the token, uses the challenge
     /// session up and signs the user in, in one transaction.
     pub async fn verify_totp_for_challenge(
@@ -331,8 +349,28 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SetupDone> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        let (w, user, codes) = self
+            .confirm_setup(pool, client.client_id.as_str(), session, code, meta)
+            .await?;
+        let signed_in = self.start_session(pool, &client, w, &user, meta).await?;
+        Ok(SetupDone {
+            signed_in,
+            recovery_codes: codes,
+        })
+    }
+
+    /// Checks an `MFA_SETUP` answer bound to `audience`: the session claimed and the token
+    /// confirmed in a transaction answered open, to sign the user in with.
+    pub(crate) async fn confirm_setup(
+        &self,
+        pool: &Pool,
+        audience: &str,
+        session: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> ServiceResult<(Box<dyn PoolWrite>, User, RecoveryCodes)> {
         let claims = self
-            .verify_challenge(pool, client.client_id.as_str(), session, MFA_SETUP)
+            .verify_challenge(pool, audience, session, MFA_SETUP)
             .await?;
         let user_id = UserId::parse(&claims.sub).map_err(|_| expired())?;
         let now = self.now();
@@ -352,11 +390,7 @@ impl Gatehouse {
             drop(w);
             return Err(self.wrong_code(pool, &user.username, meta).await?);
         };
-        let signed_in = self.start_session(pool, &client, w, &user, meta).await?;
-        Ok(SetupDone {
-            signed_in,
-            recovery_codes: codes,
-        })
+        Ok((w, user, codes))
     }
 
     /// Cognito's `AssociateSoftwareToken` with the `MFA_SETUP` session (its request names

@@ -778,3 +778,171 @@ async fn racing_answers_with_one_code_sign_in_once() {
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 401], "a code is accepted once in its step");
 }
+
+#[tokio::test]
+async fn a_required_pool_enrolls_a_token_on_the_hosted_pages() {
+    let app = spawn_app().await;
+    let (_client_api, ada) = app.acme_with_ada().await;
+    set_mfa(&app, &ada, "required").await;
+    next_step(&app);
+    let client = web_client(&app, "acme", &["authorization_code"]).await;
+    let mut browser = Browser::new();
+    let url = authorize_url(&app, "acme", &client, "");
+    let action = url.split('?').next().unwrap().to_owned();
+    let html = browser.get(&url).await.text().await.unwrap();
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "alice"),
+                ("password", "alice-password-1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Set up your authenticator app"), "{html}");
+    let secret = hidden(&html, "secret");
+    assert_eq!(secret.len(), 32, "a 160-bit key in base32");
+    assert!(
+        hidden(&html, "uri").starts_with(&format!("otpauth://totp/acme:alice?secret={secret}&")),
+        "{html}"
+    );
+    assert!(
+        !browser
+            .cookies
+            .iter()
+            .any(|(k, _)| k == "gatehouse_sso_acme"),
+        "not signed in before the first code"
+    );
+    let form = |html: &str, code: &str| {
+        vec![
+            ("step".to_owned(), "mfa_setup".to_owned()),
+            ("request".to_owned(), hidden(html, "request")),
+            ("challenge".to_owned(), hidden(html, "challenge")),
+            ("secret".to_owned(), hidden(html, "secret")),
+            ("uri".to_owned(), hidden(html, "uri")),
+            ("csrf".to_owned(), hidden(html, "csrf")),
+            ("code".to_owned(), code.to_owned()),
+        ]
+    };
+    // A wrong code shows the page again, with the same key; it counts as a failure.
+    let res = post_form(&mut browser, &action, form(&html, "000000")).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let again = res.text().await.unwrap();
+    assert!(again.contains("That code is not valid"), "{again}");
+    assert_eq!(hidden(&again, "secret"), secret);
+    // The first valid code enrolls, signs in, and shows the recovery codes once.
+    let code = pyotp_code(&secret, now(&app));
+    let res = post_form(&mut browser, &action, form(&again, &code)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let codes_html = res.text().await.unwrap();
+    assert!(
+        codes_html.contains("Save your recovery codes"),
+        "{codes_html}"
+    );
+    assert_eq!(codes_html.matches("<li><code>").count(), 10);
+    assert!(
+        browser
+            .cookies
+            .iter()
+            .any(|(k, _)| k == "gatehouse_sso_acme")
+    );
+    let recovery = codes_html
+        .split("<li><code>")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .unwrap()
+        .to_owned();
+    // The same challenge again, even with the next step's code: used up.
+    let res = post_form(
+        &mut browser,
+        &action,
+        form(&again, &pyotp_code(&secret, now(&app) + 30)),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Continue: back to the client with a code.
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "continue"),
+                ("request", &hidden(&codes_html, "request")),
+                ("csrf", &hidden(&codes_html, "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let location = res.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(query_of(&location).contains_key("code"), "{location}");
+    assert_eq!(app.audit_count("acme", "user.mfa_enrolled").await, 1);
+
+    // "Continue" without a session is refused.
+    let mut stranger = Browser::new();
+    let html = stranger.get(&url).await.text().await.unwrap();
+    let res = stranger
+        .post(
+            &action,
+            &[
+                ("step", "continue"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // From now on the token is asked for, and a recovery code works once.
+    let mut other = Browser::new();
+    let html = other.get(&url).await.text().await.unwrap();
+    let res = other
+        .post(
+            &action,
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "alice"),
+                ("password", "alice-password-1"),
+            ],
+        )
+        .await;
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Enter your code"), "{html}");
+    let res = other
+        .post(
+            &action,
+            &[
+                ("step", "mfa_code"),
+                ("request", &hidden(&html, "request")),
+                ("challenge", &hidden(&html, "challenge")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("code", &recovery),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        res.text().await.unwrap()
+    );
+}
+
+async fn post_form(
+    browser: &mut Browser,
+    action: &str,
+    f: Vec<(String, String)>,
+) -> reqwest::Response {
+    let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    browser.post(action, &pairs).await
+}
