@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
 use crate::grants::authorization_code::{CodeGrant, REFRESH_TOKEN_TTL_SECS};
+use crate::hooks::TokenSource;
 use crate::tokens::{ClientAuthMethod, ClientCredentials, IssuedToken, TokenSubject};
 use crate::users::user_write_error;
 use crate::{Gatehouse, RequestMeta};
@@ -591,11 +592,4 @@ impl Gatehouse {
         )
         .await
     }
-}
-
-/// Why tokens are minted, as a pre-token hook's `triggerSource` names it, and the request.
-#[derive(Clone, Copy)]
-pub(crate) struct TokenSource<'a> {
-    pub trigger_source: &'static str,
-    pub meta: &'a RequestMeta,
 }

@@ -29,8 +29,8 @@ use gatehouse_domain::user::User;
 use crate::audit::EventExt;
 use crate::browser::BrowserSession;
 use crate::error::{OAuthError, OAuthErrorCode, ServiceError, ServiceResult};
+use crate::hooks::TokenSource;
 use crate::id_tokens::IdTokenFacts;
-use crate::signin::TokenSource;
 use crate::tokens::{ClientCredentials, IssuedToken};
 use crate::{Gatehouse, RequestMeta};
 

@@ -29,8 +29,8 @@ use gatehouse_hooks::{HookEngine, HookKind, Limits};
 use serde_json::{Map, Value};
 
 pub(crate) use events::{envelope, user_attributes};
-pub(crate) use pre_token::PreTokenSubject;
 pub use pre_token::TokenOverrides;
+pub(crate) use pre_token::{PreTokenSubject, TokenSource};
 
 use crate::audit::EventExt;
 use crate::error::{ServiceError, ServiceResult};
@@ -164,16 +164,15 @@ impl Gatehouse {
                     .into());
                 }
                 let compatibility = self.hooks.engine()?.compatibility();
-                let (kind, artifact) = match self
-                    .compiled_already(pool, &wasm_digest(&wasm), &compatibility)
-                    .await?
-                {
-                    Some(done) => done,
-                    None => self.compile_hook(&wasm).await?,
-                };
+                let sha256 = wasm_digest(&wasm);
+                let (kind, artifact) =
+                    match self.compiled_already(pool, &sha256, &compatibility).await? {
+                        Some(done) => done,
+                        None => self.compile_hook(&wasm).await?,
+                    };
                 HookRuntime::Wasm {
                     kind,
-                    sha256: wasm_digest(&wasm),
+                    sha256,
                     compatibility,
                     sealed_artifact: self.keyring.seal_bytes(
                         pool.id,

@@ -65,6 +65,13 @@ impl TokenOverrides {
     }
 }
 
+/// Why tokens are minted, as a pre-token hook's `triggerSource` names it, and the request.
+#[derive(Clone, Copy)]
+pub(crate) struct TokenSource<'a> {
+    pub trigger_source: &'static str,
+    pub meta: &'a RequestMeta,
+}
+
 /// Who the tokens are for.
 pub(crate) enum PreTokenSubject<'a> {
     User {
