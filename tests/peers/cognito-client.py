@@ -22,7 +22,11 @@ which must fail, then the next step's code, then the same session again, which m
 With "flow": "custom_auth" it signs in through the pool's CUSTOM_AUTH hooks (see
 custom_auth below). With "flow": "mfa_setup" the pool requires a factor the user does not have yet: InitiateAuth
 answers MFA_SETUP, AssociateSoftwareToken and VerifySoftwareToken carry its Session, and
-RespondToAuthChallenge MFA_SETUP with the Session they answered signs in (once).
+RespondToAuthChallenge MFA_SETUP with the Session they answered signs in (once). With
+"flow": "email_otp" it turns e-mail codes on (SetUserMFAPreference) and answers EMAIL_OTP;
+with "flow": "user_auth" it signs in through the choice-based USER_AUTH flow
+(SELECT_CHALLENGE, PREFERRED_CHALLENGE). Both read the codes from the server's file outbox
+(s["outbox"], the messages to s["email"]).
 
 Prints one JSON object with every answer (tokens included, for the caller to check).
 """
@@ -226,6 +230,126 @@ def custom_auth(s):
     return out
 
 
+def emailed_code(s, sent_before):
+    """The sign-in code sent to s["email"] after sent_before codes, read from the server's
+    file outbox (s["outbox"]) as a user reads its mail."""
+    codes = []
+    with open(s["outbox"]) as f:
+        for line in f:
+            m = json.loads(line)
+            if m.get("kind") == "sign_in_code" and m.get("to_email") == s["email"]:
+                codes.append(m["body"].split(" is ")[1][:6])
+    if len(codes) <= sent_before:
+        raise SystemExit("no new sign-in code was sent")
+    return codes[-1], len(codes)
+
+
+def email_otp(s):
+    """Turns e-mail codes on with SetUserMFAPreference, then signs in with the password and
+    the EMAIL_OTP challenge (a wrong code first, then the right one, then the session again)."""
+    idp = client_of(s)
+    out = {}
+    client_id = s["client_id"]
+    user = s["username"]
+
+    def h(params):
+        return with_hash(params, s.get("client_secret"), client_id, user)
+
+    def password_sign_in():
+        return idp.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=client_id,
+            AuthParameters=h({"USERNAME": user, "PASSWORD": s["password"]}),
+        )
+
+    access = password_sign_in()["AuthenticationResult"]["AccessToken"]
+    idp.set_user_mfa_preference(
+        AccessToken=access, EmailMfaSettings={"Enabled": True, "PreferredMfa": True}
+    )
+    got = idp.get_user(AccessToken=access)
+    out["get_user"] = {k: got.get(k) for k in ("UserMFASettingList", "PreferredMfaSetting")}
+    out["disable_refused"] = refused(
+        lambda: idp.set_user_mfa_preference(
+            AccessToken=access, EmailMfaSettings={"Enabled": False}
+        )
+    )
+    challenged = password_sign_in()
+    out["challenge"] = {k: challenged.get(k) for k in ("ChallengeName", "ChallengeParameters")}
+    code, _ = emailed_code(s, 0)
+
+    def answer(value):
+        return idp.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName="EMAIL_OTP",
+            Session=challenged["Session"],
+            ChallengeResponses=h({"USERNAME": user, "EMAIL_OTP_CODE": value}),
+        )
+
+    out["wrong_code"] = refused(lambda: answer("000000" if code != "000000" else "111111"))
+    out["signed_in"] = answer(code)["AuthenticationResult"]
+    out["session_again"] = refused(lambda: answer(code))
+    return out
+
+
+def user_auth(s):
+    """The choice-based USER_AUTH flow: SELECT_CHALLENGE answered with EMAIL_OTP (passwordless)
+    and with PASSWORD, and PREFERRED_CHALLENGE naming each."""
+    idp = client_of(s)
+    out = {}
+    client_id = s["client_id"]
+    user = s["username"]
+
+    def h(params):
+        return with_hash(params, s.get("client_secret"), client_id, user)
+
+    def start(**extra):
+        return idp.initiate_auth(
+            AuthFlow="USER_AUTH",
+            ClientId=client_id,
+            AuthParameters=h(dict({"USERNAME": user}, **extra)),
+        )
+
+    def respond(name, session, **responses):
+        return idp.respond_to_auth_challenge(
+            ClientId=client_id,
+            ChallengeName=name,
+            Session=session,
+            ChallengeResponses=h(dict({"USERNAME": user}, **responses)),
+        )
+
+    select = start()
+    out["select"] = {k: select.get(k) for k in ("ChallengeName", "AvailableChallenges")}
+    emailed = respond("SELECT_CHALLENGE", select["Session"], ANSWER="EMAIL_OTP")
+    out["emailed"] = {k: emailed.get(k) for k in ("ChallengeName", "ChallengeParameters")}
+    code, sent = emailed_code(s, 0)
+    out["passwordless"] = respond("EMAIL_OTP", emailed["Session"], EMAIL_OTP_CODE=code)[
+        "AuthenticationResult"
+    ]
+    out["select_again"] = refused(
+        lambda: respond("SELECT_CHALLENGE", select["Session"], ANSWER="EMAIL_OTP")
+    )
+
+    select = start()
+    out["wrong_password"] = refused(
+        lambda: respond("SELECT_CHALLENGE", select["Session"], ANSWER="PASSWORD", PASSWORD="nope")
+    )
+    out["with_password"] = respond(
+        "SELECT_CHALLENGE", select["Session"], ANSWER="PASSWORD", PASSWORD=s["password"]
+    )["AuthenticationResult"]
+
+    out["preferred_password"] = start(PREFERRED_CHALLENGE="PASSWORD", PASSWORD=s["password"])[
+        "AuthenticationResult"
+    ]
+    preferred = start(PREFERRED_CHALLENGE="EMAIL_OTP")
+    out["preferred_email"] = preferred.get("ChallengeName")
+    code, _ = emailed_code(s, sent)
+    out["preferred_email_signed_in"] = respond(
+        "EMAIL_OTP", preferred["Session"], EMAIL_OTP_CODE=code
+    )["AuthenticationResult"]
+    out["srp_refused"] = refused(lambda: start(PREFERRED_CHALLENGE="PASSWORD_SRP"))
+    return out
+
+
 def main():
     s = json.loads(sys.argv[1])
     flow = s.get("flow", "password")
@@ -237,6 +361,12 @@ def main():
         return
     if flow == "mfa_setup":
         print(json.dumps(mfa_setup(s)))
+        return
+    if flow == "email_otp":
+        print(json.dumps(email_otp(s)))
+        return
+    if flow == "user_auth":
+        print(json.dumps(user_auth(s)))
         return
     idp = client_of(s)
     out = {}

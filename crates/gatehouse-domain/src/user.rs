@@ -82,55 +82,112 @@ impl Enabled {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum MfaState {
-    None,
-    SoftwareToken,
-    /// One passkey or more, and no software token.
-    Passkey,
-    SoftwareTokenAndPasskey,
+/// The second factors a user holds, as a set: a confirmed software token, one passkey or
+/// more, and e-mail one-time codes (turned on by the user, for a verified address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MfaState {
+    pub software_token: bool,
+    pub passkey: bool,
+    pub email_otp: bool,
 }
 
 impl MfaState {
-    /// Whether the user holds a second factor it must present at sign-in.
-    /// Whether a confirmed software token is among the user's factors.
-    pub fn has_software_token(self) -> bool {
-        matches!(
-            self,
-            MfaState::SoftwareToken | MfaState::SoftwareTokenAndPasskey
-        )
+    /// No factor at all.
+    pub const NONE: MfaState = MfaState {
+        software_token: false,
+        passkey: false,
+        email_otp: false,
+    };
+
+    /// The factors' names in their stored order, each with whether it is held.
+    fn words(self) -> [(&'static str, bool); 3] {
+        [
+            ("software_token", self.software_token),
+            ("passkey", self.passkey),
+            ("email_otp", self.email_otp),
+        ]
     }
 
+    /// Whether a confirmed software token is among the user's factors.
+    pub fn has_software_token(self) -> bool {
+        self.software_token
+    }
+
+    /// Whether e-mail one-time codes are among the user's factors.
+    pub fn has_email_otp(self) -> bool {
+        self.email_otp
+    }
+
+    /// Whether the user holds a second factor it must present at sign-in.
     pub fn has_factor(self) -> bool {
-        self != MfaState::None
+        self != MfaState::NONE
     }
 
     /// The state once a software token is confirmed.
     pub fn with_software_token(self) -> Self {
-        match self {
-            MfaState::Passkey | MfaState::SoftwareTokenAndPasskey => {
-                MfaState::SoftwareTokenAndPasskey
-            }
-            MfaState::None | MfaState::SoftwareToken => MfaState::SoftwareToken,
+        Self {
+            software_token: true,
+            ..self
         }
     }
 
     /// The state once a passkey is registered.
     pub fn with_passkey(self) -> Self {
-        match self {
-            MfaState::SoftwareToken | MfaState::SoftwareTokenAndPasskey => {
-                MfaState::SoftwareTokenAndPasskey
-            }
-            MfaState::None | MfaState::Passkey => MfaState::Passkey,
+        Self {
+            passkey: true,
+            ..self
         }
     }
 
     /// The state once the user's last passkey is removed.
     pub fn without_passkey(self) -> Self {
-        match self {
-            MfaState::SoftwareToken | MfaState::SoftwareTokenAndPasskey => MfaState::SoftwareToken,
-            MfaState::None | MfaState::Passkey => MfaState::None,
+        Self {
+            passkey: false,
+            ..self
         }
+    }
+
+    /// The state once e-mail one-time codes are turned on.
+    pub fn with_email_otp(self) -> Self {
+        Self {
+            email_otp: true,
+            ..self
+        }
+    }
+
+    /// The stored form: the held factors' names joined with `+`, or `none`.
+    pub fn as_stored(self) -> String {
+        let held: Vec<&str> = self
+            .words()
+            .into_iter()
+            .filter_map(|(word, held)| held.then_some(word))
+            .collect();
+        if held.is_empty() {
+            "none".to_owned()
+        } else {
+            held.join("+")
+        }
+    }
+
+    /// Reads [`MfaState::as_stored`]'s form back (any order; each name at most once).
+    pub fn parse_stored(s: &str) -> Result<Self, ParseError> {
+        let mut state = MfaState::NONE;
+        if s == "none" {
+            return Ok(state);
+        }
+        for word in s.split('+') {
+            let flag = match word {
+                "software_token" => &mut state.software_token,
+                "passkey" => &mut state.passkey,
+                "email_otp" => &mut state.email_otp,
+                _ => return Err(ParseError::new("mfa", format!("unknown factor '{word}'"))),
+            };
+            if *flag {
+                return Err(ParseError::new("mfa", format!("factor '{word}' twice")));
+            }
+            *flag = true;
+        }
+        Ok(state)
     }
 }
 
@@ -367,6 +424,36 @@ impl VerifiableAttribute {
         match self {
             Self::Email => "email",
             Self::Phone => "phone",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MfaState;
+
+    #[test]
+    fn mfa_state_round_trips_every_combination() {
+        for bits in 0..8u8 {
+            let state = MfaState {
+                software_token: bits & 1 != 0,
+                passkey: bits & 2 != 0,
+                email_otp: bits & 4 != 0,
+            };
+            assert_eq!(MfaState::parse_stored(&state.as_stored()).unwrap(), state);
+        }
+        // The forms stored before e-mail codes existed still read.
+        assert_eq!(
+            MfaState::parse_stored("software_token+passkey").unwrap(),
+            MfaState::NONE.with_software_token().with_passkey()
+        );
+        assert_eq!(MfaState::NONE.as_stored(), "none");
+    }
+
+    #[test]
+    fn mfa_state_refuses_unknown_or_repeated_factors() {
+        for bad in ["", "sms", "passkey+passkey", "none+passkey", "passkey+"] {
+            assert!(MfaState::parse_stored(bad).is_err(), "{bad}");
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct InitiateRequest {
     /// `REFRESH_TOKEN` only.
     #[serde(default)]
     refresh_token: Option<String>,
+    /// `USER_AUTH` only: `PASSWORD`, `EMAIL_OTP` or `WEB_AUTHN`.
+    #[serde(default)]
+    preferred_challenge: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -42,15 +45,21 @@ pub struct RespondRequest {
     /// `NEW_PASSWORD_REQUIRED` only.
     #[serde(default)]
     new_password: Option<String>,
-    /// `SOFTWARE_TOKEN_MFA` (a code or a recovery code) and `MFA_SETUP` only.
+    /// `SOFTWARE_TOKEN_MFA` (a code or a recovery code), `EMAIL_OTP` and `MFA_SETUP` only.
     #[serde(default)]
     code: Option<String>,
-    /// `SELECT_MFA_TYPE` only: `SOFTWARE_TOKEN_MFA` or `WEB_AUTHN`.
+    /// `SELECT_MFA_TYPE` only: one of its `MFAS_CAN_CHOOSE`.
     #[serde(default)]
     answer: Option<String>,
     /// `WEB_AUTHN` only: the browser's `AuthenticationResponseJSON`.
     #[serde(default)]
     credential: Option<serde_json::Value>,
+    /// `SELECT_CHALLENGE` answered with `PASSWORD` only.
+    #[serde(default)]
+    username: Option<String>,
+    /// `SELECT_CHALLENGE` answered with `PASSWORD` only.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -83,6 +92,15 @@ fn answer(outcome: SignInOutcome) -> Response {
             expires_in: access.expires_in,
             refresh_token: refresh.map(|r| r.expose().to_owned()),
             id_token: None,
+        },
+        SignInOutcome::SelectChallenge { session, available } => SignInResponse::Challenge {
+            challenge: "SELECT_CHALLENGE",
+            session: session.expose().to_owned(),
+            parameters: [(
+                "AVAILABLE_CHALLENGES",
+                serde_json::Value::from(available).to_string(),
+            )]
+            .into(),
         },
         SignInOutcome::NewPasswordRequired { session } => SignInResponse::Challenge {
             challenge: "NEW_PASSWORD_REQUIRED",
@@ -132,6 +150,11 @@ pub async fn initiate(
     match req.flow.as_str() {
         "USER_PASSWORD" => {
             absent(&req.refresh_token, "USER_PASSWORD", "refresh_token")?;
+            absent(
+                &req.preferred_challenge,
+                "USER_PASSWORD",
+                "preferred_challenge",
+            )?;
             let username = required(req.username, "USER_PASSWORD", "username")?;
             let password = required(req.password, "USER_PASSWORD", "password")?;
             let outcome = state
@@ -147,8 +170,35 @@ pub async fn initiate(
                 .await?;
             Ok(answer(outcome))
         }
+        "USER_AUTH" => {
+            absent(&req.refresh_token, "USER_AUTH", "refresh_token")?;
+            let username = required(req.username, "USER_AUTH", "username")?;
+            if req.password.is_some() && req.preferred_challenge.as_deref() != Some("PASSWORD") {
+                return Err(ApiError::bad_request(
+                    "password: only with preferred_challenge PASSWORD",
+                ));
+            }
+            let outcome = state
+                .gh
+                .initiate_user_auth(
+                    &pool,
+                    &req.client_id,
+                    req.client_secret.map(Secret::new),
+                    &username,
+                    req.preferred_challenge.as_deref(),
+                    req.password.map(Secret::new).as_ref(),
+                    &meta,
+                )
+                .await?;
+            Ok(answer(outcome))
+        }
         "REFRESH_TOKEN" => {
             absent(&req.username, "REFRESH_TOKEN", "username")?;
+            absent(
+                &req.preferred_challenge,
+                "REFRESH_TOKEN",
+                "preferred_challenge",
+            )?;
             absent(&req.password, "REFRESH_TOKEN", "password")?;
             let token = required(req.refresh_token, "REFRESH_TOKEN", "refresh_token")?;
             let grant = state
@@ -170,7 +220,7 @@ pub async fn initiate(
             }))
         }
         other => Err(ApiError::bad_request(format!(
-            "flow: '{other}' is not supported; use USER_PASSWORD or REFRESH_TOKEN"
+            "flow: '{other}' is not supported; use USER_PASSWORD, USER_AUTH or REFRESH_TOKEN"
         ))),
     }
 }
@@ -250,6 +300,22 @@ pub async fn respond(
                 .await?;
             Ok(answer(outcome))
         }
+        "EMAIL_OTP" => {
+            absent(&req.new_password, "EMAIL_OTP", "new_password")?;
+            let code = required(req.code, "EMAIL_OTP", "code")?;
+            let outcome = state
+                .gh
+                .respond_email_otp(
+                    &pool,
+                    &req.client_id,
+                    secret,
+                    &req.session,
+                    &Secret::new(code),
+                    &meta,
+                )
+                .await?;
+            Ok(answer(outcome))
+        }
         "SELECT_MFA_TYPE" => {
             absent(&req.new_password, "SELECT_MFA_TYPE", "new_password")?;
             absent(&req.code, "SELECT_MFA_TYPE", "code")?;
@@ -257,6 +323,35 @@ pub async fn respond(
             let outcome = state
                 .gh
                 .respond_select_mfa_type(&pool, &req.client_id, secret, &req.session, &choice)
+                .await?;
+            Ok(answer(outcome))
+        }
+        "SELECT_CHALLENGE" => {
+            absent(&req.new_password, "SELECT_CHALLENGE", "new_password")?;
+            absent(&req.code, "SELECT_CHALLENGE", "code")?;
+            let choice = required(req.answer, "SELECT_CHALLENGE", "answer")?;
+            if choice == "PASSWORD" {
+                if req.username.is_none() || req.password.is_none() {
+                    return Err(ApiError::bad_request(
+                        "username, password: required by the answer PASSWORD",
+                    ));
+                }
+            } else {
+                absent(&req.username, "SELECT_CHALLENGE", "username")?;
+                absent(&req.password, "SELECT_CHALLENGE", "password")?;
+            }
+            let outcome = state
+                .gh
+                .respond_select_challenge(
+                    &pool,
+                    &req.client_id,
+                    secret,
+                    &req.session,
+                    req.username.as_deref().unwrap_or_default(),
+                    &choice,
+                    req.password.map(Secret::new).as_ref(),
+                    &meta,
+                )
                 .await?;
             Ok(answer(outcome))
         }
@@ -381,6 +476,20 @@ pub async fn totp_verify(
             Ok(setup_answer(done))
         }
     }
+}
+
+/// `POST /api/auth/mfa/email`: turns e-mail one-time codes on as a second factor of the
+/// bearer token's user, whose address must be verified.
+pub async fn email_otp_enable(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Meta(meta): Meta,
+    MaybeAuthenticated(principal): MaybeAuthenticated,
+) -> Result<Response, ApiError> {
+    let principal =
+        principal.ok_or_else(|| ApiError::unauthenticated("a bearer token is required"))?;
+    state.gh.enable_email_otp(&pool, &principal, &meta).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
 /// An empty body reads as `{}`; anything else must be a JSON object of [`TotpRequest`].

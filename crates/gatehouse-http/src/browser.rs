@@ -694,12 +694,15 @@ pub struct StepForm {
     session: Option<String>,
     /// The passkey steps: the browser's WebAuthn answer (JSON).
     credential: Option<String>,
-    /// The choice of a second factor: `WEB_AUTHN` or `SOFTWARE_TOKEN_MFA`.
+    /// The choice of a second factor: `WEB_AUTHN`, `SOFTWARE_TOKEN_MFA` or `EMAIL_OTP`.
     answer: Option<String>,
     /// The enrollment page's software token, carried to show the page again after a wrong
     /// code (never read otherwise: the token is the one stored for the user).
     secret: Option<String>,
     uri: Option<String>,
+    /// The e-mail code page's masked address, carried to show the page again after a
+    /// wrong code.
+    destination: Option<String>,
 }
 
 /// `POST /oauth2/authorize`: a step of the sign-in pages.
@@ -802,6 +805,14 @@ pub async fn authorize_step(
             state
                 .gh
                 .browser_software_token(&pool, &challenge, &code, &meta)
+                .await
+        }
+        Some("email_code") => {
+            let challenge = form.challenge.clone().unwrap_or_default();
+            let code = Secret::new(form.code.clone().unwrap_or_default());
+            state
+                .gh
+                .browser_email_otp(&pool, &challenge, &code, &meta)
                 .await
         }
         Some("passkey") => {
@@ -916,6 +927,29 @@ pub async fn authorize_step(
             status,
         )
     };
+    let email_code_page = |challenge: &str, destination: &str, error: Option<&str>, status| {
+        let csrf = csrf_token(&headers);
+        form_page(
+            &state,
+            &pool,
+            "mfa_code.html",
+            csrf.clone(),
+            context! {
+                pool_name => pool.slug.as_str(),
+                action => finish.action(),
+                for_pool => finish.for_pool(),
+                binding => finish.binding(),
+                request => sealed.clone(),
+                challenge,
+                csrf => csrf.0,
+                email => true,
+                // Masked when it was made, and only shown back: never read by the step.
+                destination,
+                error,
+            },
+            status,
+        )
+    };
     let setup_page = |challenge: &str, secret: &str, uri: &str, error: Option<&str>, status| {
         let csrf = csrf_token(&headers);
         // The key in groups of four, as authenticator apps show what they are given.
@@ -1023,8 +1057,27 @@ pub async fn authorize_step(
             None,
             StatusCode::OK,
         ),
-        Ok(BrowserSignIn::SelectMfaType { challenge }) => {
-            passkeys::select_page(&state, &pool, &headers, step_base(), challenge.expose())
+        Ok(BrowserSignIn::SelectMfaType { challenge, choices }) => passkeys::select_page(
+            &state,
+            &pool,
+            &headers,
+            step_base(),
+            challenge.expose(),
+            &choices,
+        ),
+        Ok(BrowserSignIn::EmailOtpMfa {
+            challenge,
+            destination,
+        }) => email_code_page(challenge.expose(), &destination, None, StatusCode::OK),
+        Err(ServiceError::Unauthenticated(m))
+            if form.step.as_deref() == Some("email_code") && m == "invalid code" =>
+        {
+            email_code_page(
+                form.challenge.as_deref().unwrap_or_default(),
+                form.destination.as_deref().unwrap_or_default(),
+                Some("That code is not valid. Try again."),
+                StatusCode::UNAUTHORIZED,
+            )
         }
         Err(ServiceError::Unauthenticated(m))
             if form.step.as_deref() == Some("passkey_signin") && m.contains("passkey") =>

@@ -140,6 +140,10 @@ fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
                 "CodeMismatchException",
                 "Invalid verification code provided, please try again.",
             ),
+            // A challenge's choice that is not offered (`SELECT_CHALLENGE`).
+            Doing::Challenge if p.field == "challenge" => {
+                CognitoError::invalid_parameter(p.message)
+            }
             Doing::Challenge | Doing::ChangePassword | Doing::Code => {
                 CognitoError::new("InvalidPasswordException", p.message)
             }
@@ -367,8 +371,15 @@ async fn dispatch(
         }
         "SetUserMFAPreference" => {
             let req: MfaPreferenceRequest = parse(request)?;
-            let (_, user) = user_of(state, pool, &req.access_token).await?;
-            set_mfa_preference(&user, &req)?;
+            let (principal, user) = user_of(state, pool, &req.access_token).await?;
+            if set_mfa_preference(&user, &req)? {
+                gh.enable_email_otp(pool, &principal, meta)
+                    .await
+                    .map_err(|e| match e {
+                        ServiceError::Conflict(m) => CognitoError::invalid_parameter(m),
+                        other => from_service(other, Doing::AccessToken),
+                    })?;
+            }
             Ok(json!({}))
         }
         "StartWebAuthnRegistration" => {
@@ -467,39 +478,40 @@ struct MfaPreferenceRequest {
     email_mfa_settings: Option<FactorSetting>,
 }
 
-/// `SetUserMFAPreference`. A software token is the one factor Gatehouse enrolls through this
-/// API, and a confirmed one is always used, so enabling it (or preferring it) is accepted
-/// once it is verified. Turning a factor off is refused: with a stolen access token it would
-/// remove the second factor that token's theft should still meet; an administrator's
-/// `disable-mfa` does it, under the dominance rule, and tells the user.
-fn set_mfa_preference(user: &User, req: &MfaPreferenceRequest) -> Result<(), CognitoError> {
-    for (name, setting) in [
-        ("SMSMfaSettings", &req.sms_mfa_settings),
-        ("EmailMfaSettings", &req.email_mfa_settings),
-    ] {
-        if setting
-            .as_ref()
-            .is_some_and(|s| s.enabled == Some(true) || s.preferred_mfa == Some(true))
-        {
-            return Err(CognitoError::invalid_parameter(format!(
-                "{name}: this user pool does not offer that factor"
-            )));
-        }
+/// `SetUserMFAPreference`: checks the request against the user's factors, and answers
+/// whether e-mail codes are to be turned on. A software token is enrolled through
+/// `AssociateSoftwareToken` and a confirmed one is always used, so enabling it (or preferring
+/// it) is accepted once it is verified; e-mail codes are turned on here, for a verified
+/// address. Several factors are offered with `SELECT_MFA_TYPE`: a preference is accepted and
+/// not kept. Turning a factor off is refused: with a stolen access token it would remove the
+/// second factor that token's theft should still meet; an administrator's `disable-mfa` does
+/// it, under the dominance rule, and tells the user.
+fn set_mfa_preference(user: &User, req: &MfaPreferenceRequest) -> Result<bool, CognitoError> {
+    let wants = |s: &FactorSetting| s.enabled == Some(true) || s.preferred_mfa == Some(true);
+    if req.sms_mfa_settings.as_ref().is_some_and(wants) {
+        return Err(CognitoError::invalid_parameter(
+            "SMSMfaSettings: this user pool does not offer that factor",
+        ));
     }
-    if let Some(setting) = &req.software_token_mfa_settings {
+    for setting in [&req.software_token_mfa_settings, &req.email_mfa_settings]
+        .into_iter()
+        .flatten()
+    {
         if setting.enabled == Some(false) {
             return Err(CognitoError::invalid_parameter(
                 "a second factor is removed by an administrator (disable-mfa), not by its user",
             ));
         }
-        let wants = setting.enabled == Some(true) || setting.preferred_mfa == Some(true);
-        if wants && !user.mfa.has_software_token() {
-            return Err(CognitoError::invalid_parameter(
-                "User has not verified software token mfa",
-            ));
-        }
     }
-    Ok(())
+    if let Some(setting) = &req.software_token_mfa_settings
+        && wants(setting)
+        && !user.mfa.has_software_token()
+    {
+        return Err(CognitoError::invalid_parameter(
+            "User has not verified software token mfa",
+        ));
+    }
+    Ok(req.email_mfa_settings.as_ref().is_some_and(wants))
 }
 
 #[derive(Deserialize)]
@@ -677,6 +689,12 @@ async fn outcome_answer(
                 refresh.as_ref(),
             ))
         }
+        SignInOutcome::SelectChallenge { session, available } => Ok(json!({
+            "ChallengeName": "SELECT_CHALLENGE",
+            "Session": session.expose(),
+            "ChallengeParameters": {},
+            "AvailableChallenges": available,
+        })),
         SignInOutcome::NewPasswordRequired { session } => Ok(json!({
             "ChallengeName": "NEW_PASSWORD_REQUIRED",
             "Session": session.expose(),
@@ -804,10 +822,27 @@ async fn initiate_auth(
                 .map_err(|e| from_service(e, Doing::SignIn))?;
             custom_answer(state, pool, &client, outcome, &username).await
         }
-        "USER_AUTH" => Err(CognitoError::invalid_parameter(format!(
-            "AuthFlow {} is not supported yet",
-            req.auth_flow
-        ))),
+        "USER_AUTH" => {
+            let username = required(params, "USERNAME", "USER_AUTH")?;
+            let preferred = param(params, "PREFERRED_CHALLENGE")?;
+            let password = param(params, "PASSWORD")?.map(Secret::new);
+            let secret_hash = param(params, "SECRET_HASH")?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .initiate_user_auth(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &username,
+                    preferred.as_deref(),
+                    password.as_ref(),
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::SignIn))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
         "USER_SRP_AUTH" | "ADMIN_NO_SRP_AUTH" | "ADMIN_USER_PASSWORD_AUTH" => Err(
             CognitoError::invalid_parameter(format!("AuthFlow {} is not supported", req.auth_flow)),
         ),
@@ -949,10 +984,58 @@ async fn respond(
                 .map_err(|e| from_service(e, Doing::Challenge))?;
             outcome_answer(state, pool, &client, outcome, &username).await
         }
-        "EMAIL_OTP" | "SELECT_CHALLENGE" => Err(CognitoError::invalid_parameter(format!(
-            "ChallengeName {} is not supported yet",
-            req.challenge_name
-        ))),
+        "EMAIL_OTP" => {
+            let username = required(responses, "USERNAME", "EMAIL_OTP")?;
+            let code = required(responses, "EMAIL_OTP_CODE", "EMAIL_OTP")?;
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let outcome = state
+                .gh
+                .respond_email_otp(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &Secret::new(code),
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, Doing::MfaCode))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
+        "SELECT_CHALLENGE" => {
+            let username = required(responses, "USERNAME", "SELECT_CHALLENGE")?;
+            let answer = required(responses, "ANSWER", "SELECT_CHALLENGE")?;
+            let password = param(responses, "PASSWORD")?.map(Secret::new);
+            let secret_hash = param(responses, "SECRET_HASH")?;
+            let session = req.session.ok_or_else(|| {
+                CognitoError::invalid_parameter("Missing required parameter Session")
+            })?;
+            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+            let doing = if password.is_some() {
+                Doing::SignIn
+            } else {
+                Doing::Challenge
+            };
+            let outcome = state
+                .gh
+                .respond_select_challenge(
+                    pool,
+                    &req.client_id,
+                    client.secret.clone(),
+                    &session,
+                    &username,
+                    &answer,
+                    password.as_ref(),
+                    meta,
+                )
+                .await
+                .map_err(|e| from_service(e, doing))?;
+            outcome_answer(state, pool, &client, outcome, &username).await
+        }
         other => Err(CognitoError::invalid_parameter(format!(
             "ChallengeName {other} is not supported"
         ))),
@@ -1000,9 +1083,16 @@ fn user_answer(user: &User) -> Value {
         "MFAOptions": [],
         "UserMFASettingList": [],
     });
+    let mut settings = Vec::new();
     if software_token {
-        answer["UserMFASettingList"] = json!(["SOFTWARE_TOKEN_MFA"]);
-        answer["PreferredMfaSetting"] = Value::from("SOFTWARE_TOKEN_MFA");
+        settings.push("SOFTWARE_TOKEN_MFA");
+    }
+    if user.mfa.has_email_otp() {
+        settings.push("EMAIL_OTP");
+    }
+    if let Some(first) = settings.first() {
+        answer["PreferredMfaSetting"] = Value::from(*first);
+        answer["UserMFASettingList"] = json!(settings);
     }
     answer
 }

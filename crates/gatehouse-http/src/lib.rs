@@ -62,6 +62,7 @@ fn pool_routes(state: &AppState) -> Router<AppState> {
         .route("/api/auth/respond", post(auth::respond))
         .route("/api/auth/mfa/totp/associate", post(auth::totp_associate))
         .route("/api/auth/mfa/totp/verify", post(auth::totp_verify))
+        .route("/api/auth/mfa/email", post(auth::email_otp_enable))
         // Passkeys (`passkeys.rs`): registration checks an attestation.
         .route(
             "/api/auth/mfa/webauthn/register/start",

@@ -278,6 +278,7 @@ pub async fn staff_response(
             | BrowserSignIn::SoftwareTokenMfa { .. }
             | BrowserSignIn::WebAuthnMfa { .. }
             | BrowserSignIn::SelectMfaType { .. }
+            | BrowserSignIn::EmailOtpMfa { .. }
             | BrowserSignIn::MfaSetup { .. }
             | BrowserSignIn::SignedInWithRecoveryCodes { .. },
         )) => failure_page(

@@ -87,8 +87,18 @@ pub enum BrowserSignIn {
     /// request options (`PublicKeyCredentialRequestOptionsJSON`), answering with this
     /// challenge.
     WebAuthnMfa { challenge: Secret, options: String },
-    /// The user has both: the page offers the choice, answering with this challenge.
-    SelectMfaType { challenge: Secret },
+    /// The user has a code sent to its e-mail address (`EMAIL_OTP`; `destination` is the
+    /// address, masked): ask for it, answering with this challenge.
+    EmailOtpMfa {
+        challenge: Secret,
+        destination: String,
+    },
+    /// The user has several factors: the page offers these (`SOFTWARE_TOKEN_MFA`,
+    /// `WEB_AUTHN`, `EMAIL_OTP`), answering with this challenge.
+    SelectMfaType {
+        challenge: Secret,
+        choices: Vec<String>,
+    },
     /// The pool requires a second factor and the user has none: enroll a software token
     /// (its secret, in base32 and as an `otpauth://` URI) and answer with its first code.
     MfaSetup {
@@ -254,7 +264,19 @@ impl Gatehouse {
                     .remove(crate::passkeys::CREDENTIAL_REQUEST_OPTIONS)
                     .unwrap_or_default(),
             },
-            crate::passkeys::SELECT_MFA_TYPE => BrowserSignIn::SelectMfaType { challenge: session },
+            crate::passkeys::SELECT_MFA_TYPE => BrowserSignIn::SelectMfaType {
+                challenge: session,
+                choices: parameters
+                    .remove(crate::passkeys::MFAS_CAN_CHOOSE)
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+            },
+            crate::email_otp::EMAIL_OTP => BrowserSignIn::EmailOtpMfa {
+                challenge: session,
+                destination: parameters
+                    .remove(crate::email_otp::CODE_DELIVERY_DESTINATION)
+                    .unwrap_or_default(),
+            },
             _ => BrowserSignIn::SoftwareTokenMfa { challenge: session },
         })
     }
@@ -321,6 +343,20 @@ impl Gatehouse {
             self.notify_recovery_code_used(pool, &user).await;
         }
         Ok(signed_in)
+    }
+
+    /// The e-mail code step of the hosted sign-in (`EMAIL_OTP`).
+    pub async fn browser_email_otp(
+        &self,
+        pool: &Pool,
+        challenge: &str,
+        code: &Secret,
+        meta: &RequestMeta,
+    ) -> ServiceResult<BrowserSignIn> {
+        let (w, user, _) = self
+            .answer_email_otp(pool, BROWSER_AUDIENCE, challenge, code, meta)
+            .await?;
+        self.start_browser_session(pool, w, user, None, meta).await
     }
 
     /// The enrollment step of the hosted sign-in (`MFA_SETUP`): the token's first code

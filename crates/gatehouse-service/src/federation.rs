@@ -302,7 +302,7 @@ pub(crate) async fn create_linked_user(
         contact_id: None,
         password: None,
         tokens_not_before: None,
-        mfa: MfaState::None,
+        mfa: MfaState::NONE,
         previous_email: None,
         created_at: now,
         updated_at: now,

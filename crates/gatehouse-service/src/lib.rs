@@ -11,6 +11,7 @@ pub mod clients;
 pub mod cognito;
 pub mod consents;
 pub mod custom_auth;
+pub mod email_otp;
 pub mod error;
 pub mod federation;
 pub mod federation_logout;
@@ -40,6 +41,7 @@ pub mod ssf;
 pub mod staff_sign_in;
 pub mod tokens;
 pub mod upstream_oidc;
+pub mod user_auth;
 pub mod users;
 mod verified;
 

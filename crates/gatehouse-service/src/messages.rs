@@ -20,6 +20,8 @@ pub enum MessageKind {
     AttributeVerification,
     /// A notice of something done with the account (a recovery code used).
     SecurityNotice,
+    /// A one-time code to sign in with (`EMAIL_OTP`).
+    SignInCode,
 }
 
 #[derive(Debug, Clone, Serialize)]

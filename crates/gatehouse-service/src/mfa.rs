@@ -86,31 +86,63 @@ fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
 }
 
 impl Gatehouse {
+    /// The second factors `user` can answer with now, read through `w`, in the order they
+    /// are offered: a confirmed software token, passkeys, e-mail codes (turned on, and the
+    /// address still verified).
+    pub(crate) async fn mfa_factors(
+        &self,
+        w: &mut dyn PoolWrite,
+        user: &User,
+    ) -> ServiceResult<Vec<&'static str>> {
+        let mut factors = Vec::new();
+        if w.totp_credential(user.id)
+            .await?
+            .is_some_and(|c| c.is_confirmed())
+        {
+            factors.push(SOFTWARE_TOKEN_MFA);
+        }
+        if !w.passkeys_of_user(user.id).await?.is_empty() {
+            factors.push(crate::passkeys::WEB_AUTHN);
+        }
+        if user.mfa.has_email_otp() && crate::email_otp::can_receive_codes(user) {
+            factors.push(crate::email_otp::EMAIL_OTP);
+        }
+        Ok(factors)
+    }
+
     /// The second-factor challenge a user who just proved its password must answer before
     /// it is signed in, read in the sign-in's transaction: none when the pool's MFA is off;
-    /// `SOFTWARE_TOKEN_MFA` for a confirmed token, `WEB_AUTHN` for passkeys,
-    /// `SELECT_MFA_TYPE` for both; `MFA_SETUP` when the pool requires a factor and the user
-    /// has none.
+    /// the one factor the user holds (`SOFTWARE_TOKEN_MFA`, `WEB_AUTHN`, `EMAIL_OTP`),
+    /// `SELECT_MFA_TYPE` for several; `MFA_SETUP` when the pool requires a factor and the
+    /// user has none.
     pub(crate) async fn mfa_challenge_for(
         &self,
         pool: &Pool,
         w: &mut dyn PoolWrite,
         user: &User,
     ) -> ServiceResult<Option<&'static str>> {
+        self.mfa_challenge_after(pool, w, user, None).await
+    }
+
+    /// [`Gatehouse::mfa_challenge_for`] once the sign-in passed `passed` as its first factor
+    /// (an e-mail code in `USER_AUTH`), which is not asked for again.
+    pub(crate) async fn mfa_challenge_after(
+        &self,
+        pool: &Pool,
+        w: &mut dyn PoolWrite,
+        user: &User,
+        passed: Option<&str>,
+    ) -> ServiceResult<Option<&'static str>> {
         if pool.settings.mfa == MfaMode::Off {
             return Ok(None);
         }
-        let confirmed = w
-            .totp_credential(user.id)
-            .await?
-            .is_some_and(|c| c.is_confirmed());
-        let passkeys = !w.passkeys_of_user(user.id).await?.is_empty();
-        Ok(match (confirmed, passkeys, pool.settings.mfa) {
-            (true, true, _) => Some(crate::passkeys::SELECT_MFA_TYPE),
-            (true, false, _) => Some(SOFTWARE_TOKEN_MFA),
-            (false, true, _) => Some(crate::passkeys::WEB_AUTHN),
-            (false, false, MfaMode::Required) => Some(MFA_SETUP),
-            (false, false, _) => None,
+        let mut factors = self.mfa_factors(w, user).await?;
+        factors.retain(|f| Some(*f) != passed);
+        Ok(match (factors.as_slice(), pool.settings.mfa) {
+            ([], MfaMode::Required) => Some(MFA_SETUP),
+            ([], _) => None,
+            ([one], _) => Some(*one),
+            _ => Some(crate::passkeys::SELECT_MFA_TYPE),
         })
     }
 
@@ -135,7 +167,7 @@ impl Gatehouse {
 
     /// Counts a wrong code like a wrong password, and answers the refusal. Called with no
     /// write transaction open.
-    async fn wrong_code(
+    pub(crate) async fn wrong_code(
         &self,
         pool: &Pool,
         name: &Username,

@@ -10,7 +10,7 @@
 //! while it holds SQLite's one writer.
 
 use gatehouse_crypto::jws::{self, Expect};
-use gatehouse_crypto::secret::{Secret, random_token};
+use gatehouse_crypto::secret::{Secret, b64url, b64url_decode, random_token};
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::client::{AppClient, GrantType};
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
@@ -54,6 +54,13 @@ pub enum SignInOutcome {
         session: Secret,
         parameters: crate::passkeys::ChallengeParameters,
     },
+    /// The choice-based flow (`USER_AUTH`) asks which first factor the user will prove:
+    /// one of `available` (`PASSWORD`, `EMAIL_OTP`, `WEB_AUTHN`), answering
+    /// `SELECT_CHALLENGE` with this session.
+    SelectChallenge {
+        session: Secret,
+        available: Vec<&'static str>,
+    },
 }
 
 /// The password step's outcome (see [`Gatehouse::check_password`]).
@@ -70,6 +77,28 @@ pub(crate) struct ChallengeClaims {
     pub(crate) exp: i64,
     pub(crate) jti: String,
     challenge: String,
+    /// An `EMAIL_OTP` challenge's code, sealed with the master key under the pool and this
+    /// session's `jti` (b64url): the client carries it and can neither read nor move it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) otp: Option<String>,
+    /// The challenge is the sign-in's first factor (the `USER_AUTH` flow), not a second one
+    /// after a password.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) first: bool,
+}
+
+/// What a challenge session carries beyond its user, audience and challenge.
+#[derive(Debug, Default)]
+pub(crate) struct ChallengeExtras<'a> {
+    /// The e-mail code to seal into it.
+    pub(crate) otp: Option<&'a Secret>,
+    /// Whether it is the sign-in's first factor.
+    pub(crate) first: bool,
+}
+
+/// The label an `EMAIL_OTP` code is sealed under: bound to its one session.
+fn otp_label(jti: &str) -> String {
+    format!("email-otp:{jti}")
 }
 
 fn not_authorized() -> ServiceError {
@@ -279,23 +308,61 @@ impl Gatehouse {
         audience: &str,
         challenge: &str,
     ) -> ServiceResult<Secret> {
+        self.challenge_session_with(
+            pool,
+            &user.id.to_string(),
+            audience,
+            challenge,
+            ChallengeExtras::default(),
+        )
+        .await
+    }
+
+    /// [`Gatehouse::challenge_session`] for the subject `sub` (a user's id), with `extras`.
+    pub(crate) async fn challenge_session_with(
+        &self,
+        pool: &Pool,
+        sub: &str,
+        audience: &str,
+        challenge: &str,
+        extras: ChallengeExtras<'_>,
+    ) -> ServiceResult<Secret> {
         let keys = self.pool_keys(pool).await?;
+        let jti = random_token().expose().to_owned();
+        let otp = match extras.otp {
+            Some(code) => Some(b64url(&self.keyring.seal_code(
+                pool.id,
+                &otp_label(&jti),
+                code,
+            )?)),
+            None => None,
+        };
         let claims = ChallengeClaims {
             iss: self.issuer(pool),
-            sub: user.id.to_string(),
+            sub: sub.to_owned(),
             aud: audience.to_owned(),
             exp: self
                 .now()
                 .plus_secs(pool.settings.challenge_session_secs())
                 .as_secs(),
-            jti: random_token().expose().to_owned(),
+            jti,
             challenge: challenge.to_owned(),
+            otp,
+            first: extras.first,
         };
         Ok(Secret::new(jws::sign(
             &keys.signing,
             TYP_CHALLENGE,
             &claims,
         )?))
+    }
+
+    /// The e-mail code a challenge session carries, opened; `None` if it carries none or
+    /// it was not sealed for this session.
+    pub(crate) fn challenge_otp(&self, pool: &Pool, claims: &ChallengeClaims) -> Option<Secret> {
+        let sealed = b64url_decode(claims.otp.as_deref()?)?;
+        self.keyring
+            .open_code(pool.id, &otp_label(&claims.jti), &sealed)
     }
 
     /// Answers `NEW_PASSWORD_REQUIRED`: sets the new password (checked against the policy),

@@ -15,7 +15,7 @@
 //! after it commits.
 
 mod actions;
-mod codes;
+pub(crate) mod codes;
 pub(crate) mod self_service;
 mod sessions;
 
@@ -357,7 +357,7 @@ impl Gatehouse {
             contact_id,
             password: Some(credential),
             tokens_not_before: None,
-            mfa: MfaState::None,
+            mfa: MfaState::NONE,
             previous_email: None,
             created_at: now,
             updated_at: now,

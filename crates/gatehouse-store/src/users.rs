@@ -47,7 +47,7 @@ pub(crate) async fn insert_in(conn: &mut AnyConnection, user: &User) -> StoreRes
             .map(Timestamp::as_secs),
     )
     .bind(user.tokens_not_before.map(Timestamp::as_secs))
-    .bind(mfa_str(user.mfa))
+    .bind(user.mfa.as_stored())
     .bind(user.created_at.as_secs())
     .bind(user.updated_at.as_secs())
     .bind(user.previous_email.as_ref().map(|p| p.address.as_str()))
@@ -173,7 +173,7 @@ pub(crate) async fn update_in(conn: &mut AnyConnection, user: &User) -> StoreRes
             .map(Timestamp::as_secs),
     )
     .bind(user.tokens_not_before.map(Timestamp::as_secs))
-    .bind(mfa_str(user.mfa))
+    .bind(user.mfa.as_stored())
     .bind(user.updated_at.as_secs())
     .bind(user.previous_email.as_ref().map(|p| p.address.as_str()))
     .bind(user.previous_email.as_ref().map(|p| p.changed_at.as_secs()))
@@ -368,7 +368,7 @@ pub(crate) fn from_row(row: &impl Columns) -> StoreResult<User> {
             temporary_until: temporary_until.map(Timestamp),
         }),
         tokens_not_before: row.int("tokens_not_before")?.map(Timestamp),
-        mfa: row.parse("mfa", parse_mfa)?,
+        mfa: row.parse("mfa", MfaState::parse_stored)?,
         previous_email: match (row.text("previous_email")?, row.int("email_changed_at")?) {
             (Some(address), Some(at)) => Some(PreviousEmail {
                 address,
@@ -379,23 +379,4 @@ pub(crate) fn from_row(row: &impl Columns) -> StoreResult<User> {
         created_at: Timestamp(row.int_of("created_at")?),
         updated_at: Timestamp(row.int_of("updated_at")?),
     })
-}
-
-fn mfa_str(mfa: MfaState) -> &'static str {
-    match mfa {
-        MfaState::None => "none",
-        MfaState::SoftwareToken => "software_token",
-        MfaState::Passkey => "passkey",
-        MfaState::SoftwareTokenAndPasskey => "software_token+passkey",
-    }
-}
-
-fn parse_mfa(s: &str) -> Result<MfaState, &'static str> {
-    match s {
-        "none" => Ok(MfaState::None),
-        "software_token" => Ok(MfaState::SoftwareToken),
-        "passkey" => Ok(MfaState::Passkey),
-        "software_token+passkey" => Ok(MfaState::SoftwareTokenAndPasskey),
-        _ => Err("unknown MFA state"),
-    }
 }

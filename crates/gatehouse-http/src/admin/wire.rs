@@ -303,7 +303,7 @@ mod tests {
             contact_id: None,
             password: None,
             tokens_not_before: None,
-            mfa: MfaState::None,
+            mfa: MfaState::NONE,
             previous_email: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),

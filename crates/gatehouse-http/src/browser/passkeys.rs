@@ -152,19 +152,25 @@ pub(crate) fn passkey_page(
     res
 }
 
-/// The choice between a software token and a passkey.
+/// The choice between the user's second factors, passkeys first.
 pub(crate) fn select_page(
     state: &AppState,
     pool: &Pool,
     headers: &HeaderMap,
     base: minijinja::Value,
     challenge: &str,
+    offered: &[String],
 ) -> Response {
     let csrf = csrf_token(headers);
-    let choices = vec![
-        context! { answer => "WEB_AUTHN", label => "Use a passkey" },
-        context! { answer => "SOFTWARE_TOKEN_MFA", label => "Use your authenticator app" },
-    ];
+    let choices: Vec<minijinja::Value> = [
+        ("WEB_AUTHN", "Use a passkey"),
+        ("SOFTWARE_TOKEN_MFA", "Use your authenticator app"),
+        ("EMAIL_OTP", "E-mail me a code"),
+    ]
+    .into_iter()
+    .filter(|(answer, _)| offered.iter().any(|o| o == answer))
+    .map(|(answer, label)| context! { answer, label })
+    .collect();
     form_page(
         state,
         pool,

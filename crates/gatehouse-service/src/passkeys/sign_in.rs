@@ -70,11 +70,14 @@ impl Gatehouse {
                 let options = self.start_second_factor(pool, user).await?;
                 parameters.insert(CREDENTIAL_REQUEST_OPTIONS, options.to_string());
             }
+            crate::email_otp::EMAIL_OTP => {
+                return self.email_otp_step(pool, user, audience, false).await;
+            }
             SELECT_MFA_TYPE => {
-                parameters.insert(
-                    MFAS_CAN_CHOOSE,
-                    serde_json::json!([crate::mfa::SOFTWARE_TOKEN_MFA, WEB_AUTHN]).to_string(),
-                );
+                let mut w = self.store.write(pool.id).await?;
+                let choices = self.mfa_factors(w.as_mut(), user).await?;
+                drop(w);
+                parameters.insert(MFAS_CAN_CHOOSE, serde_json::json!(choices).to_string());
             }
             _ => {}
         }
@@ -159,16 +162,20 @@ impl Gatehouse {
         session: &str,
         answer: &str,
     ) -> ServiceResult<(User, &'static str)> {
-        let chosen = match answer {
-            crate::mfa::SOFTWARE_TOKEN_MFA => crate::mfa::SOFTWARE_TOKEN_MFA,
-            WEB_AUTHN => WEB_AUTHN,
-            _ => {
-                return Err(ServiceError::Invalid(ParseError::new(
-                    "answer",
-                    "choose SOFTWARE_TOKEN_MFA or WEB_AUTHN",
-                )));
-            }
+        let unknown = || {
+            ServiceError::Invalid(ParseError::new(
+                "answer",
+                "choose one of the challenge's MFAS_CAN_CHOOSE",
+            ))
         };
+        let chosen = [
+            crate::mfa::SOFTWARE_TOKEN_MFA,
+            WEB_AUTHN,
+            crate::email_otp::EMAIL_OTP,
+        ]
+        .into_iter()
+        .find(|f| *f == answer)
+        .ok_or_else(unknown)?;
         let claims = self
             .verify_challenge(pool, audience, session, SELECT_MFA_TYPE)
             .await?;
@@ -185,6 +192,10 @@ impl Gatehouse {
             .await?
             .filter(|u| u.enabled.is_enabled())
             .ok_or_else(expired)?;
+        // Only a factor the user holds now: the choice cannot reach one it never set up.
+        if !self.mfa_factors(w.as_mut(), &user).await?.contains(&chosen) {
+            return Err(unknown());
+        }
         w.commit().await?;
         Ok((user, chosen))
     }

@@ -272,7 +272,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<()> {
         let clear = |user: &mut User, now| {
-            user.mfa = MfaState::None;
+            user.mfa = MfaState::NONE;
             user.tokens_not_before = Some(now);
             Ok(())
         };

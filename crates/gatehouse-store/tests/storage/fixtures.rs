@@ -175,7 +175,7 @@ pub fn user_value(pool: PoolId, username: &str) -> User {
             temporary_until: None,
         }),
         tokens_not_before: None,
-        mfa: MfaState::None,
+        mfa: MfaState::NONE,
         previous_email: None,
         created_at: T0,
         updated_at: T0,

@@ -62,7 +62,7 @@ pub async fn crud(db: &Db) {
         temporary_until: Some(Timestamp(T0.0 + 7 * 86_400)),
     });
     changed.tokens_not_before = Some(Timestamp(T0.0 + 5));
-    changed.mfa = MfaState::SoftwareToken;
+    changed.mfa = MfaState::NONE.with_software_token();
     changed.updated_at = Timestamp(T0.0 + 10);
     let updated = event(pool.id, AuditAction::UserUpdated, "alice");
     save_user(store, &changed, &updated).await.unwrap();

@@ -398,7 +398,7 @@ pub async fn user(
             view["email_verified"] = json!(a.email_verified.unwrap_or(false));
             view["phone"] = json!(a.phone);
             view["roles"] = a.roles.iter().map(|r| json!(r.as_str())).collect();
-            view["mfa"] = json!(user.mfa != MfaState::None);
+            view["mfa"] = json!(user.mfa != MfaState::NONE);
             view["created_at"] = json!(user.created_at.to_rfc3339());
             view["updated_at"] = json!(user.updated_at.to_rfc3339());
             view["tokens_not_before"] = json!(user.tokens_not_before.map(|t| t.to_rfc3339()));

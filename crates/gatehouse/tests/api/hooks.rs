@@ -778,3 +778,32 @@ async fn only_a_caller_holding_every_permission_sets_hooks_and_bad_ones_are_refu
     assert_eq!(app.audit_count("acme", "hook.set").await, 1);
     assert_eq!(app.audit_count("acme", "hook.deleted").await, 1);
 }
+
+#[tokio::test]
+async fn answers_racing_on_one_custom_session_pass_once() {
+    let app = spawn_app().await;
+    let (_oauth_client, ada) = app.acme_with_ada().await;
+    let (client, _) = sign_in_client(&app, "acme", ClientType::Public).await;
+    custom_auth_hooks(&app, "acme", &ada, wasm::wat_custom_auth()).await;
+    let (_, _, first) = call(&app, "acme", "InitiateAuth", initiate(&client, "alice")).await;
+    // Four right answers at once on one session: the session is taken by exactly one.
+    let body = answer(&client, "alice", &first["Session"], "42");
+    let respond = || call(&app, "acme", "RespondToAuthChallenge", body.clone());
+    let (a, b, c, d) = tokio::join!(respond(), respond(), respond(), respond());
+    let results = [a, b, c, d];
+    let passed: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .map(|(_, _, body)| body)
+        .collect();
+    assert_eq!(passed.len(), 1, "{results:?}");
+    assert!(passed[0]["AuthenticationResult"]["AccessToken"].is_string());
+    for (status, kind, _) in results.iter().filter(|(status, _, _)| *status != 200) {
+        assert_eq!((*status, kind.as_str()), (400, "NotAuthorizedException"));
+    }
+    assert_eq!(
+        app.audit_count("acme", "user.signed_in").await,
+        2,
+        "ada's, then alice's once"
+    );
+}

@@ -15,6 +15,7 @@ mod common;
 mod consent;
 mod discovery;
 mod edge;
+mod email_otp;
 mod federation;
 mod federation_logout;
 mod fleet;
