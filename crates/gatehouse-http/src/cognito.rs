@@ -48,6 +48,8 @@ pub struct CognitoError {
     kind: &'static str,
     message: String,
     status: StatusCode,
+    /// Sent as `Retry-After` (throttling).
+    retry_after_secs: Option<u32>,
 }
 
 impl CognitoError {
@@ -56,6 +58,7 @@ impl CognitoError {
             kind,
             message: message.into(),
             status: StatusCode::BAD_REQUEST,
+            retry_after_secs: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl CognitoError {
             kind: "InternalErrorException",
             message: "the server failed to handle the request".to_owned(),
             status: StatusCode::INTERNAL_SERVER_ERROR,
+            retry_after_secs: None,
         }
     }
 }
@@ -88,6 +92,10 @@ impl IntoResponse for CognitoError {
         let mut res = amz_json(self.status, &body);
         res.headers_mut()
             .insert(ERROR_TYPE_HEADER, HeaderValue::from_static(self.kind));
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }
@@ -126,7 +134,14 @@ fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
             },
             format!("{trigger} failed with error {reason}."),
         ),
-        ServiceError::Throttled { .. } | ServiceError::Busy { .. } => match doing {
+        // Gatehouse (or the pool's hooks) too busy: Cognito's throttling, whatever the step.
+        ServiceError::Busy {
+            retry_after_secs, ..
+        } => CognitoError {
+            retry_after_secs: Some(retry_after_secs),
+            ..CognitoError::new("TooManyRequestsException", "Rate exceeded")
+        },
+        ServiceError::Throttled { .. } => match doing {
             // Cognito's answer to a locked-out username.
             Doing::SignIn => CognitoError::not_authorized("Password attempts exceeded"),
             Doing::ChangePassword => CognitoError::new(
@@ -1099,12 +1114,12 @@ fn user_answer(user: &User) -> Value {
 
 /// The failure limits' refusal, as Cognito answers it.
 pub fn too_many_requests(retry_after_secs: u32) -> Response {
-    let mut res = CognitoError::new(
-        "TooManyRequestsException",
-        "Too many failed attempts; try again later",
-    )
-    .into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    res
+    CognitoError {
+        retry_after_secs: Some(retry_after_secs),
+        ..CognitoError::new(
+            "TooManyRequestsException",
+            "Too many failed attempts; try again later",
+        )
+    }
+    .into_response()
 }

@@ -139,6 +139,13 @@ impl Gatehouse {
         self
     }
 
+    /// Each pool's share of this instance's hook time, set once at start-up (after
+    /// [`Gatehouse::with_hook_limits`], which resets it).
+    pub fn with_hook_budget(mut self, budget: hooks::HookBudget) -> Self {
+        self.hooks = std::mem::take(&mut self.hooks).with_budget(budget);
+        self
+    }
+
     /// The SSF transmitter's limits (long-poll timeout and caps), set once at start-up.
     pub fn with_ssf_settings(mut self, settings: ssf::delivery::SsfSettings) -> Self {
         self.ssf_runtime = ssf::delivery::SsfRuntime::new(settings);

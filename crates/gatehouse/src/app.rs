@@ -233,6 +233,10 @@ pub async fn services(
         })
         .map_err(|e| StartError(e.to_string()))?,
     })
+    .with_hook_budget(gatehouse_service::hooks::HookBudget::new(
+        Duration::from_millis(config.limits.hook_time_ms_per_second.max(1)),
+        Duration::from_millis(config.limits.hook_time_burst_ms),
+    ))
     .with_ssf_settings(SsfSettings {
         long_poll_timeout: Duration::from_secs(config.ssf.long_poll_timeout_secs.clamp(1, 25)),
         long_polls_per_stream: config.ssf.long_polls_per_stream.max(1),

@@ -155,6 +155,11 @@ pub struct Limits {
     /// CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the
     /// connection's peer is the source, whatever the header says.
     pub trusted_proxies: Vec<String>,
+    /// Each pool's share of this instance's hook time: milliseconds of hook calls per second
+    /// (a webhook call counts 10 ms), and at most this many saved up. Past it, sign-ins that
+    /// need the pool's hooks are answered 503 with `Retry-After`.
+    pub hook_time_ms_per_second: u64,
+    pub hook_time_burst_ms: u64,
 }
 
 impl Default for Limits {
@@ -166,6 +171,8 @@ impl Default for Limits {
             client_burst: d.client_burst,
             client_per_minute: d.client_per_minute,
             trusted_proxies: Vec::new(),
+            hook_time_ms_per_second: 1000,
+            hook_time_burst_ms: 2000,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! a trap, a deadline, fuel or memory exhausted, or an answer that is not the event's JSON
 //! is `ServiceError::HookFailed`, audited as `hook.failed` with its reason.
 
+mod budget;
 mod events;
 mod pre_token;
 mod webhook;
@@ -28,6 +29,7 @@ use gatehouse_domain::pool::Pool;
 use gatehouse_hooks::{HookEngine, HookKind, Limits};
 use serde_json::{Map, Value};
 
+pub use budget::{HookBudget, WEBHOOK_CALL_COST};
 pub(crate) use events::{envelope, user_attributes};
 pub use pre_token::TokenOverrides;
 pub(crate) use pre_token::{PreTokenSubject, TokenSource};
@@ -61,6 +63,8 @@ pub struct HookHost {
     summaries: Mutex<HashMap<PoolId, Listed>>,
     /// Loaded hooks by pool and trigger, with the version (`updated_at`, digest) loaded.
     loaded: Mutex<HashMap<(PoolId, Trigger), (String, Runnable)>>,
+    /// Each pool's share of this instance's hook time.
+    budget: HookBudget,
 }
 
 impl Default for HookHost {
@@ -76,7 +80,14 @@ impl HookHost {
             engine: OnceLock::new(),
             summaries: Mutex::default(),
             loaded: Mutex::default(),
+            budget: HookBudget::default(),
         }
+    }
+
+    /// This host with each pool's share of hook time set to `budget`.
+    pub fn with_budget(mut self, budget: HookBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The engine, made on first use (most pools have no WebAssembly hook).
@@ -451,16 +462,38 @@ impl Gatehouse {
             return Ok(None);
         };
         let started = Instant::now();
+        if let Err(retry_after_secs) = self.hooks.budget.admit(pool.id, started) {
+            tracing::warn!(
+                pool = %pool.slug,
+                trigger = trigger.as_str(),
+                "a hook call was refused: the pool's hooks are over their time budget"
+            );
+            return Err(ServiceError::Busy {
+                detail: "this pool's hooks are over their time budget; try again later".to_owned(),
+                retry_after_secs,
+            });
+        }
         let text = event.to_string();
         let answer = match &runnable {
-            Runnable::Wasm(hook) => hook
-                .call(text)
-                .await
-                .map_err(|f| (f.reason().to_owned(), f.to_string())),
-            Runnable::Webhook { url, secret } => self
-                .call_webhook(url, secret, trigger, text)
-                .await
-                .map_err(|e| ("webhook".to_owned(), e)),
+            Runnable::Wasm(hook) => {
+                let answer = hook
+                    .call(text)
+                    .await
+                    .map_err(|f| (f.reason().to_owned(), f.to_string()));
+                let now = Instant::now();
+                self.hooks
+                    .budget
+                    .charge(pool.id, now.saturating_duration_since(started), now);
+                answer
+            }
+            Runnable::Webhook { url, secret } => {
+                self.hooks
+                    .budget
+                    .charge(pool.id, WEBHOOK_CALL_COST, Instant::now());
+                self.call_webhook(url, secret, trigger, text)
+                    .await
+                    .map_err(|e| ("webhook".to_owned(), e))
+            }
         };
         let response = match answer {
             Ok(output) => read_response(&output).map_err(|e| ("bad_output".to_owned(), e)),

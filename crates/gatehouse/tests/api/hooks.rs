@@ -807,3 +807,72 @@ async fn answers_racing_on_one_custom_session_pass_once() {
         "ada's, then alice's once"
     );
 }
+
+#[tokio::test]
+async fn a_flood_on_one_pools_hooks_is_cut_off_by_its_time_budget_and_others_proceed() {
+    // A budget that earns back almost nothing: what a pool spends is gone for the test.
+    let app = spawn_app_with(Backend::from_env(), |config| {
+        config.limits.hook_time_ms_per_second = 1;
+        config.limits.hook_time_burst_ms = 50;
+    })
+    .await;
+    let (_, ada) = app.acme_with_ada().await;
+    let (client, _) = sign_in_client(&app, "acme", ClientType::Public).await;
+    custom_auth_hooks(&app, "acme", &ada, wasm::wat_custom_auth()).await;
+    app.create_pool("looping").await;
+    app.create_user("looping", "root", &["admin"], "root-password-1")
+        .await;
+    let oauth = app.create_client("looping", &[]).await;
+    let root = app
+        .sign_in("looping", &oauth, "root", "root-password-1")
+        .await;
+    let res = put_wasm(
+        &app,
+        "looping",
+        &root,
+        "define-auth-challenge",
+        wasm::infinite_loop(),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let (looping_client, _) = sign_in_client(&app, "looping", ClientType::Public).await;
+
+    // Abandoned sign-ins for made-up usernames, one after another: each runs the hook until
+    // the pool's time is spent, then none runs.
+    let mut ran = 0;
+    let mut refused = None;
+    for i in 0..20 {
+        let res = app
+            .http
+            .post(app.pool_url("looping", "/cognito"))
+            .header(
+                "x-amz-target",
+                "AWSCognitoIdentityProviderService.InitiateAuth",
+            )
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(initiate(&looping_client, &format!("nobody{i}")).to_string())
+            .send()
+            .await
+            .unwrap();
+        let retry_after = res.headers().get("retry-after").cloned();
+        let body: Value = res.json().await.unwrap();
+        if body["__type"] == "TooManyRequestsException" {
+            refused = Some(retry_after);
+            break;
+        }
+        assert_eq!(body["__type"], "UnexpectedLambdaException", "{body}");
+        ran += 1;
+    }
+    let retry_after =
+        refused.unwrap_or_else(|| panic!("the flood is not cut off after {ran} runs"));
+    assert!(retry_after.is_some(), "the refusal says when to come back");
+    assert!(ran >= 1, "the budget lets the first calls run");
+    assert_eq!(
+        app.audit_details("looping", "hook.failed").await.len(),
+        ran,
+        "a refused call never ran the hook"
+    );
+    // The other pool's sign-ins proceed on their own budget.
+    let access = custom_sign_in(&app, "acme", &client, "alice").await;
+    assert!(!access.is_empty());
+}
