@@ -410,6 +410,67 @@ async fn the_hosted_sign_in_asks_for_the_emailed_code() {
     );
     let location = res.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(query_of(&location).contains_key("code"), "{location}");
+
+    // With a software token too, the page offers the factors erin holds, and no other.
+    let token = {
+        let (_, body) = post_json(
+            &app,
+            "/api/auth/initiate",
+            None,
+            json!({"flow": "USER_PASSWORD", "client_id": client_api.id,
+                   "client_secret": client_api.secret, "username": "erin",
+                   "password": "erin-password-1"}),
+        )
+        .await;
+        let code = last_code(&app, "erin@mail.example");
+        let (status, tokens) = respond(
+            &app,
+            &client_api,
+            "EMAIL_OTP",
+            body["session"].as_str().unwrap(),
+            ("code", &code),
+        )
+        .await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_owned()
+    };
+    crate::mfa::enroll(&app, &token).await;
+    let mut browser = Browser::new();
+    let html = browser.get(&url).await.text().await.unwrap();
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "password"),
+                ("request", &hidden(&html, "request")),
+                ("csrf", &hidden(&html, "csrf")),
+                ("username", "erin"),
+                ("password", "erin-password-1"),
+            ],
+        )
+        .await;
+    let html = res.text().await.unwrap();
+    assert!(html.contains("E-mail me a code"), "{html}");
+    assert!(html.contains("Use your authenticator app"), "{html}");
+    assert!(!html.contains("Use a passkey"), "{html}");
+    let res = browser
+        .post(
+            &action,
+            &[
+                ("step", "select_mfa"),
+                ("answer", "EMAIL_OTP"),
+                ("request", &hidden(&html, "request")),
+                ("challenge", &hidden(&html, "challenge")),
+                ("csrf", &hidden(&html, "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Check your e-mail"), "{html}");
+    let code = last_code(&app, "erin@mail.example");
+    let res = post_form(&mut browser, &action, form(&html, &code)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
 }
 
 async fn post_form(
