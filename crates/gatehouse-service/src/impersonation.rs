@@ -220,9 +220,39 @@ impl Gatehouse {
             pool: actor.pool.to_string(),
             client_id: actor.client_id.as_ref().map(ToString::to_string),
         };
-        let groups = groups.into_iter().map(|g| g.name.to_string()).collect();
+        let groups: Vec<String> = groups.into_iter().map(|g| g.name.to_string()).collect();
+        // The pool's pre-token hook shapes an impersonated token as it shapes the user's own
+        // (downstream services read the same claims), never its `act` or impersonation
+        // claims. If it fails, the impersonation it would have served ends at once.
+        let overrides = match self
+            .pre_token(
+                pool,
+                "TokenGeneration_Impersonation",
+                crate::hooks::PreTokenSubject::User {
+                    user: &user,
+                    groups: &groups,
+                },
+                client_id.as_ref().map_or("", |c| c.as_str()),
+                &[],
+                meta,
+            )
+            .await
+        {
+            Ok(overrides) => overrides,
+            Err(e) => {
+                let ended = self
+                    .event(pool, AuditAction::ImpersonationEnded, Some(caller), meta)
+                    .subject(&user.username)
+                    .detail("impersonation_id", session.id)
+                    .detail("reason", "the pre-token hook failed");
+                self.store
+                    .revoke_session(pool.id, session.id, self.now(), &ended)
+                    .await?;
+                return Err(e);
+            }
+        };
         let issued = self
-            .mint_access_token(
+            .mint_access_token_with(
                 pool,
                 TokenSubject::User {
                     user: &user,
@@ -235,6 +265,7 @@ impl Gatehouse {
                     linked: Vec::new(),
                 },
                 ttl,
+                overrides,
             )
             .await?;
         Ok(ImpersonationGrant {

@@ -516,6 +516,22 @@ async fn a_webhook_decides_the_custom_flow_and_shapes_tokens_but_never_protected
             .any(|(s, _)| s == "TokenGeneration_ClientCredentials")
     );
 
+    // An impersonated token is shaped like the user's own, its `act` left as it is.
+    let acting = app.impersonate("acme", &ada, "alice").await;
+    let claims = jwt_claims(&acting);
+    assert_eq!(claims["tenant_tier"], "silver");
+    assert_eq!(claims["username"], "alice");
+    assert_eq!(claims["act"]["username"], "ada", "{claims}");
+    assert_ne!(claims["act"]["sub"], "intruder");
+    assert!(
+        receiver
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, _)| s == "TokenGeneration_Impersonation")
+    );
+
     // A webhook that answers nothing useful fails the sign-in closed, audited.
     let res = put_webhook(
         &app,
