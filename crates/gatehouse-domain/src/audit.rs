@@ -108,6 +108,7 @@ actions! {
     GroupUpdated => "group.updated",
     GroupDeleted => "group.deleted",
     AppClientCreated => "app_client.created",
+    AppClientUpdated => "app_client.updated",
     AppClientDeleted => "app_client.deleted",
     ConsentGranted => "consent.granted",
     ConsentRevoked => "consent.revoked",

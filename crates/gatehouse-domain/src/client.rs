@@ -31,6 +31,10 @@ pub struct AppClient {
     /// Where logout tokens go when a session this client got tokens in ends (OpenID Connect
     /// Back-Channel Logout), if it registered.
     pub backchannel_logout: Option<crate::backchannel::BackchannelLogout>,
+    /// The API sign-in flows the client may start (Cognito's `ExplicitAuthFlows`), in a
+    /// fixed order without repeats; [`AuthFlow::DEFAULT`] unless narrowed or widened. Empty:
+    /// no API sign-in at all (the OAuth endpoints are governed by `grant_types` alone).
+    pub auth_flows: Vec<AuthFlow>,
     pub created_at: Timestamp,
 }
 
@@ -51,6 +55,11 @@ impl AppClient {
         } else {
             ClientType::Confidential
         }
+    }
+
+    /// Whether the client may start (or, for refresh, continue) the API sign-in `flow`.
+    pub fn allows(&self, flow: AuthFlow) -> bool {
+        self.auth_flows.contains(&flow)
     }
 
     /// Whether `uri` is one of the client's redirect URIs, compared exactly as a string: no
@@ -131,6 +140,110 @@ impl GrantType {
             )),
         }
     }
+}
+
+/// An API sign-in flow a client may be allowed (Cognito's `ExplicitAuthFlows`), under
+/// Cognito's names. Gatehouse speaks no SRP and has no admin-initiated flow, so
+/// `ALLOW_USER_SRP_AUTH` and `ALLOW_ADMIN_USER_PASSWORD_AUTH` are refused, not ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthFlow {
+    /// `USER_PASSWORD_AUTH` at `/cognito`, `USER_PASSWORD` at `/api/auth/initiate`.
+    UserPassword,
+    /// `REFRESH_TOKEN_AUTH` (or `REFRESH_TOKEN`) at `/cognito`, `REFRESH_TOKEN` at
+    /// `/api/auth/initiate`. The token endpoint's refresh grant is governed by `grant_types`.
+    RefreshToken,
+    /// `CUSTOM_AUTH`: the challenges the pool's hooks define.
+    Custom,
+    /// `USER_AUTH`: the user chooses among the pool's factors. Never on by default.
+    UserAuth,
+}
+
+impl AuthFlow {
+    /// The attribute name errors about a client's flows carry, and the field of the error a
+    /// flow the client is not allowed answers.
+    pub const FIELD: &'static str = "explicit_auth_flows";
+
+    /// Every flow, in the order a client's flows are kept.
+    pub const ALL: [AuthFlow; 4] = [
+        AuthFlow::UserPassword,
+        AuthFlow::RefreshToken,
+        AuthFlow::Custom,
+        AuthFlow::UserAuth,
+    ];
+
+    /// What a client gets unless it asks otherwise (clients created before flows could be
+    /// chosen too): password, refresh and custom sign-in. `ALLOW_USER_AUTH`, the
+    /// choice-based flow, must be enabled explicitly.
+    pub const DEFAULT: [AuthFlow; 3] = [
+        AuthFlow::UserPassword,
+        AuthFlow::RefreshToken,
+        AuthFlow::Custom,
+    ];
+
+    /// The name in `ExplicitAuthFlows`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFlow::UserPassword => "ALLOW_USER_PASSWORD_AUTH",
+            AuthFlow::RefreshToken => "ALLOW_REFRESH_TOKEN_AUTH",
+            AuthFlow::Custom => "ALLOW_CUSTOM_AUTH",
+            AuthFlow::UserAuth => "ALLOW_USER_AUTH",
+        }
+    }
+
+    /// The flow's name at sign-in (`AuthFlow` in Cognito's `InitiateAuth`), for messages.
+    pub fn flow_name(self) -> &'static str {
+        match self {
+            AuthFlow::UserPassword => "USER_PASSWORD_AUTH",
+            AuthFlow::RefreshToken => "REFRESH_TOKEN_AUTH",
+            AuthFlow::Custom => "CUSTOM_AUTH",
+            AuthFlow::UserAuth => "USER_AUTH",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "ALLOW_USER_PASSWORD_AUTH" => Ok(Self::UserPassword),
+            "ALLOW_REFRESH_TOKEN_AUTH" => Ok(Self::RefreshToken),
+            "ALLOW_CUSTOM_AUTH" => Ok(Self::Custom),
+            "ALLOW_USER_AUTH" => Ok(Self::UserAuth),
+            "ALLOW_USER_SRP_AUTH" => Err(ParseError::new(
+                Self::FIELD,
+                "ALLOW_USER_SRP_AUTH is not supported: Gatehouse does not speak SRP \
+                 (use ALLOW_USER_PASSWORD_AUTH)",
+            )),
+            "ALLOW_ADMIN_USER_PASSWORD_AUTH" => Err(ParseError::new(
+                Self::FIELD,
+                "ALLOW_ADMIN_USER_PASSWORD_AUTH is not supported: Gatehouse has no \
+                 admin-initiated sign-in (use ALLOW_USER_PASSWORD_AUTH)",
+            )),
+            _ => Err(ParseError::new(
+                Self::FIELD,
+                format!(
+                    "unknown flow '{s}'; the flows are ALLOW_USER_PASSWORD_AUTH, \
+                     ALLOW_REFRESH_TOKEN_AUTH, ALLOW_CUSTOM_AUTH and ALLOW_USER_AUTH"
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AuthFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses `ExplicitAuthFlows` names into a client's flows: each must be known, repeats are
+/// dropped, and they are kept in [`AuthFlow::ALL`]'s order. An empty list is allowed: the
+/// client then has no API sign-in flow.
+pub fn parse_auth_flows<S: AsRef<str>>(names: &[S]) -> Result<Vec<AuthFlow>, ParseError> {
+    let mut flows = names
+        .iter()
+        .map(|n| AuthFlow::parse(n.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    flows.sort_unstable();
+    flows.dedup();
+    Ok(flows)
 }
 
 pub fn validate_client_name(name: &str) -> Result<(), ParseError> {
@@ -360,8 +473,57 @@ mod tests {
             post_logout_redirect_uris: vec!["https://app.example.com/bye".to_owned()],
             third_party: false,
             backchannel_logout: None,
+            auth_flows: AuthFlow::DEFAULT.to_vec(),
             created_at: Timestamp(0),
         }
+    }
+
+    #[test]
+    fn auth_flows_parse_under_cognitos_names() {
+        for flow in AuthFlow::ALL {
+            assert_eq!(AuthFlow::parse(flow.as_str()), Ok(flow));
+            assert_eq!(flow.to_string(), flow.as_str());
+        }
+        assert_eq!(
+            parse_auth_flows(&[
+                "ALLOW_USER_AUTH",
+                "ALLOW_CUSTOM_AUTH",
+                "ALLOW_USER_AUTH",
+                "ALLOW_USER_PASSWORD_AUTH"
+            ])
+            .unwrap(),
+            vec![AuthFlow::UserPassword, AuthFlow::Custom, AuthFlow::UserAuth]
+        );
+        assert_eq!(parse_auth_flows::<&str>(&[]).unwrap(), vec![]);
+        for (bad, because) in [
+            ("ALLOW_USER_SRP_AUTH", "does not speak SRP"),
+            (
+                "ALLOW_ADMIN_USER_PASSWORD_AUTH",
+                "no admin-initiated sign-in",
+            ),
+            ("USER_PASSWORD_AUTH", "unknown flow 'USER_PASSWORD_AUTH'"),
+            ("allow_custom_auth", "unknown flow"),
+            ("", "unknown flow"),
+        ] {
+            let err = parse_auth_flows(&["ALLOW_CUSTOM_AUTH", bad]).unwrap_err();
+            assert_eq!(err.field, AuthFlow::FIELD, "{bad}");
+            assert!(err.message.contains(because), "{bad}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_client_allows_its_flows_and_user_auth_only_when_asked() {
+        let mut c = client(&[]);
+        assert!(c.allows(AuthFlow::UserPassword));
+        assert!(c.allows(AuthFlow::RefreshToken));
+        assert!(c.allows(AuthFlow::Custom));
+        assert!(!c.allows(AuthFlow::UserAuth));
+        c.auth_flows = vec![AuthFlow::Custom];
+        assert!(!c.allows(AuthFlow::UserPassword));
+        assert!(!c.allows(AuthFlow::RefreshToken));
+        assert!(c.allows(AuthFlow::Custom));
+        c.auth_flows.clear();
+        assert!(AuthFlow::ALL.iter().all(|f| !c.allows(*f)));
     }
 
     #[test]

@@ -70,6 +70,7 @@ permissions! {
     SignOutUser => "user:SignOutUser",
     RetrieveUserSessions => "user:RetrieveUserSessions",
     RetrieveAppClients => "app-client:Retrieve",
+    UpdateAppClient => "app-client:Update",
     DeleteAppClient => "app-client:Delete",
     RetrieveAuditEvents => "audit:RetrieveEvents",
     GetStaffAccess => "settings:GetStaffAccess",

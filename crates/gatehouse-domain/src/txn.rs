@@ -90,6 +90,9 @@ pub trait PoolWrite: Send {
     async fn delete_group(&mut self, name: &GroupName) -> StoreResult<()>;
     /// Sets the user's memberships to exactly these groups; an unknown group is `NotFound`.
     async fn set_user_groups(&mut self, user: UserId, groups: &[GroupName]) -> StoreResult<()>;
+    /// Writes what of a client may change after its creation (today, its sign-in flows).
+    /// Only for a client read in this transaction; an unknown client is `NotFound`.
+    async fn update_client(&mut self, client: &AppClient) -> StoreResult<()>;
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()>;
     /// Stores a consent, replacing the user's consent to that client if there is one.
     async fn put_consent(&mut self, consent: &Consent) -> StoreResult<()>;

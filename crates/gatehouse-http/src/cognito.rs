@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gatehouse_crypto::secret::Secret;
+use gatehouse_domain::client::AuthFlow;
 use gatehouse_domain::pool::Pool;
 use gatehouse_domain::user::User;
 use gatehouse_service::cognito::{CognitoClient, CognitoClientError};
@@ -150,6 +151,10 @@ fn from_service(e: ServiceError, doing: Doing) -> CognitoError {
             ),
             _ => CognitoError::new("TooManyRequestsException", "Rate exceeded"),
         },
+        // A flow the client's ExplicitAuthFlows leave out, in Cognito's words.
+        ServiceError::Invalid(p) if p.field == AuthFlow::FIELD => {
+            CognitoError::invalid_parameter(p.message)
+        }
         ServiceError::Invalid(p) => match doing {
             Doing::Code if p.field == "code" => CognitoError::new(
                 "CodeMismatchException",

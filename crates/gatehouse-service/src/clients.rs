@@ -7,8 +7,8 @@ use gatehouse_domain::ParseError;
 use gatehouse_domain::audit::AuditAction;
 use gatehouse_domain::backchannel::BackchannelLogout;
 use gatehouse_domain::client::{
-    AppClient, ClientType, GrantType, REDIRECT_URI_MAX_CHARS, SecretDigest, check_grant_types,
-    parse_redirect_uris, validate_client_name,
+    AppClient, AuthFlow, ClientType, GrantType, REDIRECT_URI_MAX_CHARS, SecretDigest,
+    check_grant_types, parse_auth_flows, parse_redirect_uris, validate_client_name,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,16 @@ pub struct NewAppClient {
     pub backchannel_logout_uri: Option<String>,
     /// Whether the client needs `sid` in its logout tokens (it always gets it).
     pub backchannel_logout_session_required: bool,
+    /// The API sign-in flows it may start, by their `ExplicitAuthFlows` names; defaults to
+    /// [`AuthFlow::DEFAULT`]. An empty list: no API sign-in.
+    pub auth_flows: Option<Vec<String>>,
+}
+
+/// A change to an app client, as requested: what is `None` stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AppClientUpdate {
+    /// The API sign-in flows, by their `ExplicitAuthFlows` names; an empty list allows none.
+    pub auth_flows: Option<Vec<String>>,
 }
 
 /// A request to create a client, parsed and checked against the registration rules.
@@ -61,6 +71,7 @@ struct Registration {
     client_type: ClientType,
     third_party: bool,
     backchannel_logout: Option<BackchannelLogout>,
+    auth_flows: Vec<AuthFlow>,
 }
 
 impl Registration {
@@ -80,6 +91,10 @@ impl Registration {
             new.post_logout_redirect_uris.as_deref().unwrap_or_default(),
         )?;
         check_grant_types(new.client_type, &grant_types, &redirect_uris)?;
+        let auth_flows = match &new.auth_flows {
+            Some(names) => parse_auth_flows(names)?,
+            None => AuthFlow::DEFAULT.to_vec(),
+        };
         let backchannel_logout = parse_backchannel_logout(
             new.backchannel_logout_uri,
             new.backchannel_logout_session_required,
@@ -94,6 +109,7 @@ impl Registration {
             post_logout_redirect_uris,
             client_type: new.client_type,
             third_party: new.third_party,
+            auth_flows,
         })
     }
 }
@@ -174,6 +190,15 @@ pub fn parse_grant_types(names: &[String]) -> Result<Vec<GrantType>, ParseError>
         ));
     }
     Ok(grants)
+}
+
+/// Flows as the audit log records them: their names, space-separated.
+fn flow_names(flows: &[AuthFlow]) -> String {
+    flows
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn client_write_error(e: StoreError) -> ServiceError {
@@ -279,6 +304,7 @@ impl Gatehouse {
             post_logout_redirect_uris: r.post_logout_redirect_uris,
             third_party: r.third_party,
             backchannel_logout: r.backchannel_logout,
+            auth_flows: r.auth_flows,
             created_at: self.now(),
         };
         let scope_names: Vec<&str> = client.scopes.iter().map(Scope::as_str).collect();
@@ -296,7 +322,8 @@ impl Gatehouse {
             .detail("scopes", scope_names.join(" "))
             .detail("grant_types", grant_names.join(" "))
             .detail("client_type", kind)
-            .detail("party", party);
+            .detail("party", party)
+            .detail("explicit_auth_flows", flow_names(&client.auth_flows));
         let event = match &client.backchannel_logout {
             Some(b) => event.detail("backchannel_logout_uri", &b.uri),
             None => event,
@@ -327,6 +354,64 @@ impl Gatehouse {
             .client(pool.id, &id)
             .await?
             .ok_or(ServiceError::NotFound("app client"))
+    }
+
+    /// Changes an app client (today: its API sign-in flows). Like deleting it, changing a
+    /// client needs the permissions its scopes grant (the dominance rule). The change holds
+    /// at once on this instance, and within the client cache's second on others.
+    pub async fn update_app_client(
+        &self,
+        pool: &Pool,
+        principal: &Principal,
+        client_id: &str,
+        update: AppClientUpdate,
+        meta: &RequestMeta,
+    ) -> ServiceResult<AppClient> {
+        principal.require(Permission::UpdateAppClient)?;
+        let id = ClientId::parse(client_id).map_err(|_| ServiceError::NotFound("app client"))?;
+        let auth_flows = update
+            .auth_flows
+            .as_deref()
+            .map(parse_auth_flows)
+            .transpose()?;
+        let mut w = self.store.write(pool.id).await?;
+        let mut client = w
+            .client(&id)
+            .await?
+            .ok_or(ServiceError::NotFound("app client"))?;
+        let grants =
+            PermissionSet::from_permissions(client.scopes.iter().filter_map(Scope::permission));
+        principal.ensure_dominates(&grants, "the app client")?;
+        let mut event = self
+            .event(pool, AuditAction::AppClientUpdated, Some(principal), meta)
+            .subject(&id);
+        if let Some(flows) = auth_flows {
+            event = event
+                .detail("explicit_auth_flows", flow_names(&flows))
+                .detail("was", flow_names(&client.auth_flows));
+            client.auth_flows = flows;
+        }
+        w.update_client(&client).await.map_err(client_write_error)?;
+        w.audit(&event).await?;
+        w.commit().await?;
+        self.clients.forget(pool.id, &id);
+        Ok(client)
+    }
+
+    /// Refuses an API sign-in flow the client was not allowed (Cognito's
+    /// `ExplicitAuthFlows`), in Cognito's words: "USER_PASSWORD_AUTH flow not enabled for
+    /// this client". Every API entry point of a flow calls it once the client is
+    /// authenticated, before anything about the user is looked at; the answer is an
+    /// [`ServiceError::Invalid`] whose field is [`AuthFlow::FIELD`] (400; Cognito's
+    /// `InvalidParameterException`).
+    pub fn require_auth_flow(&self, client: &AppClient, flow: AuthFlow) -> ServiceResult<()> {
+        if client.allows(flow) {
+            return Ok(());
+        }
+        Err(ServiceError::Invalid(ParseError::new(
+            AuthFlow::FIELD,
+            format!("{} flow not enabled for this client", flow.flow_name()),
+        )))
     }
 
     /// Deletes an app client: tokens it obtained for itself stop working, and so does every

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gatehouse_crypto::secret::{Secret, random_token};
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::AppClient;
+use gatehouse_domain::client::{AppClient, AuthFlow};
 use gatehouse_domain::hooks::Trigger;
 use gatehouse_domain::ids::{UserId, Username};
 use gatehouse_domain::lockout::LockoutPolicy;
@@ -237,6 +237,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<CustomAuthOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        self.require_auth_flow(&client, AuthFlow::Custom)?;
         if !self.has_hook(pool, Trigger::DefineAuthChallenge).await? {
             return Err(ServiceError::Invalid(gatehouse_domain::ParseError::new(
                 "AuthFlow",

@@ -12,7 +12,7 @@
 use gatehouse_crypto::jws::{self, Expect};
 use gatehouse_crypto::secret::{Secret, b64url, b64url_decode, random_token};
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::{AppClient, GrantType};
+use gatehouse_domain::client::{AppClient, AuthFlow, GrantType};
 use gatehouse_domain::ids::{ClientId, SessionId, UserId, Username};
 use gatehouse_domain::lockout::{FailureMark, LockoutPolicy};
 use gatehouse_domain::pool::Pool;
@@ -180,6 +180,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        self.require_auth_flow(&client, AuthFlow::UserPassword)?;
         match self.check_password(pool, username, password, meta).await? {
             PasswordChecked::NewPasswordRequired { user } => {
                 Ok(SignInOutcome::NewPasswordRequired {
@@ -595,6 +596,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<CodeGrant> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        self.require_auth_flow(&client, AuthFlow::RefreshToken)?;
         self.refresh_for_client(pool, &client, refresh_token, meta)
             .await
     }

@@ -2,7 +2,7 @@
 
 use gatehouse_domain::audit::AuditEvent;
 use gatehouse_domain::backchannel::BackchannelLogout;
-use gatehouse_domain::client::{AppClient, GrantType, SecretDigest};
+use gatehouse_domain::client::{AppClient, AuthFlow, GrantType, SecretDigest, parse_auth_flows};
 use gatehouse_domain::ids::{ClientId, PoolId};
 use gatehouse_domain::store::StoreResult;
 use gatehouse_domain::time::Timestamp;
@@ -10,12 +10,13 @@ use sqlx::any::{Any, AnyRow};
 use sqlx::{AnyConnection, Executor};
 
 use crate::error::{ResultExt, corrupt, expect_row};
-use crate::rows::{flag, get, json, opt_digest, parsed, to_json};
+use crate::rows::{flag, get, json, opt_digest, opt_json, parsed, to_json};
 use crate::{Lock, SqlStore, audit};
 
 const COLUMNS: &str = "pool_id, client_id, name, secret_sha256, scopes, grant_types, \
      redirect_uris, post_logout_redirect_uris, third_party, created_at, \
-     backchannel_logout_uri, backchannel_logout_session_required, secret_sealed";
+     backchannel_logout_uri, backchannel_logout_session_required, secret_sealed, \
+     explicit_auth_flows";
 
 pub(crate) async fn create(
     store: &SqlStore,
@@ -25,7 +26,7 @@ pub(crate) async fn create(
     let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let mut tx = store.begin().await?;
     sqlx::query(&format!(
-        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        "INSERT INTO app_clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     ))
     .bind(client.pool.to_string())
     .bind(client.client_id.as_str())
@@ -45,6 +46,7 @@ pub(crate) async fn create(
             .is_some_and(|b| b.session_required),
     ))
     .bind(client.secret_sealed.clone())
+    .bind(auth_flows_json(client)?)
     .execute(&mut *tx)
     .await
     .conflict("an app client with this id already exists")?;
@@ -81,6 +83,27 @@ pub(crate) async fn list(store: &SqlStore, pool: PoolId) -> StoreResult<Vec<AppC
     rows.iter().map(from_row).collect()
 }
 
+/// Writes what of the client may change after its creation: its sign-in flows.
+pub(crate) async fn update_in(conn: &mut AnyConnection, client: &AppClient) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE app_clients SET explicit_auth_flows = $3 WHERE pool_id = $1 AND client_id = $2",
+    )
+    .bind(client.pool.to_string())
+    .bind(client.client_id.as_str())
+    .bind(auth_flows_json(client)?)
+    .execute(&mut *conn)
+    .await
+    .store()?;
+    expect_row(done.rows_affected())
+}
+
+/// A client's flows as a JSON array of their names; always written, so a client keeps the
+/// flows it was given even if the default changes.
+fn auth_flows_json(client: &AppClient) -> StoreResult<String> {
+    let names: Vec<&str> = client.auth_flows.iter().map(|f| f.as_str()).collect();
+    to_json(&names)
+}
+
 pub(crate) async fn delete_in(
     conn: &mut AnyConnection,
     pool: PoolId,
@@ -101,6 +124,10 @@ fn from_row(row: &AnyRow) -> StoreResult<AppClient> {
         .iter()
         .map(|g| GrantType::parse(g).map_err(|e| corrupt("grant_types", e)))
         .collect::<StoreResult<Vec<_>>>()?;
+    let auth_flows = match opt_json::<Vec<String>>(row, "explicit_auth_flows")? {
+        Some(names) => parse_auth_flows(&names).map_err(|e| corrupt("explicit_auth_flows", e))?,
+        None => AuthFlow::DEFAULT.to_vec(),
+    };
     Ok(AppClient {
         pool: parsed(row, "pool_id", PoolId::parse)?,
         client_id: parsed(row, "client_id", ClientId::parse)?,
@@ -120,6 +147,7 @@ fn from_row(row: &AnyRow) -> StoreResult<AppClient> {
                 })
             })
             .transpose()?,
+        auth_flows,
         created_at: Timestamp(get(row, "created_at")?),
     })
 }

@@ -199,6 +199,11 @@ impl PoolWrite for SqlWrite {
         groups::set_user_groups_in(&mut self.tx, self.pool, user, names).await
     }
 
+    async fn update_client(&mut self, client: &AppClient) -> StoreResult<()> {
+        self.same_pool(client.pool)?;
+        clients::update_in(&mut self.tx, client).await
+    }
+
     async fn delete_client(&mut self, id: &ClientId) -> StoreResult<()> {
         clients::delete_in(&mut self.tx, self.pool, id).await
     }

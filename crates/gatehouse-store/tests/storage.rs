@@ -104,6 +104,7 @@ on_both_backends! {
     consents::one_per_user_and_client_gone_with_either: sqlite_consents, postgres_consents;
     consents::a_revoked_consent_ends_only_that_client_s_authorizations: sqlite_consent_revocation_ends, postgres_consent_revocation_ends;
     clients::rows_from_before_registration_fields: sqlite_clients_from_before_registration, postgres_clients_from_before_registration;
+    clients::auth_flows_round_trip_and_update: sqlite_client_auth_flows, postgres_client_auth_flows;
     sessions::create_list_and_revoke: sqlite_sessions, postgres_sessions;
     sessions::token_revocation: sqlite_token_revocation, postgres_token_revocation;
     isolation::pools_do_not_see_each_other: sqlite_pool_isolation, postgres_pool_isolation;

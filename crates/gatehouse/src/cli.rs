@@ -278,6 +278,11 @@ enum ClientCommand {
         grants: Vec<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// The API sign-in flows it may start, comma-separated (Cognito's ExplicitAuthFlows:
+        /// ALLOW_USER_PASSWORD_AUTH, ALLOW_REFRESH_TOKEN_AUTH, ALLOW_CUSTOM_AUTH,
+        /// ALLOW_USER_AUTH); "" for none. Without it: all but ALLOW_USER_AUTH.
+        #[arg(long = "auth-flows", value_name = "FLOWS")]
+        auth_flows: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -598,6 +603,7 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
             backchannel_logout_session_required,
             grants,
             scopes,
+            auth_flows,
             json,
         }) => {
             let gh = services(config).await?;
@@ -619,6 +625,13 @@ async fn run(command: Command, config: &Config) -> Result<(), String> {
                 third_party,
                 backchannel_logout_uri,
                 backchannel_logout_session_required,
+                auth_flows: auth_flows.map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }),
             };
             let (client, secret) = gh
                 .create_app_client_as_operator(&pool, new)

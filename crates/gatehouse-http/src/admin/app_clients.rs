@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use gatehouse_domain::client::{AppClient, ClientType};
 use gatehouse_domain::permission::Scope;
 use gatehouse_domain::pool::Pool;
-use gatehouse_service::clients::NewAppClient;
+use gatehouse_service::clients::{AppClientUpdate, NewAppClient};
 use serde::{Deserialize, Serialize};
 
 use super::pool_api_url;
@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/user-management/app-clients", get(list).post(create))
         .route(
             "/api/user-management/app-clients/{id}",
-            get(get_one).delete(delete),
+            get(get_one).patch(update).delete(delete),
         )
         .route(
             "/api/user-management/app-clients/{id}/backchannel-logout/deliveries",
@@ -86,6 +86,37 @@ pub struct CreateAttributes {
     backchannel_logout_uri: Option<String>,
     #[serde(default)]
     backchannel_logout_session_required: bool,
+    /// The API sign-in flows the client may start (Cognito's `ExplicitAuthFlows`);
+    /// `ALLOW_USER_PASSWORD_AUTH`, `ALLOW_REFRESH_TOKEN_AUTH` and `ALLOW_CUSTOM_AUTH` if
+    /// absent; `[]` allows none.
+    #[serde(default)]
+    explicit_auth_flows: Option<Vec<String>>,
+}
+
+/// `PATCH …/app-clients/{id}`: `data.id`, if sent, must be the id in the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDocument {
+    data: UpdateResource,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateResource {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    attributes: UpdateAttributes,
+}
+
+/// What may change after creation: today the sign-in flows only; any other attribute is
+/// refused (400), not ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAttributes {
+    #[serde(default)]
+    explicit_auth_flows: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +142,7 @@ struct ClientAttributes {
     #[serde(skip_serializing_if = "Option::is_none")]
     backchannel_logout_uri: Option<String>,
     backchannel_logout_session_required: bool,
+    explicit_auth_flows: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,6 +189,7 @@ fn resource(
                 .backchannel_logout
                 .as_ref()
                 .is_some_and(|b| b.session_required),
+            explicit_auth_flows: client.auth_flows.iter().map(|f| f.as_str()).collect(),
         },
         links: SelfLink { self_: url },
     })
@@ -169,13 +202,7 @@ pub async fn create(
     Meta(meta): Meta,
     ApiJson(body): ApiJson<CreateDocument>,
 ) -> Result<Response, ApiError> {
-    if let Some(kind) = body.data.kind.as_deref().filter(|k| *k != RESOURCE_TYPE) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("data.type must be '{RESOURCE_TYPE}', not '{kind}'"),
-        ));
-    }
+    check_type(body.data.kind.as_deref())?;
     let a = body.data.attributes;
     let new = NewAppClient {
         name: a.name,
@@ -191,6 +218,7 @@ pub async fn create(
         third_party: a.third_party,
         backchannel_logout_uri: a.backchannel_logout_uri,
         backchannel_logout_session_required: a.backchannel_logout_session_required,
+        auth_flows: a.explicit_auth_flows,
     };
     let (client, secret) = state
         .gh
@@ -207,6 +235,46 @@ pub async fn create(
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+/// A document's `data.type`, if given, must be this resource's (409 otherwise, as JSON:API
+/// asks).
+fn check_type(kind: Option<&str>) -> Result<(), ApiError> {
+    match kind.filter(|k| *k != RESOURCE_TYPE) {
+        Some(kind) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("data.type must be '{RESOURCE_TYPE}', not '{kind}'"),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    PoolCtx(pool): PoolCtx,
+    Authenticated(caller): Authenticated,
+    IdPath(id): IdPath,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<UpdateDocument>,
+) -> Result<Response, ApiError> {
+    check_type(body.data.kind.as_deref())?;
+    if body.data.id.as_deref().is_some_and(|given| given != id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "data.id must be the client id in the path",
+        ));
+    }
+    let update = AppClientUpdate {
+        auth_flows: body.data.attributes.explicit_auth_flows,
+    };
+    let client = state
+        .gh
+        .update_app_client(&pool, &caller, &id, update, &meta)
+        .await?;
+    let data = resource(&state, &pool, &client, None)?;
+    Ok(Json(Document { data }).into_response())
 }
 
 pub async fn list(
@@ -342,9 +410,29 @@ mod tests {
             json!({"data": {"attributes": {"name": "x", "colour": "red"}}}),
             json!({"data": {"id": "chosen", "attributes": {"name": "x"}}}),
             json!({"name": "x"}),
+            json!({"data": {"attributes": {"name": "x", "explicit_auth_flows": "ALLOW_CUSTOM_AUTH"}}}),
         ] {
             assert!(
                 serde_json::from_value::<CreateDocument>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn update_documents_take_the_flows_only() {
+        let doc: UpdateDocument = serde_json::from_value(json!({
+            "data": {"type": "app-client", "id": "abc", "attributes": {"explicit_auth_flows": []}}
+        }))
+        .unwrap();
+        assert_eq!(doc.data.attributes.explicit_auth_flows, Some(vec![]));
+        for bad in [
+            json!({"data": {"attributes": {"name": "renamed"}}}),
+            json!({"data": {"attributes": {"explicit_auth_flows": [1]}}}),
+            json!({"data": {}}),
+        ] {
+            assert!(
+                serde_json::from_value::<UpdateDocument>(bad.clone()).is_err(),
                 "{bad}"
             );
         }

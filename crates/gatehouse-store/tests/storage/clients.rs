@@ -1,5 +1,5 @@
 use gatehouse_domain::audit::AuditAction;
-use gatehouse_domain::client::{GrantType, SecretDigest};
+use gatehouse_domain::client::{AuthFlow, GrantType, SecretDigest};
 use gatehouse_domain::ids::ClientId;
 use gatehouse_domain::store::{Store, StoreError};
 use gatehouse_domain::time::Timestamp;
@@ -104,4 +104,62 @@ pub async fn rows_from_before_registration_fields(db: &Db) {
     assert!(old.post_logout_redirect_uris.is_empty());
     assert!(!old.third_party);
     assert!(old.is_public());
+    // No flows recorded (as before migration 0024): the default set.
+    assert_eq!(old.auth_flows, AuthFlow::DEFAULT);
+    assert!(!old.allows(AuthFlow::UserAuth));
+}
+
+/// A client's sign-in flows are kept as given (none at all included), and are what an update
+/// changes, on its own client only.
+pub async fn auth_flows_round_trip_and_update(db: &Db) {
+    let store = &db.store;
+    let pool = new_pool(store, "acme").await;
+    let id = |s: &str| ClientId::parse(s).unwrap();
+    let mut narrow = client_value(pool.id, "narrow");
+    narrow.auth_flows = vec![AuthFlow::Custom];
+    let mut none = client_value(pool.id, "none");
+    none.auth_flows = Vec::new();
+    let other = client_value(pool.id, "other");
+    for c in [&narrow, &none, &other] {
+        store
+            .create_client(
+                c,
+                &event(pool.id, AuditAction::AppClientCreated, c.client_id.as_str()),
+            )
+            .await
+            .unwrap();
+    }
+    let read = |name: &'static str| async move {
+        store.client(pool.id, &id(name)).await.unwrap().unwrap()
+    };
+    assert_eq!(read("narrow").await.auth_flows, [AuthFlow::Custom]);
+    assert!(read("none").await.auth_flows.is_empty());
+    assert_eq!(read("other").await.auth_flows, AuthFlow::DEFAULT);
+
+    let mut w = store.write(pool.id).await.unwrap();
+    let mut c = w.client(&id("narrow")).await.unwrap().unwrap();
+    c.auth_flows = AuthFlow::ALL.to_vec();
+    w.update_client(&c).await.unwrap();
+    w.commit().await.unwrap();
+    let widened = read("narrow").await;
+    assert_eq!(widened.auth_flows, AuthFlow::ALL);
+    assert_eq!(widened, c);
+    assert_eq!(read("other").await, other);
+    assert_eq!(
+        store.list_clients(pool.id).await.unwrap(),
+        vec![c.clone(), none, other]
+    );
+
+    // An update of a client that is gone (or of another pool) writes nothing.
+    let elsewhere = client_value(new_pool(store, "elsewhere").await.id, "narrow");
+    let mut w = store.write(pool.id).await.unwrap();
+    let mut ghost = client_value(pool.id, "ghost");
+    ghost.auth_flows = Vec::new();
+    assert!(matches!(
+        w.update_client(&ghost).await.unwrap_err(),
+        StoreError::NotFound
+    ));
+    assert!(w.update_client(&elsewhere).await.is_err());
+    drop(w);
+    assert_eq!(read("narrow").await, c);
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use gatehouse_domain::audit::{AuditAction, AuditEvent, AuditQuery, Outcome, StoredAuditEvent};
-use gatehouse_domain::client::{AppClient, GrantType, SecretDigest};
+use gatehouse_domain::client::{AppClient, AuthFlow, GrantType, SecretDigest};
 use gatehouse_domain::group::Group;
 use gatehouse_domain::ids::{
     ClientId, EventId, GroupName, PoolId, PoolSlug, SessionId, UserId, Username,
@@ -226,6 +226,7 @@ pub fn client_value(pool: PoolId, id: &str) -> AppClient {
         post_logout_redirect_uris: Vec::new(),
         third_party: false,
         backchannel_logout: None,
+        auth_flows: AuthFlow::DEFAULT.to_vec(),
         created_at: T0,
     }
 }

@@ -63,6 +63,8 @@ pub fn client_view(c: &AppClient) -> Value {
     view["grant_types"] = json!(grants);
     view["redirect_uris"] = json!(c.redirect_uris);
     view["post_logout_redirect_uris"] = json!(c.post_logout_redirect_uris);
+    let flows: Vec<&str> = c.auth_flows.iter().map(|f| f.as_str()).collect();
+    view["explicit_auth_flows"] = json!(flows);
     if let Some(b) = &c.backchannel_logout {
         view["backchannel_logout_uri"] = json!(b.uri);
         view["backchannel_logout_session_required"] = json!(b.session_required);
@@ -86,9 +88,10 @@ pub fn client_text(c: &AppClient) -> String {
         .iter()
         .map(|g| g.as_str().to_owned())
         .collect();
+    let flows: Vec<String> = c.auth_flows.iter().map(|f| f.as_str().to_owned()).collect();
     format!(
         "type: {}\nparty: {}\nscopes: {}\ngrant types: {}\nredirect URIs: {}\n\
-         post-logout redirect URIs: {}\ncreated: {}",
+         post-logout redirect URIs: {}\nsign-in flows: {}\ncreated: {}",
         if c.is_public() {
             "public"
         } else {
@@ -99,6 +102,7 @@ pub fn client_text(c: &AppClient) -> String {
         list(&grants),
         list(&c.redirect_uris),
         list(&c.post_logout_redirect_uris),
+        list(&flows),
         c.created_at.to_rfc3339()
     )
 }

@@ -545,9 +545,15 @@ fn clients_register_redirect_uris_grants_and_public_or_third_party() {
         "refresh_token",
         "--scope",
         "openid",
+        "--auth-flows",
+        "ALLOW_USER_AUTH, ALLOW_REFRESH_TOKEN_AUTH",
         "--json",
     ]));
     assert!(spa.get("client_secret").is_none(), "{spa}");
+    assert_eq!(
+        spa["explicit_auth_flows"],
+        serde_json::json!(["ALLOW_REFRESH_TOKEN_AUTH", "ALLOW_USER_AUTH"])
+    );
     assert_eq!(spa["public"], true);
     assert_eq!(spa["third_party"], true);
     assert_eq!(
@@ -607,6 +613,15 @@ fn clients_register_redirect_uris_grants_and_public_or_third_party() {
         "--json",
     ]));
     assert_eq!(web["client_secret"].as_str().unwrap().len(), 43);
+    assert_eq!(
+        web["explicit_auth_flows"],
+        serde_json::json!([
+            "ALLOW_USER_PASSWORD_AUTH",
+            "ALLOW_REFRESH_TOKEN_AUTH",
+            "ALLOW_CUSTOM_AUTH"
+        ]),
+        "the default flows"
+    );
     assert_eq!(web["public"], false);
     assert_eq!(web["third_party"], false);
 
@@ -618,12 +633,17 @@ fn clients_register_redirect_uris_grants_and_public_or_third_party() {
         "grant_types",
         "redirect_uris",
         "post_logout_redirect_uris",
+        "explicit_auth_flows",
     ] {
         assert_eq!(shown[key], spa[key], "{key}");
     }
     let out = run(&["client", "show", "--pool", "acme", spa_id]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("type: public\nparty: third\n"), "{text}");
+    assert!(
+        text.contains("sign-in flows: ALLOW_REFRESH_TOKEN_AUTH ALLOW_USER_AUTH\n"),
+        "{text}"
+    );
     assert!(
         text.contains("post-logout redirect URIs: https://spa.example.com/bye\n"),
         "{text}"
@@ -666,6 +686,10 @@ fn clients_register_redirect_uris_grants_and_public_or_third_party() {
         ),
         (&["--grant", "refresh_token"][..], "grant_types"),
         (&["--grant", "implicit"][..], "--grant"),
+        (
+            &["--auth-flows", "ALLOW_USER_SRP_AUTH"][..],
+            "does not speak SRP",
+        ),
     ] {
         let out = gatehouse(dir.path())
             .args([

@@ -42,19 +42,19 @@ async fn put_wasm(
 }
 
 /// Sets one module as the pool's Define, Create and Verify hooks.
-async fn custom_auth_hooks(app: &TestApp, pool: &str, token: &str, module: Vec<u8>) {
+pub(crate) async fn custom_auth_hooks(app: &TestApp, pool: &str, token: &str, module: Vec<u8>) {
     for trigger in CUSTOM_AUTH {
         let res = put_wasm(app, pool, token, trigger, module.clone()).await;
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
 }
 
-fn initiate(client: &str, username: &str) -> Value {
+pub(crate) fn initiate(client: &str, username: &str) -> Value {
     json!({"AuthFlow": "CUSTOM_AUTH", "ClientId": client,
            "AuthParameters": {"USERNAME": username}})
 }
 
-fn answer(client: &str, username: &str, session: &Value, value: &str) -> Value {
+pub(crate) fn answer(client: &str, username: &str, session: &Value, value: &str) -> Value {
     json!({"ChallengeName": "CUSTOM_CHALLENGE", "ClientId": client, "Session": session,
            "ChallengeResponses": {"USERNAME": username, "ANSWER": value}})
 }

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod admin;
+mod auth_flows;
 mod authority;
 mod backchannel_logout;
 mod browser;

@@ -372,6 +372,7 @@ async fn the_published_document_describes_the_registration_attributes() {
         [
             "backchannel_logout_session_required",
             "backchannel_logout_uri",
+            "explicit_auth_flows",
             "grant_types",
             "name",
             "post_logout_redirect_uris",
@@ -388,7 +389,18 @@ async fn the_published_document_describes_the_registration_attributes() {
     let one = data(&doc["paths"]["/user-management/app-clients/{id}"]["get"]["responses"]["200"])
         ["properties"]["data"]
         .clone();
-    for resource in [&created, &listed, &one] {
+    let patch = &doc["paths"]["/user-management/app-clients/{id}"]["patch"];
+    assert_eq!(patch["operationId"], "updateAppClient");
+    assert_eq!(patch["x-briteaccess"]["action"], "Update");
+    let updatable =
+        data(&patch["requestBody"])["properties"]["data"]["properties"]["attributes"]["properties"]
+            .clone();
+    assert_eq!(
+        updatable.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["explicit_auth_flows"]
+    );
+    let updated = data(&patch["responses"]["200"])["properties"]["data"].clone();
+    for resource in [&created, &listed, &one, &updated] {
         let attributes = &resource["properties"]["attributes"]["properties"];
         for name in [
             "public",
@@ -397,8 +409,27 @@ async fn the_published_document_describes_the_registration_attributes() {
             "secret",
             "backchannel_logout_uri",
             "backchannel_logout_session_required",
+            "explicit_auth_flows",
         ] {
             assert!(attributes.get(name).is_some(), "{name} in {resource}");
         }
+        // Always sent in answers; optional in requests.
+        let required = &resource["properties"]["attributes"]["required"];
+        assert!(
+            required
+                .as_array()
+                .unwrap()
+                .contains(&json!("explicit_auth_flows")),
+            "{resource}"
+        );
+        assert_eq!(
+            attributes["explicit_auth_flows"]["items"]["enum"],
+            json!([
+                "ALLOW_USER_PASSWORD_AUTH",
+                "ALLOW_REFRESH_TOKEN_AUTH",
+                "ALLOW_CUSTOM_AUTH",
+                "ALLOW_USER_AUTH"
+            ])
+        );
     }
 }
