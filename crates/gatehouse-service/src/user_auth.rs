@@ -70,6 +70,7 @@ impl Gatehouse {
         meta: &RequestMeta,
     ) -> ServiceResult<SignInOutcome> {
         let client = self.sign_in_client(pool, client_id, client_secret).await?;
+        self.require_auth_flow(&client, gatehouse_domain::client::AuthFlow::UserAuth)?;
         let preferred = preferred.map(first_factor).transpose()?;
         if preferred == Some(PASSWORD) {
             let password = password.ok_or_else(|| {

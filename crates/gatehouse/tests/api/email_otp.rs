@@ -482,9 +482,37 @@ async fn post_form(
     browser.post(action, &pairs).await
 }
 
-/// A Cognito app client that may use the choice-based flow (`ALLOW_USER_AUTH`).
+/// A Cognito app client that may use the choice-based flow (`ALLOW_USER_AUTH`), which no
+/// client may use unless it says so.
 async fn user_auth_client(app: &TestApp, kind: ClientType) -> (String, Option<String>) {
-    sign_in_client(app, "acme", kind).await
+    let pool = app
+        .gh
+        .pool(&PoolSlug::parse("acme").unwrap())
+        .await
+        .unwrap();
+    let new = gatehouse_service::clients::NewAppClient {
+        name: "choice-based app".to_owned(),
+        client_type: kind,
+        grant_types: Some(vec![
+            "authorization_code".to_owned(),
+            "refresh_token".to_owned(),
+        ]),
+        redirect_uris: Some(vec!["https://app.example.test/cb".to_owned()]),
+        auth_flows: Some(vec![
+            "ALLOW_USER_AUTH".to_owned(),
+            "ALLOW_REFRESH_TOKEN_AUTH".to_owned(),
+        ]),
+        ..Default::default()
+    };
+    let (client, secret_of) = app
+        .gh
+        .create_app_client_as_operator(&pool, new)
+        .await
+        .unwrap();
+    (
+        client.client_id.to_string(),
+        secret_of.map(|s| s.expose().to_owned()),
+    )
 }
 
 #[tokio::test]
@@ -574,6 +602,21 @@ async fn user_auth_answers_a_stranger_as_it_answers_a_user_and_binds_its_session
                "ChallengeResponses": responses})
     };
 
+    // A client that did not ask for the choice-based flow is refused it.
+    let (default_client, _) = sign_in_client(&app, "acme", ClientType::Public).await;
+    let (status, kind, body) = call(
+        &app,
+        "acme",
+        "InitiateAuth",
+        json!({"AuthFlow": "USER_AUTH", "ClientId": default_client,
+               "AuthParameters": {"USERNAME": "erin"}}),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (400, "InvalidParameterException"));
+    assert_eq!(
+        body["message"],
+        "USER_AUTH flow not enabled for this client"
+    );
     let (status, _, erin) = call(&app, "acme", "InitiateAuth", start("erin", json!({}))).await;
     assert_eq!(status, 200, "{erin}");
     let (status, _, nobody) = call(&app, "acme", "InitiateAuth", start("nobody", json!({}))).await;
