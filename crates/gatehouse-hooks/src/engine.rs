@@ -241,6 +241,7 @@ impl HookEngine {
         let engine = &self.inner.engine;
         let body = match kind {
             HookKind::CoreModule => {
+                screen_core_module(wasm)?;
                 let module = wasmtime::Module::new(engine, wasm).map_err(invalid_wasm)?;
                 check_core_module(&module)?;
                 module
@@ -388,6 +389,41 @@ fn func_is(
         && f.results().len() == results.len()
         && f.params().zip(params).all(|(p, is)| is(&p))
         && f.results().zip(results).all(|(r, is)| is(&r))
+}
+
+/// What a core module's sections say before it is compiled: an import, or a missing
+/// export, refuses it at once (compiling waits its turn behind other compiles on the
+/// compiler's threads). [`check_core_module`] checks the compiled module in full.
+fn screen_core_module(wasm: &[u8]) -> Result<(), HookError> {
+    let mut exports = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        // Malformed bytes are the compiler's to describe.
+        let Ok(payload) = payload else {
+            return Ok(());
+        };
+        match payload {
+            wasmparser::Payload::ImportSection(section) => {
+                if let Some(Ok(import)) = section.into_imports().next() {
+                    return Err(HookError::Invalid(format!(
+                        "the module imports `{}::{}`; a hook may import nothing",
+                        import.module, import.name
+                    )));
+                }
+            }
+            wasmparser::Payload::ExportSection(section) => {
+                exports.extend(section.into_iter().flatten().map(|e| e.name.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    for name in ["memory", "alloc", "handle"] {
+        if !exports.iter().any(|e| e == name) {
+            return Err(HookError::Invalid(format!(
+                "the module does not export `{name}`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn check_core_module(module: &wasmtime::Module) -> Result<(), HookError> {

@@ -872,84 +872,82 @@ async fn initiate_auth(
     }
 }
 
+/// The challenges `RespondToAuthChallenge` answers.
+const ANSWERED: [&str; 8] = [
+    "NEW_PASSWORD_REQUIRED",
+    "SOFTWARE_TOKEN_MFA",
+    "MFA_SETUP",
+    "CUSTOM_CHALLENGE",
+    "WEB_AUTHN",
+    "SELECT_MFA_TYPE",
+    "EMAIL_OTP",
+    "SELECT_CHALLENGE",
+];
+
 async fn respond(
     state: &AppState,
     pool: &Arc<Pool>,
     meta: &RequestMeta,
     req: RespondRequest,
 ) -> Answer {
+    let name = req.challenge_name.as_str();
+    if !ANSWERED.contains(&name) {
+        return Err(CognitoError::invalid_parameter(format!(
+            "ChallengeName {name} is not supported"
+        )));
+    }
+    // What every answer carries: the username, the session, and the client (its
+    // SECRET_HASH checked against the username).
     let responses = &req.challenge_responses;
-    match req.challenge_name.as_str() {
+    let username = required(responses, "USERNAME", name)?;
+    let secret_hash = param(responses, "SECRET_HASH")?;
+    let session = req
+        .session
+        .clone()
+        .ok_or_else(|| CognitoError::invalid_parameter("Missing required parameter Session"))?;
+    let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
+    let secret = || client.secret.clone();
+    let gh = &state.gh;
+    let id = req.client_id.as_str();
+    let (outcome, doing) = match name {
         "NEW_PASSWORD_REQUIRED" => {
-            let username = required(responses, "USERNAME", "NEW_PASSWORD_REQUIRED")?;
-            let new_password = required(responses, "NEW_PASSWORD", "NEW_PASSWORD_REQUIRED")?;
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
-            let outcome = state
-                .gh
-                .respond_new_password(
-                    pool,
-                    &req.client_id,
-                    client.secret.clone(),
-                    &session,
-                    &Secret::new(new_password),
-                    meta,
-                )
-                .await
-                .map_err(|e| from_service(e, Doing::Challenge))?;
-            outcome_answer(state, pool, &client, outcome, &username).await
+            let new_password = Secret::new(required(responses, "NEW_PASSWORD", name)?);
+            let outcome = gh
+                .respond_new_password(pool, id, secret(), &session, &new_password, meta)
+                .await;
+            (outcome, Doing::Challenge)
         }
-        "SOFTWARE_TOKEN_MFA" | "MFA_SETUP" => {
-            let name = req.challenge_name.as_str();
-            let username = required(responses, "USERNAME", name)?;
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
-            let outcome = if name == "SOFTWARE_TOKEN_MFA" {
-                let code = required(responses, "SOFTWARE_TOKEN_MFA_CODE", name)?;
-                state
-                    .gh
-                    .respond_software_token(
-                        pool,
-                        &req.client_id,
-                        client.secret.clone(),
-                        &session,
-                        &Secret::new(code),
-                        meta,
-                    )
-                    .await
-            } else {
-                state
-                    .gh
-                    .respond_mfa_setup(pool, &req.client_id, client.secret.clone(), &session, meta)
-                    .await
-            }
-            .map_err(|e| from_service(e, Doing::MfaCode))?;
-            outcome_answer(state, pool, &client, outcome, &username).await
+        "SOFTWARE_TOKEN_MFA" => {
+            let code = Secret::new(required(responses, "SOFTWARE_TOKEN_MFA_CODE", name)?);
+            let outcome = gh
+                .respond_software_token(pool, id, secret(), &session, &code, meta)
+                .await;
+            (outcome, Doing::MfaCode)
+        }
+        "MFA_SETUP" => {
+            let outcome = gh
+                .respond_mfa_setup(pool, id, secret(), &session, meta)
+                .await;
+            (outcome, Doing::MfaCode)
+        }
+        "EMAIL_OTP" => {
+            let code = Secret::new(required(responses, "EMAIL_OTP_CODE", name)?);
+            let outcome = gh
+                .respond_email_otp(pool, id, secret(), &session, &code, meta)
+                .await;
+            (outcome, Doing::MfaCode)
         }
         "CUSTOM_CHALLENGE" => {
-            let username = required(responses, "USERNAME", "CUSTOM_CHALLENGE")?;
             let answer = responses.get("ANSWER").cloned().ok_or_else(|| {
                 CognitoError::invalid_parameter(
                     "Missing required parameter ANSWER for CUSTOM_CHALLENGE",
                 )
             })?;
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
-            let outcome = state
-                .gh
+            let outcome = gh
                 .respond_custom_challenge(
                     pool,
-                    &req.client_id,
-                    client.secret.clone(),
+                    id,
+                    secret(),
                     &session,
                     &username,
                     &answer,
@@ -958,108 +956,49 @@ async fn respond(
                 )
                 .await
                 .map_err(|e| from_service(e, Doing::Challenge))?;
-            custom_answer(state, pool, &client, outcome, &username).await
+            return custom_answer(state, pool, &client, outcome, &username).await;
         }
         "WEB_AUTHN" => {
-            let username = required(responses, "USERNAME", "WEB_AUTHN")?;
-            let credential = required(responses, "CREDENTIAL", "WEB_AUTHN")?;
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
+            let credential = required(responses, "CREDENTIAL", name)?;
             let credential = json_document(Value::String(credential), "CREDENTIAL")?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
-            let outcome = state
-                .gh
-                .respond_web_authn(
-                    pool,
-                    &req.client_id,
-                    client.secret.clone(),
-                    &session,
-                    &credential,
-                    meta,
-                )
-                .await
-                .map_err(|e| from_service(e, Doing::Challenge))?;
-            outcome_answer(state, pool, &client, outcome, &username).await
+            let outcome = gh
+                .respond_web_authn(pool, id, secret(), &session, &credential, meta)
+                .await;
+            (outcome, Doing::Challenge)
         }
         "SELECT_MFA_TYPE" => {
-            let username = required(responses, "USERNAME", "SELECT_MFA_TYPE")?;
-            let answer = required(responses, "ANSWER", "SELECT_MFA_TYPE")?;
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
-            let outcome = state
-                .gh
-                .respond_select_mfa_type(
-                    pool,
-                    &req.client_id,
-                    client.secret.clone(),
-                    &session,
-                    &answer,
-                )
-                .await
-                .map_err(|e| from_service(e, Doing::Challenge))?;
-            outcome_answer(state, pool, &client, outcome, &username).await
+            let answer = required(responses, "ANSWER", name)?;
+            let outcome = gh
+                .respond_select_mfa_type(pool, id, secret(), &session, &answer)
+                .await;
+            (outcome, Doing::Challenge)
         }
-        "EMAIL_OTP" => {
-            let username = required(responses, "USERNAME", "EMAIL_OTP")?;
-            let code = required(responses, "EMAIL_OTP_CODE", "EMAIL_OTP")?;
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
-            let outcome = state
-                .gh
-                .respond_email_otp(
-                    pool,
-                    &req.client_id,
-                    client.secret.clone(),
-                    &session,
-                    &Secret::new(code),
-                    meta,
-                )
-                .await
-                .map_err(|e| from_service(e, Doing::MfaCode))?;
-            outcome_answer(state, pool, &client, outcome, &username).await
-        }
-        "SELECT_CHALLENGE" => {
-            let username = required(responses, "USERNAME", "SELECT_CHALLENGE")?;
-            let answer = required(responses, "ANSWER", "SELECT_CHALLENGE")?;
+        _ => {
+            // SELECT_CHALLENGE: a password answer is a sign-in's password step.
+            let answer = required(responses, "ANSWER", name)?;
             let password = param(responses, "PASSWORD")?.map(Secret::new);
-            let secret_hash = param(responses, "SECRET_HASH")?;
-            let session = req.session.ok_or_else(|| {
-                CognitoError::invalid_parameter("Missing required parameter Session")
-            })?;
-            let client = app_client(state, pool, &req.client_id, &username, &secret_hash).await?;
             let doing = if password.is_some() {
                 Doing::SignIn
             } else {
                 Doing::Challenge
             };
-            let outcome = state
-                .gh
+            let outcome = gh
                 .respond_select_challenge(
                     pool,
-                    &req.client_id,
-                    client.secret.clone(),
+                    id,
+                    secret(),
                     &session,
                     &username,
                     &answer,
                     password.as_ref(),
                     meta,
                 )
-                .await
-                .map_err(|e| from_service(e, doing))?;
-            outcome_answer(state, pool, &client, outcome, &username).await
+                .await;
+            (outcome, doing)
         }
-        other => Err(CognitoError::invalid_parameter(format!(
-            "ChallengeName {other} is not supported"
-        ))),
-    }
+    };
+    let outcome = outcome.map_err(|e| from_service(e, doing))?;
+    outcome_answer(state, pool, &client, outcome, &username).await
 }
 
 /// `GetUser`'s answer: the user's attributes under Cognito's names.
