@@ -904,7 +904,9 @@ pub async fn authorize_step(
             status,
         )
     };
-    let code_page = |challenge: &str, error: Option<&str>, status| {
+    // The code page: a software token's (or a recovery code's), or with `destination` (the
+    // masked address) an e-mailed code's.
+    let code_form = |challenge: &str, destination: Option<&str>, error: Option<&str>, status| {
         let csrf = csrf_token(&headers);
         form_page(
             &state,
@@ -919,36 +921,22 @@ pub async fn authorize_step(
                 request => sealed.clone(),
                 challenge,
                 csrf => csrf.0,
-                recovery => form.step.as_deref() == Some("mfa_recovery")
-                    || (form.step.as_deref() == Some("mfa_code")
-                        && form.code.as_deref().is_some_and(|c| c.trim().len() > 6)),
+                recovery => destination.is_none()
+                    && (form.step.as_deref() == Some("mfa_recovery")
+                        || (form.step.as_deref() == Some("mfa_code")
+                            && form.code.as_deref().is_some_and(|c| c.trim().len() > 6))),
+                email => destination.is_some(),
+                // Masked when it was made, and only shown back: never read by the step.
+                destination => destination.unwrap_or_default(),
                 error,
             },
             status,
         )
     };
+    let code_page =
+        |challenge: &str, error: Option<&str>, status| code_form(challenge, None, error, status);
     let email_code_page = |challenge: &str, destination: &str, error: Option<&str>, status| {
-        let csrf = csrf_token(&headers);
-        form_page(
-            &state,
-            &pool,
-            "mfa_code.html",
-            csrf.clone(),
-            context! {
-                pool_name => pool.slug.as_str(),
-                action => finish.action(),
-                for_pool => finish.for_pool(),
-                binding => finish.binding(),
-                request => sealed.clone(),
-                challenge,
-                csrf => csrf.0,
-                email => true,
-                // Masked when it was made, and only shown back: never read by the step.
-                destination,
-                error,
-            },
-            status,
-        )
+        code_form(challenge, Some(destination), error, status)
     };
     let setup_page = |challenge: &str, secret: &str, uri: &str, error: Option<&str>, status| {
         let csrf = csrf_token(&headers);

@@ -171,14 +171,8 @@ impl Gatehouse {
             .subject(&user.username)
             .detail("challenge", EMAIL_OTP);
         w.audit(&used).await?;
-        if self
-            .store
-            .sign_in_failures(pool.id, &user.username)
-            .await?
-            .is_some()
-        {
-            w.clear_sign_in_failures(&user.username).await?;
-        }
+        self.clear_failures_in(w.as_mut(), pool, &user.username)
+            .await?;
         Ok((w, user, claims.first))
     }
 

@@ -165,6 +165,20 @@ impl Gatehouse {
         Ok(())
     }
 
+    /// A factor passed: the username's failures, kept while the factor was owed, end with
+    /// `w`, the transaction that signs the user in.
+    pub(crate) async fn clear_failures_in(
+        &self,
+        w: &mut dyn PoolWrite,
+        pool: &Pool,
+        name: &Username,
+    ) -> ServiceResult<()> {
+        if self.store.sign_in_failures(pool.id, name).await?.is_some() {
+            w.clear_sign_in_failures(name).await?;
+        }
+        Ok(())
+    }
+
     /// Counts a wrong code like a wrong password, and answers the refusal. Called with no
     /// write transaction open.
     pub(crate) async fn wrong_code(
@@ -607,14 +621,8 @@ impl Gatehouse {
                 .detail("challenge", SOFTWARE_TOKEN_MFA);
         }
         w.audit(&used).await?;
-        if self
-            .store
-            .sign_in_failures(pool.id, &user.username)
-            .await?
-            .is_some()
-        {
-            w.clear_sign_in_failures(&user.username).await?;
-        }
+        self.clear_failures_in(w.as_mut(), pool, &user.username)
+            .await?;
         Ok((w, user, !is_totp))
     }
 

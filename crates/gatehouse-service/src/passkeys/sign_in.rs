@@ -288,14 +288,8 @@ impl Gatehouse {
             .detail("challenge", WEB_AUTHN)
             .detail("credential_id", &credential_id);
         w.audit(&event).await?;
-        if self
-            .store
-            .sign_in_failures(pool.id, &user.username)
-            .await?
-            .is_some()
-        {
-            w.clear_sign_in_failures(&user.username).await?;
-        }
+        self.clear_failures_in(w.as_mut(), pool, &user.username)
+            .await?;
         Ok((w, user))
     }
 
@@ -391,14 +385,8 @@ impl Gatehouse {
             .detail("challenge", "PASSWORDLESS")
             .detail("credential_id", &credential_id);
         w.audit(&event).await?;
-        if self
-            .store
-            .sign_in_failures(pool.id, &user.username)
-            .await?
-            .is_some()
-        {
-            w.clear_sign_in_failures(&user.username).await?;
-        }
+        self.clear_failures_in(w.as_mut(), pool, &user.username)
+            .await?;
         Ok((w, user))
     }
 
